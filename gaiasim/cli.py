@@ -1,0 +1,215 @@
+"""The ``gaiasim`` command: generate, run, validate, query, verify, demo.
+
+Errors an operator must fix are one line on stderr and exit status 2; a failed validation exits 1.
+Long work shows a progress bar on a terminal and stays quiet otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+import duckdb
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gaiasim import dataset as ds
+from gaiasim import demo as demo_mod
+from gaiasim.spec import SpecError, load_spec, make_spec, resolve_faults
+from gaiasim.validate import checks, db, report
+from pipeline.io import InputError
+
+err = Console(stderr=True)
+stdout = Console()
+
+
+def _fail(message: str) -> None:
+    click.echo(f"gaiasim: error: {message}", err=True)
+    sys.exit(2)
+
+
+def _errors(fn: Callable) -> Callable:
+    """Turn the errors an operator must fix into one line and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (SpecError, InputError) as exc:
+            _fail(str(exc))
+        except duckdb.Error as exc:
+            _fail(f"query failed: {str(exc).splitlines()[0]}")
+        except OSError as exc:
+            _fail(f"{exc.filename or ''}: {exc.strerror}; check the path and free disk space")
+
+    return wrapper
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[str, float], None]]:
+    """A progress callback: a rich bar on a terminal, nothing otherwise."""
+    if not err.is_terminal:
+        yield lambda _stage, _fraction: None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err,
+                  transient=True) as bar:
+        task = bar.add_task(label, total=1.0)
+        yield lambda stage, fraction: bar.update(task, completed=fraction, description=f"{label}: {stage}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(ds.code_version(), prog_name="gaiasim")
+def main() -> None:
+    """Simulation and validation harness for a Gaia-like daily telemetry pipeline."""
+
+
+@main.command()
+@click.argument("spec", required=False, type=click.Path(path_type=Path))
+@click.option("--scale", type=float, help="fraction of the real sky density (1.0 ~ 70 M transits a day)")
+@click.option("--seed", type=int, help="random seed (same seed and spec -> same bytes)")
+@click.option("--date", "date_", type=str, help="first day, YYYY-MM-DD")
+@click.option("--days", type=int, help="consecutive days with the same sky")
+@click.option("--faults", type=click.Path(path_type=Path), help="fault plan TOML (datasets/faults/)")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="dataset folder to create")
+@_errors
+def generate(spec, scale, seed, date_, days, faults, out) -> None:
+    """Generate a dataset: TM files, reference catalogue and truth.
+
+    Either from SPEC.toml (see datasets/levels/) or from --scale/--seed/--date options; options given
+    with a SPEC override its values.
+    """
+    from gaiasim.sim.generate import generate as run_generate
+
+    values = {k: v for k, v in (("scale", scale), ("seed", seed), ("date", date_), ("days", days)) if v is not None}
+    if spec is not None:
+        base, faults_path = load_spec(spec)
+        day = make_spec(**{**base.to_json(), **values})
+    else:
+        day, faults_path = make_spec(**values), None
+    if faults is not None:
+        faults_path = resolve_faults(str(faults), Path.cwd())
+    with _progress("generate") as progress:
+        manifest = run_generate(day, out, faults_path, progress)
+    c = manifest["counts"]
+    click.echo(f"dataset {out}: {c['transits']} transits of {c['sources']} sources, {c['packets']} packets "
+               f"in {c['tm_files']} TM files, {c['faults']} faults injected")
+
+
+@main.command(name="run")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="run folder to create")
+@click.option("--workers", type=click.IntRange(1, 256), default=None, help="threads for the numba kernels")
+@_errors
+def run_cmd(dataset, out, workers) -> None:
+    """Run the daily pipeline over DATASET into a run folder."""
+    from pipeline.run import run
+
+    if not Path(dataset).is_dir():
+        raise InputError(f"dataset {dataset} not found; give a folder made by 'gaiasim generate'")
+    if workers:
+        import numba
+
+        numba.set_num_threads(min(workers, numba.config.NUMBA_NUM_THREADS))
+    with _progress("run") as progress:
+        info = run(dataset, out, progress=progress)
+    c = info["counts"]
+    click.echo(f"run {out}: {c['transits']} transits ({c['transits_matched']} matched), "
+               f"{c['packets_read']} packets read = {c['packets_used']} used + {c['duplicates_dropped']} duplicates "
+               f"+ {c['packets_quarantined']} quarantined")
+
+
+def _results_table(results: list[checks.Result]) -> Table:
+    table = Table(title="validation")
+    for col in ("requirement", "statement", "measured", "threshold", "result"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        value = "n/a" if r.value is None else f"{r.value:.4g} {r.check.unit}".strip()
+        verdict = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
+        table.add_row(r.check.requirement, r.check.statement, value, f"{r.check.op} {r.check.threshold:g}", verdict)
+    return table
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--dataset", type=click.Path(path_type=Path), help="dataset with the truth (default: the run's)")
+@click.option("--junit", type=click.Path(path_type=Path), help="write JUnit XML here")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="write JSON results here")
+@_errors
+def validate(run_dir, dataset, junit, json_path) -> None:
+    """Run every check on RUN_DIR against its dataset's truth; exit 1 on any failure."""
+    con = db.connect(run_dir, dataset)
+    results = checks.evaluate_all(con, db.has_truth(con))
+    stdout.print(_results_table(results))
+    if junit:
+        report.write_junit(results, junit)
+    if json_path:
+        report.write_json(results, run_dir, json_path)
+    failed = [r for r in results if not r.passed]
+    click.echo(f"{len(results) - len(failed)} of {len(results)} checks passed")
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("sql")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@_errors
+def query(run_dir, sql, fmt) -> None:
+    """Answer SQL over a run (transits, ccd, quarantine, gaps, hk) and its truth (truth_*)."""
+    rel = db.connect(run_dir).sql(sql)
+    if rel is None:
+        return
+    if fmt == "table":
+        table = Table()
+        for name in rel.columns:
+            table.add_column(name)
+        for row in rel.fetchall():
+            table.add_row(*("NULL" if v is None else str(v) for v in row))
+        stdout.print(table)
+    else:
+        import csv
+        import json
+
+        rows = rel.fetchall()
+        if fmt == "csv":
+            writer = csv.writer(sys.stdout)
+            writer.writerow(rel.columns)
+            writer.writerows(rows)
+        else:
+            click.echo(json.dumps([dict(zip(rel.columns, r, strict=True)) for r in rows], default=str, indent=1))
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@_errors
+def verify(folder) -> None:
+    """Recompute every SHA-256 of a dataset against its manifest; exit 1 naming what differs."""
+    problems = ds.verify(folder)
+    for p in problems:
+        click.echo(f"{folder}/{p}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo(f"{folder}: all {len(ds.read_manifest(folder)['files'])} files match the manifest")
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), help="folder for the demo (default: a temporary one)")
+@_errors
+def demo(out) -> None:
+    """Generate the embedded demo day, run the pipeline, validate, and print a summary."""
+    with tempfile.TemporaryDirectory(prefix="gaiasim-demo-") as tmp:
+        root = Path(out) if out else Path(tmp)
+        with _progress("demo") as progress:
+            summary = demo_mod.run_demo(root, progress)
+        stdout.print(demo_mod.summary_table(summary))
+        stdout.print(_results_table(summary.results))
+        if out:
+            click.echo(f"demo outputs kept in {root}: try  gaiasim query {root / 'run'} \"select count(*) from transits\"")
+    sys.exit(0 if all(r.passed for r in summary.results) else 1)
+

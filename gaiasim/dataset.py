@@ -1,0 +1,82 @@
+"""Dataset folders: layout, manifest (``dataset.json``) and integrity (``gaiasim verify``).
+
+::
+
+    <dataset>/
+      dataset.json     spec, code version, counts, SHA-256 of every file
+      tm/<pass>.tm     raw CCSDS packet streams, one file per downlink pass
+      catalogue/       reference catalogue (Parquet, region=NN partitions)
+      truth/           what really happened (Parquet): sources, transits, ccd, faults
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline import io
+from pipeline.io import write_table
+
+MANIFEST = "dataset.json"
+TRUTH_TABLES = ("sources", "transits", "ccd", "faults")
+
+__all__ = ["MANIFEST", "TRUTH_TABLES", "code_version", "data_files", "read_manifest", "verify", "write_manifest",
+           "write_table", "write_tm", "write_truth"]
+
+
+def code_version() -> str:
+    try:
+        return importlib.metadata.version("gaiasim")
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree
+        return "0+unknown"
+
+
+def write_tm(path: Path, data: np.ndarray) -> None:
+    io.write_bytes(np.ascontiguousarray(data, dtype=np.uint8), path)
+
+
+def write_truth(root: Path, name: str, table: pa.Table, schema: pa.Schema) -> None:
+    write_table(table, schema, root / "truth" / f"{name}.parquet")
+
+
+def data_files(root: Path) -> list[Path]:
+    """Every file of the dataset except the manifest, sorted, relative to ``root``."""
+    return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and p.name != MANIFEST)
+
+
+def write_manifest(root: Path, manifest: dict) -> None:
+    manifest = dict(manifest)
+    manifest["code_version"] = code_version()
+    manifest["files"] = {str(p): io.sha256_file(root / p) for p in data_files(root)}
+    io.write_json(manifest, root / MANIFEST)
+
+
+def read_manifest(root: Path) -> dict:
+    path = Path(root) / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise io.InputError(f"{root} is not a dataset: {MANIFEST} is missing; run 'gaiasim generate' first") from None
+    except json.JSONDecodeError as exc:
+        raise io.InputError(f"{path} is not valid JSON ({exc}); regenerate the dataset") from None
+
+
+def verify(root: Path) -> list[str]:
+    """Problems found when recomputing every SHA-256 against the manifest (empty when intact)."""
+    root = Path(root)
+    expected = read_manifest(root)["files"]
+    problems = []
+    for name, digest in sorted(expected.items()):
+        path = root / name
+        if not path.is_file():
+            problems.append(f"{name}: missing")
+        elif io.sha256_file(path) != digest:
+            problems.append(f"{name}: SHA-256 differs from the manifest")
+    for p in data_files(root):
+        if str(p) not in expected:
+            problems.append(f"{p}: not in the manifest")
+    return problems

@@ -1,0 +1,141 @@
+"""Fault plans and the fault ledger.
+
+A fault plan (TOML in datasets/faults/) says what to break in the downlinked telemetry. Every injected
+fault becomes one row of the ledger (``truth_faults``) with what a correct pipeline must report for it,
+so the harness can check that each one is detected.
+
+Plan keys (all optional; fractions are per packet, drawn independently per pass)::
+
+    packet_loss = 0.001      # packets lost in the downlink      -> pipeline reports a sequence gap
+    bit_flip = 0.001         # one bit flipped in a packet       -> quarantine (crc_error or other)
+    duplicate = 0.001        # packet received twice             -> duplicate dropped
+    truncated_files = 1      # passes whose file ends mid-packet -> quarantine (truncated)
+    truncate_octets = 100    # octets cut from the end of each of those files
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from gaiasim.spec import SpecError, load_toml
+
+TRUTH_FAULTS = pa.schema(
+    [
+        pa.field("fault_id", pa.int64(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False, metadata={"doc": "packet_loss, bit_flip, duplicate, truncated_file"}),
+        pa.field("file", pa.string(), nullable=False),
+        pa.field("apid", pa.int32(), nullable=False),
+        pa.field("seq", pa.int32(), nullable=False),
+        pa.field("obmt_ns", pa.int64(), nullable=False, metadata={"unit": "ns"}),
+        pa.field("offset", pa.int64(), nullable=False, metadata={"unit": "octet", "doc": "in the TM file"}),
+        pa.field("expected", pa.string(), nullable=False, metadata={"doc": "what the pipeline must report"}),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    packet_loss: float = 0.0  # fraction of packets lost
+    bit_flip: float = 0.0  # fraction of packets with one flipped bit
+    duplicate: float = 0.0  # fraction of packets received twice
+    truncated_files: int = 0  # number of TM files cut short (the last ones of the dataset first)
+    truncate_octets: int = 100  # octets cut from each truncated file
+
+    def __post_init__(self) -> None:
+        for name in ("packet_loss", "bit_flip", "duplicate"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not 0.0 <= value <= 0.5:
+                raise SpecError(f"{name} = {value!r}: must be a fraction in [0, 0.5]")
+        if not isinstance(self.truncated_files, int) or self.truncated_files < 0:
+            raise SpecError(f"truncated_files = {self.truncated_files!r}: must be an integer >= 0")
+        if not isinstance(self.truncate_octets, int) or not 1 <= self.truncate_octets <= 1_000_000:
+            raise SpecError(f"truncate_octets = {self.truncate_octets!r}: must be an integer in [1, 1000000]")
+
+
+def load_plan(path: Path) -> FaultPlan:
+    raw = load_toml(Path(path))
+    allowed = {f.name for f in fields(FaultPlan)}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise SpecError(f"{path}: unknown key {unknown[0]!r} in the fault plan; allowed keys: {', '.join(sorted(allowed))}")
+    try:
+        return FaultPlan(**raw)
+    except SpecError as exc:
+        raise SpecError(f"{path}: {exc}") from None
+
+
+class Ledger:
+    """Collects the injected faults; :meth:`table` gives ``truth_faults``."""
+
+    def __init__(self) -> None:
+        self._rows: list[tuple] = []
+
+    def add(self, kind: str, file: str, apid: int, seq: int, obmt_ns: int, offset: int, expected: str) -> None:
+        self._rows.append((len(self._rows), kind, file, int(apid), int(seq), int(obmt_ns), int(offset), expected))
+
+    def count(self) -> int:
+        return len(self._rows)
+
+    def table(self) -> pa.Table:
+        cols = list(zip(*self._rows, strict=True)) if self._rows else [[] for _ in TRUTH_FAULTS]
+        return pa.table(dict(zip(TRUTH_FAULTS.names, cols, strict=True)), schema=TRUTH_FAULTS)
+
+
+def apply(plan: FaultPlan, rng: np.random.Generator, file: str,
+          chunks: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]], ledger: Ledger,
+          truncate: bool = False) -> np.ndarray:
+    """Bytes of one TM file from its packets (``(apid, seq, obmt_ns, rows, protected)`` per APID, in
+    reception order), with the plan's faults injected and recorded in ``ledger``.
+
+    ``protected`` packets are never lost: the first and last packet of each APID in a dataset, whose
+    loss no receiver could see as a sequence gap.
+
+    ``truncate`` cuts the file short inside its last packet (at most ``truncate_octets``, never the whole
+    packet, so exactly one packet is truncated).
+    """
+    pieces: list[np.ndarray] = []
+    offset = 0
+    last: tuple[int, int, int] | None = None
+    for apid, seq, t, rows, protected in chunks:
+        n, octets = rows.shape
+        lost = ~protected & (rng.random(n) < plan.packet_loss)
+        flipped = ~lost & (rng.random(n) < plan.bit_flip)
+        # A flipped packet is quarantined, so a copy of it would not be a duplicate: keep them apart.
+        duplicated = ~lost & ~flipped & (rng.random(n) < plan.duplicate)
+        kept = np.flatnonzero(~lost)
+        copies = 1 + duplicated[kept]
+        out = rows[np.repeat(kept, copies)]
+        start = offset + octets * (np.cumsum(copies) - copies)  # file offset of each kept packet
+        for i in np.flatnonzero(lost):
+            # A lost packet is reported where the next one of the file starts.
+            ledger.add("packet_loss", file, apid, seq[i], t[i], offset + octets * int(np.sum(copies[kept < i])), "gap")
+        for j in np.flatnonzero(flipped[kept]):
+            bit = int(rng.integers(0, octets * 8))
+            row = (np.cumsum(copies) - copies)[j]
+            out[row, bit // 8] ^= np.uint8(1 << (bit % 8))
+            ledger.add("bit_flip", file, apid, seq[kept[j]], t[kept[j]], start[j], "quarantine")
+        for j in np.flatnonzero(duplicated[kept]):
+            ledger.add("duplicate", file, apid, seq[kept[j]], t[kept[j]], start[j] + octets, "duplicate")
+        if len(out):
+            pieces.append(out.reshape(-1))
+            last = (apid, int(seq[kept[-1]]), int(t[kept[-1]]))
+        offset += out.size
+    data = np.concatenate(pieces) if pieces else np.empty(0, dtype=np.uint8)
+    if truncate and last is not None:
+        apid, seq, t = last
+        cut = min(plan.truncate_octets, chunks_last_octets(chunks) - 1)
+        ledger.add("truncated_file", file, apid, seq, t, data.size - chunks_last_octets(chunks), "quarantine")
+        data = data[: data.size - cut]
+    return data
+
+
+def chunks_last_octets(chunks: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> int:
+    """Size of the last packet of a file made of ``chunks``."""
+    for _apid, _seq, _t, rows, _protected in reversed(chunks):
+        if len(rows):
+            return rows.shape[1]
+    return 0

@@ -1,0 +1,154 @@
+"""Focal-plane signal: windows of samples (ADU) for each transit, with their simulated image parameters.
+
+Physics (FACTS.md section 2 and 5): window classes by magnitude, TDI gating for bright stars, a Gaussian
+LSF of 1 AL pixel integrated over each sample (:mod:`pipeline.lsf`), a flat sky background, Poisson
+photon noise, Gaussian read noise per strip (Hambly+2018), the 0.258 ADU/e- gain, an electronic offset
+and 16-bit saturation. The instrument is described by :mod:`pipeline.calibration` (the pre-launch
+calibration is taken to be exact here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline import geometry, icd
+from pipeline.calibration import Calibration
+from pipeline.lsf import lsf_profile
+
+#: Sky background, e- per pixel per second [U placeholder: a dark-sky AF background of order 1 e-/px/s].
+SKY_BG_E_PER_PX_S = 0.5
+#: AC pixels binned into one AL sample of a 1D window (FACTS.md section 2).
+AC_BINNING_PX = 12
+#: Onboard window placement error along scan, uniform +-, pixels [U]: the window is centred on the
+#: onboard prediction of each strip's crossing, which carries attitude and propagation errors.
+WINDOW_JITTER_PX = 0.3
+#: Gate chosen by G: (G below which it is used, gate), brightest first. [U] thresholds (FACTS.md 2),
+#: set so that the peak sample stays under 16-bit saturation down to G ~ 7.4 with this LSF.
+GATE_BY_G = ((9.8, 5), (11.3, 7), (12.6, 9))
+#: BP/RP colour relations [U]: G - G_RP = 0.6 (BP-RP), so G_BP = G_RP + (BP-RP).
+G_MINUS_RP_PER_BPRP = 0.6
+#: Dispersed spectrum profile along the 60 BP/RP samples: Gaussian centre and width, samples [U].
+SPECTRUM_CENTRE_SAMPLE, SPECTRUM_SIGMA_SAMPLES = 29.5, 9.0
+
+#: Strips read in a star packet, in packet order (SM first, then AF1..AF9).
+WINDOW_STRIPS = ("SM", *geometry.AF_STRIPS)
+
+TRUTH_CCD = pa.schema(
+    [
+        pa.field("transit_id", pa.int64(), nullable=False),
+        pa.field("strip", pa.string(), nullable=False),
+        pa.field("al_px", pa.float64(), nullable=False, metadata={"unit": "px", "doc": "pipeline.schemas frame"}),
+        pa.field("flux_e", pa.float32(), nullable=False, metadata={"unit": "e-"}),
+        pa.field("bg_e", pa.float32(), nullable=False, metadata={"unit": "e-", "doc": "per sample"}),
+    ]
+)
+
+
+def window_class_of(g_mag: np.ndarray) -> np.ndarray:
+    return np.searchsorted(np.array(icd.WINDOW_CLASS_G_MAX), np.asarray(g_mag), side="right").astype(np.int8)
+
+
+def gate_of(g_mag: np.ndarray) -> np.ndarray:
+    gate = np.zeros(len(g_mag), dtype=np.int8)
+    for g_max, code in reversed(GATE_BY_G):
+        gate[np.asarray(g_mag) < g_max] = code
+    return gate
+
+
+def integration_s(gate: np.ndarray) -> np.ndarray:
+    lookup = np.zeros(max(icd.GATE_INTEGRATION_S) + 1)
+    for code, seconds in icd.GATE_INTEGRATION_S.items():
+        lookup[code] = seconds
+    return lookup[np.asarray(gate)]
+
+
+def _digitise(rng: np.random.Generator, expected_e: np.ndarray, read_noise_e: np.ndarray, cal: Calibration):
+    """Photon noise, read noise, gain, offset, 16-bit ADC."""
+    electrons = rng.poisson(expected_e) + rng.normal(0.0, 1.0, expected_e.shape) * read_noise_e
+    adu = np.rint(electrons * cal.gain_adu_per_e + cal.bias_adu)
+    return np.clip(adu, 0, icd.ADC_MAX_ADU).astype(np.uint16)
+
+
+@dataclass(frozen=True)
+class StarWindows:
+    """Payloads of one window class, and the simulated image parameters of their CCD windows."""
+
+    apid: int
+    payload: np.ndarray  # icd.PAYLOADS[apid] records, in the order of ``index``
+    index: np.ndarray  # rows of the input transits these payloads belong to
+    truth_ccd: pa.Table
+
+
+def make_windows(
+    rng: np.random.Generator,
+    transit_id: np.ndarray,
+    t_offset_px: np.ndarray,
+    fov: np.ndarray,
+    g_mag: np.ndarray,
+    bp_rp: np.ndarray,
+    cal: Calibration,
+) -> list[StarWindows]:
+    """Star-packet payloads for transits, grouped by window class.
+
+    ``t_offset_px`` is the AF1 crossing time after the transit_id's quantised OBMT, in TDI periods: the
+    sub-pixel phase of the image in its window.
+    """
+    wclass = window_class_of(g_mag)
+    gate = gate_of(g_mag)
+    t_int_s = integration_s(gate)
+    out = []
+    for wc, n_samples in icd.WINDOW_SAMPLES.items():
+        sel = np.flatnonzero(wclass == wc)
+        m = len(sel)
+        if m == 0:
+            continue
+        n_strips = len(WINDOW_STRIPS)
+        flux_e = 10.0 ** (-0.4 * (g_mag[sel] - cal.zero_point_g_mag)) * t_int_s[sel]
+        bg_e = SKY_BG_E_PER_PX_S * AC_BINNING_PX * t_int_s[sel]
+        centre = 0.5 * (n_samples - 1) + t_offset_px[sel][:, None]
+        al_px = centre + rng.uniform(-WINDOW_JITTER_PX, WINDOW_JITTER_PX, (m, n_strips))
+        k = np.arange(n_samples, dtype=np.float64)
+        expected = bg_e[:, None, None] + flux_e[:, None, None] * lsf_profile(
+            k[None, None, :] - al_px[:, :, None], cal.lsf_sigma_px
+        )
+        sm_names = np.where(fov[sel] == 1, "SM1", "SM2")
+        noise = np.array([[cal.read_noise_e[s] for s in ("SM1", *geometry.AF_STRIPS)]])[:, :, None]
+        adu = _digitise(rng, expected, noise, cal)
+
+        g_rp = g_mag[sel] - G_MINUS_RP_PER_BPRP * bp_rp[sel]
+        g_bp = g_rp + bp_rp[sel]
+        shape = np.exp(-0.5 * ((np.arange(icd.SPECTRUM_SAMPLES) - SPECTRUM_CENTRE_SAMPLE) / SPECTRUM_SIGMA_SAMPLES) ** 2)
+        shape /= shape.sum()
+        spectra = {}
+        for band, g_band, zp in (("bp", g_bp, cal.zero_point_bp_mag), ("rp", g_rp, cal.zero_point_rp_mag)):
+            f_band = 10.0 ** (-0.4 * (g_band - zp)) * t_int_s[sel]
+            exp_band = bg_e[:, None] + f_band[:, None] * shape[None, :]
+            spectra[band] = _digitise(rng, exp_band, np.float64(cal.read_noise_e[band.upper()]), cal)
+
+        payload = np.zeros(m, dtype=icd.star_payload_dtype(wc))
+        payload["transit_id"] = transit_id[sel]
+        payload["window_class"] = wc
+        payload["gate"] = gate[sel]
+        payload["sm_adu"] = adu[:, 0, :]
+        payload["af_adu"] = adu[:, 1:, :]
+        payload["bp_adu"] = spectra["bp"]
+        payload["rp_adu"] = spectra["rp"]
+
+        strips = np.empty((m, n_strips), dtype=object)
+        strips[:, 0] = sm_names
+        strips[:, 1:] = np.array(geometry.AF_STRIPS, dtype=object)[None, :]
+        truth = pa.table(
+            {
+                "transit_id": np.repeat(transit_id[sel], n_strips),
+                "strip": strips.ravel().astype(str),
+                "al_px": al_px.ravel(),
+                "flux_e": np.repeat(flux_e, n_strips).astype(np.float32),
+                "bg_e": np.repeat(bg_e, n_strips).astype(np.float32),
+            },
+            schema=TRUTH_CCD,
+        )
+        out.append(StarWindows(icd.STAR_APIDS[wc], payload, sel, truth))
+    return out

@@ -1,0 +1,182 @@
+"""Checks as data: each is a named DuckDB query returning one number, a threshold and a requirement.
+
+One definition serves ``gaiasim validate``, the Gherkin steps and the reports. The SQL reads the views
+of :mod:`gaiasim.validate.db`; thresholds are compared in Python, never pasted into SQL.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+import duckdb
+
+_OPS = {"==": operator.eq, "<=": operator.le, ">=": operator.ge}
+
+# Packets a fault removed from the stream (lost, or quarantined so their content is unusable).
+_UNUSABLE = """
+    SELECT apid, seq, obmt_ns FROM truth_faults WHERE kind IN ('packet_loss', 'bit_flip', 'truncated_file')
+"""
+# Per-CCD centroid pulls of clean fits, binned by G.
+_PULLS = """
+    SELECT floor(t.g_mag) AS g_bin, (c.al_px - tc.al_px) / c.al_px_err AS pull
+    FROM ccd c JOIN truth_ccd tc USING (transit_id, strip) JOIN truth_transits t USING (transit_id)
+    WHERE c.flags = 0
+"""
+# Statistical slack of a bin of n pulls: 3 standard errors of the median (1.2533 / sqrt n) and of the
+# normalised MAD (1.166 / sqrt n) of a unit Gaussian, so a small day cannot fail by chance and a large
+# one must meet the bound itself.
+_PULL_BINS = f"""
+    SELECT g_bin, count(*) AS n, median(pull) AS bias, 1.4826 * mad(pull) AS width,
+           3 * 1.2533 / sqrt(count(*)) AS bias_slack, 3 * 1.166 / sqrt(count(*)) AS width_slack
+    FROM ({_PULLS}) GROUP BY g_bin HAVING count(*) >= 100
+"""
+# Does a fault show up where a correct pipeline must report it?
+_DETECTED = """
+    CASE f.kind
+      WHEN 'bit_flip' THEN EXISTS (SELECT 1 FROM quarantine q WHERE q.file = f.file
+                                   AND f."offset" >= q."offset" AND f."offset" < q."offset" + q.octets)
+      WHEN 'truncated_file' THEN EXISTS (SELECT 1 FROM quarantine q WHERE q.file = f.file AND q.reason = 'truncated'
+                                   AND f."offset" >= q."offset" AND f."offset" < q."offset" + q.octets)
+      WHEN 'duplicate' THEN EXISTS (SELECT 1 FROM gaps g WHERE g.kind = 'duplicate' AND g.apid = f.apid
+                                   AND g.first_seq = f.seq AND g.obmt_ns = f.obmt_ns)
+      WHEN 'packet_loss' THEN EXISTS (SELECT 1 FROM gaps g WHERE g.kind = 'gap' AND g.apid = f.apid AND
+                                   CASE WHEN g.first_seq <= g.last_seq THEN f.seq BETWEEN g.first_seq AND g.last_seq
+                                        ELSE f.seq >= g.first_seq OR f.seq <= g.last_seq END)
+      ELSE false
+    END
+"""
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str  # short identifier
+    requirement: str  # REQ-<AREA>-<NNN>
+    statement: str  # one line, in the operations team's words
+    sql: str  # returns one row, one number: the measured value
+    op: str  # how the value must compare with the threshold: ==, <= or >=
+    threshold: float
+    unit: str = ""
+    needs_truth: bool = True
+
+
+CHECKS: tuple[Check, ...] = (
+    Check(
+        "packet_conservation", "REQ-ING-001",
+        "every packet read is used, dropped as a counted duplicate or quarantined with a reason",
+        """
+        WITH c AS (SELECT key, value FROM run_counts)
+        SELECT abs((SELECT value FROM c WHERE key = 'packets_read') - (SELECT value FROM c WHERE key = 'packets_used')
+                   - (SELECT value FROM c WHERE key = 'duplicates_dropped')
+                   - (SELECT value FROM c WHERE key = 'packets_quarantined'))
+             + abs((SELECT count(*) FROM quarantine) - (SELECT value FROM c WHERE key = 'packets_quarantined'))
+             + abs((SELECT count(*) FROM gaps WHERE kind = 'duplicate')
+                   - (SELECT value FROM c WHERE key = 'duplicates_dropped'))
+        """,
+        "==", 0, "packets", needs_truth=False,
+    ),
+    Check(
+        "transits_complete", "REQ-E2E-001",
+        "every transit of the day comes out exactly once, unless the fault ledger says its packet was lost",
+        f"""
+        WITH expected AS (SELECT transit_id FROM truth_transits t
+                          ANTI JOIN ({_UNUSABLE}) u ON u.apid = t.apid AND u.seq = t.seq AND u.obmt_ns = t.obmt_ns),
+             out AS (SELECT transit_id, count(*) AS n FROM transits GROUP BY transit_id)
+        SELECT (SELECT count(*) FROM expected ANTI JOIN out USING (transit_id))
+             + (SELECT count(*) FROM out WHERE n > 1)
+        """,
+        "==", 0, "transits",
+    ),
+    Check(
+        "no_spurious_transits", "REQ-E2E-002",
+        "no transit comes out that the spacecraft did not observe",
+        "SELECT count(*) FROM transits ANTI JOIN truth_transits USING (transit_id)",
+        "==", 0, "transits",
+    ),
+    Check(
+        "centroid_pull_bias", "REQ-IPD-001",
+        "in no G bin is the centroid pull bias significantly (3 sigma) above 0.05",
+        f"SELECT coalesce(max(abs(bias) - bias_slack), 0) FROM ({_PULL_BINS})",
+        "<=", 0.05, "sigma",
+    ),
+    Check(
+        "centroid_pull_width", "REQ-IPD-002",
+        "in no G bin is the centroid pull width significantly (3 sigma) more than 10 % off 1",
+        f"SELECT coalesce(max(abs(width - 1) - width_slack), 0) FROM ({_PULL_BINS})",
+        "<=", 0.10, "",
+    ),
+    Check(
+        "crossmatch_correct", "REQ-XM-001",
+        "at least 99.9 % of transits are matched to the right source",
+        """
+        SELECT coalesce(avg(CASE WHEN r.source_id = t.source_id THEN 1.0 ELSE 0.0 END), 1.0)
+        FROM transits r JOIN truth_transits t USING (transit_id)
+        """,
+        ">=", 0.999, "fraction",
+    ),
+    Check(
+        "photometry_bias", "REQ-PHOT-001",
+        "in every G bin the transit G magnitudes are unbiased to 0.01 mag",
+        """
+        SELECT coalesce(max(abs(b)), 0) FROM (
+            SELECT floor(t.g_mag) AS g_bin, median(r.g_mag - t.g_mag) AS b
+            FROM transits r JOIN truth_transits t USING (transit_id)
+            WHERE r.g_mag IS NOT NULL GROUP BY g_bin HAVING count(*) >= 20)
+        """,
+        "<=", 0.01, "mag",
+    ),
+    Check(
+        "faults_detected", "REQ-ING-002",
+        "every fault injected into the telemetry is reported (quarantine, gap or duplicate)",
+        f"SELECT count(*) FROM truth_faults f WHERE NOT ({_DETECTED})",
+        "==", 0, "faults",
+    ),
+    Check(
+        "no_false_alarms", "REQ-ING-003",
+        "no quarantine row, gap or duplicate is reported that no injected fault explains",
+        """
+        SELECT (SELECT count(*) FROM quarantine q WHERE NOT EXISTS (
+                    SELECT 1 FROM truth_faults f WHERE f.file = q.file
+                    AND f."offset" >= q."offset" AND f."offset" < q."offset" + q.octets))
+             + (SELECT count(*) FROM gaps g WHERE g.kind = 'gap' AND NOT EXISTS (
+                    SELECT 1 FROM truth_faults f WHERE f.apid = g.apid
+                    AND f.kind IN ('packet_loss', 'bit_flip', 'truncated_file')
+                    AND CASE WHEN g.first_seq <= g.last_seq THEN f.seq BETWEEN g.first_seq AND g.last_seq
+                             ELSE f.seq >= g.first_seq OR f.seq <= g.last_seq END))
+             + (SELECT count(*) FROM gaps g WHERE g.kind = 'duplicate' AND NOT EXISTS (
+                    SELECT 1 FROM truth_faults f WHERE f.kind = 'duplicate' AND f.apid = g.apid
+                    AND f.seq = g.first_seq AND f.obmt_ns = g.obmt_ns))
+             + (SELECT count(*) FROM gaps g WHERE g.kind = 'out_of_order')
+        """,
+        "==", 0, "reports",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Result:
+    check: Check
+    value: float | None  # None when the check could not run
+    passed: bool
+    note: str = ""
+
+
+def get(name: str) -> Check:
+    """The check called ``name``."""
+    for check in CHECKS:
+        if check.name == name:
+            return check
+    raise KeyError(f"no check named {name!r}; known: {', '.join(c.name for c in CHECKS)}")
+
+
+def evaluate(con: duckdb.DuckDBPyConnection, check: Check, truth: bool = True) -> Result:
+    """Run one check; a check that needs truth fails (not silently passes) when truth is missing."""
+    if check.needs_truth and not truth:
+        return Result(check, None, False, "no truth tables: link the run to its dataset")
+    value = con.execute(check.sql).fetchall()[0][0]
+    value = float(value) if value is not None else float("nan")
+    return Result(check, value, bool(_OPS[check.op](value, check.threshold)))
+
+
+def evaluate_all(con: duckdb.DuckDBPyConnection, truth: bool = True) -> list[Result]:
+    return [evaluate(con, c, truth) for c in CHECKS]

@@ -1,0 +1,57 @@
+"""Machine-readable validation results: JUnit XML and JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from gaiasim.validate.checks import Result
+from pipeline import io
+
+
+def _value(r: Result) -> float | None:
+    return None if r.value is None or math.isnan(r.value) else r.value
+
+
+def to_json(results: list[Result], run_dir: Path) -> dict:
+    return {
+        "run": str(Path(run_dir).resolve()),
+        "passed": all(r.passed for r in results),
+        "checks": [
+            {
+                "name": r.check.name,
+                "requirement": r.check.requirement,
+                "statement": r.check.statement,
+                "value": _value(r),
+                "op": r.check.op,
+                "threshold": r.check.threshold,
+                "unit": r.check.unit,
+                "passed": r.passed,
+                "note": r.note,
+            }
+            for r in results
+        ],
+    }
+
+
+def write_json(results: list[Result], run_dir: Path, path: Path) -> None:
+    io.write_json(to_json(results, run_dir), Path(path))
+
+
+def write_junit(results: list[Result], path: Path) -> None:
+    """One testsuite ``gaiasim.validate``, one testcase per check (classname = requirement id)."""
+    failures = sum(not r.passed for r in results)
+    suite = ET.Element("testsuite", name="gaiasim.validate", tests=str(len(results)), failures=str(failures),
+                       errors="0", skipped="0")
+    for r in results:
+        case = ET.SubElement(suite, "testcase", classname=r.check.requirement, name=r.check.name)
+        if not r.passed:
+            msg = r.note or f"{r.check.name} = {r.value} {r.check.unit}, required {r.check.op} {r.check.threshold}"
+            ET.SubElement(case, "failure", message=msg).text = r.check.statement
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = ET.Element("testsuites")
+    root.append(suite)
+    io.write_bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True), path)

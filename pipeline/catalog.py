@@ -1,0 +1,44 @@
+"""``catalog.duckdb``: DuckDB views over a run's Parquet tables (regenerable; Parquet is the contract).
+
+Views use absolute paths, so the database opens from any working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from pipeline import schemas
+
+CATALOG = "catalog.duckdb"
+
+
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def parquet_glob(folder: Path) -> Path:
+    """Every Parquet file under ``folder``, hive partitions included."""
+    return Path(folder).resolve() / "**" / "*.parquet"
+
+
+def view_sql(name: str, files: Path) -> str:
+    """SQL creating view ``name`` over the Parquet ``files`` (a path or a glob; absolute)."""
+    return f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({_quote(files)}, hive_partitioning = true)"
+
+
+def write_catalog(run_dir: Path) -> Path:
+    """(Re)create ``catalog.duckdb`` in ``run_dir`` with one view per run table; atomic."""
+    run_dir = Path(run_dir).resolve()
+    tmp = run_dir / f".{CATALOG}.tmp-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    con = duckdb.connect(str(tmp))
+    try:
+        for name in schemas.RUN_TABLES:
+            con.execute(view_sql(name, parquet_glob(run_dir / name)))
+    finally:
+        con.close()
+    os.replace(tmp, run_dir / CATALOG)
+    return run_dir / CATALOG

@@ -1,0 +1,229 @@
+"""Interface control document: the telemetry format shared by the spacecraft model and the ground segment.
+
+Every packet is a CCSDS Space Packet (CCSDS 133.0-B-2):
+
+====================  ======  ==============================================================
+field                 octets  content
+====================  ======  ==============================================================
+primary header        6       version 0 (3 bits) | type 0 = TM (1) | secondary header flag 1 (1)
+                              | APID (11) || sequence flags 0b11 (2) | sequence count (14, per
+                              APID, wraps at 16384) || data length = octets after this header - 1
+secondary header      8       OBMT, on-board mission time, ns (uint64)
+payload               varies  one structured record per APID (below)
+packet error control  2       CRC-16-CCITT (poly 0x1021, init 0xFFFF, no reflection, no final XOR;
+                              ECSS-E-ST-70-41C) over every preceding octet of the packet
+====================  ======  ==============================================================
+
+Everything is big-endian. Gaia's real APIDs and star-packet layouts are not public (FACTS.md section 3,
+[U]); the values here are this project's own, with Gaia's structure: one astrometric star packet per
+transit (like SP1), attitude and housekeeping packets. Samples are 16-bit ADC words (FACTS.md section 2,
+[U] word size), 12 AC pixels binned per AL sample.
+
+Window classes (FACTS.md section 2, Rowell+2021): WC0 for G < 13, WC1 for 13 <= G < 16 (18 AL samples),
+WC2 for G >= 16 (12 AL samples). WC0 windows are 18 x 12 pixels on board; this version of the ICD
+downlinks them AC-binned like WC1 (a 1D window of 18 samples), under their own APID so a 2D layout
+can be added without touching the others. Each window class has its own APID and a fixed length, so a
+decoder views a run of packets as one structured array.
+
+Encode and decode are array functions (bytes in, arrays out) with no file I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.kernels import ccsds as _k
+
+# --- primary header constants (CCSDS 133.0-B) ---------------------------------------------------------
+PRIMARY_HEADER_OCTETS = _k.PRIMARY_HEADER_OCTETS
+SECONDARY_HEADER_OCTETS = 8
+CRC_OCTETS = _k.CRC_OCTETS
+SEQ_COUNT_MODULO = 1 << 14
+SEQ_FLAGS_UNSEGMENTED = 0b11
+MAX_APID = (1 << 11) - 1
+
+# --- APIDs (this project's values; Gaia's are not public) --------------------------------------------
+APID_HK = 100
+APID_ATTITUDE = 200
+APID_STAR_WC0 = 300
+APID_STAR_WC1 = 301
+APID_STAR_WC2 = 302
+STAR_APIDS = (APID_STAR_WC0, APID_STAR_WC1, APID_STAR_WC2)
+
+# --- star packets -------------------------------------------------------------------------------------
+N_AF = 9
+#: AL samples per window, by window class (FACTS.md section 2).
+WINDOW_SAMPLES = {0: 18, 1: 18, 2: 12}
+#: BP and RP spectra: 60 AL samples each (FACTS.md section 2, [U]).
+SPECTRUM_SAMPLES = 60
+#: G boundaries of the window classes (FACTS.md section 2).
+WINDOW_CLASS_G_MAX = (13.0, 16.0)
+#: Largest 16-bit ADC value: a sample at this value is saturated.
+ADC_MAX_ADU = 65535
+
+
+def star_payload_dtype(window_class: int) -> np.dtype:
+    """Payload of an astrometric star packet of ``window_class``.
+
+    - ``transit_id``: Gaia's bit layout (OBMT / 204800 ns, FoV, CCD row, AC pixel in AF1; FACTS.md 1).
+    - ``gate``: TDI gate in use (0 = none): sets the integration time (see :data:`GATE_INTEGRATION_S`).
+    - ``sm_adu``: the sky-mapper window (SM1 for FoV 1, SM2 for FoV 2), AL samples, ADU.
+    - ``af_adu``: AF1..AF9 windows, AL samples, ADU.
+    - ``bp_adu`` / ``rp_adu``: BP and RP spectra, AL samples, ADU.
+    """
+    n = WINDOW_SAMPLES[window_class]
+    return np.dtype(
+        [
+            ("transit_id", ">u8"),
+            ("window_class", "u1"),
+            ("gate", "u1"),
+            ("sm_adu", ">u2", (n,)),
+            ("af_adu", ">u2", (N_AF, n)),
+            ("bp_adu", ">u2", (SPECTRUM_SAMPLES,)),
+            ("rp_adu", ">u2", (SPECTRUM_SAMPLES,)),
+        ]
+    )
+
+
+#: Integration time per CCD by gate (s). Ungated: 4500 TDI lines x 0.9828 ms = 4.4226 s; gate 5 limits
+#: integration to 32 ms (Riello+2018 Fig. 3). The other gates and the G at which they open are [U]
+#: placeholders with the spacing halving towards the serial register (Crowley+2016 Fig. 2).
+GATE_INTEGRATION_S = {0: 4.4226, 9: 1.1057, 7: 0.2764, 5: 0.032}
+
+# --- attitude and housekeeping packets -----------------------------------------------------------------
+#: Attitude: quaternion (scalar last, SRS -> ICRS) and inertial rate about SRS x, y, z (rad/s).
+ATTITUDE_PAYLOAD = np.dtype([("q", ">f8", (4,)), ("rate_rad_s", ">f8", (3,))])
+
+
+@dataclass(frozen=True)
+class HkChannel:
+    name: str  # channel mnemonic, unit as suffix
+    unit: str
+    description: str
+
+
+#: Housekeeping channels, in payload order (FACTS.md section 8).
+HK_CHANNELS: tuple[HkChannel, ...] = (
+    HkChannel("fpa_temp_sm1_k", "K", "FPA temperature next to SM1 row 1 (nominal 160-170 K)"),
+    HkChannel("fpa_temp_af5_k", "K", "FPA temperature next to AF5 row 4"),
+    HkChannel("fpa_temp_rvs3_k", "K", "FPA temperature next to RVS3 row 5"),
+    HkChannel("video_offset_af_adu", "ADU", "mean AF video-chain offset from prescan bursts"),
+    HkChannel("bus_voltage_v", "V", "payload module bus voltage"),
+    HkChannel("vpu_current_a", "A", "video processing units supply current"),
+    HkChannel("star_rate_fov1_hz", "1/s", "stars detected per second in FoV 1 (AOCS statistics)"),
+    HkChannel("star_rate_fov2_hz", "1/s", "stars detected per second in FoV 2 (AOCS statistics)"),
+)
+HK_PAYLOAD = np.dtype([("value", ">f4", (len(HK_CHANNELS),))])
+
+PAYLOADS: dict[int, np.dtype] = {
+    APID_HK: HK_PAYLOAD,
+    APID_ATTITUDE: ATTITUDE_PAYLOAD,
+    APID_STAR_WC0: star_payload_dtype(0),
+    APID_STAR_WC1: star_payload_dtype(1),
+    APID_STAR_WC2: star_payload_dtype(2),
+}
+
+
+def packet_dtype(apid: int) -> np.dtype:
+    """The whole packet of ``apid`` as one big-endian structured dtype (header, OBMT, payload, CRC)."""
+    if apid not in PAYLOADS:
+        raise ValueError(f"unknown APID {apid}; the ICD defines {sorted(PAYLOADS)}")
+    return np.dtype(
+        [
+            ("word0", ">u2"),
+            ("word1", ">u2"),
+            ("data_length", ">u2"),
+            ("obmt_ns", ">u8"),
+            ("payload", PAYLOADS[apid]),
+            ("crc", ">u2"),
+        ]
+    )
+
+
+def packet_octets(apid: int) -> int:
+    return packet_dtype(apid).itemsize
+
+
+#: ICD length of every APID (0 = not in the ICD), indexed by APID: the scanner's length check.
+EXPECTED_OCTETS = np.zeros(MAX_APID + 1, dtype=np.int64)
+for _apid in PAYLOADS:
+    EXPECTED_OCTETS[_apid] = packet_octets(_apid)
+MIN_PACKET_OCTETS = PRIMARY_HEADER_OCTETS + SECONDARY_HEADER_OCTETS + CRC_OCTETS
+
+# --- scanning a stream ------------------------------------------------------------------------------------
+QUARANTINE_REASONS = {
+    _k.CRC_ERROR: "crc_error",
+    _k.TRUNCATED: "truncated",
+    _k.BAD_HEADER: "bad_header",
+    _k.UNKNOWN_APID: "unknown_apid",
+    _k.BAD_LENGTH: "bad_length",
+}
+STATUS_OK = _k.OK
+
+
+def crc16(data: np.ndarray) -> int:
+    """CRC-16-CCITT of a uint8 array (poly 0x1021, init 0xFFFF, no reflection, no final XOR)."""
+    data = np.ascontiguousarray(data, dtype=np.uint8)
+    return int(_k._crc16(data, 0, data.shape[0], _k.CRC_TABLE))
+
+
+def encode_packets(apid: int, seq_count: np.ndarray, obmt_ns: np.ndarray, payload: np.ndarray) -> np.ndarray:
+    """Encode n packets of one APID; returns a (n, octets) uint8 array (one packet per row).
+
+    ``seq_count`` is taken modulo 16384; ``payload`` must have the ICD payload dtype of ``apid``.
+    """
+    dtype = packet_dtype(apid)
+    payload = np.asarray(payload)
+    if payload.dtype != PAYLOADS[apid]:
+        raise ValueError(f"payload dtype for APID {apid} must be icd.PAYLOADS[{apid}], got {payload.dtype}")
+    n = payload.shape[0]
+    packets = np.zeros(n, dtype=dtype)
+    packets["word0"] = (1 << 11) | apid  # version 0, type TM, secondary header present
+    packets["word1"] = (SEQ_FLAGS_UNSEGMENTED << 14) | (np.asarray(seq_count, dtype=np.int64) % SEQ_COUNT_MODULO)
+    packets["data_length"] = dtype.itemsize - PRIMARY_HEADER_OCTETS - 1
+    packets["obmt_ns"] = obmt_ns
+    packets["payload"] = payload
+    rows = packets.view(np.uint8).reshape(n, dtype.itemsize)
+    crc = np.empty(n, dtype=np.uint16)
+    _k._crc16_rows(rows, dtype.itemsize - CRC_OCTETS, _k.CRC_TABLE, crc)
+    rows[:, -2] = crc >> 8
+    rows[:, -1] = crc & 0xFF
+    return rows
+
+
+PACKET_INDEX = np.dtype(
+    [("offset", "i8"), ("octets", "i8"), ("apid", "i4"), ("seq", "i4"), ("status", "i1")]
+)
+
+
+def scan_stream(buf: np.ndarray) -> np.ndarray:
+    """Split a TM byte stream into rows of :data:`PACKET_INDEX`: good packets and quarantined spans.
+
+    Never raises on data: corrupt, truncated or unknown bytes come back as rows whose ``status`` is a
+    key of :data:`QUARANTINE_REASONS`. The rows tile the buffer exactly (``octets`` sum to its length).
+    """
+    buf = np.ascontiguousarray(buf, dtype=np.uint8)
+    if buf.ndim != 1:
+        raise ValueError("scan_stream expects a 1-D uint8 buffer; use np.frombuffer(data, np.uint8)")
+    # A quarantined span is always followed by a good packet or the end, so rows <= 2 n / min + 2.
+    cap = 2 * (buf.shape[0] // MIN_PACKET_OCTETS) + 2
+    offset = np.empty(cap, np.int64)
+    octets = np.empty(cap, np.int64)
+    apid = np.empty(cap, np.int32)
+    seq = np.empty(cap, np.int32)
+    status = np.empty(cap, np.int8)
+    n = _k._scan_stream(buf, EXPECTED_OCTETS, MIN_PACKET_OCTETS, _k.CRC_TABLE, offset, octets, apid, seq, status)
+    out = np.empty(n, dtype=PACKET_INDEX)
+    out["offset"], out["octets"], out["apid"] = offset[:n], octets[:n], apid[:n]
+    out["seq"], out["status"] = seq[:n], status[:n]
+    return out
+
+
+def decode_packets(buf: np.ndarray, index: np.ndarray, apid: int) -> np.ndarray:
+    """Good packets of ``apid`` listed in ``index`` (from :func:`scan_stream`), as a structured array."""
+    dtype = packet_dtype(apid)
+    sel = index[(index["apid"] == apid) & (index["status"] == STATUS_OK)]
+    rows = np.ascontiguousarray(buf)[sel["offset"][:, None] + np.arange(dtype.itemsize)[None, :]]
+    return rows.view(dtype).reshape(len(sel))

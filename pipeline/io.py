@@ -1,0 +1,69 @@
+"""The one module of the pipeline that touches files: TM reading and atomic Parquet / JSON writing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+class InputError(Exception):
+    """An input the operator must fix (missing file, wrong schema): one line, exit status 2."""
+
+
+def read_tm_file(path: Path) -> np.ndarray:
+    """The bytes of a TM file as a uint8 array (one read into a preallocated buffer)."""
+    try:
+        size = path.stat().st_size
+        buf = np.empty(size, dtype=np.uint8)
+        with open(path, "rb", buffering=0) as f:
+            got = f.readinto(memoryview(buf))
+    except OSError as exc:
+        raise InputError(f"cannot read TM file {path}: {exc.strerror}; check the dataset path") from exc
+    return buf[:got]
+
+
+def sha256_file(path: Path, chunk_octets: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    buf = bytearray(chunk_octets)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def _atomic_target(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def write_table(table: pa.Table, schema: pa.Schema, path: Path) -> None:
+    """Write ``table`` as zstd Parquet at ``path`` atomically (temporary name, then rename).
+
+    Refuses a table whose schema differs from ``schema``: schemas are defined once, in
+    :mod:`pipeline.schemas` (or beside the simulator's truth code).
+    """
+    if not table.schema.equals(schema, check_metadata=False):
+        raise ValueError(f"table for {path.name} does not match its schema:\n{table.schema}\nexpected:\n{schema}")
+    tmp = _atomic_target(path)
+    pq.write_table(table.replace_schema_metadata(None).cast(schema), tmp, compression="zstd")
+    os.replace(tmp, path)
+
+
+def write_json(obj: dict, path: Path) -> None:
+    tmp = _atomic_target(path)
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def write_bytes(data: bytes | np.ndarray, path: Path) -> None:
+    tmp = _atomic_target(path)
+    with open(tmp, "wb") as f:
+        f.write(memoryview(data))
+    os.replace(tmp, path)

@@ -1,0 +1,137 @@
+"""Numba kernels for CCSDS space packets: CRC-16-CCITT and the stream scanner.
+
+Array-only functions; they never raise. The public wrappers are in :mod:`pipeline.icd`.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from pipeline.kernels import jit, jit_parallel
+
+# Reason codes of the scanner (mirrored as names in pipeline.icd.QUARANTINE_REASONS).
+OK = 0
+CRC_ERROR = 1
+TRUNCATED = 2
+BAD_HEADER = 3
+UNKNOWN_APID = 4
+BAD_LENGTH = 5
+
+PRIMARY_HEADER_OCTETS = 6
+CRC_OCTETS = 2
+
+
+def _make_crc_table() -> np.ndarray:
+    """Table for CRC-16-CCITT, polynomial 0x1021, MSB first (ECSS-E-ST-70-41C annex B)."""
+    table = np.zeros(256, dtype=np.uint16)
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+        table[byte] = crc & 0xFFFF
+    return table
+
+
+CRC_TABLE = _make_crc_table()
+
+
+@jit
+def _crc16(buf, start, stop, table):
+    """CRC-16-CCITT (init 0xFFFF, no reflection, no final XOR) of buf[start:stop]."""
+    crc = np.uint16(0xFFFF)
+    for i in range(start, stop):
+        crc = np.uint16((crc << np.uint16(8)) ^ table[((crc >> np.uint16(8)) ^ buf[i]) & np.uint16(0xFF)])
+    return crc
+
+
+@jit_parallel
+def _crc16_rows(rows, n_octets, table, out):
+    """CRC of the first ``n_octets`` of each row of a (n, L) uint8 array, into ``out``."""
+    for i in numba.prange(rows.shape[0]):
+        out[i] = _crc16(rows[i], 0, n_octets, table)
+
+
+@jit
+def _header_at(buf, pos):
+    """(version/type/flag ok, apid, seq, total octets) of the primary header at ``pos``."""
+    w0 = (np.int64(buf[pos]) << 8) | np.int64(buf[pos + 1])
+    w1 = (np.int64(buf[pos + 2]) << 8) | np.int64(buf[pos + 3])
+    w2 = (np.int64(buf[pos + 4]) << 8) | np.int64(buf[pos + 5])
+    # CCSDS 133.0-B: version 0 (3 bits), type 0 = TM (1 bit), secondary header flag 1 (1 bit).
+    ok = (w0 >> 11) == 0b00001
+    return ok, w0 & 0x7FF, w1 & 0x3FFF, w2 + 1 + PRIMARY_HEADER_OCTETS
+
+
+@jit
+def _valid_at(buf, pos, expected_octets, table):
+    """True when a packet with a known APID, its expected length and a good CRC starts at ``pos``."""
+    n = buf.shape[0]
+    if n - pos < PRIMARY_HEADER_OCTETS:
+        return False
+    ok, apid, _seq, octets = _header_at(buf, pos)
+    if not ok or expected_octets[apid] == 0 or octets != expected_octets[apid] or pos + octets > n:
+        return False
+    crc = (np.uint16(buf[pos + octets - 2]) << np.uint16(8)) | np.uint16(buf[pos + octets - 1])
+    return _crc16(buf, pos, pos + octets - CRC_OCTETS, table) == crc
+
+
+@jit
+def _scan_stream(buf, expected_octets, min_octets, table, offset, octets, apid, seq, status):
+    """Split a byte stream into packets; returns the number of rows written.
+
+    Each row is either a good packet (status OK) or a quarantined span of bytes with a reason code.
+    Rows tile the buffer exactly: sum(octets) == len(buf), so nothing is ever silently dropped.
+    ``expected_octets[apid]`` is the ICD length of each known APID (0 = unknown).
+    """
+    n = buf.shape[0]
+    pos = 0
+    row = 0
+    while pos < n:
+        offset[row] = pos
+        apid[row] = -1
+        seq[row] = -1
+        if n - pos < PRIMARY_HEADER_OCTETS:
+            octets[row] = n - pos
+            status[row] = TRUNCATED
+            row += 1
+            break
+        ok, a, s, length = _header_at(buf, pos)
+        apid[row] = a
+        seq[row] = s
+        plausible = ok and length >= min_octets
+        if plausible and pos + length <= n:
+            crc = (np.uint16(buf[pos + length - 2]) << np.uint16(8)) | np.uint16(buf[pos + length - 1])
+            if _crc16(buf, pos, pos + length - CRC_OCTETS, table) == crc:
+                octets[row] = length
+                if expected_octets[a] == 0:
+                    status[row] = UNKNOWN_APID
+                elif expected_octets[a] != length:
+                    status[row] = BAD_LENGTH
+                else:
+                    status[row] = OK
+                pos += length
+                row += 1
+                continue
+            # A bit flip inside an otherwise intact packet: the next packet starts right after it.
+            nxt = pos + length
+            if nxt == n or _valid_at(buf, nxt, expected_octets, table):
+                octets[row] = length
+                status[row] = CRC_ERROR
+                pos = nxt
+                row += 1
+                continue
+        # Lost sync: quarantine everything up to the next offset where a valid packet starts.
+        q = pos + 1
+        while q < n and not _valid_at(buf, q, expected_octets, table):
+            q += 1
+        octets[row] = q - pos
+        if plausible and q < pos + length:
+            status[row] = TRUNCATED  # the next packet (or the end of the file) came before this one ended
+        elif plausible:
+            status[row] = CRC_ERROR
+        else:
+            status[row] = BAD_HEADER
+        pos = q
+        row += 1
+    return row

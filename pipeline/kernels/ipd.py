@@ -1,0 +1,321 @@
+"""Private numba kernels for the 1D Image Parameter Determination (IPD) fit.
+
+Model (FACTS.md section 4, GDR2 doc 2.4.8): the expected signal of sample ``k`` of a window is
+``E_k = beta + alpha * L(k - kappa)`` electrons, with ``beta`` the background per sample, ``alpha`` the
+flux and ``kappa`` the AL image centre (window frame of ``pipeline.lsf``: sample ``k`` is centred at
+``al_px = k``). The fit maximises the Poisson likelihood. Read noise (plus ADU quantisation) is folded
+in with the usual shift: ``N_k + r2 ~ Poisson(E_k + r2)``, ``r2 = var_extra_e2``, so with ``w = N + r2``
+and ``mu = E + r2`` the log-likelihood is ``sum(w log mu - mu)`` up to a data-only constant. We add the
+constant ``-(w log w - w)`` for ``w > 0`` (the saturated model) so values near the optimum are O(n)
+and step acceptance is not lost in rounding for bright stars.
+
+Iterations are Newton steps on (kappa, alpha, beta) using the observed Hessian, falling back to Fisher
+scoring where the Hessian is not negative definite; steps are capped (|dkappa| <= 1 px, alpha shrinks at
+most 10x per step), ``beta >= 0`` is kept by an active set, and a halving line search (Armijo) makes
+every accepted step increase the likelihood. Convergence: Newton decrement ``g . d < 1e-14`` (steps
+below ~1e-7 of the formal errors). Formal errors come from the inverse Fisher information at the
+solution. Kernels never raise: bad data give flag bits. ``pipeline.ipd.fit_images_numpy`` mirrors this
+algorithm step by step; keep the two in sync.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from pipeline.kernels import jit, jit_parallel
+from pipeline.lsf import lsf_edge
+
+# Status bits (re-exported by pipeline.ipd).
+FLAG_NOT_CONVERGED = 1
+FLAG_OUTSIDE_WINDOW = 2
+FLAG_BAD_FLUX = 4
+FLAG_SATURATED = 8
+FLAG_COSMIC = 16
+FLAG_BAD_INPUT = 32
+
+# Algorithm constants, shared with the numpy mirror in pipeline.ipd.
+MIN_SAMPLES = 4  # 3 parameters + at least 1 degree of freedom for the reduced chi2
+ALPHA_FLOOR_E = 1e-3  # lower bound on the flux; a fit pinned here has no star (FLAG_BAD_FLUX)
+ALPHA_SHRINK = 0.1  # one step may shrink the flux by at most this factor
+MAX_KAPPA_STEP_PX = 1.0  # one step may move the centre by at most this much
+MU_FLOOR_E = 1e-12  # floor on E + r2 (only reachable with r2 = 0 and beta = 0)
+LAM2_CONVERGED = 1e-14  # Newton decrement g.d below which the fit has converged
+LAM2_QUADRATIC = 1e-8  # below this the full Newton step is taken without a likelihood check
+ARMIJO_C = 1e-4  # sufficient-increase constant of the line search
+LOGL_SLACK_REL = 1e-11  # rounding allowance in the likelihood comparison, relative to 1 + |logL|
+MAX_HALVINGS = 40
+PIVOT_REL = 1e-12  # Cholesky pivots below this fraction of the diagonal count as not positive
+
+
+@jit
+def _evaluate(samples_e, n, r2, sigma_px, kappa, alpha, beta):
+    """Log-likelihood, gradient, observed negative Hessian, Fisher matrix and chi2 sum at one point.
+
+    Returns ``(logl, g0, g1, g2, h00, h01, h02, h11, h12, h22, f00, f01, f02, f11, f12, f22, chi2_sum)``
+    in parameter order (kappa [px], alpha [e-], beta [e-]).
+    """
+    logl = 0.0
+    g0 = g1 = g2 = 0.0
+    h00 = h01 = h02 = h11 = h12 = h22 = 0.0
+    f00 = f01 = f02 = f11 = f12 = f22 = 0.0
+    chi2_sum = 0.0
+    e0, q0, s0 = lsf_edge(-0.5 - kappa, sigma_px)
+    for k in range(n):
+        e1, q1, s1 = lsf_edge(k + 0.5 - kappa, sigma_px)
+        lk = e1 - e0  # L(k - kappa)
+        dk = q0 - q1  # dL/dkappa
+        d2k = s0 - s1  # d2L/dkappa2
+        e0 = e1
+        q0 = q1
+        s0 = s1
+        model = beta + alpha * lk
+        mu = model + r2
+        if mu < MU_FLOOR_E:
+            mu = MU_FLOOR_E
+        w = samples_e[k] + r2
+        if w > 0.0:
+            delta = (mu - w) / w
+            logl += w * (math.log1p(delta) - delta)
+        else:
+            logl += w * math.log(mu) - mu
+        inv_mu = 1.0 / mu
+        ratio = w * inv_mu
+        res = ratio - 1.0
+        j0 = alpha * dk  # dE/dkappa; dE/dalpha = lk; dE/dbeta = 1
+        g0 += res * j0
+        g1 += res * lk
+        g2 += res
+        c = ratio * inv_mu
+        h00 += c * j0 * j0 - res * alpha * d2k
+        h01 += c * j0 * lk - res * dk
+        h02 += c * j0
+        h11 += c * lk * lk
+        h12 += c * lk
+        h22 += c
+        f00 += inv_mu * j0 * j0
+        f01 += inv_mu * j0 * lk
+        f02 += inv_mu * j0
+        f11 += inv_mu * lk * lk
+        f12 += inv_mu * lk
+        f22 += inv_mu
+        r = samples_e[k] - model
+        chi2_sum += r * r * inv_mu
+    return logl, g0, g1, g2, h00, h01, h02, h11, h12, h22, f00, f01, f02, f11, f12, f22, chi2_sum
+
+
+@jit
+def _solve3(a00, a01, a02, a11, a12, a22, b0, b1, b2, fix_beta):
+    """Solve the symmetric positive-definite 3x3 system ``A x = b`` by Cholesky.
+
+    With ``fix_beta`` the third unknown is held at 0 (2x2 system in kappa, alpha). Returns
+    ``(ok, x0, x1, x2)``; ``ok`` is False when ``A`` is not (numerically) positive definite.
+    """
+    if fix_beta:
+        a02 = 0.0
+        a12 = 0.0
+        a22 = 1.0
+        b2 = 0.0
+    if not (a00 > 0.0) or not (a11 > 0.0) or not (a22 > 0.0):
+        return False, 0.0, 0.0, 0.0
+    l00 = math.sqrt(a00)
+    l10 = a01 / l00
+    l20 = a02 / l00
+    p11 = a11 - l10 * l10
+    if not (p11 > PIVOT_REL * a11):
+        return False, 0.0, 0.0, 0.0
+    l11 = math.sqrt(p11)
+    l21 = (a12 - l20 * l10) / l11
+    p22 = a22 - l20 * l20 - l21 * l21
+    if not (p22 > PIVOT_REL * a22):
+        return False, 0.0, 0.0, 0.0
+    l22 = math.sqrt(p22)
+    y0 = b0 / l00
+    y1 = (b1 - l10 * y0) / l11
+    y2 = (b2 - l20 * y0 - l21 * y1) / l22
+    x2 = y2 / l22
+    x1 = (y1 - l21 * x2) / l11
+    x0 = (y0 - l10 * x1 - l20 * x2) / l00
+    return True, x0, x1, x2
+
+
+@jit
+def _direction(g0, g1, g2, h00, h01, h02, h11, h12, h22, f00, f01, f02, f11, f12, f22, fix_beta):
+    """Newton direction from the observed Hessian, or the Fisher-scoring one if that is not an ascent."""
+    ok, d0, d1, d2 = _solve3(h00, h01, h02, h11, h12, h22, g0, g1, g2, fix_beta)
+    if not ok or not (g0 * d0 + g1 * d1 + g2 * d2 > 0.0):
+        ok, d0, d1, d2 = _solve3(f00, f01, f02, f11, f12, f22, g0, g1, g2, fix_beta)
+    return ok, d0, d1, d2
+
+
+@jit
+def _start(samples_e, n):
+    """Moment start: background from the window edges, centre from the brightest 3 samples, flux by sum."""
+    bg_lo = 0.5 * (samples_e[0] + samples_e[1])
+    bg_hi = 0.5 * (samples_e[n - 2] + samples_e[n - 1])
+    beta = min(bg_lo, bg_hi)
+    if beta < 0.0:
+        beta = 0.0
+    best = -np.inf
+    k_best = 1
+    for k in range(1, n - 1):
+        s = samples_e[k - 1] + samples_e[k] + samples_e[k + 1]
+        if s > best:
+            best = s
+            k_best = k
+    num = 0.0
+    den = 0.0
+    for k in range(k_best - 1, k_best + 2):
+        x = samples_e[k] - beta
+        if x > 0.0:
+            num += x * k
+            den += x
+    kappa = num / den if den > 0.0 else float(k_best)
+    alpha = 0.0
+    for k in range(n):
+        alpha += samples_e[k] - beta
+    if alpha < 1.0:
+        alpha = 1.0
+    return kappa, alpha, beta
+
+
+@jit
+def _fit_window(
+    samples_e, n, var_extra_e2, sigma_px, max_iter, i,
+    al_px, al_px_err, flux_e, flux_e_err, bg_e, bg_e_err, chi2, n_iter, flags,
+):  # fmt: skip
+    """Fit (kappa, alpha, beta) to ``samples_e[:n]`` (electrons) and write slot ``i`` of the outputs.
+
+    ``var_extra_e2`` is the Gaussian variance added to Poisson (read noise plus ADU quantisation, e-^2).
+    """
+    al_px[i] = np.nan
+    al_px_err[i] = np.nan
+    flux_e[i] = np.nan
+    flux_e_err[i] = np.nan
+    bg_e[i] = np.nan
+    bg_e_err[i] = np.nan
+    chi2[i] = np.nan
+    n_iter[i] = 0
+    r2 = var_extra_e2
+    bad = n < MIN_SAMPLES or n > samples_e.shape[0] or not (r2 >= 0.0) or not math.isfinite(r2)
+    if not bad:
+        for k in range(n):
+            if not math.isfinite(samples_e[k]):
+                bad = True
+    if bad:
+        flags[i] = FLAG_BAD_INPUT | FLAG_NOT_CONVERGED
+        return
+
+    kappa, alpha, beta = _start(samples_e, n)
+    (logl, g0, g1, g2, h00, h01, h02, h11, h12, h22,
+     f00, f01, f02, f11, f12, f22, chi2_sum) = _evaluate(samples_e, n, r2, sigma_px, kappa, alpha, beta)  # fmt: skip
+    converged = False
+    bad_flux = False
+    it = 0
+    while it < max_iter:
+        it += 1
+        # Active set for beta >= 0: hold beta at 0 while the likelihood pulls it negative.
+        fix_beta = beta <= 0.0 and g2 <= 0.0
+        ok, d0, d1, d2 = _direction(
+            g0, g1, g2, h00, h01, h02, h11, h12, h22, f00, f01, f02, f11, f12, f22, fix_beta
+        )
+        if ok and not fix_beta and beta <= 0.0 and d2 < 0.0:
+            ok, d0, d1, d2 = _direction(
+                g0, g1, g2, h00, h01, h02, h11, h12, h22, f00, f01, f02, f11, f12, f22, True
+            )
+        if not ok:
+            break
+        lam2 = g0 * d0 + g1 * d1 + g2 * d2
+        if lam2 < LAM2_CONVERGED:
+            converged = True
+            break
+        # Step control.
+        t = 1.0
+        if abs(d0) > MAX_KAPPA_STEP_PX:
+            t = MAX_KAPPA_STEP_PX / abs(d0)
+        if d1 < 0.0:
+            alpha_min = max(ALPHA_SHRINK * alpha, ALPHA_FLOOR_E)
+            room = alpha - alpha_min
+            if room <= 0.0:
+                bad_flux = True  # pinned at the flux floor and still pulled down: no star
+                break
+            if alpha + t * d1 < alpha_min:
+                t = room / -d1
+        hit_beta = False
+        if d2 < 0.0 and beta + t * d2 <= 0.0:
+            t = beta / -d2
+            hit_beta = True
+        slack = LOGL_SLACK_REL * (1.0 + abs(logl))
+        accepted = False
+        for _ in range(MAX_HALVINGS):
+            kappa_t = kappa + t * d0
+            alpha_t = alpha + t * d1
+            beta_t = 0.0 if hit_beta else max(beta + t * d2, 0.0)
+            (logl_t, tg0, tg1, tg2, th00, th01, th02, th11, th12, th22,
+             tf00, tf01, tf02, tf11, tf12, tf22, tchi2) = _evaluate(
+                samples_e, n, r2, sigma_px, kappa_t, alpha_t, beta_t)  # fmt: skip
+            if lam2 < LAM2_QUADRATIC or logl_t >= logl + ARMIJO_C * t * lam2 - slack:
+                accepted = True
+                break
+            t *= 0.5
+            hit_beta = False
+        if not accepted:
+            break
+        kappa = kappa_t
+        alpha = alpha_t
+        beta = beta_t
+        logl = logl_t
+        g0, g1, g2 = tg0, tg1, tg2
+        h00, h01, h02, h11, h12, h22 = th00, th01, th02, th11, th12, th22
+        f00, f01, f02, f11, f12, f22 = tf00, tf01, tf02, tf11, tf12, tf22
+        chi2_sum = tchi2
+
+    # Formal errors: diagonal of the inverse Fisher information (cofactors of the symmetric 3x3).
+    c00 = f11 * f22 - f12 * f12
+    c11 = f00 * f22 - f02 * f02
+    c22 = f00 * f11 - f01 * f01
+    det = f00 * c00 - f01 * (f01 * f22 - f12 * f02) + f02 * (f01 * f12 - f11 * f02)
+    al_px[i] = kappa
+    flux_e[i] = alpha
+    bg_e[i] = beta
+    if det > 0.0 and c00 >= 0.0 and c11 >= 0.0 and c22 >= 0.0:
+        al_px_err[i] = math.sqrt(c00 / det)
+        flux_e_err[i] = math.sqrt(c11 / det)
+        bg_e_err[i] = math.sqrt(c22 / det)
+    chi2[i] = chi2_sum / (n - 3)
+    n_iter[i] = it
+    status = 0
+    if not converged:
+        status |= FLAG_NOT_CONVERGED
+    if bad_flux or not (alpha > ALPHA_FLOOR_E * (1.0 + 1e-9)):
+        status |= FLAG_BAD_FLUX
+    if not (kappa >= -0.5 and kappa <= n - 0.5):
+        status |= FLAG_OUTSIDE_WINDOW
+    flags[i] = status
+
+
+@jit_parallel
+def _fit_windows(samples_e, n_samples, var_extra_e2, sigma_px, max_iter):
+    """Fit every window (row of ``samples_e``, float64 (m, n_max) electrons) in parallel.
+
+    ``n_samples`` int32 (m,) valid samples per row, ``var_extra_e2`` float64 (m,). Returns
+    ``(al_px, al_px_err, flux_e, flux_e_err, bg_e, bg_e_err, chi2, n_iter, flags)``.
+    """
+    m = samples_e.shape[0]
+    al_px = np.empty(m)
+    al_px_err = np.empty(m)
+    flux_e = np.empty(m)
+    flux_e_err = np.empty(m)
+    bg_e = np.empty(m)
+    bg_e_err = np.empty(m)
+    chi2 = np.empty(m)
+    n_iter = np.empty(m, dtype=np.int32)
+    flags = np.empty(m, dtype=np.int32)
+    for i in numba.prange(m):
+        _fit_window(
+            samples_e[i], n_samples[i], var_extra_e2[i], sigma_px, max_iter, i,
+            al_px, al_px_err, flux_e, flux_e_err, bg_e, bg_e_err, chi2, n_iter, flags,
+        )  # fmt: skip
+    return al_px, al_px_err, flux_e, flux_e_err, bg_e, bg_e_err, chi2, n_iter, flags

@@ -1,0 +1,103 @@
+"""Every table the pipeline reads or writes, defined once, with units and docs in field metadata.
+
+Parquet writers refuse a table whose schema differs (:func:`pipeline.io.write_table`); DuckDB views,
+tests and steps derive their column lists from here.
+
+Coordinates: ``al_px`` is the along-scan image centre in pixels (TDI lines) inside its window,
+measured from the centre of the window's first sample (so an image centred in an n-sample window has
+``al_px = (n - 1) / 2``). Simulated and measured ``al_px`` use this same frame.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+
+def _f(name: str, typ: pa.DataType, unit: str, doc: str, nullable: bool = False) -> pa.Field:
+    return pa.field(name, typ, nullable=nullable, metadata={"unit": unit, "doc": doc})
+
+
+TRANSITS = pa.schema(
+    [
+        _f("transit_id", pa.int64(), "", "Gaia transit id: OBMT/204800 ns, FoV, CCD row, AC pixel (FACTS.md 1)"),
+        _f("obmt_ns", pa.int64(), "ns", "on-board mission time of the AF1 crossing, from the AF fits"),
+        _f("fov", pa.int8(), "", "field of view: 1 preceding, 2 following"),
+        _f("ccd_row", pa.int8(), "", "CCD row 1..7"),
+        _f("ac_px", pa.int16(), "px", "AC pixel coordinate in AF1 (prescan included)"),
+        _f("window_class", pa.int8(), "", "window class 0, 1, 2 (by onboard magnitude)"),
+        _f("gate", pa.int8(), "", "TDI gate (0 = ungated)"),
+        _f("ra_deg", pa.float64(), "deg", "ICRS right ascension from attitude and field angles"),
+        _f("dec_deg", pa.float64(), "deg", "ICRS declination from attitude and field angles"),
+        _f("source_id", pa.int64(), "", "matched catalogue source (null when unmatched)", nullable=True),
+        _f("match_sep_mas", pa.float32(), "mas", "distance to the matched source", nullable=True),
+        _f("g_mag", pa.float32(), "mag", "G magnitude from the AF fluxes", nullable=True),
+        _f("g_mag_err", pa.float32(), "mag", "formal error of g_mag", nullable=True),
+        _f("n_af_ok", pa.int8(), "", "AF windows with a good fit"),
+        _f("flags", pa.int32(), "", "quality flags (OR of the CCD flags, plus transit flags)"),
+    ]
+)
+
+CCD = pa.schema(
+    [
+        _f("transit_id", pa.int64(), "", "transit this CCD image belongs to"),
+        _f("strip", pa.string(), "", "SM1, SM2, AF1..AF9"),
+        _f("al_px", pa.float64(), "px", "fitted AL image centre in the window frame (module doc)"),
+        _f("al_px_err", pa.float32(), "px", "formal error of al_px (inverse Fisher information)"),
+        _f("flux_e", pa.float32(), "e-", "fitted image flux"),
+        _f("flux_e_err", pa.float32(), "e-", "formal error of flux_e"),
+        _f("bg_e", pa.float32(), "e-", "fitted background per sample"),
+        _f("chi2", pa.float32(), "", "reduced chi-square of the fit"),
+        _f("flags", pa.int32(), "", "fit flags (pipeline.ipd FLAG_*)"),
+    ]
+)
+
+QUARANTINE = pa.schema(
+    [
+        _f("file", pa.string(), "", "TM file name"),
+        _f("offset", pa.int64(), "octet", "offset of the first octet in the file"),
+        _f("octets", pa.int64(), "octet", "length of the quarantined span"),
+        _f("apid", pa.int32(), "", "APID read from the header at offset (may be corrupt)"),
+        _f("seq", pa.int32(), "", "sequence count read from the header at offset (may be corrupt)"),
+        _f("reason", pa.string(), "", "crc_error, truncated, bad_header, unknown_apid, bad_length"),
+        _f("raw", pa.binary(), "", "the raw octets"),
+    ]
+)
+
+GAPS = pa.schema(
+    [
+        _f("apid", pa.int32(), "", "APID"),
+        _f("kind", pa.string(), "", "gap (packets missing), duplicate (dropped copy), out_of_order"),
+        _f("first_seq", pa.int32(), "", "first sequence count concerned"),
+        _f("last_seq", pa.int32(), "", "last sequence count concerned (wraps at 16384)"),
+        _f("count", pa.int64(), "", "number of packets missing, dropped or out of order"),
+        _f("obmt_ns", pa.int64(), "ns", "OBMT of the packet where the anomaly was seen"),
+        _f("file", pa.string(), "", "TM file of the packet where the anomaly was seen"),
+    ]
+)
+
+HK = pa.schema(
+    [
+        _f("obmt_ns", pa.int64(), "ns", "sample time"),
+        _f("channel", pa.string(), "", "channel mnemonic (pipeline.icd.HK_CHANNELS)"),
+        _f("value", pa.float64(), "", "calibrated value, unit in the channel name"),
+    ]
+)
+
+CATALOGUE = pa.schema(
+    [
+        _f("source_id", pa.int64(), "", "catalogue source id"),
+        _f("ra_deg", pa.float64(), "deg", "ICRS right ascension (with catalogue errors)"),
+        _f("dec_deg", pa.float64(), "deg", "ICRS declination (with catalogue errors)"),
+        _f("g_mag", pa.float32(), "mag", "mean G magnitude"),
+        _f("g_mag_sigma", pa.float32(), "mag", "scatter of the G magnitude"),
+    ]
+)
+
+#: Output tables of a run, by folder name.
+RUN_TABLES: dict[str, pa.Schema] = {
+    "transits": TRANSITS,
+    "ccd": CCD,
+    "quarantine": QUARANTINE,
+    "gaps": GAPS,
+    "hk": HK,
+}
