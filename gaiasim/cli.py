@@ -210,6 +210,7 @@ def demo(out) -> None:
         stdout.print(demo_mod.summary_table(summary))
         stdout.print(_results_table(summary.results))
         if out:
-            click.echo(f"demo outputs kept in {root}: try  gaiasim query {root / 'run'} \"select count(*) from transits\"")
+            run_dir = root / "run"
+            click.echo(f'demo outputs kept in {root}: try  gaiasim query {run_dir} "select count(*) from transits"')
     sys.exit(0 if all(r.passed for r in summary.results) else 1)
 

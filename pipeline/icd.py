@@ -225,5 +225,6 @@ def decode_packets(buf: np.ndarray, index: np.ndarray, apid: int) -> np.ndarray:
     """Good packets of ``apid`` listed in ``index`` (from :func:`scan_stream`), as a structured array."""
     dtype = packet_dtype(apid)
     sel = index[(index["apid"] == apid) & (index["status"] == STATUS_OK)]
-    rows = np.ascontiguousarray(buf)[sel["offset"][:, None] + np.arange(dtype.itemsize)[None, :]]
+    rows = np.empty((len(sel), dtype.itemsize), dtype=np.uint8)
+    _k._gather(np.ascontiguousarray(buf, dtype=np.uint8), np.ascontiguousarray(sel["offset"]), dtype.itemsize, rows)
     return rows.view(dtype).reshape(len(sel))

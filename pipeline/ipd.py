@@ -223,15 +223,16 @@ def _start_np(samples, n):
     sums = samples[:, :-2] + samples[:, 1:-1] + samples[:, 2:]
     sums = np.where(k[None, :] < (n - 1)[:, None], sums, -np.inf)
     k_best = 1 + np.argmax(sums, axis=1)  # first maximum, as the kernel's strict '>'
-    num = np.zeros(samples.shape[0])
-    den = np.zeros(samples.shape[0])
-    for off in (-1, 0, 1):
-        kk = k_best + off
-        x = samples[rows, kk] - beta
-        pos = x > 0.0
-        num += np.where(pos, x * kk, 0.0)
-        den += np.where(pos, x, 0.0)
-    kappa = np.where(den > 0.0, num / np.where(den > 0.0, den, 1.0), k_best.astype(np.float64))
+    x_lo = samples[rows, k_best - 1] - beta
+    x_mid = samples[rows, k_best] - beta
+    x_hi = samples[rows, k_best + 1] - beta
+    pos = (x_lo > 0.0) & (x_mid > 0.0) & (x_hi > 0.0)
+    l_lo = np.log(np.where(pos, x_lo, 1.0))
+    l_hi = np.log(np.where(pos, x_hi, 1.0))
+    curv = l_lo - 2.0 * np.log(np.where(pos, x_mid, 1.0)) + l_hi
+    use = pos & (curv < 0.0)
+    offset = np.clip(0.5 * (l_lo - l_hi) / np.where(use, curv, -1.0), -1.0, 1.0)
+    kappa = k_best + np.where(use, offset, 0.0)
     valid = np.arange(n_max)[None, :] < n[:, None]
     alpha = np.where(valid, samples - beta[:, None], 0.0).sum(axis=1)
     alpha = np.maximum(alpha, 1.0)
@@ -296,7 +297,11 @@ def _iterate_np(samples, n, valid, r2, sigma_px, max_iter):
         lam2 = e["g0"] * d0 + e["g1"] * d1 + e["g2"] * d2
         stop_fail = ~ok
         stop_conv = ok & (lam2 < _k.LAM2_CONVERGED)
-        converged[act[stop_conv]] = True
+        conv = act[stop_conv]
+        converged[conv] = True
+        kappa[conv] += d0[stop_conv]
+        alpha[conv] = np.maximum(alpha[conv] + d1[stop_conv], _k.ALPHA_FLOOR_E)
+        beta[conv] = np.maximum(beta[conv] + d2[stop_conv], 0.0)
         # Step control.
         t = np.where(np.abs(d0) > _k.MAX_KAPPA_STEP_PX, _k.MAX_KAPPA_STEP_PX / np.abs(d0), 1.0)
         alpha_min = np.maximum(_k.ALPHA_SHRINK * al, _k.ALPHA_FLOOR_E)

@@ -61,4 +61,5 @@ def write(folder: Path, sources: pa.Table, rng: np.random.Generator) -> None:
     table = observe(sources, rng)
     region = sources["pixel"].to_numpy() // N_RA // BANDS_PER_REGION
     for r in np.unique(region) if len(region) else [0]:
-        ds.write_table(table.filter(pa.array(region == r)), schemas.CATALOGUE, folder / f"region={r:02d}" / "part-0.parquet")
+        part = folder / f"region={r:02d}" / "part-0.parquet"
+        ds.write_table(table.filter(pa.array(region == r)), schemas.CATALOGUE, part)

@@ -26,7 +26,8 @@ from gaiasim.spec import SpecError, load_toml
 TRUTH_FAULTS = pa.schema(
     [
         pa.field("fault_id", pa.int64(), nullable=False),
-        pa.field("kind", pa.string(), nullable=False, metadata={"doc": "packet_loss, bit_flip, duplicate, truncated_file"}),
+        pa.field("kind", pa.string(), nullable=False,
+                 metadata={"doc": "packet_loss, bit_flip, duplicate, truncated_file"}),
         pa.field("file", pa.string(), nullable=False),
         pa.field("apid", pa.int32(), nullable=False),
         pa.field("seq", pa.int32(), nullable=False),
@@ -61,7 +62,8 @@ def load_plan(path: Path) -> FaultPlan:
     allowed = {f.name for f in fields(FaultPlan)}
     unknown = sorted(set(raw) - allowed)
     if unknown:
-        raise SpecError(f"{path}: unknown key {unknown[0]!r} in the fault plan; allowed keys: {', '.join(sorted(allowed))}")
+        allowed_keys = ", ".join(sorted(allowed))
+        raise SpecError(f"{path}: unknown key {unknown[0]!r} in the fault plan; allowed keys: {allowed_keys}")
     try:
         return FaultPlan(**raw)
     except SpecError as exc:

@@ -5,8 +5,11 @@ OBMT), so that float64 keeps picosecond resolution even five years from the tabl
 
 Heliotropic angles (FACTS.md section 1, Lindegren SAG-LL-035 / FM-037):
     R(t) = Rx(eps) Rz(lambda_sun) Rx(nu - pi/2) Ry(pi/2 - xi) Rz(Omega),  u_icrs = R u_srs.
-A table row holds, at one node: nu, dnu/dt, Omega, dOmega/dt, lambda_sun, dlambda_sun/dt (rad, rad/s)
-and the spin axis in ecliptic coordinates (3 columns), used by the transit pre-filter.
+A table row holds, at one node: nu, dnu/dt, Omega (wrapped to [0, 2 pi)), dOmega/dt, lambda_sun,
+dlambda_sun/dt (rad, rad/s), the spin axis in ecliptic coordinates (3 columns, for the transit
+pre-filter) and the unwrapped increment of Omega to the next node. Omega grows by ~1e5 rad over a
+mission, where float64 resolves only ~1e-11 rad (30 ns of spin); wrapped nodes plus increments keep
+the interpolated phase at ~1e-15 rad.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from numba import prange
 from pipeline.kernels import jit, jit_parallel
 
 # Table columns.
-NU, NU_DOT, OM, OM_DOT, LAM, LAM_DOT, ZX, ZY, ZZ = range(9)
-N_COLS = 9
+NU, NU_DOT, OM, OM_DOT, LAM, LAM_DOT, ZX, ZY, ZZ, OM_STEP = range(10)
+N_COLS = 10
 
 DEG = math.pi / 180.0
 SECONDS_PER_DAY = 86400.0
@@ -39,7 +42,9 @@ def sun_longitude(days_j2000):
     g = (357.528 + 0.98560028 * days_j2000) * DEG
     lam = l_deg * DEG + 2.0 * e * math.sin(g) + 1.25 * e * e * math.sin(2.0 * g)
     g_dot = 0.98560028 * DEG / SECONDS_PER_DAY
-    lam_dot = 0.98560911 * DEG / SECONDS_PER_DAY + (2.0 * e * math.cos(g) + 2.5 * e * e * math.cos(2.0 * g)) * g_dot
+    lam_dot = (
+        0.98560911 * DEG / SECONDS_PER_DAY + (2.0 * e * math.cos(g) + 2.5 * e * e * math.cos(2.0 * g)) * g_dot
+    )
     return lam, lam_dot
 
 
@@ -99,12 +104,28 @@ def nsl_table(ref_days_j2000, nu0, om0, step_s, k_first, n_nodes, s_const, xi_ra
     k = 0
     # March (without storing) from the reference node to the first tabulated one.
     while k < k_first:
-        nu, om = _rk4_step(nu, om, ref_days_j2000 + k * step_s / SECONDS_PER_DAY, step_s,
-                           s_const, sin_xi, cos_xi, spin_rate_rad_s)
+        nu, om = _rk4_step(
+            nu,
+            om,
+            ref_days_j2000 + k * step_s / SECONDS_PER_DAY,
+            step_s,
+            s_const,
+            sin_xi,
+            cos_xi,
+            spin_rate_rad_s,
+        )
         k += 1
     while k > k_first:
-        nu, om = _rk4_step(nu, om, ref_days_j2000 + k * step_s / SECONDS_PER_DAY, -step_s,
-                           s_const, sin_xi, cos_xi, spin_rate_rad_s)
+        nu, om = _rk4_step(
+            nu,
+            om,
+            ref_days_j2000 + k * step_s / SECONDS_PER_DAY,
+            -step_s,
+            s_const,
+            sin_xi,
+            cos_xi,
+            spin_rate_rad_s,
+        )
         k -= 1
     tab = np.empty((n_nodes, N_COLS))
     for row in range(n_nodes):
@@ -113,24 +134,33 @@ def nsl_table(ref_days_j2000, nu0, om0, step_s, k_first, n_nodes, s_const, xi_ra
         if row < n_nodes - 1:
             nu, om = _rk4_step(nu, om, t_days, step_s, s_const, sin_xi, cos_xi, spin_rate_rad_s)
             k += 1
+    for row in range(n_nodes - 1):
+        tab[row, OM_STEP] = tab[row + 1, OM] - tab[row, OM]
+    tab[n_nodes - 1, OM_STEP] = 0.0
+    for row in range(n_nodes):
+        tab[row, OM] -= TWO_PI * math.floor(tab[row, OM] / TWO_PI)
     return tab
 
 
 @jit
-def _hermite(tab, i, f, step_s, col, dcol):
-    """Cubic Hermite interpolation of column ``col`` (rate in ``dcol``) between nodes i and i+1 at fraction f."""
-    p0 = tab[i, col]
-    m0 = tab[i, dcol] * step_s
-    m1 = tab[i + 1, dcol] * step_s
+def _hermite(p0, dp, m0, m1, f):
+    """Cubic Hermite between values p0 and p0 + dp with end slopes m0, m1 (per interval) at fraction f."""
     f2 = f * f
     f3 = f2 * f
-    # p0 + (p1 - p0) h01 + m0 h10 + m1 h11: written around p0 so a large Omega loses no digits.
-    return p0 + (tab[i + 1, col] - p0) * (3.0 * f2 - 2.0 * f3) + m0 * (f3 - 2.0 * f2 + f) + m1 * (f3 - f2)
+    # p0 + (p1 - p0) h01 + m0 h10 + m1 h11 (h00 = 1 - h01), written around p0.
+    return p0 + dp * (3.0 * f2 - 2.0 * f3) + m0 * (f3 - 2.0 * f2 + f) + m1 * (f3 - f2)
+
+
+@jit
+def _hermite_col(tab, i, f, step_s, col, dcol):
+    return _hermite(
+        tab[i, col], tab[i + 1, col] - tab[i, col], tab[i, dcol] * step_s, tab[i + 1, dcol] * step_s, f
+    )
 
 
 @jit
 def angles_at(tab, step_s, node, local_s):
-    """(nu, Omega, lambda_sun) in rad at ``local_s`` seconds after table node ``node``.
+    """(nu, Omega, lambda_sun) in rad at ``local_s`` seconds after table node ``node``; Omega ~ in [0, 2 pi].
 
     Outside the table the end interval is extrapolated (the public wrappers keep queries inside).
     """
@@ -144,17 +174,19 @@ def angles_at(tab, step_s, node, local_s):
     elif i > n - 2:
         f += i - (n - 2)
         i = n - 2
-    return (_hermite(tab, i, f, step_s, NU, NU_DOT), _hermite(tab, i, f, step_s, OM, OM_DOT),
-            _hermite(tab, i, f, step_s, LAM, LAM_DOT))
+    om = _hermite(tab[i, OM], tab[i, OM_STEP], tab[i, OM_DOT] * step_s, tab[i + 1, OM_DOT] * step_s, f)
+    return _hermite_col(tab, i, f, step_s, NU, NU_DOT), om, _hermite_col(tab, i, f, step_s, LAM, LAM_DOT)
 
 
 @jit
 def _quat_mul(ax, ay, az, aw, bx, by, bz, bw):
     """Hamilton product of scalar-last quaternions (as ``pipeline.geometry.quat_multiply``)."""
-    return (aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-            aw * bw - ax * bx - ay * by - az * bz)
+    return (
+        aw * bx + ax * bw + ay * bz - az * by,
+        aw * by - ax * bz + ay * bw + az * bx,
+        aw * bz + ax * by - ay * bx + az * bw,
+        aw * bw - ax * bx - ay * by - az * bz,
+    )
 
 
 @jit_parallel
@@ -214,9 +246,33 @@ def _wrap_pi(x):
 
 
 @jit
-def _source_transits(u, tab, zc, step_ns, n_sub, j_lo, j_hi, t0_rel_ns, t1_rel_ns, sin_band, lip_rad_s,
-                     sin_eps, cos_eps, sin_xi, cos_xi, spin_rate_rad_s, phi_fov, zeta_lo, zeta_hi,
-                     write, cap, out_ns, out_fov, out_zeta, offset):
+def _source_transits(
+    u,
+    tab,
+    zc,
+    step_ns,
+    n_sub,
+    j_lo,
+    j_hi,
+    t0_rel_ns,
+    t1_rel_ns,
+    sin_band,
+    lip_rad_s,
+    sin_eps,
+    cos_eps,
+    sin_xi,
+    cos_xi,
+    spin_rate_rad_s,
+    phi_fov,
+    zeta_lo,
+    zeta_hi,
+    write,
+    cap,
+    out_ns,
+    out_fov,
+    out_zeta,
+    offset,
+):
     """Transits of one source (ICRS unit vector ``u``) between ``t0_rel_ns`` and ``t1_rel_ns``.
 
     With ``write`` False, returns an upper bound on their number (cheap: dot products only); with
@@ -275,23 +331,35 @@ def _source_transits(u, tab, zc, step_ns, n_sub, j_lo, j_hi, t0_rel_ns, t1_rel_n
             x = phi_lo - phi_f
             t = lo + (x - TWO_PI * math.floor(x / TWO_PI)) / spin_rate_rad_s
             while t < hi + slack_s:
+                # Approach: Newton with the spin rate as slope, to ~1 ms.
                 tt = t
-                sz = 0.0
                 ok = True
-                for it in range(8):
+                for it in range(6):
                     phi, sz = _src_angles(tab, step_s, node, tt, ex, ey, ez, sin_xi, cos_xi)
                     if it == 0 and abs(sz) > sin_band + zeta_margin:
                         ok = False
                         break
                     dt = _wrap_pi(phi - phi_f) / spin_rate_rad_s
                     tt += dt
-                    if abs(dt) < 1e-7:
+                    if abs(dt) < 1e-3:
                         break
                 if not ok:
                     t += period_s
                     continue
+                # Polish from the table node before the root, so the result depends on that node only
+                # (not on where the window or span began): bit-identical across windows.
+                k = math.floor(tt / step_s)
+                row = node + int(k)
+                x = 0.0
+                sz = 0.0
+                for _ in range(12):
+                    phi, sz = _src_angles(tab, step_s, row, x, ex, ey, ez, sin_xi, cos_xi)
+                    dx = _wrap_pi(phi - phi_f) / spin_rate_rad_s
+                    x += dx
+                    if abs(dx) < 1e-10:
+                        break
                 zeta = math.asin(min(1.0, max(-1.0, sz)))
-                t_ns = base_ns + np.int64(round(tt * 1e9))
+                t_ns = row * step_ns + np.int64(round(x * 1e9))
                 if zeta_lo <= zeta < zeta_hi and t0_rel_ns <= t_ns < t1_rel_ns and count < cap:
                     out_ns[offset + count] = t_ns
                     out_fov[offset + count] = fov
@@ -302,8 +370,25 @@ def _source_transits(u, tab, zc, step_ns, n_sub, j_lo, j_hi, t0_rel_ns, t1_rel_n
 
 
 @jit_parallel
-def transit_bounds(u_icrs, tab, zc, step_ns, n_sub, j_lo, j_hi, t0_rel_ns, t1_rel_ns, sin_band, lip_rad_s,
-                   eps_rad, xi_rad, spin_rate_rad_s, phi_fov, zeta_lo, zeta_hi):
+def transit_bounds(
+    u_icrs,
+    tab,
+    zc,
+    step_ns,
+    n_sub,
+    j_lo,
+    j_hi,
+    t0_rel_ns,
+    t1_rel_ns,
+    sin_band,
+    lip_rad_s,
+    eps_rad,
+    xi_rad,
+    spin_rate_rad_s,
+    phi_fov,
+    zeta_lo,
+    zeta_hi,
+):
     """Pass 1: per-source upper bound on the number of transits (int64, n)."""
     n = u_icrs.shape[0]
     out = np.zeros(n, dtype=np.int64)
@@ -312,23 +397,92 @@ def transit_bounds(u_icrs, tab, zc, step_ns, n_sub, j_lo, j_hi, t0_rel_ns, t1_re
     dummy_f = np.zeros(0)
     se, ce, sx, cx = math.sin(eps_rad), math.cos(eps_rad), math.sin(xi_rad), math.cos(xi_rad)
     for s in prange(n):
-        out[s] = _source_transits(u_icrs[s], tab, zc, step_ns, n_sub, j_lo, j_hi, t0_rel_ns, t1_rel_ns,
-                                  sin_band, lip_rad_s, se, ce, sx, cx, spin_rate_rad_s, phi_fov,
-                                  zeta_lo, zeta_hi, False, 0, dummy_i, dummy_b, dummy_f, 0)
+        out[s] = _source_transits(
+            u_icrs[s],
+            tab,
+            zc,
+            step_ns,
+            n_sub,
+            j_lo,
+            j_hi,
+            t0_rel_ns,
+            t1_rel_ns,
+            sin_band,
+            lip_rad_s,
+            se,
+            ce,
+            sx,
+            cx,
+            spin_rate_rad_s,
+            phi_fov,
+            zeta_lo,
+            zeta_hi,
+            False,
+            0,
+            dummy_i,
+            dummy_b,
+            dummy_f,
+            0,
+        )
     return out
 
 
 @jit_parallel
-def transit_fill(u_icrs, sources, offsets, caps, tab, zc, step_ns, n_sub, j_lo, j_hi, t0_rel_ns, t1_rel_ns,
-                 sin_band, lip_rad_s, eps_rad, xi_rad, spin_rate_rad_s, phi_fov, zeta_lo, zeta_hi,
-                 out_ns, out_fov, out_zeta):
+def transit_fill(
+    u_icrs,
+    sources,
+    offsets,
+    caps,
+    tab,
+    zc,
+    step_ns,
+    n_sub,
+    j_lo,
+    j_hi,
+    t0_rel_ns,
+    t1_rel_ns,
+    sin_band,
+    lip_rad_s,
+    eps_rad,
+    xi_rad,
+    spin_rate_rad_s,
+    phi_fov,
+    zeta_lo,
+    zeta_hi,
+    out_ns,
+    out_fov,
+    out_zeta,
+):
     """Pass 2: transits of ``sources`` written from ``offsets`` (at most ``caps``); returns counts."""
     m = sources.shape[0]
     counts = np.zeros(m, dtype=np.int64)
     se, ce, sx, cx = math.sin(eps_rad), math.cos(eps_rad), math.sin(xi_rad), math.cos(xi_rad)
     for c in prange(m):
-        counts[c] = _source_transits(u_icrs[sources[c]], tab, zc, step_ns, n_sub, j_lo, j_hi, t0_rel_ns,
-                                     t1_rel_ns, sin_band, lip_rad_s, se, ce, sx, cx, spin_rate_rad_s,
-                                     phi_fov, zeta_lo, zeta_hi, True, caps[c], out_ns, out_fov,
-                                     out_zeta, offsets[c])
+        counts[c] = _source_transits(
+            u_icrs[sources[c]],
+            tab,
+            zc,
+            step_ns,
+            n_sub,
+            j_lo,
+            j_hi,
+            t0_rel_ns,
+            t1_rel_ns,
+            sin_band,
+            lip_rad_s,
+            se,
+            ce,
+            sx,
+            cx,
+            spin_rate_rad_s,
+            phi_fov,
+            zeta_lo,
+            zeta_hi,
+            True,
+            caps[c],
+            out_ns,
+            out_fov,
+            out_zeta,
+            offsets[c],
+        )
     return counts

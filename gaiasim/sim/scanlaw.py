@@ -48,11 +48,13 @@ class ScanLawParams:
     precession_loops_per_year: float = 5.8
     # Obliquity of the ecliptic eps = 23 deg 26' 21.448" (rzinkstok AttitudeCalculator) [C].
     obliquity_deg: float = 23.0 + 26.0 / 60.0 + 21.448 / 3600.0
-    # Reference epoch in TCB days since JD 2455197.5: 0 = J2010.0, the Nsl37 (FM-037-2) reference [C].
+    # Reference epoch, TCB days since JD 2455197.5: 0 = J2010.0, the Nsl37 (FM-037-2) reference [C].
     ref_epoch_tcb_days: float = 0.0
-    # Precession phase nu at the reference epoch: placeholder 0 as in Gaia Sky Nsl37 [C as placeholder, U as Gaia's].
+    # Precession phase nu at the reference epoch: placeholder 0 as in Gaia Sky Nsl37
+    # [C as a placeholder; Gaia's operational value U].
     nu0_rad: float = 0.0
-    # Spin phase Omega at the reference epoch: placeholder 0 as in Gaia Sky Nsl37 [C as placeholder, U as Gaia's].
+    # Spin phase Omega at the reference epoch: placeholder 0 as in Gaia Sky Nsl37
+    # [C as a placeholder; Gaia's operational value U].
     omega0_rad: float = 0.0
 
     def __post_init__(self) -> None:
@@ -114,7 +116,7 @@ def speed_constant(xi_rad: float, loops_per_year: float) -> float:
 
 
 def sun_longitude_rad(days_since_j2000: np.ndarray | float) -> np.ndarray:
-    """Nominal (geometric, mean-equinox) solar ecliptic longitude in rad at days since J2000.0 (FACTS.md s.1)."""
+    """Nominal solar ecliptic longitude (rad) at days since J2000.0 (FACTS.md section 1)."""
     t = np.asarray(days_since_j2000, dtype=np.float64)
     e = 0.016709
     g = np.deg2rad(357.528 + 0.98560028 * t)
@@ -138,7 +140,9 @@ def _max_sun_rate_rad_s() -> float:
 def _as_obmt_array(obmt_ns: np.ndarray, name: str) -> np.ndarray:
     arr = np.asarray(obmt_ns)
     if arr.dtype.kind not in "iu":
-        raise ValueError(f"{name} must be integer nanoseconds (int64), got dtype {arr.dtype}; use .astype(np.int64)")
+        raise ValueError(
+            f"{name} must be integer nanoseconds (int64), got dtype {arr.dtype}; use .astype(np.int64)"
+        )
     return np.ascontiguousarray(arr.reshape(-1), dtype=np.int64)
 
 
@@ -152,7 +156,9 @@ class ScanLaw:
     #: Coarse pre-filter interval of the transit finder, in table steps (1 h at 600 s).
     PREFILTER_STEPS = 6
 
-    def __init__(self, t0_ns: int, t1_ns: int, params: ScanLawParams | None = None, step_s: int = 600) -> None:
+    def __init__(
+        self, t0_ns: int, t1_ns: int, params: ScanLawParams | None = None, step_s: int = 600
+    ) -> None:
         t0_ns, t1_ns = int(t0_ns), int(t1_ns)
         if t1_ns <= t0_ns:
             raise ValueError(f"ScanLaw needs t0_ns < t1_ns, got {t0_ns} >= {t1_ns}")
@@ -173,8 +179,17 @@ class ScanLaw:
         self.t0_ns, self.t1_ns = t0_ns, t1_ns
         self.table_t0_ns = self.ref_ns + k_first * self.step_ns
         ref_days_j2000 = p.ref_epoch_tcb_days + TCB_ORIGIN_DAYS_SINCE_J2000
-        self._tab = _k.nsl_table(ref_days_j2000, p.nu0_rad, p.omega0_rad, float(step_s), k_first, n_nodes,
-                                 self.s_const, p.xi_rad, p.spin_rate_rad_s)
+        self._tab = _k.nsl_table(
+            ref_days_j2000,
+            p.nu0_rad,
+            p.omega0_rad,
+            float(step_s),
+            k_first,
+            n_nodes,
+            self.s_const,
+            p.xi_rad,
+            p.spin_rate_rad_s,
+        )
         # The table starts on a pre-filter node: every PREFILTER_STEPS-th row is one.
         self._zc = np.ascontiguousarray(self._tab[:: self.PREFILTER_STEPS, _k.ZX : _k.ZZ + 1])
 
@@ -191,7 +206,7 @@ class ScanLaw:
         return t - self.table_t0_ns
 
     def heliotropic_angles(self, obmt_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(nu, Omega, lambda_sun) in rad at ``obmt_ns``; Omega is not wrapped (it grows ~4 rev/day)."""
+        """(nu, Omega, lambda_sun) in rad at ``obmt_ns``; Omega is the spin phase mod 2 pi."""
         rel = self._rel_ns(obmt_ns)
         node = rel // self.step_ns
         local = (rel - node * self.step_ns) * 1e-9
@@ -227,8 +242,10 @@ class ScanLaw:
         t0_ns = self.t0_ns if t0_ns is None else int(t0_ns)
         t1_ns = self.t1_ns if t1_ns is None else int(t1_ns)
         if not self.t0_ns <= t0_ns < t1_ns <= self.t1_ns:
-            raise ValueError(f"need {self.t0_ns} <= t0_ns < t1_ns <= {self.t1_ns} (this ScanLaw's span), "
-                             f"got [{t0_ns}, {t1_ns})")
+            raise ValueError(
+                f"need {self.t0_ns} <= t0_ns < t1_ns <= {self.t1_ns} (this ScanLaw's span), "
+                f"got [{t0_ns}, {t1_ns})"
+            )
         u = np.asarray(u_icrs)
         if u.ndim != 2 or u.shape[1] != 3:
             raise ValueError(f"u_icrs must have shape (n, 3), got {u.shape}")
@@ -236,7 +253,9 @@ class ScanLaw:
             raise ValueError(f"u_icrs must be float64, got {u.dtype}; use .astype(np.float64)")
         u = np.ascontiguousarray(u)
         if u.size and not np.allclose(np.einsum("ij,ij->i", u, u), 1.0, atol=1e-9):
-            raise ValueError("u_icrs rows must be unit vectors; divide by np.linalg.norm(u, axis=1, keepdims=True)")
+            raise ValueError(
+                "u_icrs rows must be unit vectors; divide by np.linalg.norm(u, axis=1, keepdims=True)"
+            )
         args = self._finder_args(t0_ns, t1_ns)
         bounds = _k.transit_bounds(u, self._tab, self._zc, *args)
         sources = np.flatnonzero(bounds).astype(np.int64)
@@ -247,7 +266,9 @@ class ScanLaw:
         out_ns = np.empty(total, dtype=np.int64)
         out_fov = np.empty(total, dtype=np.int8)
         out_zeta = np.empty(total, dtype=np.float64)
-        counts = _k.transit_fill(u, sources, offsets, caps, self._tab, self._zc, *args, out_ns, out_fov, out_zeta)
+        counts = _k.transit_fill(
+            u, sources, offsets, caps, self._tab, self._zc, *args, out_ns, out_fov, out_zeta
+        )
         keep = np.zeros(total, dtype=bool)
         # Slots offsets[c] .. offsets[c] + counts[c] - 1 were written.
         starts = np.repeat(offsets, counts)
@@ -256,8 +277,12 @@ class ScanLaw:
         src = np.repeat(sources, counts)
         t_ns = out_ns[keep] + self.table_t0_ns
         order = np.lexsort((src, t_ns))
-        return {"source_index": src[order], "obmt_ns": t_ns[order], "fov": out_fov[keep][order],
-                "zeta_rad": out_zeta[keep][order]}
+        return {
+            "source_index": src[order],
+            "obmt_ns": t_ns[order],
+            "fov": out_fov[keep][order],
+            "zeta_rad": out_zeta[keep][order],
+        }
 
     def _finder_args(self, t0_ns: int, t1_ns: int) -> tuple:
         p = self.params
@@ -266,8 +291,22 @@ class ScanLaw:
         j_lo, j_hi = rel0 // coarse_ns, -(-rel1 // coarse_ns)
         # |d(u.z)/dt| <= |dz/dt| = S dlambda/dt; 5 % margin for interpolation and rounding.
         lip = 1.05 * self.s_const * _max_sun_rate_rad_s()
-        return (self.step_ns, self.PREFILTER_STEPS, j_lo, j_hi, rel0, rel1, math.sin(-ZETA_MIN_RAD), lip,
-                p.eps_rad, p.xi_rad, p.spin_rate_rad_s, 0.5 * BASIC_ANGLE_RAD, ZETA_MIN_RAD, -ZETA_MIN_RAD)
+        return (
+            self.step_ns,
+            self.PREFILTER_STEPS,
+            j_lo,
+            j_hi,
+            rel0,
+            rel1,
+            math.sin(-ZETA_MIN_RAD),
+            lip,
+            p.eps_rad,
+            p.xi_rad,
+            p.spin_rate_rad_s,
+            0.5 * BASIC_ANGLE_RAD,
+            ZETA_MIN_RAD,
+            -ZETA_MIN_RAD,
+        )
 
 
 def find_transits(u_icrs: np.ndarray, t0_ns: int, t1_ns: int, params: ScanLawParams | None = None) -> dict:
@@ -297,8 +336,13 @@ def ecliptic_latitude_rad(u_icrs: np.ndarray, params: ScanLawParams | None = Non
     return np.arcsin(np.clip(np.cos(eps) * u[:, 2] - np.sin(eps) * u[:, 1], -1.0, 1.0))
 
 
-def transit_statistics(n_sources: int = 10_000, years: float = 5.0, seed: int = 0,
-                       start: datetime.date = NSL_START_DATE, params: ScanLawParams | None = None) -> dict:
+def transit_statistics(
+    n_sources: int = 10_000,
+    years: float = 5.0,
+    seed: int = 0,
+    start: datetime.date = NSL_START_DATE,
+    params: ScanLawParams | None = None,
+) -> dict:
     """Numbers of FoV transits of isotropic sources under the NSL (no dead time), by ecliptic latitude.
 
     Returns ``n_transits`` (int64 per source), ``beta_rad``, ``mean_transits``, the geometric expectation
@@ -310,7 +354,7 @@ def transit_statistics(n_sources: int = 10_000, years: float = 5.0, seed: int = 
     rng = np.random.default_rng(seed)
     u = isotropic_unit_vectors(n_sources, rng)
     t0 = obmt_ns_from_date(start)
-    t1 = t0 + int(round(years * DAYS_PER_YEAR * NS_PER_DAY))
+    t1 = t0 + round(years * DAYS_PER_YEAR * NS_PER_DAY)
     tic = time.perf_counter()
     law = ScanLaw(t0, t1, params)
     toc = time.perf_counter()

@@ -120,7 +120,8 @@ def make_windows(
 
         g_rp = g_mag[sel] - G_MINUS_RP_PER_BPRP * bp_rp[sel]
         g_bp = g_rp + bp_rp[sel]
-        shape = np.exp(-0.5 * ((np.arange(icd.SPECTRUM_SAMPLES) - SPECTRUM_CENTRE_SAMPLE) / SPECTRUM_SIGMA_SAMPLES) ** 2)
+        x = (np.arange(icd.SPECTRUM_SAMPLES) - SPECTRUM_CENTRE_SAMPLE) / SPECTRUM_SIGMA_SAMPLES
+        shape = np.exp(-0.5 * x**2)
         shape /= shape.sum()
         spectra = {}
         for band, g_band, zp in (("bp", g_bp, cal.zero_point_bp_mag), ("rp", g_rp, cal.zero_point_rp_mag)):

@@ -33,7 +33,9 @@ OBMT_NS_AT_TCB_ORIGIN = 1717_6256 * OBMT_REV_NS // 10_000 - 1826_25 * NS_PER_DAY
 
 def obmt_ns_from_tcb_days(tcb_days: np.ndarray | float) -> np.ndarray:
     """OBMT (int64 ns) at ``tcb_days`` days since 2010-01-01T00:00 TCB, rounded to the ns."""
-    return OBMT_NS_AT_TCB_ORIGIN + np.round(np.asarray(tcb_days, dtype=np.float64) * NS_PER_DAY).astype(np.int64)
+    return OBMT_NS_AT_TCB_ORIGIN + np.round(np.asarray(tcb_days, dtype=np.float64) * NS_PER_DAY).astype(
+        np.int64
+    )
 
 
 def tcb_days_from_obmt_ns(obmt_ns: np.ndarray | int) -> np.ndarray:
@@ -51,7 +53,9 @@ def days_since_j2000_from_obmt_ns(obmt_ns: np.ndarray | int) -> np.ndarray:
 def obmt_ns_from_date(date: datetime.date) -> int:
     """OBMT (ns) at midnight starting ``date``, taking the date as a TCB date (UTC ~ TCB, see module doc)."""
     if not isinstance(date, datetime.date) or isinstance(date, datetime.datetime):
-        raise ValueError(f"date must be a datetime.date (not {type(date).__name__}); use .date() on datetimes")
+        raise ValueError(
+            f"date must be a datetime.date (not {type(date).__name__}); use .date() on datetimes"
+        )
     return OBMT_NS_AT_TCB_ORIGIN + (date - TCB_ORIGIN_DATE).days * NS_PER_DAY
 
 

@@ -25,7 +25,8 @@ def read_run_info(run_dir: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise io.InputError(f"{run_dir} is not a finished run: {RUN_JSON} is missing; run 'gaiasim run' first") from None
+        raise io.InputError(
+            f"{run_dir} is not a finished run: {RUN_JSON} is missing; run 'gaiasim run' first") from None
     except json.JSONDecodeError as exc:
         raise io.InputError(f"{path} is not valid JSON ({exc}); rerun the pipeline") from None
 

@@ -24,7 +24,7 @@ CRC_OCTETS = 2
 
 def _make_crc_table() -> np.ndarray:
     """Table for CRC-16-CCITT, polynomial 0x1021, MSB first (ECSS-E-ST-70-41C annex B)."""
-    table = np.zeros(256, dtype=np.uint16)
+    table = np.zeros(256, dtype=np.int64)
     for byte in range(256):
         crc = byte << 8
         for _ in range(8):
@@ -39,9 +39,9 @@ CRC_TABLE = _make_crc_table()
 @jit
 def _crc16(buf, start, stop, table):
     """CRC-16-CCITT (init 0xFFFF, no reflection, no final XOR) of buf[start:stop]."""
-    crc = np.uint16(0xFFFF)
+    crc = 0xFFFF
     for i in range(start, stop):
-        crc = np.uint16((crc << np.uint16(8)) ^ table[((crc >> np.uint16(8)) ^ buf[i]) & np.uint16(0xFF)])
+        crc = ((crc << 8) & 0xFFFF) ^ table[(crc >> 8) ^ buf[i]]
     return crc
 
 
@@ -72,7 +72,7 @@ def _valid_at(buf, pos, expected_octets, table):
     ok, apid, _seq, octets = _header_at(buf, pos)
     if not ok or expected_octets[apid] == 0 or octets != expected_octets[apid] or pos + octets > n:
         return False
-    crc = (np.uint16(buf[pos + octets - 2]) << np.uint16(8)) | np.uint16(buf[pos + octets - 1])
+    crc = (np.int64(buf[pos + octets - 2]) << 8) | np.int64(buf[pos + octets - 1])
     return _crc16(buf, pos, pos + octets - CRC_OCTETS, table) == crc
 
 
@@ -101,7 +101,7 @@ def _scan_stream(buf, expected_octets, min_octets, table, offset, octets, apid, 
         seq[row] = s
         plausible = ok and length >= min_octets
         if plausible and pos + length <= n:
-            crc = (np.uint16(buf[pos + length - 2]) << np.uint16(8)) | np.uint16(buf[pos + length - 1])
+            crc = (np.int64(buf[pos + length - 2]) << 8) | np.int64(buf[pos + length - 1])
             if _crc16(buf, pos, pos + length - CRC_OCTETS, table) == crc:
                 octets[row] = length
                 if expected_octets[a] == 0:
@@ -135,3 +135,12 @@ def _scan_stream(buf, expected_octets, min_octets, table, offset, octets, apid, 
         pos = q
         row += 1
     return row
+
+
+@jit_parallel
+def _gather(buf, offsets, octets, out):
+    """Copy ``octets`` bytes at each of ``offsets`` into the rows of ``out`` (n, octets)."""
+    for i in numba.prange(offsets.shape[0]):
+        o = offsets[i]
+        for j in range(octets):
+            out[i, j] = buf[o + j]

@@ -1,0 +1,3 @@
+"""Root conftest: registers the pytest-bdd step modules for the features."""
+
+pytest_plugins = ["steps.common"]

@@ -1,0 +1,65 @@
+"""nox sessions: tests, features, lint, demo, cover, bench (``nox --list`` shows them)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["tests", "features", "lint"]
+nox.options.reuse_venv = "yes"
+
+# Pinned to the interpreter nox runs under: nox must never try to download a Python.
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+REPORTS = "reports"
+
+
+def _install(session: nox.Session, *extras: str) -> None:
+    session.install("-e", f".[{','.join(extras)}]" if extras else ".")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Unit tests and hypothesis properties, with a JUnit report."""
+    _install(session, "test")
+    session.run("pytest", "tests", f"--junitxml={REPORTS}/tests.xml", *session.posargs,
+                env={"HYPOTHESIS_PROFILE": os.environ.get("HYPOTHESIS_PROFILE", "ci")})
+
+
+@nox.session(python=PYTHON)
+def features(session: nox.Session) -> None:
+    """Gherkin acceptance features, with JUnit XML and Cucumber JSON reports."""
+    _install(session, "test")
+    session.run("pytest", "features", f"--junitxml={REPORTS}/features.xml",
+                f"--cucumberjson={REPORTS}/cucumber.json", "-m", "not slow", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff over the whole tree."""
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", ".", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """The demo day end to end (generate, run, validate)."""
+    _install(session)
+    session.run("gaiasim", "demo", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def cover(session: nox.Session) -> None:
+    """Coverage per component, once with NUMBA_DISABLE_JIT=1 so kernel bodies count."""
+    _install(session, "test")
+    session.run("pytest", "tests", "features", "--cov", "--cov-report=term", f"--cov-report=xml:{REPORTS}/coverage.xml",
+                f"--junitxml={REPORTS}/cover.xml", *session.posargs, env={"NUMBA_DISABLE_JIT": "1"})
+
+
+@nox.session(python=PYTHON, default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: ratios against baselines measured in the same run (JSON in reports/)."""
+    _install(session, "bench")
+    session.run("python", "-m", "gaiasim.bench", "--json", f"{REPORTS}/bench.json", *session.posargs)

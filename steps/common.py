@@ -1,0 +1,41 @@
+"""Steps shared by every feature: a day, the pipeline over it, and a named check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pytest_bdd import given, parsers, then, when
+
+from gaiasim import workspace
+
+
+@pytest.fixture(scope="session")
+def workspace_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Datasets and runs cached for the whole session (keyed by spec hash)."""
+    return tmp_path_factory.mktemp("workspace")
+
+
+@given(parsers.parse("a {level} day generated with seed {seed:d}"), target_fixture="dataset")
+def _(level: str, seed: int, workspace_root: Path) -> Path:
+    return workspace.dataset_for(level, seed, root=workspace_root)
+
+
+@given(parsers.parse('a {level} day generated with seed {seed:d} and the fault plan "{plan}"'),
+       target_fixture="dataset")
+def _(level: str, seed: int, plan: str, workspace_root: Path) -> Path:
+    return workspace.dataset_for(level, seed, plan, root=workspace_root)
+
+
+@when("the daily pipeline processes the day", target_fixture="run_dir")
+def _(dataset: Path, workspace_root: Path) -> Path:
+    return workspace.run_for(dataset, root=workspace_root)
+
+
+@then(parsers.parse('the check "{name}" passes'))
+def _(run_dir: Path, name: str) -> None:
+    result = workspace.check(run_dir, name)
+    assert result.passed, (
+        f"{result.check.requirement} {name}: measured {result.value} {result.check.unit}, "
+        f"required {result.check.op} {result.check.threshold} ({result.note or result.check.statement})"
+    )
