@@ -47,7 +47,7 @@ def write_table(table: pa.Table, schema: pa.Schema, path: Path) -> None:
     """Write ``table`` as zstd Parquet at ``path`` atomically (temporary name, then rename).
 
     Refuses a table whose schema differs from ``schema``: schemas are defined once, in
-    :mod:`pipeline.schemas` (or beside the simulator's truth code).
+    :mod:`pipeline.schemas` (or beside the simulator's own tables).
     """
     if not table.schema.equals(schema, check_metadata=False):
         raise ValueError(f"table for {path.name} does not match its schema:\n{table.schema}\nexpected:\n{schema}")

@@ -65,9 +65,7 @@ def _check_inputs(samples_e, n_samples, var_extra_e2, sigma_px, max_iter):
             f"n_samples must be an int32 numpy array of shape ({m},) (one count per window); "
             "use np.asarray(n_samples).astype(np.int32)"
         )
-    if not isinstance(var_extra_e2, np.ndarray) or var_extra_e2.dtype != np.float64 or var_extra_e2.shape != (
-        m,
-    ):
+    if not isinstance(var_extra_e2, np.ndarray) or var_extra_e2.dtype != np.float64 or var_extra_e2.shape != (m,):
         raise ValueError(
             f"var_extra_e2 must be a float64 numpy array of shape ({m},) in e-^2; "
             "use np.full(m, extra_variance_e2(read_noise_e, gain_adu_per_e))"
@@ -246,12 +244,7 @@ def _fit_chunk_np(samples, n, r2, sigma_px, max_iter):
     n_iter = np.zeros(m, dtype=np.int32)
     flags = np.zeros(m, dtype=np.int32)
     valid = np.arange(n_max)[None, :] < n[:, None]
-    bad = (
-        (n < _k.MIN_SAMPLES)
-        | ~(r2 >= 0.0)
-        | ~np.isfinite(r2)
-        | (valid & ~np.isfinite(samples)).any(axis=1)
-    )
+    bad = (n < _k.MIN_SAMPLES) | ~(r2 >= 0.0) | ~np.isfinite(r2) | (valid & ~np.isfinite(samples)).any(axis=1)
     flags[bad] = _k.FLAG_BAD_INPUT | _k.FLAG_NOT_CONVERGED
     good = np.flatnonzero(~bad)
     if good.size:
@@ -389,9 +382,7 @@ def fit_images_numpy(
     with np.errstate(all="ignore"):  # masked lanes of np.where may divide by zero; never used
         for lo in range(0, m, chunk_windows):
             hi = min(lo + chunk_windows, m)
-            parts.append(
-                _fit_chunk_np(samples_e[lo:hi], n_samples[lo:hi], var_extra_e2[lo:hi], sigma, max_iter)
-            )
+            parts.append(_fit_chunk_np(samples_e[lo:hi], n_samples[lo:hi], var_extra_e2[lo:hi], sigma, max_iter))
     if not parts:
         parts.append(_fit_chunk_np(samples_e, n_samples, var_extra_e2, sigma, max_iter))
     return {name: np.concatenate([p[j] for p in parts]) for j, name in enumerate(OUTPUT_NAMES)}

@@ -13,9 +13,9 @@ Iterations are Newton steps on (kappa, alpha, beta) using the observed Hessian, 
 scoring where the Hessian is not negative definite; steps are capped (|dkappa| <= 1 px, alpha shrinks at
 most 10x per step), ``beta >= 0`` is kept by an active set, and a halving line search (Armijo) makes
 every accepted step increase the likelihood. Convergence: Newton decrement ``g . d < 1e-12`` (steps
-below ~1e-6 of the formal errors), after which that last step is applied. Formal errors come from the inverse Fisher information at the
-solution. Kernels never raise: bad data give flag bits. ``pipeline.ipd.fit_images_numpy`` mirrors this
-algorithm step by step; keep the two in sync.
+below ~1e-6 of the formal errors); that last step is applied without re-evaluation. Formal errors come
+from the inverse Fisher information at the solution. Kernels never raise: bad data give flag bits.
+``pipeline.ipd.fit_images_numpy`` mirrors this algorithm step by step; keep the two in sync.
 """
 
 from __future__ import annotations
@@ -221,13 +221,9 @@ def _fit_window(
         it += 1
         # Active set for beta >= 0: hold beta at 0 while the likelihood pulls it negative.
         fix_beta = beta <= 0.0 and g2 <= 0.0
-        ok, d0, d1, d2 = _direction(
-            g0, g1, g2, h00, h01, h02, h11, h12, h22, f00, f01, f02, f11, f12, f22, fix_beta
-        )
+        ok, d0, d1, d2 = _direction(g0, g1, g2, h00, h01, h02, h11, h12, h22, f00, f01, f02, f11, f12, f22, fix_beta)
         if ok and not fix_beta and beta <= 0.0 and d2 < 0.0:
-            ok, d0, d1, d2 = _direction(
-                g0, g1, g2, h00, h01, h02, h11, h12, h22, f00, f01, f02, f11, f12, f22, True
-            )
+            ok, d0, d1, d2 = _direction(g0, g1, g2, h00, h01, h02, h11, h12, h22, f00, f01, f02, f11, f12, f22, True)
         if not ok:
             break
         lam2 = g0 * d0 + g1 * d1 + g2 * d2

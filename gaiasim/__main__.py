@@ -1,0 +1,5 @@
+"""``python -m gaiasim`` is the ``gaiasim`` command."""
+
+from gaiasim.cli import main
+
+main()
