@@ -1,0 +1,190 @@
+"""Unit tests of the LSF (pipeline.lsf) and the IPD fit (pipeline.ipd)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pipeline import ipd
+from pipeline.lsf import erf_array, lsf_d2kappa, lsf_dkappa, lsf_profile, lsf_value
+
+# AF2-9 total detection noise and SM/AF/BP/RP gain, Hambly+2018 Table 1; FACTS.md section 2.
+READ_NOISE_E = 4.3
+GAIN_ADU_PER_E = 0.258
+VAR_EXTRA_E2 = READ_NOISE_E**2 + (1.0 / GAIN_ADU_PER_E) ** 2 / 12.0
+
+
+def simulate_windows(rng, flux_e, bg_e, kappa_px, n):
+    """Windows of n samples (e-): Poisson + Gaussian read noise, quantised to ADU and converted back."""
+    k = np.arange(n)
+    expected = bg_e[:, None] + flux_e[:, None] * lsf_profile(k[None, :] - kappa_px[:, None], 1.0)
+    counts = rng.poisson(expected) + rng.normal(0.0, READ_NOISE_E, expected.shape)
+    return np.round(counts * GAIN_ADU_PER_E) / GAIN_ADU_PER_E
+
+
+def fit(samples_e, n=None, var=VAR_EXTRA_E2):
+    samples_e = np.atleast_2d(np.asarray(samples_e, dtype=np.float64))
+    m, n_max = samples_e.shape
+    n_samples = np.full(m, n_max if n is None else n, dtype=np.int32)
+    return ipd.fit_images(samples_e, n_samples, np.full(m, var))
+
+
+# --- LSF -------------------------------------------------------------------------------------------
+
+
+def test_erf_array_matches_math_erf():
+    x = np.concatenate([np.linspace(-7.0, 7.0, 20001), [-40.0, 40.0, 0.46875, 4.0]])
+    expected = np.array([math.erf(v) for v in x])
+    np.testing.assert_allclose(erf_array(x), expected, rtol=2e-15, atol=1e-16)
+    assert np.isnan(erf_array(np.array([np.nan])))[0]
+
+
+@pytest.mark.parametrize("sigma_px", [0.7, 1.0, 1.6])
+def test_lsf_profile_is_a_normalised_symmetric_pixel_integral(sigma_px):
+    x = np.arange(-30, 31, dtype=np.float64)
+    prof = lsf_profile(x, sigma_px)
+    assert prof.sum() == pytest.approx(1.0, abs=1e-14)
+    np.testing.assert_allclose(prof, prof[::-1], atol=1e-16)
+    # A centred image in a 12-sample window sits at kappa = (n - 1) / 2 = 5.5 (frame convention).
+    centred = lsf_profile(np.arange(12) - 5.5, sigma_px)
+    np.testing.assert_allclose(centred, centred[::-1], atol=1e-16)
+
+
+def test_scalar_lsf_and_derivatives_match_vectorised_and_finite_differences():
+    rng = np.random.default_rng(11)
+    h = 1e-5
+    for x, sigma in zip(rng.normal(0.0, 3.0, 200), rng.uniform(0.6, 1.8, 200), strict=True):
+        assert lsf_value(x, sigma) == pytest.approx(float(lsf_profile(np.array([x]), sigma)[0]), abs=1e-15)
+        # x = k - kappa, so d/dkappa = -d/dx.
+        fd1 = -(lsf_value(x + h, sigma) - lsf_value(x - h, sigma)) / (2 * h)
+        fd2 = -(lsf_dkappa(x + h, sigma) - lsf_dkappa(x - h, sigma)) / (2 * h)
+        assert lsf_dkappa(x, sigma) == pytest.approx(fd1, abs=1e-9)
+        assert lsf_d2kappa(x, sigma) == pytest.approx(fd2, abs=1e-9)
+
+
+# --- fit: statistics --------------------------------------------------------------------------------
+
+
+def robust_width(x):
+    return 1.4826 * np.median(np.abs(x - np.median(x)))
+
+
+@pytest.mark.parametrize("flux_level_e", [1e3, 1e4, 1e5])
+def test_pulls_are_unit_normal(flux_level_e):
+    """20 000 simulated 12-sample windows per flux level: (fit - simulated) / formal error ~ N(0, 1)."""
+    rng = np.random.default_rng(20240601 + int(flux_level_e))
+    m, n = 20_000, 12
+    kappa = 5.5 + rng.uniform(-1.0, 1.0, m)
+    flux = np.full(m, flux_level_e)
+    bg = np.full(m, 30.0)
+    res = fit(simulate_windows(rng, flux, bg, kappa, n))
+    ok = res["flags"] == 0
+    assert ok.mean() > 0.999, f"only {ok.mean():.4f} of the windows fitted without flags"
+    pull_al = ((res["al_px"] - kappa) / res["al_px_err"])[ok]
+    pull_flux = ((res["flux_e"] - flux) / res["flux_e_err"])[ok]
+    for name, pull in (("al_px", pull_al), ("flux_e", pull_flux)):
+        assert abs(np.median(pull)) < 0.05, f"{name} pull median {np.median(pull):.3f} (want |.| < 0.05)"
+        width = robust_width(pull)
+        assert abs(width - 1.0) < 0.10, f"{name} pull robust width {width:.3f} (want 1 +- 0.10)"
+    # 9 degrees of freedom: the reduced chi2 has mean 1 and median ~0.93.
+    assert np.mean(res["chi2"][ok]) == pytest.approx(1.0, abs=0.05)
+
+
+# --- fit: flags and validation ----------------------------------------------------------------------
+
+
+def test_flat_window_has_no_star_and_is_flagged():
+    res = fit(np.full((1, 12), 50.0))
+    bad = ipd.FLAG_NOT_CONVERGED | ipd.FLAG_BAD_FLUX
+    assert res["flags"][0] & bad, f"flags {res['flags'][0]:#b} lack NOT_CONVERGED/BAD_FLUX"
+    assert res["flux_e"][0] < 1.0
+
+
+def test_nan_and_short_windows_are_flagged_without_raising():
+    rng = np.random.default_rng(3)
+    samples = simulate_windows(rng, np.full(4, 1e4), np.full(4, 20.0), np.full(4, 5.5), 12)
+    samples[1, 4] = np.nan
+    samples[2, 7] = np.inf
+    n_samples = np.array([12, 12, 12, 3], dtype=np.int32)
+    for fitter in (ipd.fit_images, ipd.fit_images_numpy):
+        res = fitter(samples, n_samples, np.full(4, VAR_EXTRA_E2))
+        assert res["flags"][0] == 0
+        for i in (1, 2, 3):
+            assert res["flags"][i] & ipd.FLAG_BAD_INPUT, f"window {i}: flags {res['flags'][i]:#b}"
+            assert np.isnan(res["al_px"][i])
+
+
+def test_nan_beyond_n_samples_is_ignored():
+    rng = np.random.default_rng(4)
+    samples = np.full((1, 18), np.nan)
+    samples[0, :12] = simulate_windows(rng, np.array([5e3]), np.array([10.0]), np.array([6.2]), 12)
+    res = ipd.fit_images(samples, np.array([12], dtype=np.int32), np.array([VAR_EXTRA_E2]))
+    ref = fit(samples[:, :12])
+    assert res["flags"][0] == 0
+    assert res["al_px"][0] == ref["al_px"][0]
+
+
+def test_star_outside_window_is_flagged():
+    k = np.arange(12)
+    samples = 20.0 + 1e6 * lsf_profile(k + 2.5, 1.0)  # noiseless tail of a star centred at -2.5 px
+    res = fit(samples[None, :])
+    assert res["flags"][0] & ipd.FLAG_OUTSIDE_WINDOW
+    assert res["al_px"][0] == pytest.approx(-2.5, abs=1e-6)
+
+
+def test_noiseless_window_recovers_the_parameters():
+    k = np.arange(18)
+    samples = 12.0 + 3e4 * lsf_profile(k - 9.37, 1.0)
+    res = fit(samples[None, :])
+    assert res["flags"][0] == 0
+    assert res["al_px"][0] == pytest.approx(9.37, abs=1e-9)
+    assert res["flux_e"][0] == pytest.approx(3e4, rel=1e-9)
+    assert res["bg_e"][0] == pytest.approx(12.0, abs=1e-7)
+    assert res["chi2"][0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_flag_bits_are_distinct_and_reserved_bits_are_never_set():
+    bits = [ipd.FLAG_NOT_CONVERGED, ipd.FLAG_OUTSIDE_WINDOW, ipd.FLAG_BAD_FLUX, ipd.FLAG_SATURATED,
+            ipd.FLAG_COSMIC, ipd.FLAG_BAD_INPUT]  # fmt: skip
+    assert all(b > 0 and b & (b - 1) == 0 for b in bits)
+    assert len(set(bits)) == len(bits)
+    rng = np.random.default_rng(5)
+    samples = rng.normal(30.0, 50.0, (500, 12))  # junk, including negative samples
+    res = fit(samples)
+    assert not np.any(res["flags"] & (ipd.FLAG_SATURATED | ipd.FLAG_COSMIC))
+
+
+def test_extra_variance_is_read_noise_plus_quantisation():
+    assert ipd.extra_variance_e2(READ_NOISE_E, GAIN_ADU_PER_E) == pytest.approx(VAR_EXTRA_E2, rel=1e-15)
+
+
+def test_empty_input_gives_empty_outputs():
+    for fitter in (ipd.fit_images, ipd.fit_images_numpy):
+        res = fitter(np.empty((0, 12)), np.empty(0, dtype=np.int32), np.empty(0))
+        assert set(res) == set(ipd.OUTPUT_NAMES)
+        assert all(v.shape == (0,) for v in res.values())
+
+
+@pytest.mark.parametrize(
+    ("samples", "n_samples", "var", "match"),
+    [
+        (np.zeros((2, 12), dtype=np.float32), np.full(2, 12, np.int32), np.ones(2), r"astype\(np.float64\)"),
+        (np.zeros(12), np.full(1, 12, np.int32), np.ones(1), r"shape \(m, n_max\)"),
+        (np.zeros((2, 12)), np.full(2, 12, np.int64), np.ones(2), r"astype\(np.int32\)"),
+        (np.zeros((2, 12)), np.full(3, 12, np.int32), np.ones(2), r"shape \(2,\)"),
+        (np.zeros((2, 12)), np.full(2, 12, np.int32), np.ones(2, dtype=np.float32), "var_extra_e2"),
+        (np.zeros((2, 12)), np.full(2, 13, np.int32), np.ones(2), r"n_samples must lie in \[0, n_max=12\]"),
+    ],
+)
+def test_wrong_arguments_raise_value_error_saying_how_to_fix(samples, n_samples, var, match):
+    for fitter in (ipd.fit_images, ipd.fit_images_numpy):
+        with pytest.raises(ValueError, match=match):
+            fitter(samples, n_samples, var)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [({"sigma_px": 0.0}, "sigma_px"), ({"max_iter": 0}, "max_iter")])
+def test_wrong_settings_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ipd.fit_images(np.zeros((1, 12)), np.full(1, 12, np.int32), np.ones(1), **kwargs)
