@@ -32,13 +32,19 @@ class DaySpec:
     name: str = "day"  # label used in folder names and reports
 
     def __post_init__(self) -> None:
+        for key in ("seed", "scale", "days"):
+            if isinstance(getattr(self, key), bool):
+                raise SpecError(f"{key} = {getattr(self, key)!r}: must be a number, not true/false")
+        for key in ("faults", "name"):
+            if not isinstance(getattr(self, key), str):
+                raise SpecError(f"{key} = {getattr(self, key)!r}: must be a string")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise SpecError(f"seed = {self.seed!r}: must be an integer in [0, 2**63)")
         lo, hi = SCALE_RANGE
         if not isinstance(self.scale, int | float) or not lo <= self.scale <= hi:
             raise SpecError(f"scale = {self.scale!r}: must be a number in [{lo:g}, {hi:g}] (1.0 = a real day)")
-        if not isinstance(self.date, dt.date):
-            raise SpecError(f"date = {self.date!r}: must be a date YYYY-MM-DD")
+        if not isinstance(self.date, dt.date) or isinstance(self.date, dt.datetime):
+            raise SpecError(f"date = {self.date!r}: must be a date YYYY-MM-DD (without a time)")
         if not isinstance(self.days, int) or not 1 <= self.days <= MAX_DAYS:
             raise SpecError(f"days = {self.days!r}: must be an integer in [1, {MAX_DAYS}]")
         last = self.date + dt.timedelta(days=self.days - 1)
@@ -59,6 +65,8 @@ class DaySpec:
 
 
 def _parse_date(key: str, value: object) -> dt.date:
+    if isinstance(value, dt.datetime):
+        raise SpecError(f"{key} = {value.isoformat()}: must be a date YYYY-MM-DD (without a time)")
     if isinstance(value, dt.date):
         return value
     try:

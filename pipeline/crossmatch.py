@@ -15,6 +15,8 @@ import numpy as np
 from pipeline.geometry import MAS_RAD
 from pipeline.kernels import crossmatch as _k
 
+#: Smallest radius whose grid keys fit 64 bits ((2 / chord + 5)^3 < 2^63 needs a chord > 9.5e-7 rad).
+MIN_RADIUS_MAS = 200.0
 #: Transit flag: no catalogue source within the match radius (a new-source candidate).
 FLAG_UNMATCHED = 1 << 16
 
@@ -33,14 +35,12 @@ class SkyIndex:
 def build_index(u_ref: np.ndarray, radius_mas: float) -> SkyIndex:
     """Index catalogue unit vectors (n, 3) for matches within ``radius_mas``."""
     u_ref = np.ascontiguousarray(u_ref, dtype=np.float64).reshape(-1, 3)
-    if not 0.0 < radius_mas < 3.6e6:
-        raise ValueError(f"match radius {radius_mas} mas must lie in (0, 1 deg)")
+    if not MIN_RADIUS_MAS <= radius_mas < 3.6e6:
+        raise ValueError(f"match radius {radius_mas} mas must lie in [{MIN_RADIUS_MAS:g} mas, 1 deg)")
     h = 2.0 * np.sin(0.5 * radius_mas * MAS_RAD)  # chord of the radius
     inv_h = 1.0 / h
     offset = int(np.ceil(inv_h)) + 2
     n = 2 * offset + 1
-    if float(n) ** 3 >= 2.0**63:
-        raise ValueError(f"match radius {radius_mas} mas is too small for a 64-bit grid key; use >= 1 mas")
     keys = np.empty(len(u_ref), dtype=np.int64)
     _k._cell_keys(u_ref, inv_h, offset, n, keys)
     order = np.argsort(keys, kind="stable")

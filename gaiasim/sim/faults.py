@@ -47,6 +47,9 @@ class FaultPlan:
     truncate_octets: int = 100  # octets cut from each truncated file
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            if isinstance(getattr(self, f.name), bool):
+                raise SpecError(f"{f.name} = {getattr(self, f.name)!r}: must be a number, not true/false")
         for name in ("packet_loss", "bit_flip", "duplicate"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 0.5:
@@ -93,8 +96,9 @@ def apply(plan: FaultPlan, rng: np.random.Generator, file: str,
     """Bytes of one TM file from its packets (``(apid, seq, obmt_ns, rows, protected)`` per APID, in
     reception order), with the plan's faults injected and recorded in ``ledger``.
 
-    ``protected`` packets are never lost: the first and last packet of each APID in a dataset, whose
-    loss no receiver could see as a sequence gap.
+    ``protected`` packets get no fault: the first and the last two packets of each APID in a dataset.
+    A loss is only visible as a sequence gap when an intact packet of the same APID follows it, and the
+    last packet may be cut short by a truncated file, so the one before it must arrive intact.
 
     ``truncate`` cuts the file short inside its last packet (at most ``truncate_octets``, never the whole
     packet, so exactly one packet is truncated).
@@ -105,9 +109,9 @@ def apply(plan: FaultPlan, rng: np.random.Generator, file: str,
     for apid, seq, t, rows, protected in chunks:
         n, octets = rows.shape
         lost = ~protected & (rng.random(n) < plan.packet_loss)
-        flipped = ~lost & (rng.random(n) < plan.bit_flip)
+        flipped = ~protected & ~lost & (rng.random(n) < plan.bit_flip)
         # A flipped packet is quarantined, so a copy of it would not be a duplicate: keep them apart.
-        duplicated = ~lost & ~flipped & (rng.random(n) < plan.duplicate)
+        duplicated = ~protected & ~lost & ~flipped & (rng.random(n) < plan.duplicate)
         kept = np.flatnonzero(~lost)
         copies = 1 + duplicated[kept]
         out = rows[np.repeat(kept, copies)]

@@ -169,7 +169,7 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
             sel = pass_of[apid] == i
             ends = np.zeros(len(t), dtype=bool)
             if len(t):
-                ends[[0, -1]] = True
+                ends[[0, -2, -1]] = True
             chunks.append((apid, seq[sel], t[sel], rows[sel], ends[sel]))
         truncate = i >= len(passes) - plan.truncated_files
         ds.write_tm(tm_dir / f"{p.name}.tm", faults.apply(plan, rng, f"{p.name}.tm", chunks, ledger, truncate))

@@ -64,6 +64,15 @@ def _header_at(buf, pos):
 
 
 @jit
+def _plausible_at(buf, pos, expected_octets):
+    """True when a header of a known APID with its ICD length starts at ``pos`` (CRC not checked)."""
+    if buf.shape[0] - pos < PRIMARY_HEADER_OCTETS:
+        return False
+    ok, apid, _seq, octets = _header_at(buf, pos)
+    return ok and expected_octets[apid] != 0 and octets == expected_octets[apid]
+
+
+@jit
 def _valid_at(buf, pos, expected_octets, table):
     """True when a packet with a known APID, its expected length and a good CRC starts at ``pos``."""
     n = buf.shape[0]
@@ -113,9 +122,12 @@ def _scan_stream(buf, expected_octets, min_octets, table, offset, octets, apid, 
                 pos += length
                 row += 1
                 continue
-            # A bit flip inside an otherwise intact packet: the next packet starts right after it.
+            # A bit flip inside an otherwise intact packet: the next packet (possibly one cut short by
+            # the end of the file) starts right after it.
             nxt = pos + length
-            if nxt == n or _valid_at(buf, nxt, expected_octets, table):
+            if nxt == n or n - nxt < PRIMARY_HEADER_OCTETS or _valid_at(buf, nxt, expected_octets, table) or (
+                _plausible_at(buf, nxt, expected_octets) and nxt + _header_at(buf, nxt)[3] > n
+            ):
                 octets[row] = length
                 status[row] = CRC_ERROR
                 pos = nxt

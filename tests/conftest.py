@@ -1,0 +1,57 @@
+"""Shared test configuration: hypothesis profiles and the generated demo days (built once per session).
+
+Hypothesis profile (``HYPOTHESIS_PROFILE``, default ``dev``):
+
+- ``dev``: 50 examples, for the edit-test loop;
+- ``ci``: 100 examples, derandomized (same examples on every run);
+- ``fuzz``: 20000 examples, for a long hunt.
+
+Every profile has ``deadline=None``: numba compiles a kernel on its first call, which would otherwise
+blow the deadline of whichever example happens to run first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+settings.register_profile("dev", max_examples=50, deadline=None)
+settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True)
+settings.register_profile("fuzz", max_examples=20000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Fault plan of the faulty day, and the seed it is generated with.
+FAULTY_PLAN = REPO_ROOT / "datasets" / "faults" / "corrupted_link.toml"
+FAULTY_SEED = 7
+
+
+def _generate_and_run(root: Path, spec, faults_path: Path | None) -> tuple[Path, Path]:
+    from gaiasim.sim.generate import generate
+    from pipeline.run import run
+
+    dataset, run_dir = root / "dataset", root / "run"
+    generate(spec, dataset, faults_path)
+    run(dataset, run_dir)
+    return dataset, run_dir
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(dataset, run folder) of the embedded demo day (``gaiasim.demo.DEMO_SPEC``), nominal telemetry."""
+    from gaiasim.demo import DEMO_SPEC
+
+    return _generate_and_run(tmp_path_factory.mktemp("demo"), DEMO_SPEC, None)
+
+
+@pytest.fixture(scope="session")
+def faulty_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(dataset, run folder) of the demo day at seed 7 with the ``corrupted_link`` fault plan."""
+    from gaiasim.demo import DEMO_SPEC
+
+    spec = dataclasses.replace(DEMO_SPEC, seed=FAULTY_SEED)
+    return _generate_and_run(tmp_path_factory.mktemp("faulty"), spec, FAULTY_PLAN)

@@ -1,0 +1,27 @@
+"""Brute-force oracle of the crossmatch (pipeline.crossmatch): every query against every source."""
+
+from __future__ import annotations
+
+import numpy as np
+
+MAS_PER_RAD = 180.0 * 3600.0 * 1000.0 / np.pi
+
+
+def angular_distance_mas(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Angle between unit vectors (broadcasting), in mas, via atan2(|u x v|, u . v) (stable at 0 and pi)."""
+    cross = np.linalg.norm(np.cross(u, v), axis=-1)
+    dot = np.sum(u * v, axis=-1)
+    return np.arctan2(cross, dot) * MAS_PER_RAD
+
+
+def nearest_brute_force(u_ref: np.ndarray, u_query: np.ndarray, radius_mas: float) -> tuple[np.ndarray, np.ndarray]:
+    """(row of the nearest source within ``radius_mas`` or -1, all-pairs distance matrix in mas)."""
+    u_ref = np.asarray(u_ref, dtype=np.float64).reshape(-1, 3)
+    u_query = np.asarray(u_query, dtype=np.float64).reshape(-1, 3)
+    dist = angular_distance_mas(u_query[:, None, :], u_ref[None, :, :])
+    row = np.full(len(u_query), -1, dtype=np.int64)
+    for i in range(len(u_query)):
+        for j in range(len(u_ref)):
+            if dist[i, j] <= radius_mas and (row[i] < 0 or dist[i, j] < dist[i, row[i]]):
+                row[i] = j
+    return row, dist

@@ -1,0 +1,164 @@
+"""Validation checks (gaiasim.validate.checks): all pass on good runs, and each fires when the outputs
+are damaged the way it is meant to catch."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from gaiasim.validate import checks, db
+from pipeline import schemas
+
+
+def mutated_run(run_dir: Path, tmp_path: Path, table: str, change: Callable[[pa.Table], pa.Table]) -> Path:
+    """A copy of ``run_dir`` with ``<table>/part-0.parquet`` rewritten as ``change(table)``."""
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    path = copy / table / "part-0.parquet"
+    schema = schemas.RUN_TABLES[table]
+    new = change(pq.read_table(path).cast(schema))
+    assert new.schema.equals(schema, check_metadata=False), "a mutation must keep the table's schema"
+    pq.write_table(new, path)
+    return copy
+
+
+def evaluate(run_dir: Path, dataset: Path, name: str) -> checks.Result:
+    con = db.connect(run_dir, dataset)
+    try:
+        return checks.evaluate(con, checks.get(name), db.has_truth(con))
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("which", ["demo_run", "faulty_run"])
+@pytest.mark.parametrize("name", [c.name for c in checks.CHECKS])
+def test_every_check_passes_on_a_good_run(request, which, name):
+    dataset, run_dir = request.getfixturevalue(which)
+    result = evaluate(run_dir, dataset, name)
+    assert result.value is not None and not np.isnan(result.value), f"{name} could not be measured"
+    assert result.passed, f"{name} = {result.value} {result.check.unit}, required {result.check.op} " \
+                          f"{result.check.threshold} on the {which}"
+
+
+def test_the_faulty_run_has_faults_to_detect(faulty_run):
+    dataset, _run_dir = faulty_run
+    kinds = set(pq.read_table(dataset / "truth" / "faults.parquet")["kind"].to_pylist())
+    assert kinds == {"packet_loss", "bit_flip", "duplicate", "truncated_file"}
+
+
+def test_dropped_transit_fails_transits_complete(demo_run, tmp_path):
+    dataset, run_dir = demo_run
+    copy = mutated_run(run_dir, tmp_path, "transits", lambda t: t.slice(1))
+    result = evaluate(copy, dataset, "transits_complete")
+    assert not result.passed and result.value == 1.0, f"transits_complete = {result.value} transits"
+    assert evaluate(copy, dataset, "no_spurious_transits").passed
+
+
+def test_duplicated_transit_fails_transits_complete(demo_run, tmp_path):
+    dataset, run_dir = demo_run
+    copy = mutated_run(run_dir, tmp_path, "transits", lambda t: pa.concat_tables([t, t.slice(0, 1)]))
+    result = evaluate(copy, dataset, "transits_complete")
+    assert not result.passed and result.value == 1.0
+
+
+def test_invented_transit_fails_no_spurious_transits(demo_run, tmp_path):
+    dataset, run_dir = demo_run
+
+    def invent(t: pa.Table) -> pa.Table:
+        extra = t.slice(0, 1)
+        tid = pc.add(extra["transit_id"], 1)
+        return pa.concat_tables([t, extra.set_column(0, schemas.TRANSITS.field("transit_id"), tid)])
+
+    result = evaluate(mutated_run(run_dir, tmp_path, "transits", invent), dataset, "no_spurious_transits")
+    assert not result.passed and result.value == 1.0
+
+
+def test_shifted_centroids_fail_centroid_pull_bias(demo_run, tmp_path):
+    dataset, run_dir = demo_run
+
+    def shift(t: pa.Table) -> pa.Table:
+        i = t.schema.get_field_index("al_px")
+        return t.set_column(i, t.schema.field(i), pc.add(t["al_px"], 0.5))
+
+    copy = mutated_run(run_dir, tmp_path, "ccd", shift)
+    result = evaluate(copy, dataset, "centroid_pull_bias")
+    assert not result.passed, f"centroid_pull_bias = {result.value} sigma after a 0.5 px shift"
+
+
+def test_inflated_errors_fail_centroid_pull_width(demo_run, tmp_path):
+    dataset, run_dir = demo_run
+
+    def inflate(t: pa.Table) -> pa.Table:
+        i = t.schema.get_field_index("al_px_err")
+        return t.set_column(i, t.schema.field(i), pc.multiply(t["al_px_err"], pa.scalar(2.0, pa.float32())))
+
+    result = evaluate(mutated_run(run_dir, tmp_path, "ccd", inflate), dataset, "centroid_pull_width")
+    assert not result.passed, f"centroid_pull_width = {result.value} with errors twice too large"
+
+
+def test_one_percent_wrong_sources_fail_crossmatch_correct(demo_run, tmp_path):
+    dataset, run_dir = demo_run
+    rng = np.random.default_rng(1)
+
+    def corrupt(t: pa.Table) -> pa.Table:
+        src = t["source_id"].to_numpy(zero_copy_only=False).copy()
+        pick = rng.choice(len(src), size=max(1, len(src) // 100), replace=False)
+        src[pick] = src[pick] + 1  # a source id no real match has
+        i = t.schema.get_field_index("source_id")
+        return t.set_column(i, t.schema.field(i), pa.array(src, pa.int64()))
+
+    result = evaluate(mutated_run(run_dir, tmp_path, "transits", corrupt), dataset, "crossmatch_correct")
+    assert not result.passed and result.value < 0.995, f"crossmatch_correct = {result.value}"
+
+
+def test_biased_magnitudes_fail_photometry_bias(demo_run, tmp_path):
+    dataset, run_dir = demo_run
+
+    def brighten(t: pa.Table) -> pa.Table:
+        i = t.schema.get_field_index("g_mag")
+        return t.set_column(i, t.schema.field(i), pc.subtract(t["g_mag"], pa.scalar(0.05, pa.float32())))
+
+    result = evaluate(mutated_run(run_dir, tmp_path, "transits", brighten), dataset, "photometry_bias")
+    assert not result.passed and result.value == pytest.approx(0.05, abs=0.01)
+
+
+def test_dropped_quarantine_fails_faults_detected(faulty_run, tmp_path):
+    dataset, run_dir = faulty_run
+    copy = mutated_run(run_dir, tmp_path, "quarantine", lambda t: t.slice(0, 0))
+    result = evaluate(copy, dataset, "faults_detected")
+    assert not result.passed and result.value > 0
+    assert not evaluate(copy, dataset, "packet_conservation").passed
+
+
+def test_fake_quarantine_row_fails_no_false_alarms(demo_run, tmp_path):
+    dataset, run_dir = demo_run
+    fake = pa.table({"file": ["fake.tm"], "offset": [0], "octets": [48], "apid": [100], "seq": [0],
+                     "reason": ["crc_error"], "raw": [b"\x00" * 48]}, schema=schemas.QUARANTINE)
+    copy = mutated_run(run_dir, tmp_path, "quarantine", lambda t: pa.concat_tables([t, fake]))
+    result = evaluate(copy, dataset, "no_false_alarms")
+    assert not result.passed and result.value == 1.0
+
+
+def test_missing_truth_fails_instead_of_passing(demo_run, tmp_path):
+    _dataset, run_dir = demo_run
+    con = db.connect(run_dir, tmp_path)  # no dataset.json there: no truth
+    assert not db.has_truth(con)
+    results = checks.evaluate_all(con, db.has_truth(con))
+    needs = [r for r in results if r.check.needs_truth]
+    assert needs and all(not r.passed and r.value is None for r in needs)
+    assert all(r.passed for r in results if not r.check.needs_truth)
+
+
+def test_check_names_are_unique_and_get_finds_them():
+    names = [c.name for c in checks.CHECKS]
+    assert len(names) == len(set(names))
+    assert all(checks.get(n).name == n for n in names)
+    with pytest.raises(KeyError, match="no check named"):
+        checks.get("nope")

@@ -1,0 +1,133 @@
+"""Crossmatch index (pipeline.crossmatch) against the brute-force oracle (tests.naive.crossmatch)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline import crossmatch, geometry
+from tests.naive.crossmatch import nearest_brute_force
+
+RADIUS_MAS = 500.0  # the pipeline's default (pipeline.config.PipelineConfig.match_radius_mas)
+
+
+def random_offsets(rng, u: np.ndarray, max_mas: float) -> np.ndarray:
+    """Directions within ``max_mas`` of each ``u`` (uniform position angle, uniform distance)."""
+    a = np.cross(u, np.array([0.0, 0.0, 1.0]))
+    a[np.linalg.norm(a, axis=1) < 1e-9] = [1.0, 0.0, 0.0]  # exactly at a pole
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    b = np.cross(u, a)
+    angle = rng.uniform(0, 2 * np.pi, len(u))[:, None]
+    rho = rng.uniform(0, max_mas, len(u))[:, None] * geometry.MAS_RAD
+    v = u * np.cos(rho) + np.sin(rho) * (np.cos(angle) * a + np.sin(angle) * b)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def sky(rng, kind: str, n: int) -> np.ndarray:
+    """Catalogue unit vectors: uniform, near a pole, across the RA wrap, or in tight clusters."""
+    if kind == "uniform":
+        v = rng.normal(size=(n, 3))
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+    if kind == "north_pole":
+        return geometry.unit_from_radec(rng.uniform(0, 360, n), 90.0 - rng.uniform(0, 0.05, n))
+    if kind == "south_pole":
+        return geometry.unit_from_radec(rng.uniform(0, 360, n), -90.0 + rng.uniform(0, 0.05, n))
+    if kind == "ra_wrap":
+        return geometry.unit_from_radec(rng.uniform(-0.05, 0.05, n) % 360.0, rng.uniform(-0.05, 0.05, n))
+    if kind == "clustered":
+        centres = sky(rng, "uniform", max(1, n // 50))
+        return random_offsets(rng, centres[rng.integers(0, len(centres), n)], 3 * RADIUS_MAS)
+    raise ValueError(kind)
+
+
+def assert_matches_oracle(u_ref: np.ndarray, u_query: np.ndarray, radius_mas: float) -> None:
+    index = crossmatch.build_index(u_ref, radius_mas)
+    row, sep = crossmatch.nearest(index, u_query)
+    want, dist = nearest_brute_force(u_ref, u_query, radius_mas)
+    # Only compare where the answer is numerically unambiguous: no source within 1 uas of the radius,
+    # and no second source within 1 uas of the nearest one.
+    tol_mas = 1e-3
+    near_edge = np.any(np.abs(dist - radius_mas) < tol_mas, axis=1) if dist.size else np.zeros(len(u_query), bool)
+    if dist.shape[1] >= 2:
+        two = np.sort(dist, axis=1)[:, :2]
+        near_edge |= (two[:, 1] - two[:, 0]) < tol_mas
+    clear = ~near_edge
+    assert clear.mean() > 0.9, "test sky too ambiguous to mean anything"
+    bad = np.flatnonzero(clear & (row != want))
+    assert not len(bad), f"{len(bad)} queries differ from brute force, first {bad[0]}: {row[bad[0]]} vs {want[bad[0]]}"
+    found = row >= 0
+    assert np.all(np.isnan(sep[~found]))
+    assert np.allclose(sep[found], dist[np.flatnonzero(found), row[found]], atol=1e-6), "separation (mas) differs"
+    assert np.all(sep[found] <= radius_mas + tol_mas)
+
+
+@pytest.mark.parametrize("kind", ["uniform", "north_pole", "south_pole", "ra_wrap", "clustered"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_nearest_equals_brute_force(kind, seed):
+    rng = np.random.default_rng([seed, 17])
+    u_ref = sky(rng, kind, 400)
+    # Queries near sources (within 2 radii: matches and misses) and anywhere.
+    near = random_offsets(rng, u_ref[rng.integers(0, len(u_ref), 300)], 2 * RADIUS_MAS)
+    u_query = np.concatenate([near, sky(rng, kind, 100), u_ref[:20]])
+    assert_matches_oracle(u_ref, u_query, RADIUS_MAS)
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["uniform", "north_pole", "ra_wrap", "clustered"]),
+       st.floats(200.0, 3.0e6), st.integers(1, 60))
+def test_nearest_equals_brute_force_for_any_radius(seed, kind, radius_mas, n_ref):
+    rng = np.random.default_rng(seed)
+    u_ref = sky(rng, kind, n_ref)
+    u_query = np.concatenate([random_offsets(rng, u_ref[rng.integers(0, n_ref, 40)], 2 * radius_mas),
+                              sky(rng, kind, 10)])
+    index = crossmatch.build_index(u_ref, radius_mas)
+    row, _ = crossmatch.nearest(index, u_query)
+    want, dist = nearest_brute_force(u_ref, u_query, radius_mas)
+    tol = 1e-6 * radius_mas
+    ambiguous = np.any(np.abs(dist - radius_mas) < tol, axis=1)
+    if n_ref >= 2:
+        two = np.sort(dist, axis=1)[:, :2]
+        ambiguous |= (two[:, 1] - two[:, 0]) < tol
+    assert np.array_equal(row[~ambiguous], want[~ambiguous])
+
+
+def test_exact_source_positions_match_themselves():
+    rng = np.random.default_rng(5)
+    u_ref = sky(rng, "uniform", 200)
+    row, sep = crossmatch.nearest(crossmatch.build_index(u_ref, RADIUS_MAS), u_ref)
+    assert row.tolist() == list(range(200))
+    assert np.all(sep < 1e-3), f"self-separation up to {sep.max()} mas"
+
+
+def test_empty_catalogue_matches_nothing():
+    index = crossmatch.build_index(np.empty((0, 3)), RADIUS_MAS)
+    rng = np.random.default_rng(3)
+    row, sep = crossmatch.nearest(index, sky(rng, "uniform", 5))
+    assert row.tolist() == [-1] * 5
+    assert np.all(np.isnan(sep))
+
+
+def test_no_queries_give_empty_results():
+    index = crossmatch.build_index(sky(np.random.default_rng(4), "uniform", 10), RADIUS_MAS)
+    row, sep = crossmatch.nearest(index, np.empty((0, 3)))
+    assert row.shape == (0,) and sep.shape == (0,)
+
+
+@pytest.mark.parametrize("radius_mas", [0.0, -1.0, 3.6e6, 1e9, float("nan")])
+def test_radius_outside_range_is_refused(radius_mas):
+    with pytest.raises(ValueError, match="match radius"):
+        crossmatch.build_index(np.array([[1.0, 0.0, 0.0]]), radius_mas)
+
+
+def test_radius_below_grid_resolution_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match=r"\[200 mas, 1 deg\)"):
+        crossmatch.build_index(np.array([[1.0, 0.0, 0.0]]), crossmatch.MIN_RADIUS_MAS - 1.0)
+
+
+def test_the_smallest_radius_the_error_message_recommends_works():
+    """The error for a too small radius names the smallest one: that one must then be accepted."""
+    u = np.array([[1.0, 0.0, 0.0]])
+    index = crossmatch.build_index(u, crossmatch.MIN_RADIUS_MAS)
+    row, _ = crossmatch.nearest(index, u)
+    assert row.tolist() == [0]

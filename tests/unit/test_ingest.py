@@ -1,0 +1,367 @@
+"""Ingest (pipeline.ingest): sequence anomalies across the 14-bit wrap, and TM files with every kind of
+damage, checked for packet conservation and for the reason each anomaly is reported with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gaiasim.sim import faults
+from pipeline import icd, schemas
+from pipeline.ingest import ingest_files, sequence_anomalies
+from tests.strategies import fault_plans
+
+MOD = icd.SEQ_COUNT_MODULO
+T0_NS = 1_000_000_000_000  # OBMT of the first packet
+DT_NS = 1_000_000_000  # packet spacing
+
+
+def rows_of(gaps: dict[str, list], kind: str) -> list[dict]:
+    names = list(gaps)
+    return [dict(zip(names, values, strict=True)) for values in zip(*gaps.values(), strict=True)
+            if values[names.index("kind")] == kind]
+
+
+def covered(first: int, last: int) -> set[int]:
+    """Counts from ``first`` to ``last`` inclusive, modulo 16384."""
+    return {(first + k) % MOD for k in range((last - first) % MOD + 1)}
+
+
+# --- sequence_anomalies ------------------------------------------------------------------------------
+
+
+@st.composite
+def wrapped_sequences_with_drops(draw):
+    """A consecutive sequence from any start (wrapping at 16384) with an interior subset dropped."""
+    start = draw(st.integers(0, MOD - 1))
+    n = draw(st.integers(2, 400))
+    dropped = draw(st.sets(st.integers(1, n - 2), max_size=n - 2)) if n > 2 else set()
+    keep = np.array([i for i in range(n) if i not in dropped], dtype=np.int64)
+    return start, n, keep, sorted(dropped)
+
+
+@given(wrapped_sequences_with_drops())
+def test_gaps_account_exactly_for_the_dropped_counts_across_the_wrap(case):
+    start, _n, keep, dropped = case
+    seq = (start + keep) % MOD
+    obmt = T0_NS + keep * DT_NS
+    kept, gaps = sequence_anomalies(icd.APID_HK, seq, obmt, np.full(len(keep), "a.tm", dtype=object))
+    assert kept.tolist() == list(range(len(keep)))
+    gap_rows = rows_of(gaps, "gap")
+    assert sum(r["count"] for r in gap_rows) == len(dropped)
+    reported: list[int] = []
+    for r in gap_rows:
+        span = covered(r["first_seq"], r["last_seq"])
+        assert len(span) == r["count"], f"gap {r}: range holds {len(span)} counts"
+        reported.extend(span)
+    assert sorted(reported) == sorted((start + d) % MOD for d in dropped)
+    assert len(reported) == len(set(reported)), "a dropped count is reported twice"
+    assert not rows_of(gaps, "duplicate") and not rows_of(gaps, "out_of_order")
+
+
+def test_gap_across_the_wrap_is_one_row():
+    seq = np.array([16381, 16382, 1, 2])  # 16383 and 0 missing
+    obmt = T0_NS + np.array([0, 1, 4, 5]) * DT_NS
+    _, gaps = sequence_anomalies(icd.APID_HK, seq, obmt, np.array(["a.tm"] * 4, dtype=object))
+    (row,) = rows_of(gaps, "gap")
+    assert (row["first_seq"], row["last_seq"], row["count"]) == (16383, 0, 2)
+    assert row["obmt_ns"] == T0_NS + 4 * DT_NS, "the gap is seen at the packet after it"
+    assert list(gaps) == schemas.GAPS.names
+
+
+def test_duplicates_are_dropped_counted_and_the_first_received_kept():
+    seq = np.array([10, 11, 11, 12, 12, 12, 13])
+    obmt = T0_NS + (seq - 10) * DT_NS
+    files = np.array(["a.tm", "a.tm", "b.tm", "a.tm", "b.tm", "c.tm", "c.tm"], dtype=object)
+    kept, gaps = sequence_anomalies(icd.APID_ATTITUDE, seq, obmt, files)
+    assert kept.tolist() == [0, 1, 3, 6]
+    dup = rows_of(gaps, "duplicate")
+    assert sorted((r["first_seq"], r["count"], r["file"]) for r in dup) == [
+        (11, 1, "b.tm"), (12, 1, "b.tm"), (12, 1, "c.tm")]
+    assert all(r["apid"] == icd.APID_ATTITUDE for r in dup)
+    assert not rows_of(gaps, "gap") and not rows_of(gaps, "out_of_order")
+
+
+def test_same_count_at_another_time_is_not_a_duplicate():
+    # After a full wrap the count comes back: 16384 packets later it is a new packet.
+    seq = np.array([5, 6, 5])
+    obmt = T0_NS + np.array([0, 1, MOD]) * DT_NS
+    kept, gaps = sequence_anomalies(icd.APID_HK, seq, obmt, np.array(["a.tm"] * 3, dtype=object))
+    assert kept.tolist() == [0, 1, 2]
+    assert not rows_of(gaps, "duplicate")
+    (gap,) = rows_of(gaps, "gap")
+    assert gap["count"] == MOD - 2
+
+
+def test_out_of_order_spans_are_reported_and_time_order_restored():
+    # Reception order: 0 1 4 5 2 3 6 (2 and 3 arrive late), then 9 8 7.
+    order = np.array([0, 1, 4, 5, 2, 3, 6, 9, 8, 7])
+    seq = (16380 + order) % MOD
+    obmt = T0_NS + order * DT_NS
+    files = np.array([f"f{i}.tm" for i in range(len(order))], dtype=object)
+    kept, gaps = sequence_anomalies(icd.APID_HK, seq, obmt, files)
+    assert seq[kept].tolist() == ((16380 + np.arange(10)) % MOD).tolist()
+    late = rows_of(gaps, "out_of_order")
+    assert [(r["first_seq"], r["last_seq"], r["count"], r["file"]) for r in late] == [
+        ((16380 + 2) % MOD, (16380 + 3) % MOD, 2, "f4.tm"),
+        ((16380 + 8) % MOD, (16380 + 7) % MOD, 2, "f8.tm"),
+    ]
+    assert not rows_of(gaps, "gap") and not rows_of(gaps, "duplicate")
+
+
+def test_no_packets_no_rows():
+    kept, gaps = sequence_anomalies(icd.APID_HK, np.empty(0, np.int64), np.empty(0, np.int64),
+                                    np.empty(0, dtype=object))
+    assert len(kept) == 0
+    assert all(len(v) == 0 for v in gaps.values())
+
+
+# --- ingest_files ----------------------------------------------------------------------------------
+
+
+def hk_packets(seq0: int, n: int, t0_ns: int = T0_NS) -> np.ndarray:
+    payload = np.zeros(n, icd.HK_PAYLOAD)
+    payload["value"] = np.arange(n * len(icd.HK_CHANNELS), dtype=np.float32).reshape(n, -1)
+    seq = seq0 + np.arange(n)
+    return icd.encode_packets(icd.APID_HK, seq, (t0_ns + np.arange(n) * DT_NS).astype(np.uint64), payload)
+
+
+def hand_packet(apid: int, seq: int, body: bytes) -> np.ndarray:
+    """A CCSDS TM packet built octet by octet, with a correct CRC (for APIDs or lengths outside the ICD)."""
+    data = bytes(body) + b"\x00" * 8  # OBMT 0 then the body
+    word0 = (1 << 11) | apid
+    word1 = (0b11 << 14) | seq
+    header = word0.to_bytes(2, "big") + word1.to_bytes(2, "big") + (len(data) + 2 - 1).to_bytes(2, "big")
+    packet = np.frombuffer(header + data, dtype=np.uint8)
+    return np.concatenate([packet, np.frombuffer(icd.crc16(packet).to_bytes(2, "big"), np.uint8)])
+
+
+def write(path: Path, pieces: list[np.ndarray]) -> Path:
+    path.write_bytes(np.concatenate([p.reshape(-1) for p in pieces]).tobytes())
+    return path
+
+
+def assert_conserved(counts: dict) -> None:
+    assert counts["packets_read"] == (counts["packets_used"] + counts["duplicates_dropped"]
+                                      + counts["packets_quarantined"]), counts
+
+
+def test_clean_files_use_every_packet(tmp_path):
+    a = write(tmp_path / "a.tm", [hk_packets(16380, 6)])
+    b = write(tmp_path / "b.tm", [hk_packets(16386, 4, T0_NS + 6 * DT_NS)])
+    ing = ingest_files([a, b])
+    assert ing.counts == {"packets_read": 10, "packets_used": 10, "duplicates_dropped": 0,
+                          "packets_quarantined": 0, "files": 2}
+    assert ing.quarantine.num_rows == 0 and ing.gaps.num_rows == 0
+    assert ing.quarantine.schema.equals(schemas.QUARANTINE) and ing.gaps.schema.equals(schemas.GAPS)
+    assert ((ing.packets[icd.APID_HK]["word1"] & 0x3FFF) == (16380 + np.arange(10)) % MOD).all()
+    assert ing.files[icd.APID_HK].tolist() == ["a.tm"] * 6 + ["b.tm"] * 4
+
+
+def test_every_kind_of_damage_is_reported_and_packets_are_conserved(tmp_path):
+    rows = hk_packets(16379, 10)  # counts 16379..16383, 0..4: the wrap is inside the file
+    octets = rows.shape[1]
+    flipped = rows[3].copy()
+    flipped[20] ^= 0x10
+    unknown = hand_packet(555, 7, b"\x01" * 16)
+    wrong_length = hand_packet(icd.APID_HK, 9, b"\x02" * 8)
+    garbage = np.full(11, 0xFF, np.uint8)
+    # Garbage is followed by a good packet: the scanner resynchronises on the next valid packet only.
+    pieces = [rows[0], rows[1], rows[2], flipped, rows[4], rows[5], rows[5], rows[6], unknown, rows[7],
+              wrong_length, garbage, rows[8], rows[9][: octets - 5]]
+    path = write(tmp_path / "pass.tm", pieces)
+    offsets = np.cumsum([0] + [p.size for p in pieces])
+
+    ing = ingest_files([path])
+    assert_conserved(ing.counts)
+    assert ing.counts == {"packets_read": 14, "packets_used": 8, "duplicates_dropped": 1,
+                          "packets_quarantined": 5, "files": 1}
+    q = ing.quarantine.to_pylist()
+    got = [(r["offset"], r["octets"], r["reason"]) for r in q]
+    assert got == [
+        (offsets[3], octets, "crc_error"),
+        (offsets[8], unknown.size, "unknown_apid"),
+        (offsets[10], wrong_length.size, "bad_length"),
+        (offsets[11], garbage.size, "bad_header"),
+        (offsets[13], octets - 5, "truncated"),
+    ]
+    raw = path.read_bytes()
+    for r in q:
+        assert r["file"] == "pass.tm"
+        assert r["raw"] == raw[r["offset"] : r["offset"] + r["octets"]], "raw octets differ from the file"
+    assert (q[1]["apid"], q[1]["seq"]) == (555, 7)
+
+    used = ing.packets[icd.APID_HK]
+    assert ((used["word1"] & 0x3FFF).tolist()
+            == [(16379 + k) % MOD for k in (0, 1, 2, 4, 5, 6, 7, 8)])
+    gaps = ing.gaps.to_pylist()
+    assert [(g["kind"], g["first_seq"], g["last_seq"], g["count"]) for g in gaps] == [
+        ("duplicate", (16379 + 5) % MOD, (16379 + 5) % MOD, 1),
+        ("gap", 16382, 16382, 1),
+    ]
+
+
+def test_truncated_file_followed_by_a_complete_one(tmp_path):
+    rows = hk_packets(100, 6)
+    a = write(tmp_path / "a.tm", [rows[0], rows[1], rows[2][:3]])
+    b = write(tmp_path / "b.tm", [rows[3], rows[4], rows[5]])
+    ing = ingest_files([a, b])
+    assert_conserved(ing.counts)
+    assert [(r["file"], r["offset"], r["octets"], r["reason"]) for r in ing.quarantine.to_pylist()] == [
+        ("a.tm", 2 * rows.shape[1], 3, "truncated")]
+    (gap,) = ing.gaps.to_pylist()
+    assert (gap["kind"], gap["first_seq"], gap["count"], gap["file"]) == ("gap", 102, 1, "b.tm")
+
+
+def test_empty_file_reads_nothing(tmp_path):
+    empty = tmp_path / "empty.tm"
+    empty.write_bytes(b"")
+    ing = ingest_files([empty])
+    assert ing.counts["packets_read"] == 0 and ing.packets == {}
+    assert ing.quarantine.num_rows == 0 and ing.gaps.num_rows == 0
+
+
+# --- any fault plan ------------------------------------------------------------------------------------
+
+
+def detected(fault: dict, quarantine: list[dict], gaps: list[dict]) -> bool:
+    """Does ``fault`` (a truth_faults row) show up where a correct pipeline must report it?
+
+    The same rules as the ``faults_detected`` check (gaiasim.validate.checks), on ingest's own output.
+    """
+    kind = fault["kind"]
+    if kind in ("bit_flip", "truncated_file"):
+        return any(q["file"] == fault["file"] and q["offset"] <= fault["offset"] < q["offset"] + q["octets"]
+                   and (kind == "bit_flip" or q["reason"] == "truncated") for q in quarantine)
+    if kind == "duplicate":
+        return any(g["kind"] == "duplicate" and g["apid"] == fault["apid"] and g["first_seq"] == fault["seq"]
+                   and g["obmt_ns"] == fault["obmt_ns"] for g in gaps)
+    return any(g["kind"] == "gap" and g["apid"] == fault["apid"]
+               and fault["seq"] in covered(g["first_seq"], g["last_seq"]) for g in gaps)
+
+
+def inject(root: Path, plan: faults.FaultPlan, rng, n_files: int, per_file: int) -> tuple[list[Path], list[dict]]:
+    """HK and attitude packets over ``n_files`` passes through ``faults.apply``: (TM files, ledger rows)."""
+    apids = (icd.APID_HK, icd.APID_ATTITUDE)
+    start = {a: int(rng.integers(0, MOD)) for a in apids}
+    n_total = n_files * per_file
+    ledger = faults.Ledger()
+    paths = []
+    for f in range(n_files):
+        chunks = []
+        for apid in apids:
+            k = np.arange(f * per_file, (f + 1) * per_file)
+            seq = (start[apid] + k) % MOD
+            t = T0_NS + k * DT_NS + apid  # one time grid per APID
+            rows = icd.encode_packets(apid, seq, t.astype(np.uint64), np.zeros(per_file, icd.PAYLOADS[apid]))
+            # As gaiasim.sim.generate: the first and last packet of each APID are never lost.
+            chunks.append((apid, seq, t, rows, (k == 0) | (k == n_total - 1)))
+        name = f"{f:02d}.tm"
+        data = faults.apply(plan, rng, name, chunks, ledger, truncate=f >= n_files - plan.truncated_files)
+        (root / name).write_bytes(data.tobytes())
+        paths.append(root / name)
+    return paths, ledger.table().to_pylist()
+
+
+@given(fault_plans(), st.integers(0, 2**32 - 1), st.integers(1, 3), st.integers(2, 30))
+def test_packets_are_conserved_under_any_fault_plan(tmp_path_factory, plan, seed, n_files, per_file):
+    """Every packet read is used, dropped as a counted duplicate or quarantined; flips are always caught."""
+    paths, truth = inject(tmp_path_factory.mktemp("faults"), plan, np.random.default_rng(seed), n_files, per_file)
+    ing = ingest_files(paths)
+    assert_conserved(ing.counts)
+    assert ing.counts["packets_quarantined"] == ing.quarantine.num_rows
+    assert ing.counts["duplicates_dropped"] == sum(g["kind"] == "duplicate" for g in ing.gaps.to_pylist())
+    assert ing.counts["duplicates_dropped"] <= sum(f["kind"] == "duplicate" for f in truth)
+    quarantine, gaps = ing.quarantine.to_pylist(), ing.gaps.to_pylist()
+    missed = [f for f in truth if f["kind"] == "bit_flip" and not detected(f, quarantine, gaps)]
+    assert not missed, f"{len(missed)} bit flips not quarantined, first {missed[0]}"
+    assert not [g for g in gaps if g["kind"] == "out_of_order"], "faults never reorder packets"
+
+
+@st.composite
+def untruncated_plans(draw):
+    """Fault plans without truncation, with either losses or flips (with duplicates in both)."""
+    plan = draw(fault_plans())
+    if draw(st.booleans()):
+        return faults.FaultPlan(packet_loss=plan.packet_loss, duplicate=plan.duplicate)
+    return faults.FaultPlan(bit_flip=plan.bit_flip, duplicate=plan.duplicate)
+
+
+@given(untruncated_plans(), st.integers(0, 2**32 - 1), st.integers(1, 3), st.integers(2, 30))
+def test_every_injected_fault_is_reported(tmp_path_factory, plan, seed, n_files, per_file):
+    paths, truth = inject(tmp_path_factory.mktemp("faults"), plan, np.random.default_rng(seed), n_files, per_file)
+    ing = ingest_files(paths)
+    assert_conserved(ing.counts)
+    quarantine, gaps = ing.quarantine.to_pylist(), ing.gaps.to_pylist()
+    missed = [f for f in truth if not detected(f, quarantine, gaps)]
+    assert not missed, f"{len(missed)} injected faults not reported, first {missed[0]}"
+    assert ing.counts["duplicates_dropped"] == sum(f["kind"] == "duplicate" for f in truth)
+
+
+class ScriptedRng:
+    """Stands in for ``numpy.random.Generator`` in ``faults.apply``: returns the draws it is given."""
+
+    def __init__(self, uniforms: list[list[float]], bit: int) -> None:
+        self._uniforms = [np.array(u) for u in uniforms]
+        self._bit = bit
+
+    def random(self, n: int) -> np.ndarray:
+        draw = self._uniforms.pop(0)
+        assert len(draw) == n
+        return draw
+
+    def integers(self, _low: int, _high: int) -> int:
+        return self._bit
+
+
+def test_ledger_only_lists_faults_a_receiver_can_see_loss_then_flipped_last_packet(tmp_path):
+    """Packet 1 lost; packet 2, the last of its APID, is drawn for a flip but protected: it arrives
+    intact, so the loss shows as a gap, and the ledger lists only what a receiver can see."""
+    rows = hk_packets(0, 3)
+    seq, t = np.arange(3), T0_NS + np.arange(3) * DT_NS
+    rng = ScriptedRng([[0.9, 0.1, 0.9], [0.9, 0.9, 0.1], [0.9, 0.9, 0.9]], bit=100)
+    ledger = faults.Ledger()
+    data = faults.apply(faults.FaultPlan(packet_loss=0.5, bit_flip=0.5), rng, "a.tm",
+                        [(icd.APID_HK, seq, t, rows, np.array([True, False, True]))], ledger)
+    (tmp_path / "a.tm").write_bytes(data.tobytes())
+    ing = ingest_files([tmp_path / "a.tm"])
+    truth = ledger.table().to_pylist()
+    assert [f["kind"] for f in truth] == ["packet_loss"]
+    missed = [f for f in truth if not detected(f, ing.quarantine.to_pylist(), ing.gaps.to_pylist())]
+    assert not missed, f"the ledger expects faults no pipeline can report: {missed}"
+
+
+def test_ledger_only_lists_faults_a_receiver_can_see_duplicate_of_truncated_last_packet(tmp_path):
+    """The last packet of a truncated file is drawn for duplication but protected: truncation would cut
+    the copy and no duplicate could be seen, so none is injected and the ledger holds the truncation only."""
+    rows = hk_packets(0, 3)
+    seq, t = np.arange(3), T0_NS + np.arange(3) * DT_NS
+    rng = ScriptedRng([[0.9, 0.9, 0.9], [0.9, 0.9, 0.9], [0.9, 0.9, 0.1]], bit=0)
+    ledger = faults.Ledger()
+    plan = faults.FaultPlan(duplicate=0.5, truncated_files=1, truncate_octets=10)
+    data = faults.apply(plan, rng, "a.tm", [(icd.APID_HK, seq, t, rows, np.array([True, False, True]))],
+                        ledger, truncate=True)
+    (tmp_path / "a.tm").write_bytes(data.tobytes())
+    ing = ingest_files([tmp_path / "a.tm"])
+    truth = ledger.table().to_pylist()
+    assert sorted(f["kind"] for f in truth) == ["truncated_file"]
+    missed = [f for f in truth if not detected(f, ing.quarantine.to_pylist(), ing.gaps.to_pylist())]
+    assert not missed, f"the ledger expects faults no pipeline can report: {missed}"
+
+
+@pytest.mark.parametrize("truncate_octets", [1, 5, 47])
+def test_corrupt_packet_right_before_a_truncated_tail_keeps_both_reasons(tmp_path, truncate_octets):
+    """A flipped packet followed by the truncated end of the file: two rows, crc_error then truncated."""
+    rows = hk_packets(0, 4)
+    octets = rows.shape[1]
+    flipped = rows[2].copy()
+    flipped[30] ^= 0x01
+    path = write(tmp_path / "a.tm", [rows[0], rows[1], flipped, rows[3][: octets - truncate_octets]])
+    ing = ingest_files([path])
+    assert_conserved(ing.counts)
+    got = [(r["offset"], r["octets"], r["reason"]) for r in ing.quarantine.to_pylist()]
+    assert got == [(2 * octets, octets, "crc_error"), (3 * octets, octets - truncate_octets, "truncated")]
