@@ -18,6 +18,7 @@ REPORTS = "reports"
 
 def _install(session: nox.Session, *extras: str) -> None:
     session.install("-e", f".[{','.join(extras)}]" if extras else ".")
+    os.makedirs(REPORTS, exist_ok=True)
 
 
 @nox.session(python=PYTHON)
