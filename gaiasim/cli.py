@@ -97,8 +97,8 @@ def generate(spec, scale, seed, date_, days, faults, out) -> None:
     with _progress("generate") as progress:
         manifest = run_generate(day, out, faults_path, progress)
     c = manifest["counts"]
-    click.echo(f"dataset {out}: {c['transits']} transits of {c['sources']} sources, {c['packets']} packets "
-               f"in {c['tm_files']} TM files, {c['faults']} faults injected")
+    click.echo(f"dataset {out}: {c['transits']} transits of {c['sources']} sources in {c['tm_files']} TM files, "
+               f"{c['faults']} faults injected")
 
 
 @main.command(name="run")

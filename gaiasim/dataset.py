@@ -6,7 +6,7 @@
       dataset.json     spec, code version, counts, SHA-256 of every file
       tm/<pass>.tm     raw CCSDS packet streams, one file per downlink pass
       catalogue/       reference catalogue (Parquet, region=NN partitions)
-      truth/           what really happened (Parquet): sources, transits, ccd, faults
+      truth/<table>/   what really happened (Parquet parts): sources, transits, ccd, faults
 """
 
 from __future__ import annotations
@@ -16,16 +16,14 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
 from pipeline import io
 from pipeline.io import write_table
 
 MANIFEST = "dataset.json"
-TRUTH_TABLES = ("sources", "transits", "ccd", "faults")
 
-__all__ = ["MANIFEST", "TRUTH_TABLES", "code_version", "data_files", "read_manifest", "verify", "write_manifest",
-           "write_table", "write_tm", "write_truth"]
+__all__ = ["MANIFEST", "code_version", "data_files", "read_manifest", "verify", "write_manifest", "write_table",
+           "write_tm"]
 
 
 def code_version() -> str:
@@ -37,10 +35,6 @@ def code_version() -> str:
 
 def write_tm(path: Path, data: np.ndarray) -> None:
     io.write_bytes(np.ascontiguousarray(data, dtype=np.uint8), path)
-
-
-def write_truth(root: Path, name: str, table: pa.Table, schema: pa.Schema) -> None:
-    write_table(table, schema, root / "truth" / f"{name}.parquet")
 
 
 def data_files(root: Path) -> list[Path]:

@@ -155,8 +155,8 @@ def run(dataset: Path, out: Path, config: PipelineConfig | None = None, progress
         "gaps": ing.gaps,
         "hk": hk,
     }
-    for name, table in tables.items():
-        io.write_table(table, schemas.RUN_TABLES[name], out / name / "part-0.parquet")
+    for name, schema in schemas.RUN_TABLES.items():
+        io.write_table(tables.get(name, schema.empty_table()), schema, out / name / "part-0.parquet")
     catalog.write_catalog(out)
     lap("write", 1.0)
 

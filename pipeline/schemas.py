@@ -93,6 +93,37 @@ CATALOGUE = pa.schema(
     ]
 )
 
+HK_EVENTS = pa.schema(
+    [
+        _f("channel", pa.string(), "", "channel mnemonic (pipeline.icd.HK_CHANNELS)"),
+        _f("kind", pa.string(), "", "limit (beyond yellow/red limits), stale (value unchanged), rate (too steep)"),
+        _f("severity", pa.string(), "", "yellow (WARNING) or red (CRITICAL; wins when an excursion reaches both)"),
+        _f("side", pa.string(), "", "low or high ('' for stale; for rate: falling or rising)"),
+        _f("start_ns", pa.int64(), "ns", "OBMT of the first sample of the event"),
+        _f("end_ns", pa.int64(), "ns", "OBMT of the last sample of the event (the last sample when open)"),
+        _f("n_samples", pa.int64(), "", "samples in the event"),
+        _f("extreme_value", pa.float64(), "", "worst value (channel unit; for rate: steepest dv/dt, unit/s)"),
+        _f("open", pa.bool_(), "", "still going at the end of the data"),
+    ]
+)
+
+ALERTS = pa.schema(
+    [
+        _f("alert_id", pa.int64(), "", "smallest transit_id of the evidence (unique within a day)"),
+        _f("kind", pa.string(), "", "brightening, fading or new_source (pipeline.alerts)"),
+        _f("source_id", pa.int64(), "", "catalogue source that changed (null for a new source)", nullable=True),
+        _f("ra_deg", pa.float64(), "deg", "ICRS right ascension: catalogue, or mean of the evidence for new sources"),
+        _f("dec_deg", pa.float64(), "deg", "ICRS declination: catalogue, or mean of the evidence for new sources"),
+        _f("g_mag", pa.float32(), "mag", "mean G of the evidence transits"),
+        _f("delta_g_mag", pa.float32(), "mag", "g_mag - catalogue G, < 0 brightening (null for new)", nullable=True),
+        _f("significance_sigma", pa.float32(), "sigma", "combined significance of the evidence (pipeline.alerts)"),
+        _f("n_transits", pa.int32(), "", "number of evidence transits"),
+        _f("first_obmt_ns", pa.int64(), "ns", "OBMT of the first evidence transit"),
+        _f("last_obmt_ns", pa.int64(), "ns", "OBMT of the last evidence transit"),
+        _f("transit_ids", pa.list_(pa.int64()), "", "the evidence: transits that deviate, ascending"),
+    ]
+)
+
 #: Output tables of a run, by folder name.
 RUN_TABLES: dict[str, pa.Schema] = {
     "transits": TRANSITS,

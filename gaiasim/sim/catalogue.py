@@ -16,8 +16,8 @@ from gaiasim.sim.sky import N_RA
 from pipeline import schemas
 from pipeline.geometry import MAS_RAD, radec_from_unit, unit_from_radec
 
-#: Igloo bands per catalogue partition (sky region): 18 regions of 10 bands.
-BANDS_PER_REGION = 10
+#: Igloo bands per catalogue partition (sky region): 18 regions of 40 bands.
+BANDS_PER_REGION = 40
 #: Release whose precision the catalogue has: PyGaia t_factor for DR3 (FACTS.md section 5).
 T_FACTOR = 1.0
 
@@ -56,10 +56,10 @@ def observe(sources: pa.Table, rng: np.random.Generator) -> pa.Table:
     )
 
 
-def write(folder: Path, sources: pa.Table, rng: np.random.Generator) -> None:
-    """Write the catalogue of ``sources`` as hive-partitioned Parquet: ``region=NN/part-0.parquet``."""
+def write(folder: Path, sources: pa.Table, rng: np.random.Generator, part: int = 0) -> None:
+    """Write the catalogue of ``sources`` as hive-partitioned Parquet: ``region=NN/part-<part>.parquet``."""
     table = observe(sources, rng)
     region = sources["pixel"].to_numpy() // N_RA // BANDS_PER_REGION
     for r in np.unique(region) if len(region) else [0]:
-        part = folder / f"region={r:02d}" / "part-0.parquet"
-        ds.write_table(table.filter(pa.array(region == r)), schemas.CATALOGUE, part)
+        path = folder / f"region={r:02d}" / f"part-{part:05d}.parquet"
+        ds.write_table(table.filter(pa.array(region == r)), schemas.CATALOGUE, path)

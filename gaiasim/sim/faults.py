@@ -90,58 +90,73 @@ class Ledger:
         return pa.table(dict(zip(TRUTH_FAULTS.names, cols, strict=True)), schema=TRUTH_FAULTS)
 
 
-def apply(plan: FaultPlan, rng: np.random.Generator, file: str,
-          chunks: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]], ledger: Ledger,
-          truncate: bool = False) -> np.ndarray:
-    """Bytes of one TM file from its packets (``(apid, seq, obmt_ns, rows, protected)`` per APID, in
-    reception order), with the plan's faults injected and recorded in ``ledger``.
+#: A fault found in one chunk of packets: (kind, apid, seq, obmt_ns, offset in the chunk, expected).
+FaultRow = tuple[str, int, int, int, int, str]
+
+
+def inject(plan: FaultPlan, rng: np.random.Generator, apid: int, seq: np.ndarray, t: np.ndarray, rows: np.ndarray,
+           protected: np.ndarray) -> tuple[np.ndarray, list[FaultRow]]:
+    """Bytes of a run of packets of one APID (``rows``: one packet per row, in reception order) with the
+    plan's packet faults injected, and the faults (offsets relative to the start of the run).
 
     ``protected`` packets get no fault: the first and the last two packets of each APID in a dataset.
     A loss is only visible as a sequence gap when an intact packet of the same APID follows it, and the
     last packet may be cut short by a truncated file, so the one before it must arrive intact.
-
-    ``truncate`` cuts the file short inside its last packet (at most ``truncate_octets``, never the whole
-    packet, so exactly one packet is truncated).
     """
+    n, octets = rows.shape
+    lost = ~protected & (rng.random(n) < plan.packet_loss)
+    flipped = ~protected & ~lost & (rng.random(n) < plan.bit_flip)
+    # A flipped packet is quarantined, so a copy of it would not be a duplicate: keep them apart.
+    duplicated = ~protected & ~lost & ~flipped & (rng.random(n) < plan.duplicate)
+    kept = np.flatnonzero(~lost)
+    copies = 1 + duplicated[kept]
+    first_copy = np.cumsum(copies) - copies  # output row of each kept packet
+    out = rows[np.repeat(kept, copies)]
+    found: list[FaultRow] = []
+    for i in np.flatnonzero(lost):
+        # A lost packet is reported where the next packet of the run starts.
+        found.append(("packet_loss", apid, int(seq[i]), int(t[i]), octets * int(np.sum(copies[kept < i])), "gap"))
+    for j in np.flatnonzero(flipped[kept]):
+        bit = int(rng.integers(0, octets * 8))
+        out[first_copy[j], bit // 8] ^= np.uint8(1 << (bit % 8))
+        found.append(("bit_flip", apid, int(seq[kept[j]]), int(t[kept[j]]), octets * int(first_copy[j]),
+                      "quarantine"))
+    for j in np.flatnonzero(duplicated[kept]):
+        found.append(("duplicate", apid, int(seq[kept[j]]), int(t[kept[j]]), octets * int(first_copy[j] + 1),
+                      "duplicate"))
+    return out.reshape(-1), found
+
+
+def truncation(plan: FaultPlan, tail: np.ndarray, size: int) -> tuple[int, FaultRow]:
+    """Where a truncated file of ``size`` octets ends, given its last packet's octets ``tail``: inside
+    that packet (never the whole of it), so exactly one packet is cut short."""
+    apid = ((int(tail[0]) << 8) | int(tail[1])) & 0x7FF
+    seq = ((int(tail[2]) << 8) | int(tail[3])) & 0x3FFF
+    t = int.from_bytes(tail[6:14].tobytes(), "big")
+    cut = min(plan.truncate_octets, tail.size - 1)
+    return size - cut, ("truncated_file", apid, seq, t, size - tail.size, "quarantine")
+
+
+def apply(plan: FaultPlan, rng: np.random.Generator, file: str,
+          chunks: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]], ledger: Ledger,
+          truncate: bool = False) -> np.ndarray:
+    """Bytes of one TM file from its packets (``(apid, seq, obmt_ns, rows, protected)`` per APID, in
+    reception order), with the plan's faults injected (:func:`inject`) and recorded in ``ledger``;
+    ``truncate`` cuts the file short inside its last packet (:func:`truncation`)."""
     pieces: list[np.ndarray] = []
     offset = 0
-    last: tuple[int, int, int] | None = None
+    last_octets = 0
     for apid, seq, t, rows, protected in chunks:
-        n, octets = rows.shape
-        lost = ~protected & (rng.random(n) < plan.packet_loss)
-        flipped = ~protected & ~lost & (rng.random(n) < plan.bit_flip)
-        # A flipped packet is quarantined, so a copy of it would not be a duplicate: keep them apart.
-        duplicated = ~protected & ~lost & ~flipped & (rng.random(n) < plan.duplicate)
-        kept = np.flatnonzero(~lost)
-        copies = 1 + duplicated[kept]
-        out = rows[np.repeat(kept, copies)]
-        start = offset + octets * (np.cumsum(copies) - copies)  # file offset of each kept packet
-        for i in np.flatnonzero(lost):
-            # A lost packet is reported where the next one of the file starts.
-            ledger.add("packet_loss", file, apid, seq[i], t[i], offset + octets * int(np.sum(copies[kept < i])), "gap")
-        for j in np.flatnonzero(flipped[kept]):
-            bit = int(rng.integers(0, octets * 8))
-            row = (np.cumsum(copies) - copies)[j]
-            out[row, bit // 8] ^= np.uint8(1 << (bit % 8))
-            ledger.add("bit_flip", file, apid, seq[kept[j]], t[kept[j]], start[j], "quarantine")
-        for j in np.flatnonzero(duplicated[kept]):
-            ledger.add("duplicate", file, apid, seq[kept[j]], t[kept[j]], start[j] + octets, "duplicate")
-        if len(out):
-            pieces.append(out.reshape(-1))
-            last = (apid, int(seq[kept[-1]]), int(t[kept[-1]]))
-        offset += out.size
+        data, found = inject(plan, rng, apid, seq, t, rows, protected)
+        for kind, a, sq, tt, rel, expected in found:
+            ledger.add(kind, file, a, sq, tt, offset + rel, expected)
+        if data.size:
+            pieces.append(data)
+            last_octets = rows.shape[1]
+        offset += data.size
     data = np.concatenate(pieces) if pieces else np.empty(0, dtype=np.uint8)
-    if truncate and last is not None:
-        apid, seq, t = last
-        cut = min(plan.truncate_octets, chunks_last_octets(chunks) - 1)
-        ledger.add("truncated_file", file, apid, seq, t, data.size - chunks_last_octets(chunks), "quarantine")
-        data = data[: data.size - cut]
+    if truncate and last_octets:
+        end, (kind, a, sq, tt, start, expected) = truncation(plan, data[data.size - last_octets:], data.size)
+        ledger.add(kind, file, a, sq, tt, start, expected)
+        data = data[:end]
     return data
-
-
-def chunks_last_octets(chunks: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> int:
-    """Size of the last packet of a file made of ``chunks``."""
-    for _apid, _seq, _t, rows, _protected in reversed(chunks):
-        if len(rows):
-            return rows.shape[1]
-    return 0

@@ -1,97 +1,75 @@
 """``gaiasim generate``: sky + scanning law + focal plane + noise + HK + downlink -> a dataset folder.
 
+The span is cut into time slices that stream through in bounded memory (:mod:`gaiasim.sim.slices`):
+
+A. per slice (parallel): crossed sky pixels, their sources, the transits in the slice;
+B. here: sequence counts per APID and slice, housekeeping and attitude packets for the whole span;
+C. per slice (parallel): windows, packets and packet faults, spooled per downlink pass and APID;
+D. here: each pass file assembled from its spools in downlink order, the fault ledger, the reference
+   catalogue and the source truth, the manifest.
+
 The folder is built under a temporary name beside ``out`` and renamed at the end, so a failed or killed
 generation never leaves a half-written dataset behind.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from collections.abc import Callable
+from concurrent.futures import Executor
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
 from gaiasim import dataset as ds
-from gaiasim.sim import catalogue, downlink, faults, housekeeping, signal, sky
-from gaiasim.sim.scanlaw import ScanLaw, ScanLawParams
+from gaiasim.executors import SerialExecutor
+from gaiasim.sim import catalogue, downlink, faults, housekeeping, sky, slices
 from gaiasim.sim.timescale import obmt_ns_from_date
+from gaiasim.sim.truth import write_part
 from gaiasim.spec import DaySpec, SpecError
-from pipeline import geometry, icd
-from pipeline.calibration import DEFAULT as CALIBRATION
+from pipeline import icd
 
 Progress = Callable[[str, float], None]
 
-#: Sampling of the scan to find the sky pixels a day crosses: along scan (ns) and across scan (rad).
-COVERAGE_STEP_NS = 2_000_000_000
-COVERAGE_AC_SAMPLES = 15
-COVERAGE_AC_MARGIN_RAD = np.deg2rad(0.05)
-
-TRUTH_TRANSITS = pa.schema(
-    [
-        pa.field("transit_id", pa.int64(), nullable=False),
-        pa.field("source_id", pa.int64(), nullable=False),
-        pa.field("obmt_ns", pa.int64(), nullable=False, metadata={"unit": "ns", "doc": "AF1 crossing"}),
-        pa.field("fov", pa.int8(), nullable=False),
-        pa.field("ccd_row", pa.int8(), nullable=False),
-        pa.field("ac_px", pa.int16(), nullable=False, metadata={"unit": "px"}),
-        pa.field("zeta_rad", pa.float64(), nullable=False, metadata={"unit": "rad"}),
-        pa.field("g_mag", pa.float32(), nullable=False, metadata={"unit": "mag"}),
-        pa.field("window_class", pa.int8(), nullable=False),
-        pa.field("gate", pa.int8(), nullable=False),
-        pa.field("apid", pa.int32(), nullable=False),
-        pa.field("seq", pa.int32(), nullable=False),
-        pa.field("file", pa.string(), nullable=False),
-    ]
-)
+#: Slice boundaries are multiples of 80 s: of the 10-s HK period and of the 204.8-us transit_id quantum,
+#: so no HK rate bin and no transit_id straddles two slices.
+SLICE_ALIGN_NS = 80_000_000_000
+#: Aim for about this many transits per slice (memory per slice stays far under a GiB).
+TRANSITS_PER_SLICE = 300_000
+#: Transits per day at scale 1 used to size slices (FACTS.md section 3, with margin for rich skies).
+SIZING_TRANSITS_PER_DAY = 2.0e8
+#: Octets per transit of TM, all packets included, for the disk-space check (measured: ~520 B at scale
+#: 1e-3; HK and attitude add ~7 MB a day whatever the scale).
+OCTETS_PER_TRANSIT = 700
+FIXED_OCTETS_PER_DAY = 10_000_000
 
 
 def _noop(_stage: str, _fraction: float) -> None:
     return None
 
 
-def crossed_pixels(scan: ScanLaw, t0_ns: int, t1_ns: int) -> np.ndarray:
-    """Sky pixels that the two fields of view cross in [t0, t1)."""
-    t = np.arange(t0_ns, t1_ns + COVERAGE_STEP_NS, COVERAGE_STEP_NS, dtype=np.int64)
-    q = scan.attitude(t)
-    zeta = np.linspace(geometry.ZETA_MIN_RAD - COVERAGE_AC_MARGIN_RAD, -geometry.ZETA_MIN_RAD + COVERAGE_AC_MARGIN_RAD,
-                       COVERAGE_AC_SAMPLES)
-    pixels = []
-    for fov in (1, 2):
-        srs = geometry.srs_direction(geometry.fov_phi_rad(fov), zeta)  # (ac, 3)
-        u = geometry.quat_rotate(q[:, None, :], srs[None, :, :])
-        pixels.append(sky.pixels_near(u.reshape(-1, 3)))
-    return np.unique(np.concatenate(pixels))
+def slice_bounds(t0_ns: int, t1_ns: int, scale: float) -> tuple[int, ...]:
+    """Boundaries of the time slices of [t0, t1): interior ones aligned to :data:`SLICE_ALIGN_NS`."""
+    days = (t1_ns - t0_ns) / 86_400e9
+    n = max(1, math.ceil(SIZING_TRANSITS_PER_DAY * scale * days / TRANSITS_PER_SLICE))
+    step = max(SLICE_ALIGN_NS, (t1_ns - t0_ns) // n // SLICE_ALIGN_NS * SLICE_ALIGN_NS)
+    first = (t0_ns // SLICE_ALIGN_NS + 1) * SLICE_ALIGN_NS
+    interior = list(range(first + step - SLICE_ALIGN_NS, t1_ns, step)) if n > 1 else []
+    return (t0_ns, *[b for b in interior if t0_ns < b < t1_ns], t1_ns)
 
 
-def _transits(spec: DaySpec, scan: ScanLaw, sources: pa.Table, t0_ns: int, t1_ns: int) -> dict[str, np.ndarray]:
-    u = geometry.unit_from_radec(sources["ra_deg"].to_numpy(), sources["dec_deg"].to_numpy())
-    found = scan.find_transits(u, t0_ns, t1_ns)
-    src = found["source_index"]
-    row = geometry.ccd_row_of_zeta(found["zeta_rad"])
-    ac_px = geometry.ac_px_of_zeta(found["zeta_rad"], row)
-    tid = geometry.encode_transit_id(found["obmt_ns"], found["fov"], row, ac_px)
-    g_mag = sources["g_mag"].to_numpy()[src]
-    # Two images within one AC pixel and one 0.2 ms OBMT quantum would share a window on board: only the
-    # brighter one gets it (the other never becomes a transit).
-    order = np.lexsort((g_mag, tid))
-    keep = order[np.r_[True, tid[order][1:] != tid[order][:-1]]]
-    keep.sort()
-    return {
-        "transit_id": tid[keep],
-        "source_index": src[keep],
-        "obmt_ns": found["obmt_ns"][keep],
-        "fov": found["fov"][keep].astype(np.int8),
-        "ccd_row": row[keep].astype(np.int8),
-        "ac_px": ac_px[keep].astype(np.int16),
-        "zeta_rad": found["zeta_rad"][keep],
-        "g_mag": g_mag[keep],
-    }
+def expected_size(spec: DaySpec) -> dict[str, float]:
+    """Rough expected counts and bytes of a dataset, for ``--dry-run`` and the disk-space check."""
+    transits = 7.0e7 * spec.scale * spec.days * 1.25  # the geometric NSL rate before data loss [D]
+    tm = transits * OCTETS_PER_TRANSIT + FIXED_OCTETS_PER_DAY * spec.days
+    truth = transits * 200.0  # truth transits + 10 CCD rows each, zstd Parquet
+    return {"transits": transits, "tm_octets": tm, "total_octets": tm + truth}
 
 
-def generate(spec: DaySpec, out: Path, faults_path: Path | None = None, progress: Progress = _noop) -> dict:
+def generate(spec: DaySpec, out: Path, faults_path: Path | None = None, progress: Progress = _noop,
+             executor: Executor | None = None) -> dict:
     """Generate the dataset of ``spec`` into ``out`` (which must not exist); returns its manifest."""
     out = Path(out)
     if out.exists():
@@ -99,10 +77,15 @@ def generate(spec: DaySpec, out: Path, faults_path: Path | None = None, progress
     plan = faults.load_plan(faults_path) if faults_path else faults.FaultPlan()
     parent = out.parent if str(out.parent) else Path(".")
     parent.mkdir(parents=True, exist_ok=True)
+    need = expected_size(spec)["total_octets"]
+    free = shutil.disk_usage(parent).free
+    if need > free:
+        raise SpecError(f"not enough disk for scale {spec.scale:g} x {spec.days} day(s): about {need / 1e9:.1f} GB "
+                        f"needed, {free / 1e9:.1f} GB free under {parent}; free space or lower --scale")
     tmp = parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        manifest = _generate_into(spec, plan, tmp, progress)
+        manifest = _generate_into(spec, plan, tmp, progress, executor or SerialExecutor())
         manifest["faults_plan"] = str(faults_path) if faults_path else ""
         ds.write_manifest(tmp, manifest)
         os.replace(tmp, out)
@@ -112,105 +95,138 @@ def generate(spec: DaySpec, out: Path, faults_path: Path | None = None, progress
     return manifest
 
 
-def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: Progress) -> dict:
+def _sequence_plan(spec: DaySpec, summaries: list[dict]) -> tuple[list[dict], list[dict], dict[int, int],
+                                                                   dict[int, int]]:
+    """Per slice: each star APID's first sequence count and packet index; the star packet totals; and
+    every APID's first sequence count (random, so the 14-bit wrap is exercised)."""
     rng = np.random.default_rng([spec.seed, 2])
+    seq0 = {apid: int(rng.integers(0, icd.SEQ_COUNT_MODULO)) for apid in icd.PAYLOADS}
+    seq_start, index_start = [], []
+    running = dict.fromkeys(icd.STAR_APIDS, 0)
+    for s in summaries:
+        index_start.append(dict(running))
+        seq_start.append({a: (seq0[a] + running[a]) % icd.SEQ_COUNT_MODULO for a in icd.STAR_APIDS})
+        for a in icd.STAR_APIDS:
+            running[a] += s["counts"][a]
+    return seq_start, index_start, running, seq0
+
+
+def _hk_and_attitude(spec: DaySpec, ctx: slices.SliceContext, summaries: list[dict], seq0: dict[int, int]) -> list:
+    """Housekeeping and attitude packets of the whole span, spooled like slice 0's; returns faults."""
+    rng = np.random.default_rng([spec.seed, 5])
+    bins = np.concatenate([s["rate_bins_ns"] for s in summaries])
+    rate = {fov: np.concatenate([s["rates"][fov] for s in summaries]) / (slices.RATE_BIN_NS / 1e9) for fov in (1, 2)}
+    t_hk = np.arange(-(-ctx.t0_ns // housekeeping.HK_PERIOD_NS) * housekeeping.HK_PERIOD_NS, ctx.t1_ns,
+                     housekeeping.HK_PERIOD_NS, dtype=np.int64)
+    # Each HK sample reports the stars of the 10 s after it (bins are aligned to the HK grid).
+    at = np.clip(np.searchsorted(bins, t_hk, side="right") - 1, 0, max(len(bins) - 1, 0))
+    rates = {fov: (r[at] if len(r) else np.zeros(len(t_hk))) for fov, r in rate.items()}
+    hk_payload = np.zeros(len(t_hk), dtype=icd.HK_PAYLOAD)
+    hk_payload["value"] = housekeeping.hk_values(rng, t_hk, ctx.t0_ns, rates)
+    scan = slices.scan_law(ctx)
+    t_att, att_payload = housekeeping.attitude_samples(
+        -(-ctx.t0_ns // housekeeping.ATTITUDE_PERIOD_NS) * housekeeping.ATTITUDE_PERIOD_NS, ctx.t1_ns, scan.attitude)
+    found = []
+    for apid, t, payload in ((icd.APID_HK, t_hk, hk_payload), (icd.APID_ATTITUDE, t_att, att_payload)):
+        seq = (seq0[apid] + np.arange(len(t))) % icd.SEQ_COUNT_MODULO
+        rows = icd.encode_packets(apid, seq, t, payload)
+        protected = np.zeros(len(t), dtype=bool)
+        protected[[0, -2, -1][: len(t)]] = True
+        found += slices.write_spools(ctx, 0, apid, seq, t, rows, protected, rng)
+    return found
+
+
+def _assemble_passes(ctx: slices.SliceContext, plan: faults.FaultPlan, found: list[tuple], ledger: faults.Ledger,
+                     root: Path) -> None:
+    """Concatenate each pass's spools in downlink order into its TM file; file offsets for the ledger."""
+    tm_dir = root / "tm"
+    tm_dir.mkdir(parents=True, exist_ok=True)
+    base: dict[tuple[int, int, int], int] = {}
+    last_file, last_octets = None, 0
+    for p, name in enumerate(ctx.pass_names):
+        path = tm_dir / f"{name}.tm"
+        offset = 0
+        with open(path, "wb") as out:
+            for apid in sorted(icd.PAYLOADS, key=downlink.PRIORITY.__getitem__):
+                folder = Path(ctx.work) / "spool" / f"{p:04d}" / f"{apid:04d}"
+                for spool in sorted(folder.glob("*.bin")) if folder.is_dir() else []:
+                    base[(p, apid, int(spool.stem))] = offset
+                    with open(spool, "rb") as f:
+                        shutil.copyfileobj(f, out, 1 << 22)
+                    size = spool.stat().st_size
+                    if size:
+                        last_octets = icd.packet_octets(apid)
+                    offset += size
+                    spool.unlink()
+        last_file = path
+    for p, apid, k, rel, kind, seq, t, expected in found:
+        ledger.add(kind, f"{ctx.pass_names[p]}.tm", apid, seq, t, base[(p, apid, k)] + rel, expected)
+    if plan.truncated_files and last_file is not None and last_octets:
+        size = last_file.stat().st_size
+        with open(last_file, "rb") as f:
+            f.seek(size - last_octets)
+            tail = np.frombuffer(f.read(last_octets), dtype=np.uint8)
+        end, (kind, apid, seq, t, start, expected) = faults.truncation(plan, tail, size)
+        os.truncate(last_file, end)
+        ledger.add(kind, last_file.name, apid, seq, t, start, expected)
+
+
+def _sources_and_catalogue(spec: DaySpec, pixels: np.ndarray, root: Path) -> int:
+    """Source truth and the reference catalogue of every crossed pixel, written in bounded chunks."""
+    n = 0
+    chunks = slices.pixel_chunks(pixels, spec.scale) or [np.empty(0, np.int64)]
+    for i, chunk in enumerate(chunks):
+        sources = sky.materialise(spec.seed, chunk, spec.scale)
+        n += sources.num_rows
+        write_part(root / "truth" / "sources", f"{i:05d}", sources)
+        catalogue.write(root / "catalogue", sources, np.random.default_rng([spec.seed, 3, i]), part=i)
+    return n
+
+
+def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: Progress, executor: Executor) -> dict:
     t0 = obmt_ns_from_date(spec.date)
     t1 = t0 + spec.days * 86_400_000_000_000
-    progress("scanning law", 0.0)
-    scan = ScanLaw(t0, t1 + COVERAGE_STEP_NS, ScanLawParams())
-    progress("sky", 0.1)
-    sources = sky.materialise(spec.seed, crossed_pixels(scan, t0, t1), spec.scale)
-    progress("transits", 0.2)
-    tr = _transits(spec, scan, sources, t0, t1)
-    source_id = sources["source_id"].to_numpy()[tr["source_index"]]
-    bp_rp = sources["bp_rp"].to_numpy()[tr["source_index"]]
-    t_ref = geometry.decode_transit_id(tr["transit_id"])[0]
-    t_offset_px = (tr["obmt_ns"] - t_ref) / geometry.TDI_PERIOD_NS
-
-    progress("windows", 0.35)
-    windows = signal.make_windows(rng, tr["transit_id"], t_offset_px, tr["fov"], tr["g_mag"].astype(np.float64),
-                                  bp_rp.astype(np.float64), CALIBRATION)
-    progress("housekeeping", 0.6)
-    hk_t, hk_values = housekeeping.hk_samples(rng, t0, t1, tr["obmt_ns"], tr["fov"])
-    hk_payload = np.zeros(len(hk_t), dtype=icd.HK_PAYLOAD)
-    hk_payload["value"] = hk_values
-    att_t, att_payload = housekeeping.attitude_samples(t0, t1, scan.attitude)
-
-    # Packets per APID in generation order, with the on-board sequence counter (random start, so the
-    # 14-bit wrap is exercised).
-    streams: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # apid -> (obmt_ns, payload)
-    streams[icd.APID_HK] = (hk_t, hk_payload)
-    streams[icd.APID_ATTITUDE] = (att_t, att_payload)
-    n_tr = len(tr["transit_id"])
-    apid_of_transit = np.zeros(n_tr, dtype=np.int32)
-    seq_of_transit = np.zeros(n_tr, dtype=np.int32)
-    for w in windows:
-        order = np.argsort(tr["obmt_ns"][w.index], kind="stable")
-        streams[w.apid] = (tr["obmt_ns"][w.index][order], w.payload[order])
-        apid_of_transit[w.index[order]] = w.apid
     passes = downlink.pass_schedule(spec.date, spec.days, t0)
-    encoded: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    for apid in sorted(streams):
-        t, payload = streams[apid]
-        seq = (int(rng.integers(0, icd.SEQ_COUNT_MODULO)) + np.arange(len(t))) % icd.SEQ_COUNT_MODULO
-        encoded[apid] = (t, seq, icd.encode_packets(apid, seq, t, payload))
-    for w in windows:
-        order = np.argsort(tr["obmt_ns"][w.index], kind="stable")
-        seq_of_transit[w.index[order]] = encoded[w.apid][1]
+    bounds = slice_bounds(t0, t1, spec.scale)
+    ctx = slices.SliceContext(spec.seed, spec.scale, t0, t1, bounds, tuple(p.start_ns for p in passes),
+                              tuple(p.name for p in passes), plan, str(root), str(root / ".work"))
+    (root / ".work" / "transits").mkdir(parents=True)
+    n = ctx.n_slices
 
-    progress("downlink", 0.7)
+    summaries: list[dict] = [{}] * n
+    futures = {executor.submit(slices.find_slice_transits, ctx, k): k for k in range(n)}
+    for done, (future, k) in enumerate(futures.items()):
+        summaries[k] = future.result()
+        progress("transits", 0.4 * (done + 1) / n)
+    seq_start, index_start, totals, seq0 = _sequence_plan(spec, summaries)
+    found = _hk_and_attitude(spec, ctx, summaries, seq0)
+    progress("housekeeping", 0.45)
+
+    futures = {executor.submit(slices.render_slice, ctx, k, seq_start[k], totals, index_start[k]): k
+               for k in range(n)}
+    for done, future in enumerate(futures):
+        found += future.result()
+        progress("windows", 0.45 + 0.4 * (done + 1) / n)
+
     ledger = faults.Ledger()
-    tm_dir = root / "tm"
-    tm_dir.mkdir(parents=True)
-    pass_of = {apid: downlink.assign_passes(e[0], passes) for apid, e in encoded.items()}
-    for i, p in enumerate(passes):
-        chunks = []
-        for apid, (t, seq, rows) in sorted(encoded.items(), key=lambda kv: downlink.PRIORITY[kv[0]]):
-            sel = pass_of[apid] == i
-            ends = np.zeros(len(t), dtype=bool)
-            if len(t):
-                ends[[0, -2, -1]] = True
-            chunks.append((apid, seq[sel], t[sel], rows[sel], ends[sel]))
-        truncate = i >= len(passes) - plan.truncated_files
-        ds.write_tm(tm_dir / f"{p.name}.tm", faults.apply(plan, rng, f"{p.name}.tm", chunks, ledger, truncate))
-    file_names = np.array([f"{p.name}.tm" for p in passes])
-    file_of_transit = file_names[downlink.assign_passes(tr["obmt_ns"], passes)]
-
-    progress("truth and catalogue", 0.85)
-    truth_transits = pa.table(
-        {
-            "transit_id": tr["transit_id"],
-            "source_id": source_id,
-            "obmt_ns": tr["obmt_ns"],
-            "fov": tr["fov"],
-            "ccd_row": tr["ccd_row"],
-            "ac_px": tr["ac_px"],
-            "zeta_rad": tr["zeta_rad"],
-            "g_mag": tr["g_mag"].astype(np.float32),
-            "window_class": signal.window_class_of(tr["g_mag"]),
-            "gate": signal.gate_of(tr["g_mag"]),
-            "apid": apid_of_transit,
-            "seq": seq_of_transit,
-            "file": file_of_transit.astype(str),
-        },
-        schema=TRUTH_TRANSITS,
-    )
-    truth_ccd = pa.concat_tables([w.truth_ccd for w in windows]) if windows else signal.TRUTH_CCD.empty_table()
-    ds.write_truth(root, "sources", sources, sky.TRUTH_SOURCES)
-    ds.write_truth(root, "transits", truth_transits, TRUTH_TRANSITS)
-    ds.write_truth(root, "ccd", truth_ccd, signal.TRUTH_CCD)
-    ds.write_truth(root, "faults", ledger.table(), faults.TRUTH_FAULTS)
-    catalogue.write(root / "catalogue", sources, np.random.default_rng([spec.seed, 3]))
+    _assemble_passes(ctx, plan, found, ledger, root)
+    write_part(root / "truth" / "faults", "00000", ledger.table())
+    progress("catalogue", 0.9)
+    pixels = np.unique(np.concatenate([s["pixels"] for s in summaries]))
+    n_sources = _sources_and_catalogue(spec, pixels, root)
+    shutil.rmtree(root / ".work")
+    n_transits = sum(sum(s["counts"].values()) for s in summaries)
     progress("manifest", 0.95)
     return {
         "spec": spec.to_json(),
         "obmt_start_ns": t0,
         "obmt_end_ns": t1,
         "counts": {
-            "sources": sources.num_rows,
-            "transits": n_tr,
+            "sources": n_sources,
+            "transits": n_transits,
+            "slices": n,
             "tm_files": len(passes),
-            "packets": int(sum(len(e[0]) for e in encoded.values())),
             "faults": ledger.count(),
         },
     }
+

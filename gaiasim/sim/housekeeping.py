@@ -23,26 +23,30 @@ HK_NOMINAL = {
 }
 
 
-def hk_samples(rng: np.random.Generator, t0_ns: int, t1_ns: int, transit_obmt_ns: np.ndarray,
-               transit_fov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(obmt_ns, values (n, channels)) of the HK packets in [t0, t1).
-
-    The star-rate channels count the simulated transits of each FoV in the preceding period, as the
-    AOCS star statistics do (FACTS.md section 8).
-    """
-    t = np.arange(t0_ns, t1_ns, HK_PERIOD_NS, dtype=np.int64)
-    days = (t - t0_ns) / 86_400e9
-    values = np.empty((len(t), len(icd.HK_CHANNELS)), dtype=np.float64)
+def hk_values(rng: np.random.Generator, t_ns: np.ndarray, t0_ns: int, star_rate_hz: dict[int, np.ndarray]
+              ) -> np.ndarray:
+    """Values (n, channels) of HK samples at ``t_ns``: nominal + drift since ``t0_ns`` + noise, and the
+    star rates of each FoV (the AOCS star statistics, FACTS.md section 8) as given."""
+    days = (t_ns - t0_ns) / 86_400e9
+    values = np.empty((len(t_ns), len(icd.HK_CHANNELS)), dtype=np.float64)
     for j, ch in enumerate(icd.HK_CHANNELS):
         if ch.name.startswith("star_rate_fov"):
-            fov = int(ch.name[-4])
-            edges = np.append(t - HK_PERIOD_NS, t[-1]) if len(t) else t
-            counts = np.histogram(transit_obmt_ns[transit_fov == fov], bins=edges)[0] if len(t) else []
-            values[:, j] = np.asarray(counts, dtype=np.float64) / (HK_PERIOD_NS / 1e9)
+            values[:, j] = star_rate_hz[int(ch.name[-4])]
         else:
             nominal, sigma, drift = HK_NOMINAL[ch.name]
-            values[:, j] = nominal + drift * days + rng.normal(0.0, sigma, len(t))
-    return t, values
+            values[:, j] = nominal + drift * days + rng.normal(0.0, sigma, len(t_ns))
+    return values
+
+
+def hk_samples(rng: np.random.Generator, t0_ns: int, t1_ns: int, transit_obmt_ns: np.ndarray,
+               transit_fov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(obmt_ns, values (n, channels)) of the HK packets in [t0, t1), the star rates counting the
+    given transits of each FoV in the period after each sample."""
+    t = np.arange(t0_ns, t1_ns, HK_PERIOD_NS, dtype=np.int64)
+    edges = np.append(t, t[-1] + HK_PERIOD_NS) if len(t) else t
+    rates = {fov: (np.histogram(transit_obmt_ns[transit_fov == fov], bins=edges)[0] / (HK_PERIOD_NS / 1e9)
+                   if len(t) else np.empty(0)) for fov in (1, 2)}
+    return t, hk_values(rng, t, t0_ns, rates)
 
 
 def attitude_samples(t0_ns: int, t1_ns: int, attitude) -> tuple[np.ndarray, np.ndarray]:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from gaiasim.sim import kernels_signal as _ks
 from pipeline import geometry, icd
 from pipeline.calibration import Calibration
-from pipeline.lsf import lsf_profile
 
 #: Sky background, e- per pixel per second [U placeholder: a dark-sky AF background of order 1 e-/px/s].
 SKY_BG_E_PER_PX_S = 0.5
@@ -65,13 +65,6 @@ def integration_s(gate: np.ndarray) -> np.ndarray:
     return lookup[np.asarray(gate)]
 
 
-def _digitise(rng: np.random.Generator, expected_e: np.ndarray, read_noise_e: np.ndarray, cal: Calibration):
-    """Photon noise, read noise, gain, offset, 16-bit ADC."""
-    electrons = rng.poisson(expected_e) + rng.normal(0.0, 1.0, expected_e.shape) * read_noise_e
-    adu = np.rint(electrons * cal.gain_adu_per_e + cal.bias_adu)
-    return np.clip(adu, 0, icd.ADC_MAX_ADU).astype(np.uint16)
-
-
 @dataclass(frozen=True)
 class StarWindows:
     """Payloads of one window class, and the simulated image parameters of their CCD windows."""
@@ -83,7 +76,7 @@ class StarWindows:
 
 
 def make_windows(
-    rng: np.random.Generator,
+    seed: int,
     transit_id: np.ndarray,
     t_offset_px: np.ndarray,
     fov: np.ndarray,
@@ -94,11 +87,16 @@ def make_windows(
     """Star-packet payloads for transits, grouped by window class.
 
     ``t_offset_px`` is the AF1 crossing time after the transit_id's quantised OBMT, in TDI periods: the
-    sub-pixel phase of the image in its window.
+    sub-pixel phase of the image in its window. The noise of each transit comes from its own
+    counter-based random stream (``kernels_signal``), keyed by ``seed`` and its transit id.
     """
     wclass = window_class_of(g_mag)
     gate = gate_of(g_mag)
     t_int_s = integration_s(gate)
+    read_noise = np.array([cal.read_noise_e[s] for s in ("SM1", *geometry.AF_STRIPS)])
+    x = (np.arange(icd.SPECTRUM_SAMPLES) - SPECTRUM_CENTRE_SAMPLE) / SPECTRUM_SIGMA_SAMPLES
+    shape = np.exp(-0.5 * x**2)
+    shape /= shape.sum()
     out = []
     for wc, n_samples in icd.WINDOW_SAMPLES.items():
         sel = np.flatnonzero(wclass == wc)
@@ -106,44 +104,37 @@ def make_windows(
         if m == 0:
             continue
         n_strips = len(WINDOW_STRIPS)
+        tid = np.ascontiguousarray(transit_id[sel], dtype=np.int64)
         flux_e = 10.0 ** (-0.4 * (g_mag[sel] - cal.zero_point_g_mag)) * t_int_s[sel]
         bg_e = SKY_BG_E_PER_PX_S * AC_BINNING_PX * t_int_s[sel]
-        centre = 0.5 * (n_samples - 1) + t_offset_px[sel][:, None]
-        al_px = centre + rng.uniform(-WINDOW_JITTER_PX, WINDOW_JITTER_PX, (m, n_strips))
-        k = np.arange(n_samples, dtype=np.float64)
-        expected = bg_e[:, None, None] + flux_e[:, None, None] * lsf_profile(
-            k[None, None, :] - al_px[:, :, None], cal.lsf_sigma_px
-        )
-        sm_names = np.where(fov[sel] == 1, "SM1", "SM2")
-        noise = np.array([[cal.read_noise_e[s] for s in ("SM1", *geometry.AF_STRIPS)]])[:, :, None]
-        adu = _digitise(rng, expected, noise, cal)
-
-        g_rp = g_mag[sel] - G_MINUS_RP_PER_BPRP * bp_rp[sel]
-        g_bp = g_rp + bp_rp[sel]
-        x = (np.arange(icd.SPECTRUM_SAMPLES) - SPECTRUM_CENTRE_SAMPLE) / SPECTRUM_SIGMA_SAMPLES
-        shape = np.exp(-0.5 * x**2)
-        shape /= shape.sum()
-        spectra = {}
-        for band, g_band, zp in (("bp", g_bp, cal.zero_point_bp_mag), ("rp", g_rp, cal.zero_point_rp_mag)):
-            f_band = 10.0 ** (-0.4 * (g_band - zp)) * t_int_s[sel]
-            exp_band = bg_e[:, None] + f_band[:, None] * shape[None, :]
-            spectra[band] = _digitise(rng, exp_band, np.float64(cal.read_noise_e[band.upper()]), cal)
+        centre = 0.5 * (n_samples - 1) + t_offset_px[sel]
+        al_px = np.empty((m, n_strips))
+        adu = np.empty((m, n_strips, n_samples), dtype=np.uint16)
+        _ks._render_windows(seed, tid, flux_e, bg_e, centre, WINDOW_JITTER_PX, read_noise, cal.lsf_sigma_px,
+                            cal.gain_adu_per_e, cal.bias_adu, icd.ADC_MAX_ADU, al_px, adu)
 
         payload = np.zeros(m, dtype=icd.star_payload_dtype(wc))
-        payload["transit_id"] = transit_id[sel]
+        payload["transit_id"] = tid
         payload["window_class"] = wc
         payload["gate"] = gate[sel]
         payload["sm_adu"] = adu[:, 0, :]
         payload["af_adu"] = adu[:, 1:, :]
-        payload["bp_adu"] = spectra["bp"]
-        payload["rp_adu"] = spectra["rp"]
+        g_rp = g_mag[sel] - G_MINUS_RP_PER_BPRP * bp_rp[sel]
+        for stream, (band, g_band, zp) in enumerate(
+            (("bp", g_rp + bp_rp[sel], cal.zero_point_bp_mag), ("rp", g_rp, cal.zero_point_rp_mag)), start=1
+        ):
+            spectrum = np.empty((m, icd.SPECTRUM_SAMPLES), dtype=np.uint16)
+            f_band = 10.0 ** (-0.4 * (g_band - zp)) * t_int_s[sel]
+            _ks._render_spectra(seed, stream, tid, f_band, bg_e, shape, cal.read_noise_e[band.upper()],
+                                cal.gain_adu_per_e, cal.bias_adu, icd.ADC_MAX_ADU, spectrum)
+            payload[f"{band}_adu"] = spectrum
 
         strips = np.empty((m, n_strips), dtype=object)
-        strips[:, 0] = sm_names
+        strips[:, 0] = np.where(fov[sel] == 1, "SM1", "SM2")
         strips[:, 1:] = np.array(geometry.AF_STRIPS, dtype=object)[None, :]
         truth = pa.table(
             {
-                "transit_id": np.repeat(transit_id[sel], n_strips),
+                "transit_id": np.repeat(tid, n_strips),
                 "strip": strips.ravel().astype(str),
                 "al_px": al_px.ravel(),
                 "flux_e": np.repeat(flux_e, n_strips).astype(np.float32),

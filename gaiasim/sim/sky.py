@@ -3,7 +3,10 @@
 A day only materialises the pixels that its scans cross (:func:`pixels_near`), so a full-scale day never
 holds the 1.8e9-source sky in memory. The pixelisation is an equal-area "igloo": ``N_Z`` bands of equal
 height in z = sin(dec), each cut into ``N_RA`` equal cells, so every pixel has the same area
-(41 253 deg^2 / (N_Z x N_RA) ~ 1 deg^2) and uniform positions inside a pixel are uniform on the sphere.
+(41 253 deg^2 / (N_Z x N_RA) ~ 0.0625 deg^2, about a quarter of a degree across at the equator: small
+against the 0.7 deg field of view, so little is materialised that no scan crosses) and uniform positions
+inside a pixel are uniform on the sphere. Each pixel's sources come from its own counter-based random
+stream (:mod:`gaiasim.sim.kernels_sky`), so they do not depend on which other pixels are materialised.
 
 Counts follow Gaia's (FACTS.md section 7): 1.81e9 sources with G at scale 1 (DR3), magnitudes from the
 cumulative N(<G) table, denser towards the Galactic plane and bulge.
@@ -11,13 +14,16 @@ cumulative N(<G) table, denser towards the Galactic plane and bulge.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyarrow as pa
 
+from gaiasim.sim import kernels_sky as _ks
 from pipeline.geometry import radec_from_unit, unit_from_radec
 
-N_Z = 180
-N_RA = 229
+N_Z = 720
+N_RA = 916
 N_PIXELS = N_Z * N_RA
 SKY_DEG2 = 4.0 * np.pi * (180.0 / np.pi) ** 2
 PIXEL_DEG2 = SKY_DEG2 / N_PIXELS
@@ -101,43 +107,45 @@ def mean_sources_per_pixel(scale: float) -> np.ndarray:
     return w / w.sum() * N_SOURCES_SCALE1 * scale
 
 
-def sample_g_mag(rng: np.random.Generator, n: int) -> np.ndarray:
-    """G magnitudes drawn from the cumulative counts (log-linear interpolation of N(<G))."""
-    g, n_cum = np.array(CUMULATIVE_COUNTS).T
-    log_n = np.log10(n_cum)
-    p = rng.uniform(0.0, 1.0, n)
-    # Inverse CDF: P(<G) = N(<G) / N(<20.7); below the brightest anchor N is extrapolated as constant.
-    return np.interp(np.log10(p * n_cum[-1]).clip(log_n[0], log_n[-1]), log_n, g)
+#: BP-RP distribution: a broad Gaussian, clipped [U]; refined with the sky model later.
+COLOUR_MEAN, COLOUR_SIGMA, COLOUR_RANGE = 1.0, 0.45, (-0.4, 4.0)
+#: Separates the sky's random streams from the other users of the seed.
+_SKY_STREAM = 0x5CA1AB1E
+
+
+@functools.cache
+def mean_sources_per_pixel_cached(scale: float) -> np.ndarray:
+    """:func:`mean_sources_per_pixel`, computed once per process and scale."""
+    return mean_sources_per_pixel(scale)
 
 
 def materialise(seed: int, pixels: np.ndarray, scale: float) -> pa.Table:
     """All sources of ``pixels`` at ``scale``: deterministic in (seed, pixel), independent of the others."""
-    mean = mean_sources_per_pixel(scale)
-    parts = []
-    for pixel in np.unique(np.asarray(pixels, dtype=np.int64)):
-        rng = np.random.default_rng([seed, 1, int(pixel)])
-        n = int(rng.poisson(mean[pixel]))
-        if n == 0:
-            continue
-        z0, z1, ra0, ra1 = _pixel_bounds(pixel)
-        z = rng.uniform(z0, z1, n)
-        ra = rng.uniform(ra0, ra1, n)
-        r = np.sqrt(1.0 - z * z)
-        ra_deg, dec_deg = radec_from_unit(np.stack([r * np.cos(ra), r * np.sin(ra), z], axis=-1))
-        parts.append(
-            {
-                "source_id": (int(pixel) << SOURCE_ID_SHIFT) + np.arange(n, dtype=np.int64),
-                "pixel": np.full(n, pixel, dtype=np.int32),
-                "ra_deg": ra_deg,
-                "dec_deg": dec_deg,
-                "g_mag": sample_g_mag(rng, n).astype(np.float32),
-                # Colours: a broad unimodal BP-RP distribution [U]; refined with the sky model later.
-                "bp_rp": np.clip(rng.normal(1.0, 0.45, n), -0.4, 4.0).astype(np.float32),
-            }
-        )
-    cols = {f.name: np.concatenate([p[f.name] for p in parts]) if parts else np.empty(0, f.type.to_pandas_dtype())
-            for f in TRUTH_SOURCES}
-    return pa.table(cols, schema=TRUTH_SOURCES)
+    pixels = np.unique(np.asarray(pixels, dtype=np.int64))
+    key = int(seed) ^ _SKY_STREAM
+    counts = np.empty(len(pixels), dtype=np.int64)
+    _ks._count_sources(key, pixels, mean_sources_per_pixel_cached(float(scale)), counts)
+    offsets = np.zeros(len(pixels) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    n = int(offsets[-1])
+    z, ra, g, bp_rp = (np.empty(n) for _ in range(4))
+    g_anchor, n_anchor = np.array(CUMULATIVE_COUNTS).T
+    _ks._fill_sources(key, pixels, offsets, N_Z, N_RA, np.log10(n_anchor), g_anchor, COLOUR_MEAN, COLOUR_SIGMA,
+                      *COLOUR_RANGE, z, ra, g, bp_rp)
+    r = np.sqrt(1.0 - z * z)
+    ra_deg, dec_deg = radec_from_unit(np.stack([r * np.cos(ra), r * np.sin(ra), z], axis=-1))
+    pixel_of = np.repeat(pixels, counts)
+    return pa.table(
+        {
+            "source_id": (pixel_of << SOURCE_ID_SHIFT) + (np.arange(n) - np.repeat(offsets[:-1], counts)),
+            "pixel": pixel_of.astype(np.int32),
+            "ra_deg": ra_deg,
+            "dec_deg": dec_deg,
+            "g_mag": g.astype(np.float32),
+            "bp_rp": bp_rp.astype(np.float32),
+        },
+        schema=TRUTH_SOURCES,
+    )
 
 
 def pixels_near(directions: np.ndarray) -> np.ndarray:

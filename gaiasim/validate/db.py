@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 
 from gaiasim import dataset as ds
+from gaiasim.sim.truth import TRUTH_TABLES
 from pipeline import catalog, io, schemas
 from pipeline.run import RUN_JSON
 
@@ -43,8 +44,8 @@ def connect(run_dir: Path, dataset: Path | None = None) -> duckdb.DuckDBPyConnec
                     [(k, int(v)) for k, v in info["counts"].items()])
     root = Path(dataset) if dataset else Path(info["dataset"])
     if (root / ds.MANIFEST).is_file():
-        for name in ds.TRUTH_TABLES:
-            con.execute(catalog.view_sql(f"truth_{name}", (root / "truth" / f"{name}.parquet").resolve()))
+        for name in TRUTH_TABLES:
+            con.execute(catalog.view_sql(f"truth_{name}", catalog.parquet_glob(root / "truth" / name)))
         con.execute(catalog.view_sql("catalogue", catalog.parquet_glob(root / "catalogue")))
     return con
 

@@ -1,0 +1,199 @@
+"""Per-slice tasks of the generator: a day is cut into time slices processed independently.
+
+Phase A (:func:`find_slice_transits`): the sky pixels the scans cross in the slice, their sources, and
+the transits inside the slice, saved to ``<work>/transits/<k>.npz``. Phase C (:func:`render_slice`):
+the star packets of those transits (windows, encoding with their sequence counts, packet faults),
+spooled per pass and APID under ``<work>/spool/``, and the slice's truth parts. Tasks take a picklable
+:class:`SliceContext` and a slice index, write their own files and return small summaries, so they run
+the same in-process, in a process pool or on Dask workers; randomness is keyed by (seed, slice) or by
+(seed, transit), so the result never depends on where a slice ran.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from gaiasim.sim import faults, signal, sky
+from gaiasim.sim.scanlaw import ScanLaw, ScanLawParams
+from gaiasim.sim.truth import TRUTH_TRANSITS, write_part
+from pipeline import geometry, icd
+from pipeline.calibration import DEFAULT as CALIBRATION
+
+#: Sampling of the scan to find the sky pixels a slice crosses: along scan (ns) and across scan.
+COVERAGE_STEP_NS = 1_000_000_000
+COVERAGE_AC_SAMPLES = 15
+COVERAGE_AC_MARGIN_RAD = np.deg2rad(0.02)
+#: Sources materialised at once in phase A, and transits rendered at once in phase C (bounded memory).
+SOURCES_PER_CHUNK = 2_000_000
+TRANSITS_PER_CHUNK = 100_000
+#: HK star-rate bins (the HK sampling period, FACTS.md section 8).
+RATE_BIN_NS = 10_000_000_000
+
+
+@dataclass(frozen=True)
+class SliceContext:
+    seed: int
+    scale: float
+    t0_ns: int  # dataset start
+    t1_ns: int  # dataset end
+    bounds_ns: tuple[int, ...]  # slice k is [bounds[k], bounds[k + 1])
+    pass_starts_ns: tuple[int, ...]
+    pass_names: tuple[str, ...]
+    plan: faults.FaultPlan
+    root: str  # the dataset's temporary folder (truth parts go to <root>/truth/<table>/)
+    work: str  # scratch folder inside it (removed when the dataset is complete)
+
+    @property
+    def n_slices(self) -> int:
+        return len(self.bounds_ns) - 1
+
+
+@functools.lru_cache(maxsize=4)
+def _scan_law(t0_ns: int, t1_ns: int) -> ScanLaw:
+    return ScanLaw(t0_ns - COVERAGE_STEP_NS, t1_ns + COVERAGE_STEP_NS, ScanLawParams())
+
+
+def scan_law(ctx: SliceContext) -> ScanLaw:
+    return _scan_law(ctx.t0_ns, ctx.t1_ns)
+
+
+def crossed_pixels(scan: ScanLaw, t0_ns: int, t1_ns: int) -> np.ndarray:
+    """Sky pixels that the two fields of view cross in [t0, t1]."""
+    t = np.arange(t0_ns, t1_ns + COVERAGE_STEP_NS, COVERAGE_STEP_NS, dtype=np.int64)
+    q = scan.attitude(np.minimum(t, t1_ns))
+    zeta = np.linspace(geometry.ZETA_MIN_RAD - COVERAGE_AC_MARGIN_RAD, -geometry.ZETA_MIN_RAD + COVERAGE_AC_MARGIN_RAD,
+                       COVERAGE_AC_SAMPLES)
+    pixels = []
+    for fov in (1, 2):
+        srs = geometry.srs_direction(geometry.fov_phi_rad(fov), zeta)  # (ac, 3)
+        u = geometry.quat_rotate(q[:, None, :], srs[None, :, :])
+        pixels.append(sky.pixels_near(u.reshape(-1, 3)))
+    return np.unique(np.concatenate(pixels))
+
+
+def pixel_chunks(pixels: np.ndarray, scale: float) -> list[np.ndarray]:
+    """Split pixels so each chunk holds about SOURCES_PER_CHUNK expected sources."""
+    expected = np.cumsum(sky.mean_sources_per_pixel_cached(scale)[pixels])
+    cut = np.searchsorted(expected, np.arange(SOURCES_PER_CHUNK, expected[-1] if len(expected) else 0,
+                                              SOURCES_PER_CHUNK))
+    return [c for c in np.split(pixels, cut) if len(c)]
+
+
+def find_slice_transits(ctx: SliceContext, k: int) -> dict:
+    """Phase A: the transits of slice ``k`` (saved to ``transits/<k>.npz``); returns counts per APID,
+    sources materialised and transit counts per FoV in 10-s bins (for the HK star rates)."""
+    ts, te = ctx.bounds_ns[k], ctx.bounds_ns[k + 1]
+    scan = scan_law(ctx)
+    parts = []
+    n_sources = 0
+    crossed = crossed_pixels(scan, ts, te)
+    for pixels in pixel_chunks(crossed, ctx.scale):
+        src = sky.materialise(ctx.seed, pixels, ctx.scale)
+        n_sources += src.num_rows
+        u = geometry.unit_from_radec(src["ra_deg"].to_numpy(), src["dec_deg"].to_numpy())
+        found = scan.find_transits(u, ts, te)
+        i = found["source_index"]
+        parts.append({
+            "obmt_ns": found["obmt_ns"], "fov": found["fov"].astype(np.int8), "zeta_rad": found["zeta_rad"],
+            "source_id": src["source_id"].to_numpy()[i], "g_mag": src["g_mag"].to_numpy()[i].astype(np.float64),
+            "bp_rp": src["bp_rp"].to_numpy()[i].astype(np.float64),
+        })
+    tr = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]} if parts else None
+    if tr is None or len(tr["obmt_ns"]) == 0:
+        tr = {"obmt_ns": np.empty(0, np.int64), "fov": np.empty(0, np.int8), "zeta_rad": np.empty(0),
+              "source_id": np.empty(0, np.int64), "g_mag": np.empty(0), "bp_rp": np.empty(0)}
+    row = geometry.ccd_row_of_zeta(tr["zeta_rad"])
+    ac_px = geometry.ac_px_of_zeta(tr["zeta_rad"], row)
+    tid = geometry.encode_transit_id(tr["obmt_ns"], tr["fov"], row, ac_px)
+    # Two images within one AC pixel and one 0.2 ms OBMT quantum would share a window on board: only the
+    # brighter one gets it (the other never becomes a transit). Then order by time, as packets are made.
+    order = np.lexsort((tr["g_mag"], tid))
+    keep = order[np.r_[True, tid[order][1:] != tid[order][:-1]]] if len(tid) else order
+    keep = keep[np.lexsort((tid[keep], tr["obmt_ns"][keep]))]
+    tr = {key: v[keep] for key, v in tr.items()}
+    tr.update(transit_id=tid[keep], ccd_row=row[keep].astype(np.int8), ac_px=ac_px[keep].astype(np.int16),
+              window_class=signal.window_class_of(tr["g_mag"]), gate=signal.gate_of(tr["g_mag"]))
+    np.savez(Path(ctx.work) / "transits" / f"{k:05d}.npz", **tr)
+    bins = np.arange(ts - ts % RATE_BIN_NS, te + RATE_BIN_NS, RATE_BIN_NS)
+    rates = {fov: np.histogram(tr["obmt_ns"][tr["fov"] == fov], bins=bins)[0] for fov in (1, 2)}
+    return {
+        "counts": {int(icd.STAR_APIDS[wc]): int(np.sum(tr["window_class"] == wc)) for wc in icd.WINDOW_SAMPLES},
+        "sources": n_sources,
+        "rate_bins_ns": bins[:-1],
+        "rates": rates,
+        "pixels": crossed,
+    }
+
+
+def spool_path(ctx: SliceContext, pass_index: int, apid: int, k: int) -> Path:
+    return Path(ctx.work) / "spool" / f"{pass_index:04d}" / f"{apid:04d}" / f"{k:05d}.bin"
+
+
+def write_spools(ctx: SliceContext, k: int, apid: int, seq: np.ndarray, t: np.ndarray, rows: np.ndarray,
+                 protected: np.ndarray, rng: np.random.Generator) -> list[tuple]:
+    """Inject packet faults into a run of packets of one APID and append it to the spool of each pass;
+    returns the faults as ``(pass_index, apid, k, offset in spool, kind, seq, obmt_ns, expected)``."""
+    found_all = []
+    pass_of = np.searchsorted(np.array(ctx.pass_starts_ns), t, side="right")
+    for p in np.unique(pass_of):
+        sel = pass_of == p
+        data, found = faults.inject(ctx.plan, rng, apid, seq[sel], t[sel], rows[sel], protected[sel])
+        path = spool_path(ctx, int(p), apid, k)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        base = path.stat().st_size if path.exists() else 0
+        with open(path, "ab") as f:
+            f.write(memoryview(data))
+        found_all += [(int(p), apid, k, base + rel, kind, sq, tt, expected)
+                      for kind, _a, sq, tt, rel, expected in found]
+    return found_all
+
+
+def render_slice(ctx: SliceContext, k: int, seq_start: dict[int, int], totals: dict[int, int],
+                 index_start: dict[int, int]) -> list[tuple]:
+    """Phase C: star packets of slice ``k``, spooled per pass and APID, and the slice's truth parts.
+
+    ``seq_start`` is each APID's sequence count at the slice's first packet, ``index_start`` its packet
+    index in the dataset and ``totals`` the dataset's packet count (for the protected first and last
+    packets, :func:`gaiasim.sim.faults.inject`).
+    """
+    with np.load(Path(ctx.work) / "transits" / f"{k:05d}.npz") as f:
+        tr = {key: f[key] for key in f.files}
+    rng = np.random.default_rng([ctx.seed, 4, k])
+    found = []
+    apid_of = np.array(icd.STAR_APIDS)[tr["window_class"]]
+    seq_of = np.zeros(len(apid_of), dtype=np.int32)
+    for apid in icd.STAR_APIDS:
+        mine = np.flatnonzero(apid_of == apid)
+        index = index_start[apid] + np.arange(len(mine))
+        seq_of[mine] = (seq_start[apid] + np.arange(len(mine))) % icd.SEQ_COUNT_MODULO
+        for lo in range(0, len(mine), TRANSITS_PER_CHUNK):
+            part = mine[lo:lo + TRANSITS_PER_CHUNK]
+            t_ref = geometry.decode_transit_id(tr["transit_id"][part])[0]
+            windows = signal.make_windows(ctx.seed, tr["transit_id"][part], (tr["obmt_ns"][part] - t_ref)
+                                          / geometry.TDI_PERIOD_NS, tr["fov"][part], tr["g_mag"][part],
+                                          tr["bp_rp"][part], CALIBRATION)
+            (w,) = windows  # one window class per APID
+            rows = icd.encode_packets(apid, seq_of[part], tr["obmt_ns"][part], w.payload)
+            idx = index[lo:lo + TRANSITS_PER_CHUNK]
+            protected = (idx == 0) | (idx >= totals[apid] - 2)
+            found += write_spools(ctx, k, apid, seq_of[part], tr["obmt_ns"][part], rows, protected, rng)
+            write_part(Path(ctx.root) / "truth" / "ccd", f"{k:05d}-{apid}-{lo:09d}", w.truth_ccd)
+    names = np.array(ctx.pass_names)
+    file_of = names[np.searchsorted(np.array(ctx.pass_starts_ns), tr["obmt_ns"], side="right")] if len(names) \
+        else np.empty(0, str)
+    table = pa.table(
+        {
+            "transit_id": tr["transit_id"], "source_id": tr["source_id"], "obmt_ns": tr["obmt_ns"],
+            "fov": tr["fov"], "ccd_row": tr["ccd_row"], "ac_px": tr["ac_px"], "zeta_rad": tr["zeta_rad"],
+            "g_mag": tr["g_mag"].astype(np.float32), "window_class": tr["window_class"], "gate": tr["gate"],
+            "apid": apid_of.astype(np.int32), "seq": seq_of, "file": np.char.add(file_of.astype(str), ".tm"),
+        },
+        schema=TRUTH_TRANSITS,
+    )
+    write_part(Path(ctx.root) / "truth" / "transits", f"{k:05d}", table)
+    return found

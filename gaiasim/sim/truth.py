@@ -1,0 +1,43 @@
+"""Truth tables of a dataset (what really happened), written as Parquet parts under ``truth/<table>/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+from gaiasim.sim.faults import TRUTH_FAULTS
+from gaiasim.sim.signal import TRUTH_CCD
+from gaiasim.sim.sky import TRUTH_SOURCES
+from pipeline.io import write_table
+
+TRUTH_TRANSITS = pa.schema(
+    [
+        pa.field("transit_id", pa.int64(), nullable=False),
+        pa.field("source_id", pa.int64(), nullable=False),
+        pa.field("obmt_ns", pa.int64(), nullable=False, metadata={"unit": "ns", "doc": "AF1 crossing"}),
+        pa.field("fov", pa.int8(), nullable=False),
+        pa.field("ccd_row", pa.int8(), nullable=False),
+        pa.field("ac_px", pa.int16(), nullable=False, metadata={"unit": "px"}),
+        pa.field("zeta_rad", pa.float64(), nullable=False, metadata={"unit": "rad"}),
+        pa.field("g_mag", pa.float32(), nullable=False, metadata={"unit": "mag", "doc": "at the transit"}),
+        pa.field("window_class", pa.int8(), nullable=False),
+        pa.field("gate", pa.int8(), nullable=False),
+        pa.field("apid", pa.int32(), nullable=False),
+        pa.field("seq", pa.int32(), nullable=False),
+        pa.field("file", pa.string(), nullable=False, metadata={"doc": "TM file of the transit's packet"}),
+    ]
+)
+
+#: Every truth table, by name (the folder under truth/ and the view truth_<name>).
+TRUTH_TABLES: dict[str, pa.Schema] = {
+    "sources": TRUTH_SOURCES,
+    "transits": TRUTH_TRANSITS,
+    "ccd": TRUTH_CCD,
+    "faults": TRUTH_FAULTS,
+}
+
+
+def write_part(folder: Path, name: str, table: pa.Table) -> None:
+    """Write one part of a truth table (atomic; schema checked against :data:`TRUTH_TABLES`)."""
+    write_table(table, TRUTH_TABLES[Path(folder).name], Path(folder) / f"part-{name}.parquet")
