@@ -10,7 +10,10 @@ measured from the centre of the window's first sample (so an image centred in an
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
+
+from pipeline import geometry
 
 
 def _f(name: str, typ: pa.DataType, unit: str, doc: str, nullable: bool = False) -> pa.Field:
@@ -37,10 +40,23 @@ TRANSITS = pa.schema(
     ]
 )
 
+#: CCD strip names, dictionary-encoded (SM1, SM2, AF1..AF9): compact in memory and in Parquet.
+STRIP_TYPE = pa.dictionary(pa.int8(), pa.string())
+_CCD_STRIPS = pa.array(geometry.STRIPS[:11])
+
+
+def ccd_strips(fov: np.ndarray) -> pa.DictionaryArray:
+    """The strip column of the CCD rows of transits in ``fov``: per transit SM1 (FoV 1) or SM2 (FoV 2),
+    then AF1..AF9, in the order of the rows of a star packet's windows."""
+    index = np.tile(np.arange(1, 11, dtype=np.int8), (len(fov), 1))
+    index[:, 0] = np.where(np.asarray(fov) == 1, 0, 1)
+    return pa.DictionaryArray.from_arrays(pa.array(index.ravel(), pa.int8()), _CCD_STRIPS)
+
+
 CCD = pa.schema(
     [
         _f("transit_id", pa.int64(), "", "transit this CCD image belongs to"),
-        _f("strip", pa.string(), "", "SM1, SM2, AF1..AF9"),
+        _f("strip", STRIP_TYPE, "", "SM1, SM2, AF1..AF9"),
         _f("al_px", pa.float64(), "px", "fitted AL image centre in the window frame (module doc)"),
         _f("al_px_err", pa.float32(), "px", "formal error of al_px (inverse Fisher information)"),
         _f("flux_e", pa.float32(), "e-", "fitted image flux"),

@@ -39,13 +39,9 @@ def fit_star_packets(records: np.ndarray, window_class: int, cal: Calibration) -
 
 
 def ccd_table(transit_id: np.ndarray, fov: np.ndarray, fit: dict[str, np.ndarray]) -> pa.Table:
-    m = len(transit_id)
-    strips = np.empty((m, 10), dtype=object)
-    strips[:, 0] = np.where(fov == 1, "SM1", "SM2")
-    strips[:, 1:] = np.array(geometry.AF_STRIPS, dtype=object)
     cols = {
         "transit_id": np.repeat(transit_id, 10),
-        "strip": strips.ravel().astype(str),
+        "strip": schemas.ccd_strips(fov),
         "al_px": fit["al_px"].ravel(),
         "al_px_err": fit["al_px_err"].ravel().astype(np.float32),
         "flux_e": fit["flux_e"].ravel().astype(np.float32),

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from gaiasim.sim import kernels_signal as _ks
-from pipeline import geometry, icd
+from pipeline import geometry, icd, schemas
 from pipeline.calibration import Calibration
 
 #: Sky background, e- per pixel per second [U placeholder: a dark-sky AF background of order 1 e-/px/s].
@@ -39,7 +39,7 @@ WINDOW_STRIPS = ("SM", *geometry.AF_STRIPS)
 TRUTH_CCD = pa.schema(
     [
         pa.field("transit_id", pa.int64(), nullable=False),
-        pa.field("strip", pa.string(), nullable=False),
+        pa.field("strip", schemas.STRIP_TYPE, nullable=False),
         pa.field("al_px", pa.float64(), nullable=False, metadata={"unit": "px", "doc": "pipeline.schemas frame"}),
         pa.field("flux_e", pa.float32(), nullable=False, metadata={"unit": "e-"}),
         pa.field("bg_e", pa.float32(), nullable=False, metadata={"unit": "e-", "doc": "per sample"}),
@@ -129,13 +129,10 @@ def make_windows(
                                 cal.gain_adu_per_e, cal.bias_adu, icd.ADC_MAX_ADU, spectrum)
             payload[f"{band}_adu"] = spectrum
 
-        strips = np.empty((m, n_strips), dtype=object)
-        strips[:, 0] = np.where(fov[sel] == 1, "SM1", "SM2")
-        strips[:, 1:] = np.array(geometry.AF_STRIPS, dtype=object)[None, :]
         truth = pa.table(
             {
                 "transit_id": np.repeat(tid, n_strips),
-                "strip": strips.ravel().astype(str),
+                "strip": schemas.ccd_strips(fov[sel]),
                 "al_px": al_px.ravel(),
                 "flux_e": np.repeat(flux_e, n_strips).astype(np.float32),
                 "bg_e": np.repeat(bg_e, n_strips).astype(np.float32),
