@@ -14,8 +14,8 @@ from gaiasim.spec import DaySpec, make_spec
 from gaiasim.validate import checks, db
 from pipeline.run import run
 
-#: The demo day: a few thousand transits of 2016-03-01 (the embedded default of ``gaiasim demo``).
-DEMO_SPEC: DaySpec = make_spec(name="demo", seed=42, scale=1e-5, date=dt.date(2016, 3, 1))
+#: The demo day: about 3,000 transits of 2016-01-16 (the embedded default of ``gaiasim demo``).
+DEMO_SPEC: DaySpec = make_spec(name="demo", seed=42, scale=4e-5, date=dt.date(2016, 1, 16))
 
 SUMMARY_SQL = """
 SELECT

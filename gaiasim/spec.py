@@ -26,7 +26,7 @@ MAX_DAYS = 31
 class DaySpec:
     seed: int = 42  # seeds the sky, the noise and the fault plan; same seed + spec -> same bytes
     scale: float = 1e-5  # fraction of the real sky density: 1.0 ~ 70 M transits a day
-    date: dt.date = dt.date(2016, 3, 1)  # first day (UTC ~ TCB) to generate
+    date: dt.date = dt.date(2016, 1, 16)  # first day (UTC ~ TCB) to generate
     days: int = 1  # consecutive days, same sky
     faults: str = ""  # fault plan TOML (path relative to the spec file), "" for a nominal day
     name: str = "day"  # label used in folder names and reports

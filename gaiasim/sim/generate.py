@@ -123,9 +123,9 @@ def _hk_and_attitude(spec: DaySpec, ctx: slices.SliceContext, summaries: list[di
     rates = {fov: (r[at] if len(r) else np.zeros(len(t_hk))) for fov, r in rate.items()}
     hk_payload = np.zeros(len(t_hk), dtype=icd.HK_PAYLOAD)
     hk_payload["value"] = housekeeping.hk_values(rng, t_hk, ctx.t0_ns, rates)
-    scan = slices.scan_law(ctx)
     t_att, att_payload = housekeeping.attitude_samples(
-        -(-ctx.t0_ns // housekeeping.ATTITUDE_PERIOD_NS) * housekeeping.ATTITUDE_PERIOD_NS, ctx.t1_ns, scan.attitude)
+        -(-ctx.t0_ns // housekeeping.ATTITUDE_PERIOD_NS) * housekeeping.ATTITUDE_PERIOD_NS, ctx.t1_ns,
+        lambda t: slices.realised_attitude(ctx, t))
     found = []
     for apid, t, payload in ((icd.APID_HK, t_hk, hk_payload), (icd.APID_ATTITUDE, t_att, att_payload)):
         seq = (seq0[apid] + np.arange(len(t))) % icd.SEQ_COUNT_MODULO
@@ -224,6 +224,7 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
         "counts": {
             "sources": n_sources,
             "transits": n_transits,
+            "transits_lost_on_board": sum(s["lost_on_board"] for s in summaries),
             "slices": n,
             "tm_files": len(passes),
             "faults": ledger.count(),

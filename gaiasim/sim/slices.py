@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from gaiasim.sim import faults, signal, sky
+from gaiasim.sim import faults, onboard, signal, sky
+from gaiasim.sim.attitude import AttitudeError, realised_transits
 from gaiasim.sim.scanlaw import ScanLaw, ScanLawParams
 from gaiasim.sim.truth import TRUTH_TRANSITS, write_part
 from pipeline import geometry, icd
@@ -53,13 +54,29 @@ class SliceContext:
         return len(self.bounds_ns) - 1
 
 
+#: Transits are searched this far beyond a slice under the nominal law, then kept where the realised
+#: attitude puts them: more than the largest attitude error over the scan rate (~0.5 s).
+REALISED_MARGIN_NS = 2_000_000_000
+
+
 @functools.lru_cache(maxsize=4)
 def _scan_law(t0_ns: int, t1_ns: int) -> ScanLaw:
-    return ScanLaw(t0_ns - COVERAGE_STEP_NS, t1_ns + COVERAGE_STEP_NS, ScanLawParams())
+    margin = COVERAGE_STEP_NS + REALISED_MARGIN_NS
+    return ScanLaw(t0_ns - margin, t1_ns + margin, ScanLawParams())
 
 
 def scan_law(ctx: SliceContext) -> ScanLaw:
     return _scan_law(ctx.t0_ns, ctx.t1_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def attitude_error(seed: int) -> AttitudeError:
+    return AttitudeError(seed)
+
+
+def realised_attitude(ctx: SliceContext, obmt_ns: np.ndarray) -> np.ndarray:
+    """The attitude the spacecraft really had (and reports in its attitude packets)."""
+    return attitude_error(ctx.seed).apply(scan_law(ctx).attitude(obmt_ns), obmt_ns)
 
 
 def crossed_pixels(scan: ScanLaw, t0_ns: int, t1_ns: int) -> np.ndarray:
@@ -96,10 +113,13 @@ def find_slice_transits(ctx: SliceContext, k: int) -> dict:
         src = sky.materialise(ctx.seed, pixels, ctx.scale)
         n_sources += src.num_rows
         u = geometry.unit_from_radec(src["ra_deg"].to_numpy(), src["dec_deg"].to_numpy())
-        found = scan.find_transits(u, ts, te)
-        i = found["source_index"]
+        found = scan.find_transits(u, ts - REALISED_MARGIN_NS, te + REALISED_MARGIN_NS)
+        t, zeta = realised_transits(scan.attitude, attitude_error(ctx.seed), u[found["source_index"]],
+                                    found["fov"], found["obmt_ns"])
+        inside = (t >= ts) & (t < te) & (zeta >= geometry.ZETA_MIN_RAD) & (zeta < -geometry.ZETA_MIN_RAD)
+        i = found["source_index"][inside]
         parts.append({
-            "obmt_ns": found["obmt_ns"], "fov": found["fov"].astype(np.int8), "zeta_rad": found["zeta_rad"],
+            "obmt_ns": t[inside], "fov": found["fov"][inside].astype(np.int8), "zeta_rad": zeta[inside],
             "source_id": src["source_id"].to_numpy()[i], "g_mag": src["g_mag"].to_numpy()[i].astype(np.float64),
             "bp_rp": src["bp_rp"].to_numpy()[i].astype(np.float64),
         })
@@ -115,6 +135,11 @@ def find_slice_transits(ctx: SliceContext, k: int) -> dict:
     order = np.lexsort((tr["g_mag"], tid))
     keep = order[np.r_[True, tid[order][1:] != tid[order][:-1]]] if len(tid) else order
     keep = keep[np.lexsort((tid[keep], tr["obmt_ns"][keep]))]
+    # On-board losses: dead time, then the G-dependent data loss (gaiasim.sim.onboard).
+    dead = onboard.in_dead_time(tr["obmt_ns"][keep], onboard.dead_intervals(ctx.seed, ts, te))
+    gone = dead | onboard.lost(ctx.seed, tid[keep], tr["g_mag"][keep])
+    n_lost = int(gone.sum())
+    keep = keep[~gone]
     tr = {key: v[keep] for key, v in tr.items()}
     tr.update(transit_id=tid[keep], ccd_row=row[keep].astype(np.int8), ac_px=ac_px[keep].astype(np.int16),
               window_class=signal.window_class_of(tr["g_mag"]), gate=signal.gate_of(tr["g_mag"]))
@@ -124,6 +149,7 @@ def find_slice_transits(ctx: SliceContext, k: int) -> dict:
     return {
         "counts": {int(icd.STAR_APIDS[wc]): int(np.sum(tr["window_class"] == wc)) for wc in icd.WINDOW_SAMPLES},
         "sources": n_sources,
+        "lost_on_board": n_lost,
         "rate_bins_ns": bins[:-1],
         "rates": rates,
         "pixels": crossed,

@@ -1,0 +1,63 @@
+"""The realised attitude: the nominal scanning law plus the small errors of the real attitude control.
+
+Gaia's realised attitude differs from the commanded one by up to ~30 arcsec (FACTS.md section 1,
+commanded_scan_law doc). Here the error is a small rotation vector ``r(t)`` in the SRS, a sum of
+sinusoids with periods of 20 min to 6 h and random phases (a smooth limit-cycle-like wander [U]), so
+that ``q_real(t) = q_nsl(t) * exp(r(t) / 2)``. Stars transit where the realised attitude puts them;
+the attitude packets carry the realised attitude, and the pipeline only ever sees that.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline import geometry
+
+#: RMS of each component of the attitude error, rad (~8 arcsec, peaks of ~25 arcsec) [U].
+ERROR_RMS_RAD = 8.0 * geometry.ARCSEC_RAD
+#: Sinusoids per axis and their period range, s [U].
+N_TERMS = 6
+PERIOD_RANGE_S = (1200.0, 21600.0)
+
+
+class AttitudeError:
+    """Smooth attitude error of a dataset: deterministic in the seed, defined at any OBMT."""
+
+    def __init__(self, seed: int) -> None:
+        rng = np.random.default_rng([seed, 7])
+        self.period_ns = np.exp(rng.uniform(*np.log(PERIOD_RANGE_S), (3, N_TERMS))) * 1e9
+        self.phase = rng.uniform(0.0, 2.0 * np.pi, (3, N_TERMS))
+        # Each term carries an equal share of the variance: amplitude sqrt(2 / N) x RMS.
+        self.amplitude = ERROR_RMS_RAD * np.sqrt(2.0 / N_TERMS)
+
+    def rotation_vector(self, obmt_ns: np.ndarray) -> np.ndarray:
+        """(n, 3) rotation vectors in the SRS, rad."""
+        t = np.asarray(obmt_ns, dtype=np.float64)[:, None, None]
+        return self.amplitude * np.sin(2.0 * np.pi * (t % self.period_ns) / self.period_ns + self.phase).sum(axis=2)
+
+    def apply(self, q_nsl: np.ndarray, obmt_ns: np.ndarray) -> np.ndarray:
+        """The realised attitude from the nominal one at the same times."""
+        r = self.rotation_vector(obmt_ns)
+        angle = np.linalg.norm(r, axis=1, keepdims=True)
+        axis = np.divide(r, angle, out=np.zeros_like(r), where=angle > 0)
+        dq = np.concatenate([axis * np.sin(0.5 * angle), np.cos(0.5 * angle)], axis=1)
+        return geometry.quat_multiply(q_nsl, dq)
+
+
+def realised_transits(attitude_nsl, error: AttitudeError, u_icrs: np.ndarray, fov: np.ndarray,
+                      obmt_ns: np.ndarray, iterations: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Transit times and AC field angles under the realised attitude, from the nominal ones.
+
+    Newton steps on the along-scan field angle: eta changes at minus the scan rate, so a residual
+    eta at time t moves the crossing by eta / rate. Two steps reach the nanosecond for errors of tens
+    of arcsec.
+    """
+    t = np.asarray(obmt_ns, dtype=np.int64)
+    phi_fov = geometry.fov_phi_rad(fov)
+    for _ in range(iterations):
+        q = error.apply(attitude_nsl(t), t)
+        phi, _ = geometry.field_angles(q, u_icrs)
+        eta = (phi - phi_fov + np.pi) % (2.0 * np.pi) - np.pi
+        t = t + np.rint(eta / geometry.SCAN_RATE_RAD_S * 1e9).astype(np.int64)
+    q = error.apply(attitude_nsl(t), t)
+    return t, geometry.field_angles(q, u_icrs)[1]
