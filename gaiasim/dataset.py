@@ -7,6 +7,7 @@
       tm/<pass>.tm     raw CCSDS packet streams, one file per downlink pass
       catalogue/       reference catalogue (Parquet, region=NN partitions)
       truth/<table>/   what really happened (Parquet parts): sources, transits, ccd, faults
+      logbook.json     the operations logbook entry of each day
 """
 
 from __future__ import annotations
@@ -22,8 +23,17 @@ from pipeline.io import write_table
 
 MANIFEST = "dataset.json"
 
-__all__ = ["MANIFEST", "code_version", "data_files", "read_manifest", "verify", "write_manifest", "write_table",
-           "write_tm"]
+__all__ = [
+    "MANIFEST",
+    "code_version",
+    "data_files",
+    "read_manifest",
+    "verify",
+    "write_logbook",
+    "write_manifest",
+    "write_table",
+    "write_tm",
+]
 
 
 def code_version() -> str:
@@ -35,6 +45,10 @@ def code_version() -> str:
 
 def write_tm(path: Path, data: np.ndarray) -> None:
     io.write_bytes(np.ascontiguousarray(data, dtype=np.uint8), path)
+
+
+def write_logbook(root: Path, entries: list[dict]) -> None:
+    io.write_json({"logbook": entries}, Path(root) / "logbook.json")
 
 
 def data_files(root: Path) -> list[Path]:

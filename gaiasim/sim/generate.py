@@ -25,7 +25,7 @@ import numpy as np
 
 from gaiasim import dataset as ds
 from gaiasim.executors import SerialExecutor
-from gaiasim.sim import catalogue, downlink, faults, housekeeping, sky, slices
+from gaiasim.sim import catalogue, downlink, faults, housekeeping, logbook, sky, slices
 from gaiasim.sim.timescale import obmt_ns_from_date
 from gaiasim.sim.truth import write_part
 from gaiasim.spec import DaySpec, SpecError
@@ -216,6 +216,13 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
     n_sources = _sources_and_catalogue(spec, pixels, root)
     shutil.rmtree(root / ".work")
     n_transits = sum(sum(s["counts"].values()) for s in summaries)
+    per_day = [0] * spec.days
+    for k, s in enumerate(summaries):
+        per_day[min((bounds[k] - t0) // 86_400_000_000_000, spec.days - 1)] += sum(s["counts"].values())
+    octets = {p.name: p.stat().st_size for p in (root / "tm").glob("*.tm")}
+    ledger_rows = ledger.table().select(["kind", "file"]).to_pylist()
+    ds.write_logbook(root, logbook.entries(spec.seed, spec.date, spec.days, list(ctx.pass_names), octets,
+                                           [(r["kind"], r["file"]) for r in ledger_rows], per_day))
     progress("manifest", 0.95)
     return {
         "spec": spec.to_json(),
