@@ -25,8 +25,8 @@ def entries(seed: int, first: dt.date, days: int, pass_names: list[str], files_o
         passes = [p for p in pass_names if p.startswith(date.isoformat())]
         files = {f"{p}.tm" for p in passes}
         anomalies = dict(Counter(kind for kind, file in faults if file in files))
-        summary = ("nominal day, no telemetry anomaly" if not anomalies else
-                   "telemetry anomalies: " + ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in anomalies.items()))
+        listed = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in anomalies.items())
+        summary = f"telemetry anomalies: {listed}" if anomalies else "nominal day, no telemetry anomaly"
         out.append({
             "date": date.isoformat(),
             "operator": fake.name(),
