@@ -76,9 +76,10 @@ def main() -> None:
 @click.option("--date", "date_", type=str, help="first day, YYYY-MM-DD")
 @click.option("--days", type=int, help="consecutive days with the same sky")
 @click.option("--faults", type=click.Path(path_type=Path), help="fault plan TOML (datasets/faults/)")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="dataset folder to create")
+@click.option("--out", type=click.Path(path_type=Path), help="dataset folder to create")
+@click.option("--dry-run", is_flag=True, help="print the expected counts and bytes, write nothing")
 @_errors
-def generate(spec, scale, seed, date_, days, faults, out) -> None:
+def generate(spec, scale, seed, date_, days, faults, out, dry_run) -> None:
     """Generate a dataset: TM files, reference catalogue and truth.
 
     Either from SPEC.toml (see datasets/levels/) or from --scale/--seed/--date options; options given
@@ -94,6 +95,16 @@ def generate(spec, scale, seed, date_, days, faults, out) -> None:
         day, faults_path = make_spec(**values), None
     if faults is not None:
         faults_path = resolve_faults(str(faults), Path.cwd())
+    if dry_run:
+        from gaiasim.sim.generate import dry_run as estimate
+
+        e = estimate(day)
+        click.echo(f"{day.date} +{day.days - 1} days at scale {day.scale:g}: about {e['transits']:.3g} transits, "
+                   f"{e['tm_octets'] / 1e9:.3g} GB of TM ({e['octets_per_transit']:.0f} octets per transit) in "
+                   f"{e['tm_files']} TM files, {e['slices']} slices (estimated from scale {e['sample_scale']:g})")
+        return
+    if out is None:
+        raise SpecError("--out is required: give the dataset folder to create (or use --dry-run)")
     with _progress("generate") as progress:
         manifest = run_generate(day, out, faults_path, progress)
     c = manifest["counts"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
@@ -66,6 +67,40 @@ def expected_size(spec: DaySpec) -> dict[str, float]:
     tm = transits * OCTETS_PER_TRANSIT + FIXED_OCTETS_PER_DAY * spec.days
     truth = transits * 200.0  # truth transits + 10 CCD rows each, zstd Parquet
     return {"transits": transits, "tm_octets": tm, "total_octets": tm + truth}
+
+
+#: Scale of the sample run behind ``--dry-run`` (a few seconds a day whatever the requested scale).
+DRY_RUN_SCALE = 2e-5
+
+
+def dry_run(spec: DaySpec) -> dict[str, float]:
+    """Expected counts and octets of ``spec`` without writing it: the transits of the same days found at
+    a small scale, scaled up, times the ICD packet sizes of their window classes."""
+    sample = min(spec.scale, DRY_RUN_SCALE)
+    t0 = obmt_ns_from_date(spec.date)
+    t1 = t0 + spec.days * 86_400_000_000_000
+    counts = dict.fromkeys(icd.STAR_APIDS, 0)
+    with tempfile.TemporaryDirectory(prefix="gaiasim-dry-run-") as tmp:
+        (Path(tmp) / "transits").mkdir()
+        bounds = (*range(t0, t1, 86_400_000_000_000), t1)
+        ctx = slices.SliceContext(spec.seed, sample, t0, t1, bounds, (t1,), ("dry-run",), faults.FaultPlan(), tmp,
+                                  tmp)
+        for k in range(ctx.n_slices):
+            for apid, n in slices.find_slice_transits(ctx, k)["counts"].items():
+                counts[apid] += n
+    factor = spec.scale / sample
+    star_octets = sum(n * factor * icd.packet_octets(apid) for apid, n in counts.items())
+    fixed = spec.days * 86400 * (icd.packet_octets(icd.APID_ATTITUDE) * 1e9 / housekeeping.ATTITUDE_PERIOD_NS
+                                 + icd.packet_octets(icd.APID_HK) * 1e9 / housekeeping.HK_PERIOD_NS)
+    transits = sum(counts.values()) * factor
+    return {
+        "transits": transits,
+        "tm_octets": star_octets + fixed,
+        "octets_per_transit": (star_octets + fixed) / max(transits, 1.0),
+        "tm_files": len(downlink.pass_schedule(spec.date, spec.days, t0)),
+        "slices": len(slice_bounds(t0, t1, spec.scale)) - 1,
+        "sample_scale": sample,
+    }
 
 
 def generate(spec: DaySpec, out: Path, faults_path: Path | None = None, progress: Progress = _noop,
