@@ -13,13 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from gaiasim.sim import onboard, sky
 from gaiasim.sim.generate import generate
+from gaiasim.sim.scanlaw import transit_statistics
 from gaiasim.spec import make_spec
 from pipeline import icd, ipd
 from pipeline.run import run
@@ -87,37 +93,82 @@ def bench_ipd(n: int = 400_000) -> dict:
     return {"windows": n, "numba_s": ours, "numpy_s": theirs, "ratio": theirs / ours, "numba_windows_s": n / ours}
 
 
-def bench_day(tmp: Path, scale: float) -> dict:
-    spec = make_spec(name="bench", scale=scale, seed=5)
+def _child(argv: list[str]) -> dict:
+    """Run ``python -m gaiasim.bench --child ...`` and return what it prints (wall time, peak RSS)."""
+    out = subprocess.run([sys.executable, "-m", "gaiasim.bench", "--child", *argv], check=True, capture_output=True,
+                         text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _run_child(kind: str, spec_scale: float, folder: Path, workers: int) -> None:
+    """In the child: one job, then its wall time and peak RSS on stdout as JSON."""
+    import numba
+
+    numba.set_num_threads(min(workers, numba.config.NUMBA_NUM_THREADS))
     t = time.perf_counter()
-    manifest = generate(spec, tmp / "dataset")
-    t_gen = time.perf_counter() - t
-    t = time.perf_counter()
-    run(tmp / "dataset", tmp / "run")
-    t_run = time.perf_counter() - t
-    n = manifest["counts"]["transits"]
-    return {"scale": scale, "transits": n, "generate_s": t_gen, "run_s": t_run,
-            "generate_transits_s": n / t_gen, "run_transits_s": n / t_run,
-            "run_x_real_time": n / t_run / REAL_TIME_TRANSITS_S}
+    if kind == "generate":
+        manifest = generate(make_spec(name="bench", scale=spec_scale, seed=5), folder / "dataset")
+        n = manifest["counts"]["transits"]
+    else:
+        n = run(folder / "dataset", folder / "run")["counts"]["transits"]
+    wall = time.perf_counter() - t
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"transits": n, "wall_s": wall, "peak_rss_octets": rss}))
+
+
+def bench_day(tmp: Path, scale: float, workers: int) -> dict:
+    """Generate and run one day in child processes (compiled kernels cached on disk beforehand)."""
+    folder = tmp / f"day-{scale:g}-{workers}"
+    folder.mkdir()
+    g = _child(["generate", str(scale), str(folder), str(workers)])
+    r = _child(["run", str(scale), str(folder), str(workers)])
+    n = g["transits"]
+    return {"scale": scale, "workers": workers, "transits": n, "generate_s": g["wall_s"], "run_s": r["wall_s"],
+            "generate_transits_s": n / g["wall_s"], "run_transits_s": n / r["wall_s"],
+            "run_x_real_time": n / r["wall_s"] / REAL_TIME_TRANSITS_S,
+            "generate_peak_rss_gib": g["peak_rss_octets"] / 2**30, "run_peak_rss_gib": r["peak_rss_octets"] / 2**30}
+
+
+def bench_scanning_law(n_sources: int = 10_000, years: float = 5.0) -> dict:
+    """5-year FoV transits per source: geometric (scanning law alone) and observed (dead time and
+    on-board losses for the sky's G distribution), against FACTS' ~70."""
+    st = transit_statistics(n_sources, years, 0)
+    g = sky.materialise(3, np.arange(0, sky.N_PIXELS, 997), 1.0)["g_mag"].to_numpy()  # ~2e7 sky sources
+    observed = float(st["mean_transits"] * (1.0 - onboard.DEAD_TIME_FRACTION) * (1.0 - onboard.loss_probability(g).mean()))
+    return {"sources": n_sources, "years": years, "mean_transits_geometric": st["mean_transits"],
+            "mean_transits_observed": observed, "target": 70.0, "observed_vs_target": observed / 70.0}
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        kind, scale, folder, workers = argv[1:5]
+        _run_child(kind, float(scale), Path(folder), int(workers))
+        return 0
     parser = argparse.ArgumentParser(prog="python -m gaiasim.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=1e-4, help="scale of the day to time (default 1e-4)")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1e-4, 1e-3],
+                        help="scales of the days to time (default 1e-4 1e-3)")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
-    results = {}
+    results: dict = {"machine": {"cpus": os.cpu_count()}}
     with tempfile.TemporaryDirectory(prefix="gaiasim-bench-") as tmp:
-        results["decode_crc_vs_ccsdspy"] = bench_decode(Path(tmp))
-        print(f"decode+CRC vs ccsdspy decode (no CRC): {results['decode_crc_vs_ccsdspy']['ratio']:.2f}x "
-              f"({results['decode_crc_vs_ccsdspy']['ours_packets_s']:.3g} packets/s)")
-        results["ipd_numba_vs_numpy"] = bench_ipd()
-        print(f"IPD numba vs numpy-vectorised: {results['ipd_numba_vs_numpy']['ratio']:.2f}x "
-              f"({results['ipd_numba_vs_numpy']['numba_windows_s']:.3g} windows/s)")
-        results["day"] = bench_day(Path(tmp), args.scale)
-        d = results["day"]
-        print(f"day at scale {d['scale']:g}: {d['transits']} transits; generate {d['generate_transits_s']:.3g} "
-              f"transits/s, run {d['run_transits_s']:.3g} transits/s = {d['run_x_real_time']:.1f}x real time")
+        results["decode_crc_vs_ccsdspy"] = r = bench_decode(Path(tmp))
+        print(f"decode+CRC vs ccsdspy decode (no CRC): {r['ratio']:.2f}x ({r['ours_packets_s']:.3g} packets/s)")
+        results["ipd_numba_vs_numpy"] = r = bench_ipd()
+        print(f"IPD numba vs numpy-vectorised: {r['ratio']:.2f}x ({r['numba_windows_s']:.3g} windows/s)")
+        results["scanning_law_5yr"] = r = bench_scanning_law()
+        print(f"5-yr FoV transits per source: {r['mean_transits_geometric']:.1f} geometric, "
+              f"{r['mean_transits_observed']:.1f} observed = {r['observed_vs_target']:.3f} x 70")
+        _child(["generate", "1e-5", str(Path(tmp)), "1"])  # warm the numba cache
+        results["days"] = []
+        for scale in args.scales:
+            for workers in (1, os.cpu_count() or 1):
+                d = bench_day(Path(tmp), scale, workers)
+                results["days"].append(d)
+                print(f"scale {scale:g}, {workers} core(s): {d['transits']} transits; generate "
+                      f"{d['generate_transits_s']:.3g}/s (peak {d['generate_peak_rss_gib']:.2f} GiB), run "
+                      f"{d['run_transits_s']:.3g}/s = {d['run_x_real_time']:.1f}x real time "
+                      f"(peak {d['run_peak_rss_gib']:.2f} GiB)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n")
