@@ -38,10 +38,19 @@ def _quarantine_rows(name: str, buf: np.ndarray, index: np.ndarray) -> dict[str,
     }
 
 
-def _spans(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, stop) index ranges of the runs of True in ``mask``."""
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
+def _spans(mask: np.ndarray, breaks: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """[start, stop) index ranges of the runs of True in ``mask``, also cut where ``breaks`` is True."""
+    out = []
+    start = None
+    for i, m in enumerate(mask.tolist()):
+        if start is not None and (not m or (breaks is not None and breaks[i])):
+            out.append((start, i))
+            start = None
+        if m and start is None:
+            start = i
+    if start is not None:
+        out.append((start, len(mask)))
+    return out
 
 
 def sequence_anomalies(apid: int, seq: np.ndarray, obmt_ns: np.ndarray, files: np.ndarray) -> tuple[np.ndarray, dict]:
@@ -58,12 +67,6 @@ def sequence_anomalies(apid: int, seq: np.ndarray, obmt_ns: np.ndarray, files: n
             rows[key].append(value)
 
     n = len(seq)
-    # Out of order: packets older than one already received (late arrivals, reordering).
-    late = np.zeros(n, dtype=bool)
-    if n:
-        late[1:] = obmt_ns[1:] < np.maximum.accumulate(obmt_ns)[:-1]
-    for a, b in _spans(late):
-        add("out_of_order", int(seq[a]), int(seq[b - 1]), b - a, int(obmt_ns[a]), str(files[a]))
     # Time order (stable, so of identical copies the first received comes first).
     order = np.lexsort((seq, obmt_ns))
     dup = np.zeros(n, dtype=bool)
@@ -71,6 +74,18 @@ def sequence_anomalies(apid: int, seq: np.ndarray, obmt_ns: np.ndarray, files: n
     for i in order[dup]:
         add("duplicate", int(seq[i]), int(seq[i]), 1, int(obmt_ns[i]), str(files[i]))
     keep = order[~dup]
+    # Out of order: first copies older than a packet already received (late arrivals, reordering); a
+    # second copy is a duplicate, whenever it comes.
+    first = np.sort(keep)
+    late = np.zeros(len(first), dtype=bool)
+    if len(first):
+        late[1:] = obmt_ns[first][1:] < np.maximum.accumulate(obmt_ns[first])[:-1]
+    # One row per run of late packets with consecutive sequence counts, so a row's range is exact.
+    breaks = np.ones(len(first), dtype=bool)
+    breaks[1:] = (seq[first][1:] - seq[first][:-1]) % icd.SEQ_COUNT_MODULO != 1
+    for a, b in _spans(late, breaks):
+        add("out_of_order", int(seq[first[a]]), int(seq[first[b - 1]]), b - a, int(obmt_ns[first[a]]),
+            str(files[first[a]]))
     step = (np.diff(seq[keep]) % icd.SEQ_COUNT_MODULO).astype(np.int64)
     for j in np.flatnonzero(step != 1):
         before, after = keep[j], keep[j + 1]

@@ -16,9 +16,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from pipeline import catalog, crossmatch, geometry, icd, io, schemas, transits
+from pipeline import alerts, attitude, catalog, crossmatch, geometry, icd, io, schemas, transits
 from pipeline.config import PipelineConfig
+from pipeline.hkmon import check_hk_table
 from pipeline.ingest import ingest_files
+from pipeline.limits import default_limits_path, load_limit_table
 
 Progress = Callable[[str, float], None]
 RUN_JSON = "run.json"
@@ -99,7 +101,12 @@ def run(dataset: Path, out: Path, config: PipelineConfig | None = None, progress
     att = ing.packets.get(icd.APID_ATTITUDE)
     att_t = att["obmt_ns"].astype(np.int64) if att is not None else np.empty(0, np.int64)
     att_q = att["payload"]["q"].astype(np.float64) if att is not None else np.empty((0, 4))
+    # Corrupted attitude solutions are reported and left out of the attitude used for sky positions.
+    glitched = attitude.find_glitches(att_t, att_q)
+    attitude_events = attitude.glitch_events(att_t, glitched)
+    att_t, att_q = att_t[~glitched], att_q[~glitched]
     hk = _hk_table(ing.packets.get(icd.APID_HK))
+    hk_limit_events = check_hk_table(hk, load_limit_table(default_limits_path()))
     lap("decode", 0.3)
 
     cal = config.calibration
@@ -147,6 +154,8 @@ def run(dataset: Path, out: Path, config: PipelineConfig | None = None, progress
     else:
         transit_table = schemas.TRANSITS.empty_table()
     lap("crossmatch", 0.85)
+    alert_table = alerts.raise_alerts(transit_table, catalogue, alerts.load_alert_config(alerts.DEFAULT_CONFIG_PATH))
+    lap("alerts", 0.9)
 
     tables = {
         "transits": transit_table,
@@ -154,6 +163,8 @@ def run(dataset: Path, out: Path, config: PipelineConfig | None = None, progress
         "quarantine": ing.quarantine,
         "gaps": ing.gaps,
         "hk": hk,
+        "alerts": alert_table,
+        "hk_events": pa.concat_tables([attitude_events, hk_limit_events]),
     }
     for name, schema in schemas.RUN_TABLES.items():
         io.write_table(tables.get(name, schema.empty_table()), schema, out / name / "part-0.parquet")
@@ -166,7 +177,9 @@ def run(dataset: Path, out: Path, config: PipelineConfig | None = None, progress
         transits_matched=int(transit_table["source_id"].is_valid().to_numpy().sum()) if n_tr else 0,
         ccd_images=tables["ccd"].num_rows,
         hk_samples=hk.num_rows,
+        hk_limit_events=hk_limit_events.num_rows,
         catalogue_sources=catalogue.num_rows,
+        alerts=alert_table.num_rows,
     )
     counts["balance_ok"] = counts["packets_read"] == (
         counts["packets_used"] + counts["duplicates_dropped"] + counts["packets_quarantined"]

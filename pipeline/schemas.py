@@ -111,8 +111,8 @@ CATALOGUE = pa.schema(
 
 HK_EVENTS = pa.schema(
     [
-        _f("channel", pa.string(), "", "channel mnemonic (pipeline.icd.HK_CHANNELS)"),
-        _f("kind", pa.string(), "", "limit (beyond yellow/red limits), stale (value unchanged), rate (too steep)"),
+        _f("channel", pa.string(), "", "HK channel mnemonic (pipeline.icd.HK_CHANNELS), or attitude"),
+        _f("kind", pa.string(), "", "limit, stale, rate (pipeline.hkmon); glitch (attitude, pipeline.attitude)"),
         _f("severity", pa.string(), "", "yellow (WARNING) or red (CRITICAL; wins when an excursion reaches both)"),
         _f("side", pa.string(), "", "low or high ('' for stale; for rate: falling or rising)"),
         _f("start_ns", pa.int64(), "ns", "OBMT of the first sample of the event"),
@@ -147,4 +147,6 @@ RUN_TABLES: dict[str, pa.Schema] = {
     "quarantine": QUARANTINE,
     "gaps": GAPS,
     "hk": HK,
+    "alerts": ALERTS,
+    "hk_events": HK_EVENTS,
 }

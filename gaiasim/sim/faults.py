@@ -9,8 +9,11 @@ Plan keys (all optional; fractions are per packet, drawn independently per pass)
     packet_loss = 0.001      # packets lost in the downlink      -> pipeline reports a sequence gap
     bit_flip = 0.001         # one bit flipped in a packet       -> quarantine (crc_error or other)
     duplicate = 0.001        # packet received twice             -> duplicate dropped
-    truncated_files = 1      # passes whose file ends mid-packet -> quarantine (truncated)
-    truncate_octets = 100    # octets cut from the end of each of those files
+    truncated_files = 1      # the last file ends mid-packet     -> quarantine (truncated)
+    truncate_octets = 100    # octets cut from the end of that file
+    late_delivery = 0.001    # packet arrives one pass late      -> out_of_order
+    overlap_s = 60           # the last 60 s of each pass again at the start of the next -> duplicates
+    attitude_glitches = 3    # corrupted attitude solutions     -> hk_events attitude glitch
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from gaiasim.sim.hk_faults import HkFaultPlan
+from gaiasim.sim.variability import PLAN_KEYS as VARIABILITY_KEYS
 from gaiasim.spec import SpecError, load_toml
+from pipeline.geometry import quat_multiply
 
 TRUTH_FAULTS = pa.schema(
     [
@@ -43,32 +49,42 @@ class FaultPlan:
     packet_loss: float = 0.0  # fraction of packets lost
     bit_flip: float = 0.0  # fraction of packets with one flipped bit
     duplicate: float = 0.0  # fraction of packets received twice
-    truncated_files: int = 0  # number of TM files cut short (the last ones of the dataset first)
-    truncate_octets: int = 100  # octets cut from each truncated file
+    truncated_files: int = 0  # 1: the last TM file of the dataset is cut short inside its last packet
+    truncate_octets: int = 100  # octets cut from the truncated file
+    late_delivery: float = 0.0  # fraction of packets that arrive one pass late (out of time order)
+    overlap_s: float = 0.0  # seconds of data at the end of each pass sent again in the next (overlapping passes)
+    attitude_glitches: int = 0  # corrupted attitude solutions: runs of 1-8 samples off by 3-60 arcsec
+    hk_excursions: int = 0  # HK limit violations (gaiasim.sim.hk_faults)   -> hk_events limit
+    hk_stale: int = 0  # HK stale-channel periods (gaiasim.sim.hk_faults)   -> hk_events stale
 
     def __post_init__(self) -> None:
         for f in fields(self):
             if isinstance(getattr(self, f.name), bool):
                 raise SpecError(f"{f.name} = {getattr(self, f.name)!r}: must be a number, not true/false")
-        for name in ("packet_loss", "bit_flip", "duplicate"):
+        for name in ("packet_loss", "bit_flip", "duplicate", "late_delivery"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 0.5:
                 raise SpecError(f"{name} = {value!r}: must be a fraction in [0, 0.5]")
-        if not isinstance(self.truncated_files, int) or self.truncated_files < 0:
-            raise SpecError(f"truncated_files = {self.truncated_files!r}: must be an integer >= 0")
+        if not isinstance(self.truncated_files, int) or self.truncated_files not in (0, 1):
+            raise SpecError(f"truncated_files = {self.truncated_files!r}: must be 0 or 1 (the last file is cut)")
+        if not isinstance(self.attitude_glitches, int) or not 0 <= self.attitude_glitches <= 100:
+            raise SpecError(f"attitude_glitches = {self.attitude_glitches!r}: must be an integer in [0, 100]")
+        if not isinstance(self.overlap_s, int | float) or not 0.0 <= self.overlap_s <= 3600.0:
+            raise SpecError(f"overlap_s = {self.overlap_s!r}: must be a number of seconds in [0, 3600]")
         if not isinstance(self.truncate_octets, int) or not 1 <= self.truncate_octets <= 1_000_000:
             raise SpecError(f"truncate_octets = {self.truncate_octets!r}: must be an integer in [1, 1000000]")
+        HkFaultPlan(self.hk_excursions, self.hk_stale)  # checks the two HK keys
 
 
 def load_plan(path: Path) -> FaultPlan:
     raw = load_toml(Path(path))
-    allowed = {f.name for f in fields(FaultPlan)}
+    allowed = {f.name for f in fields(FaultPlan)} | set(VARIABILITY_KEYS)
     unknown = sorted(set(raw) - allowed)
     if unknown:
         allowed_keys = ", ".join(sorted(allowed))
         raise SpecError(f"{path}: unknown key {unknown[0]!r} in the fault plan; allowed keys: {allowed_keys}")
     try:
-        return FaultPlan(**raw)
+        return FaultPlan(**{k: v for k, v in raw.items() if k not in VARIABILITY_KEYS})
     except SpecError as exc:
         raise SpecError(f"{path}: {exc}") from None
 
@@ -125,6 +141,24 @@ def inject(plan: FaultPlan, rng: np.random.Generator, apid: int, seq: np.ndarray
         found.append(("duplicate", apid, int(seq[kept[j]]), int(t[kept[j]]), octets * int(first_copy[j] + 1),
                       "duplicate"))
     return out.reshape(-1), found
+
+
+def attitude_glitches(plan: FaultPlan, rng: np.random.Generator, q: np.ndarray) -> list[tuple[int, int]]:
+    """Corrupt runs of downlinked attitude samples in place (a rotation of 3-60 arcsec about a random
+    axis); returns the (first sample, samples) of each run. Runs are at least 200 samples apart and away
+    from the ends, so each one can be told from the smooth attitude around it."""
+    n = len(q)
+    slots = np.arange(100, n - 100, 200)
+    glitches = []
+    for first in np.sort(rng.choice(slots, min(plan.attitude_glitches, len(slots)), replace=False)):
+        length = int(rng.integers(1, 9))
+        axis = rng.normal(size=3)
+        axis /= np.linalg.norm(axis)
+        angle = np.deg2rad(rng.uniform(3.0, 60.0) / 3600.0)
+        dq = np.concatenate([axis * np.sin(0.5 * angle), [np.cos(0.5 * angle)]])
+        q[first:first + length] = quat_multiply(q[first:first + length], dq)
+        glitches.append((int(first), length))
+    return glitches
 
 
 def truncation(plan: FaultPlan, tail: np.ndarray, size: int) -> tuple[int, FaultRow]:

@@ -14,6 +14,7 @@ generation never leaves a half-written dataset behind.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
@@ -26,11 +27,12 @@ import numpy as np
 
 from gaiasim import dataset as ds
 from gaiasim.executors import SerialExecutor
-from gaiasim.sim import catalogue, downlink, faults, housekeeping, logbook, sky, slices
+from gaiasim.sim import catalogue, downlink, faults, hk_faults, housekeeping, logbook, sky, slices, variability
 from gaiasim.sim.timescale import obmt_ns_from_date
 from gaiasim.sim.truth import write_part
 from gaiasim.spec import DaySpec, SpecError
 from pipeline import icd
+from pipeline.limits import default_limits_path, load_limit_table
 
 Progress = Callable[[str, float], None]
 
@@ -120,7 +122,8 @@ def generate(spec: DaySpec, out: Path, faults_path: Path | None = None, progress
     tmp = parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        manifest = _generate_into(spec, plan, tmp, progress, executor or SerialExecutor())
+        vplan = variability.load_plan(faults_path) if faults_path else variability.VariabilityPlan()
+        manifest = _generate_into(spec, plan, tmp, progress, executor or SerialExecutor(), vplan)
         manifest["faults_plan"] = str(faults_path) if faults_path else ""
         ds.write_manifest(tmp, manifest)
         os.replace(tmp, out)
@@ -157,16 +160,33 @@ def _hk_and_attitude(spec: DaySpec, ctx: slices.SliceContext, summaries: list[di
     at = np.clip(np.searchsorted(bins, t_hk, side="right") - 1, 0, max(len(bins) - 1, 0))
     rates = {fov: (r[at] if len(r) else np.zeros(len(t_hk))) for fov, r in rate.items()}
     hk_payload = np.zeros(len(t_hk), dtype=icd.HK_PAYLOAD)
-    hk_payload["value"] = housekeeping.hk_values(rng, t_hk, ctx.t0_ns, rates)
+    hk_plan = hk_faults.HkFaultPlan(ctx.plan.hk_excursions, ctx.plan.hk_stale)
+    hk_values, hk_rows = hk_faults.inject_hk_faults(
+        hk_plan, np.random.default_rng([spec.seed, 9]), t_hk, housekeeping.hk_values(rng, t_hk, ctx.t0_ns, rates),
+        load_limit_table(default_limits_path()))
+    hk_payload["value"] = hk_values
+    write_part(Path(ctx.root) / "truth" / "hk_anomalies", "00000", hk_faults.ledger_table(hk_rows))
     t_att, att_payload = housekeeping.attitude_samples(
         -(-ctx.t0_ns // housekeeping.ATTITUDE_PERIOD_NS) * housekeeping.ATTITUDE_PERIOD_NS, ctx.t1_ns,
         lambda t: slices.realised_attitude(ctx, t))
+    q = att_payload["q"].astype(np.float64)
+    glitches = faults.attitude_glitches(ctx.plan, rng, q)
+    att_payload["q"] = q
     found = []
     for apid, t, payload in ((icd.APID_HK, t_hk, hk_payload), (icd.APID_ATTITUDE, t_att, att_payload)):
         seq = (seq0[apid] + np.arange(len(t))) % icd.SEQ_COUNT_MODULO
         rows = icd.encode_packets(apid, seq, t, payload)
         protected = np.zeros(len(t), dtype=bool)
         protected[[0, -2, -1][: len(t)]] = True
+        if apid == icd.APID_HK:
+            for r in hk_rows:  # a lost HK packet would move the anomaly's first or last sample
+                protected[(t >= r["start_ns"]) & (t <= r["end_ns"])] = True
+        if apid == icd.APID_ATTITUDE:
+            for first, length in glitches:
+                protected[first:first + length] = True  # a glitch is a wrong solution, not a lost packet
+                p = int(np.searchsorted(np.array(ctx.pass_starts_ns), t[first], side="right"))
+                # Offset -1: found by time in the attitude, not at a place in the file.
+                found.append((p, apid, -1, -1, "attitude_glitch", int(seq[first]), int(t[first]), "hk_event"))
         found += slices.write_spools(ctx, 0, apid, seq, t, rows, protected, rng)
     return found
 
@@ -195,7 +215,8 @@ def _assemble_passes(ctx: slices.SliceContext, plan: faults.FaultPlan, found: li
                     spool.unlink()
         last_file = path
     for p, apid, k, rel, kind, seq, t, expected in found:
-        ledger.add(kind, f"{ctx.pass_names[p]}.tm", apid, seq, t, base[(p, apid, k)] + rel, expected)
+        offset = base[(p, apid, k)] + rel if k >= 0 else -1
+        ledger.add(kind, f"{ctx.pass_names[p]}.tm", apid, seq, t, offset, expected)
     if plan.truncated_files and last_file is not None and last_octets:
         size = last_file.stat().st_size
         with open(last_file, "rb") as f:
@@ -218,13 +239,27 @@ def _sources_and_catalogue(spec: DaySpec, pixels: np.ndarray, root: Path) -> int
     return n
 
 
-def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: Progress, executor: Executor) -> dict:
+def _place_transients(spec: DaySpec, ctx: slices.SliceContext) -> slices.SliceContext:
+    """The context with the day's transients, placed on the transits phase A found (then to be redone)."""
+    parts = []
+    for k in range(ctx.n_slices):
+        with np.load(Path(ctx.work) / "transits" / f"{k:05d}.npz") as f:
+            parts.append({key: f[key] for key in ("source_id", "obmt_ns", "fov", "zeta_rad")})
+    tr = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    transients, new_sources = variability.place_transients(
+        ctx.variability_plan, np.random.default_rng([spec.seed, 6]), spec.seed, spec.scale, ctx.t0_ns, ctx.t1_ns,
+        tr["source_id"], tr["obmt_ns"], tr["fov"], tr["zeta_rad"])
+    return dataclasses.replace(ctx, transients=transients, new_sources=new_sources)
+
+
+def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: Progress, executor: Executor,
+                   vplan: variability.VariabilityPlan) -> dict:
     t0 = obmt_ns_from_date(spec.date)
     t1 = t0 + spec.days * 86_400_000_000_000
     passes = downlink.pass_schedule(spec.date, spec.days, t0)
     bounds = slice_bounds(t0, t1, spec.scale)
     ctx = slices.SliceContext(spec.seed, spec.scale, t0, t1, bounds, tuple(p.start_ns for p in passes),
-                              tuple(p.name for p in passes), plan, str(root), str(root / ".work"))
+                              tuple(p.name for p in passes), plan, str(root), str(root / ".work"), vplan)
     (root / ".work" / "transits").mkdir(parents=True)
     n = ctx.n_slices
 
@@ -233,6 +268,10 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
     for done, (future, k) in enumerate(futures.items()):
         summaries[k] = future.result()
         progress("transits", 0.4 * (done + 1) / n)
+    if vplan.n_transients:
+        ctx = _place_transients(spec, ctx)
+        summaries = [future.result() for future in [executor.submit(slices.find_slice_transits, ctx, k)
+                                                    for k in range(n)]]
     seq_start, index_start, totals, seq0 = _sequence_plan(spec, summaries)
     found = _hk_and_attitude(spec, ctx, summaries, seq0)
     progress("housekeeping", 0.45)
@@ -246,6 +285,9 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
     ledger = faults.Ledger()
     _assemble_passes(ctx, plan, found, ledger, root)
     write_part(root / "truth" / "faults", "00000", ledger.table())
+    write_part(root / "truth" / "transients", "00000", ctx.transients)
+    if ctx.new_sources.num_rows:
+        write_part(root / "truth" / "sources", "new", ctx.new_sources)  # in the sky, not in the catalogue
     progress("catalogue", 0.9)
     pixels = np.unique(np.concatenate([s["pixels"] for s in summaries]))
     n_sources = _sources_and_catalogue(spec, pixels, root)
@@ -270,6 +312,7 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
             "slices": n,
             "tm_files": len(passes),
             "faults": ledger.count(),
+            "transients": ctx.transients.num_rows,
         },
     }
 

@@ -12,13 +12,13 @@ the same in-process, in a process pool or on Dask workers; randomness is keyed b
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from gaiasim.sim import faults, onboard, signal, sky
+from gaiasim.sim import faults, onboard, signal, sky, variability
 from gaiasim.sim.attitude import AttitudeError, realised_transits
 from gaiasim.sim.scanlaw import ScanLaw, ScanLawParams
 from gaiasim.sim.truth import TRUTH_TRANSITS, write_part
@@ -48,6 +48,11 @@ class SliceContext:
     plan: faults.FaultPlan
     root: str  # the dataset's temporary folder (truth parts go to <root>/truth/<table>/)
     work: str  # scratch folder inside it (removed when the dataset is complete)
+    variability_plan: variability.VariabilityPlan = field(default_factory=variability.VariabilityPlan)
+    #: Transient events (gaiasim.sim.variability.TRUTH_TRANSIENTS), placed after a first phase A.
+    transients: pa.Table = field(default_factory=variability.TRUTH_TRANSIENTS.empty_table)
+    #: Sources new to the catalogue (sky.TRUTH_SOURCES rows): in the sky, not in the catalogue.
+    new_sources: pa.Table = field(default_factory=sky.TRUTH_SOURCES.empty_table)
 
     @property
     def n_slices(self) -> int:
@@ -109,18 +114,26 @@ def find_slice_transits(ctx: SliceContext, k: int) -> dict:
     parts = []
     n_sources = 0
     crossed = crossed_pixels(scan, ts, te)
-    for pixels in pixel_chunks(crossed, ctx.scale):
+    for c, pixels in enumerate(pixel_chunks(crossed, ctx.scale)):
         src = sky.materialise(ctx.seed, pixels, ctx.scale)
         n_sources += src.num_rows
+        if c == 0 and ctx.new_sources.num_rows:
+            src = pa.concat_tables([src, ctx.new_sources])  # a few: searched in every slice
         u = geometry.unit_from_radec(src["ra_deg"].to_numpy(), src["dec_deg"].to_numpy())
         found = scan.find_transits(u, ts - REALISED_MARGIN_NS, te + REALISED_MARGIN_NS)
         t, zeta = realised_transits(scan.attitude, attitude_error(ctx.seed), u[found["source_index"]],
                                     found["fov"], found["obmt_ns"])
         inside = (t >= ts) & (t < te) & (zeta >= geometry.ZETA_MIN_RAD) & (zeta < -geometry.ZETA_MIN_RAD)
+        sid = src["source_id"].to_numpy()
+        var = variability.variable_params(ctx.seed, sid, ctx.variability_plan)
+        # G at each transit: variables, transients; a new source exists only during its event (NaN outside).
+        g_now = variability.g_mag_at(src["g_mag"].to_numpy()[found["source_index"]], t, sid[found["source_index"]],
+                                     var.take(found["source_index"]), ctx.transients)
+        inside &= np.isfinite(g_now)
         i = found["source_index"][inside]
         parts.append({
             "obmt_ns": t[inside], "fov": found["fov"][inside].astype(np.int8), "zeta_rad": zeta[inside],
-            "source_id": src["source_id"].to_numpy()[i], "g_mag": src["g_mag"].to_numpy()[i].astype(np.float64),
+            "source_id": sid[i], "g_mag": g_now[inside],
             "bp_rp": src["bp_rp"].to_numpy()[i].astype(np.float64),
         })
     tr = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]} if parts else None
@@ -165,17 +178,36 @@ def write_spools(ctx: SliceContext, k: int, apid: int, seq: np.ndarray, t: np.nd
     """Inject packet faults into a run of packets of one APID and append it to the spool of each pass;
     returns the faults as ``(pass_index, apid, k, offset in spool, kind, seq, obmt_ns, expected)``."""
     found_all = []
-    pass_of = np.searchsorted(np.array(ctx.pass_starts_ns), t, side="right")
-    for p in np.unique(pass_of):
-        sel = pass_of == p
-        data, found = faults.inject(ctx.plan, rng, apid, seq[sel], t[sel], rows[sel], protected[sel])
-        path = spool_path(ctx, int(p), apid, k)
+    starts = np.array(ctx.pass_starts_ns)
+    pass_of = np.searchsorted(starts, t, side="right")
+    last_pass = len(starts) - 1
+    # Late deliveries and overlapping passes send packets in the next pass too: never from the last pass.
+    late = ~protected & (pass_of < last_pass) & (rng.random(len(t)) < ctx.plan.late_delivery)
+    end_of_pass = starts[np.minimum(pass_of, last_pass)]
+    resent = ~protected & ~late & (pass_of < last_pass) & (t >= end_of_pass - int(ctx.plan.overlap_s * 1e9))
+
+    def spool(p: int, data: np.ndarray) -> int:
+        path = spool_path(ctx, p, apid, k)
         path.parent.mkdir(parents=True, exist_ok=True)
         base = path.stat().st_size if path.exists() else 0
         with open(path, "ab") as f:
             f.write(memoryview(data))
+        return base
+
+    octets = rows.shape[1]
+    for p in np.unique(pass_of):
+        sel = (pass_of == p) & ~late
+        data, found = faults.inject(ctx.plan, rng, apid, seq[sel], t[sel], rows[sel], protected[sel] | resent[sel])
+        base = spool(int(p), data)
         found_all += [(int(p), apid, k, base + rel, kind, sq, tt, expected)
                       for kind, _a, sq, tt, rel, expected in found]
+        # Before the next pass's own packets of this slice: what this pass delivers late or sends again.
+        for mask, kind, expected in ((late, "late_delivery", "out_of_order"), (resent, "pass_overlap", "duplicate")):
+            extra = np.flatnonzero(mask & (pass_of == p))
+            if len(extra):
+                base = spool(int(p) + 1, rows[extra].reshape(-1))
+                found_all += [(int(p) + 1, apid, k, base + octets * j, kind, int(seq[i]), int(t[i]), expected)
+                              for j, i in enumerate(extra)]
     return found_all
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 import pyarrow as pa
 
 from gaiasim.sim.faults import TRUTH_FAULTS
+from gaiasim.sim.hk_faults import TRUTH_HK_ANOMALIES
 from gaiasim.sim.signal import TRUTH_CCD
 from gaiasim.sim.sky import TRUTH_SOURCES
+from gaiasim.sim.variability import TRUTH_TRANSIENTS
 from pipeline.io import write_table
 
 TRUTH_TRANSITS = pa.schema(
@@ -35,6 +37,8 @@ TRUTH_TABLES: dict[str, pa.Schema] = {
     "transits": TRUTH_TRANSITS,
     "ccd": TRUTH_CCD,
     "faults": TRUTH_FAULTS,
+    "transients": TRUTH_TRANSIENTS,
+    "hk_anomalies": TRUTH_HK_ANOMALIES,
 }
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import duckdb
 
+from gaiasim.validate import alert_checks
+
 _OPS = {"==": operator.eq, "<=": operator.le, ">=": operator.ge}
 
 # Packets a fault removed from the stream (lost, or quarantined so their content is unusable).
@@ -40,12 +42,24 @@ _DETECTED = """
                                    AND f."offset" >= q."offset" AND f."offset" < q."offset" + q.octets)
       WHEN 'duplicate' THEN EXISTS (SELECT 1 FROM gaps g WHERE g.kind = 'duplicate' AND g.apid = f.apid
                                    AND g.first_seq = f.seq AND g.obmt_ns = f.obmt_ns)
+      WHEN 'pass_overlap' THEN EXISTS (SELECT 1 FROM gaps g WHERE g.kind = 'duplicate' AND g.apid = f.apid
+                                   AND g.first_seq = f.seq AND g.obmt_ns = f.obmt_ns)
+      WHEN 'attitude_glitch' THEN EXISTS (SELECT 1 FROM hk_events e WHERE e.channel = 'attitude'
+                                   AND e.kind = 'glitch' AND f.obmt_ns BETWEEN e.start_ns AND e.end_ns)
+      WHEN 'late_delivery' THEN EXISTS (SELECT 1 FROM gaps g WHERE g.kind = 'out_of_order' AND g.apid = f.apid
+                                   AND g.file = f.file AND
+                                   CASE WHEN g.first_seq <= g.last_seq THEN f.seq BETWEEN g.first_seq AND g.last_seq
+                                        ELSE f.seq >= g.first_seq OR f.seq <= g.last_seq END)
       WHEN 'packet_loss' THEN EXISTS (SELECT 1 FROM gaps g WHERE g.kind = 'gap' AND g.apid = f.apid AND
                                    CASE WHEN g.first_seq <= g.last_seq THEN f.seq BETWEEN g.first_seq AND g.last_seq
                                         ELSE f.seq >= g.first_seq OR f.seq <= g.last_seq END)
       ELSE false
     END
 """
+
+
+# An HK event as the ledger's expected string: hk_event:<kind>:<severity>[:<side>].
+_HK_EXPECTED = "'hk_event:' || e.kind || ':' || e.severity || CASE WHEN e.side = '' THEN '' ELSE ':' || e.side END"
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,28 @@ class Check:
 
 
 CHECKS: tuple[Check, ...] = (
+    Check(
+        "hk_anomalies_reported", "REQ-HK-001",
+        "every injected HK limit violation and stale channel is reported by exactly one event of its channel, "
+        "kind, severity and side, over the same samples",
+        f"""
+        SELECT count(*) FROM truth_hk_anomalies a
+        WHERE (SELECT count(*) FROM hk_events e WHERE e.channel = a.channel AND e.start_ns = a.start_ns
+               AND e.end_ns = a.end_ns AND a.expected = {_HK_EXPECTED}) <> 1
+        """,
+        "==", 0, "anomalies",
+    ),
+    Check(
+        "no_spurious_hk_events", "REQ-HK-002",
+        "no HK limit, stale or rate event is reported outside the injected HK anomalies",
+        f"""
+        SELECT count(*) FROM hk_events e
+        WHERE e.kind IN ('limit', 'stale', 'rate') AND NOT EXISTS (
+            SELECT 1 FROM truth_hk_anomalies a WHERE a.channel = e.channel AND a.start_ns = e.start_ns
+            AND a.end_ns = e.end_ns AND a.expected = {_HK_EXPECTED})
+        """,
+        "==", 0, "events",
+    ),
     Check(
         "packet_conservation", "REQ-ING-001",
         "every packet read is used, dropped as a counted duplicate or quarantined with a reason",
@@ -109,8 +145,9 @@ CHECKS: tuple[Check, ...] = (
         "crossmatch_correct", "REQ-XM-001",
         "at least 99.9 % of transits are matched to the right source",
         """
-        SELECT coalesce(avg(CASE WHEN r.source_id = t.source_id THEN 1.0 ELSE 0.0 END), 1.0)
-        FROM transits r JOIN truth_transits t USING (transit_id)
+        SELECT coalesce(avg(CASE WHEN r.source_id = t.source_id THEN 1.0
+                                 WHEN r.source_id IS NULL AND c.source_id IS NULL THEN 1.0 ELSE 0.0 END), 1.0)
+        FROM transits r JOIN truth_transits t USING (transit_id) LEFT JOIN catalogue c ON c.source_id = t.source_id
         """,
         ">=", 0.999, "fraction",
     ),
@@ -144,11 +181,29 @@ CHECKS: tuple[Check, ...] = (
                     AND CASE WHEN g.first_seq <= g.last_seq THEN f.seq BETWEEN g.first_seq AND g.last_seq
                              ELSE f.seq >= g.first_seq OR f.seq <= g.last_seq END))
              + (SELECT count(*) FROM gaps g WHERE g.kind = 'duplicate' AND NOT EXISTS (
-                    SELECT 1 FROM truth_faults f WHERE f.kind = 'duplicate' AND f.apid = g.apid
+                    SELECT 1 FROM truth_faults f WHERE f.kind IN ('duplicate', 'pass_overlap') AND f.apid = g.apid
                     AND f.seq = g.first_seq AND f.obmt_ns = g.obmt_ns))
-             + (SELECT count(*) FROM gaps g WHERE g.kind = 'out_of_order')
+             + (SELECT count(*) FROM hk_events e WHERE e.channel = 'attitude' AND NOT EXISTS (
+                    SELECT 1 FROM truth_faults f WHERE f.kind = 'attitude_glitch'
+                    AND f.obmt_ns BETWEEN e.start_ns AND e.end_ns))
+             + (SELECT count(*) FROM gaps g WHERE g.kind = 'out_of_order' AND NOT EXISTS (
+                    SELECT 1 FROM truth_faults f WHERE f.kind = 'late_delivery' AND f.apid = g.apid AND f.file = g.file
+                    AND CASE WHEN g.first_seq <= g.last_seq THEN f.seq BETWEEN g.first_seq AND g.last_seq
+                             ELSE f.seq >= g.first_seq OR f.seq <= g.last_seq END))
         """,
         "==", 0, "reports",
+    ),
+    Check(
+        "alerts_recall", "REQ-ALR-001",
+        "at least 95 % of the injected transients with |dG| >= 1 mag (and new sources) raise an alert of their kind",
+        alert_checks.RECALL_SQL,
+        ">=", 0.95, "fraction",
+    ),
+    Check(
+        "no_false_alerts", "REQ-ALR-002",
+        "at most 1 alert per 10^6 transits finds no injected transient",
+        alert_checks.FALSE_ALERTS_SQL,
+        "<=", 1.0, "alerts per 10^6 transits",
     ),
 )
 
