@@ -22,7 +22,8 @@ from rich.table import Table
 from gaiasim import dataset as ds
 from gaiasim import demo as demo_mod
 from gaiasim.spec import SpecError, load_spec, make_spec, resolve_faults
-from gaiasim.validate import checks, db, report
+from gaiasim.validate import checks, db, report, scorecard
+from gaiasim.validate import history as hist
 from pipeline.io import InputError
 
 err = Console(stderr=True)
@@ -151,19 +152,45 @@ def _results_table(results: list[checks.Result]) -> Table:
 @click.option("--dataset", type=click.Path(path_type=Path), help="dataset with the truth (default: the run's)")
 @click.option("--junit", type=click.Path(path_type=Path), help="write JUnit XML here")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="write JSON results here")
+@click.option("--history", type=click.Path(path_type=Path), default=None,
+              help="results database to append to (default $GAIASIM_HISTORY or ~/.local/share/gaiasim/)")
+@click.option("--no-history", is_flag=True, help="do not append the results to the results database")
 @_errors
-def validate(run_dir, dataset, junit, json_path) -> None:
-    """Run every check on RUN_DIR against its dataset's truth; exit 1 on any failure."""
+def validate(run_dir, dataset, junit, json_path, history, no_history) -> None:
+    """Run every check and the detection scorecard on RUN_DIR against its dataset's truth; exit 1 on any
+    failure or any injected fault left undetected."""
     con = db.connect(run_dir, dataset)
-    results = checks.evaluate_all(con, db.has_truth(con))
+    truth = db.has_truth(con)
+    results = checks.evaluate_all(con, truth)
+    card = scorecard.scorecard(con) if truth else None
     stdout.print(_results_table(results))
+    if card is not None:
+        stdout.print(_scorecard_table(card))
     if junit:
         report.write_junit(results, junit)
     if json_path:
-        report.write_json(results, run_dir, json_path)
+        report.write_json(results, run_dir, json_path, card)
+    if not no_history:
+        path = history or hist.default_path()
+        hist.append(path, db.read_run_info(run_dir), run_dir, results, card)
     failed = [r for r in results if not r.passed]
-    click.echo(f"{len(results) - len(failed)} of {len(results)} checks passed")
-    sys.exit(1 if failed else 0)
+    scorecard_ok = card is None or card.passed
+    click.echo(f"{len(results) - len(failed)} of {len(results)} checks passed; detection scorecard "
+               f"{'complete' if scorecard_ok else 'INCOMPLETE'}")
+    sys.exit(1 if failed or not scorecard_ok else 0)
+
+
+def _scorecard_table(card: scorecard.Scorecard) -> Table:
+    table = Table(title="detection scorecard")
+    for col in ("injected fault", "detected / injected", "recall", "", "report", "false alarms"):
+        table.add_column(col)
+    recall = list(card.recall.items())
+    alarms = list(card.false_alarms.items())
+    for i in range(max(len(recall), len(alarms))):
+        kind, (d, n) = recall[i] if i < len(recall) else ("", (0, 0))
+        name, fa = alarms[i] if i < len(alarms) else ("", "")
+        table.add_row(kind, f"{d} / {n}" if kind else "", f"{d / n:.1%}" if n else "", "", name, str(fa))
+    return table
 
 
 @main.command()

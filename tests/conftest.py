@@ -55,3 +55,12 @@ def faulty_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
     spec = dataclasses.replace(DEMO_SPEC, seed=FAULTY_SEED)
     return _generate_and_run(tmp_path_factory.mktemp("faulty"), spec, FAULTY_PLAN)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _history_in_tmp(tmp_path_factory):
+    """``gaiasim validate`` appends to a results database: keep the tests' one out of the home folder."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("GAIASIM_HISTORY", str(tmp_path_factory.mktemp("history") / "history.duckdb"))
+    yield
+    patch.undo()

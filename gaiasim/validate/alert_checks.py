@@ -38,8 +38,18 @@ RECALL_SQL = f"""
                     / nullif((SELECT count(*) FROM ({_INJECTED}) i), 0), 1.0)
 """
 
+#: Alerts that find no injected transient (the scorecard's false alerts).
+FALSE_ALERT_COUNT_SQL = f"""
+    SELECT count(*) FROM alerts a WHERE a.alert_id NOT IN (SELECT alert_id FROM ({_FOUND}) f)
+"""
+
 #: REQ-ALR-002: alerts that find no injected transient, per 10^6 transits of the run.
 FALSE_ALERTS_SQL = f"""
-    SELECT 1e6 * (SELECT count(*) FROM alerts a WHERE a.alert_id NOT IN (SELECT alert_id FROM ({_FOUND}) f))
-           / greatest((SELECT count(*) FROM transits), 1)
+    SELECT 1e6 * ({FALSE_ALERT_COUNT_SQL}) / greatest((SELECT count(*) FROM transits), 1)
+"""
+
+#: Every observable injected transient (see the module doc) and whether an alert finds it: (kind, detected).
+TRANSIENT_DETECTION_SQL = f"""
+    SELECT 'transient_' || i.kind AS kind, i.transient_id IN (SELECT transient_id FROM ({_FOUND}) f) AS detected
+    FROM truth_transients i SEMI JOIN ({_INJECTED}) o USING (transient_id)
 """

@@ -33,8 +33,8 @@ _PULL_BINS = f"""
            3 * 1.2533 / sqrt(count(*)) AS bias_slack, 3 * 1.166 / sqrt(count(*)) AS width_slack
     FROM ({_PULLS}) GROUP BY g_bin HAVING count(*) >= 100
 """
-# Does a fault show up where a correct pipeline must report it?
-_DETECTED = """
+#: Does the ledger fault ``f`` show up where a correct pipeline must report it? (a boolean expression)
+DETECTED = """
     CASE f.kind
       WHEN 'bit_flip' THEN EXISTS (SELECT 1 FROM quarantine q WHERE q.file = f.file
                                    AND f."offset" >= q."offset" AND f."offset" < q."offset" + q.octets)
@@ -58,8 +58,38 @@ _DETECTED = """
 """
 
 
-# An HK event as the ledger's expected string: hk_event:<kind>:<severity>[:<side>].
-_HK_EXPECTED = "'hk_event:' || e.kind || ':' || e.severity || CASE WHEN e.side = '' THEN '' ELSE ':' || e.side END"
+#: An HK event ``e`` as the ledger's expected string: hk_event:<kind>:<severity>[:<side>].
+HK_EXPECTED = "'hk_event:' || e.kind || ':' || e.severity || CASE WHEN e.side = '' THEN '' ELSE ':' || e.side END"
+
+_SEQ_IN_GAP = """CASE WHEN g.first_seq <= g.last_seq THEN f.seq BETWEEN g.first_seq AND g.last_seq
+                      ELSE f.seq >= g.first_seq OR f.seq <= g.last_seq END"""
+# Reports that no injected fault explains, one count each (the scorecard's false alarms).
+UNEXPLAINED_QUARANTINE = """
+    SELECT count(*) FROM quarantine q WHERE NOT EXISTS (SELECT 1 FROM truth_faults f WHERE f.file = q.file
+        AND f."offset" >= q."offset" AND f."offset" < q."offset" + q.octets)
+"""
+UNEXPLAINED_GAPS = f"""
+    SELECT count(*) FROM gaps g WHERE g.kind = 'gap' AND NOT EXISTS (SELECT 1 FROM truth_faults f
+        WHERE f.apid = g.apid AND f.kind IN ('packet_loss', 'bit_flip', 'truncated_file') AND {_SEQ_IN_GAP})
+"""
+UNEXPLAINED_DUPLICATES = """
+    SELECT count(*) FROM gaps g WHERE g.kind = 'duplicate' AND NOT EXISTS (SELECT 1 FROM truth_faults f
+        WHERE f.kind IN ('duplicate', 'pass_overlap') AND f.apid = g.apid AND f.seq = g.first_seq
+        AND f.obmt_ns = g.obmt_ns)
+"""
+UNEXPLAINED_OUT_OF_ORDER = f"""
+    SELECT count(*) FROM gaps g WHERE g.kind = 'out_of_order' AND NOT EXISTS (SELECT 1 FROM truth_faults f
+        WHERE f.kind = 'late_delivery' AND f.apid = g.apid AND f.file = g.file AND {_SEQ_IN_GAP})
+"""
+UNEXPLAINED_GLITCHES = """
+    SELECT count(*) FROM hk_events e WHERE e.channel = 'attitude' AND NOT EXISTS (SELECT 1 FROM truth_faults f
+        WHERE f.kind = 'attitude_glitch' AND f.obmt_ns BETWEEN e.start_ns AND e.end_ns)
+"""
+UNEXPLAINED_HK_EVENTS = f"""
+    SELECT count(*) FROM hk_events e WHERE e.kind IN ('limit', 'stale', 'rate') AND NOT EXISTS (
+        SELECT 1 FROM truth_hk_anomalies a WHERE a.channel = e.channel AND a.start_ns = e.start_ns
+        AND a.end_ns = e.end_ns AND a.expected = {HK_EXPECTED})
+"""
 
 
 @dataclass(frozen=True)
@@ -82,19 +112,14 @@ CHECKS: tuple[Check, ...] = (
         f"""
         SELECT count(*) FROM truth_hk_anomalies a
         WHERE (SELECT count(*) FROM hk_events e WHERE e.channel = a.channel AND e.start_ns = a.start_ns
-               AND e.end_ns = a.end_ns AND a.expected = {_HK_EXPECTED}) <> 1
+               AND e.end_ns = a.end_ns AND a.expected = {HK_EXPECTED}) <> 1
         """,
         "==", 0, "anomalies",
     ),
     Check(
         "no_spurious_hk_events", "REQ-HK-002",
         "no HK limit, stale or rate event is reported outside the injected HK anomalies",
-        f"""
-        SELECT count(*) FROM hk_events e
-        WHERE e.kind IN ('limit', 'stale', 'rate') AND NOT EXISTS (
-            SELECT 1 FROM truth_hk_anomalies a WHERE a.channel = e.channel AND a.start_ns = e.start_ns
-            AND a.end_ns = e.end_ns AND a.expected = {_HK_EXPECTED})
-        """,
+        UNEXPLAINED_HK_EVENTS,
         "==", 0, "events",
     ),
     Check(
@@ -165,31 +190,15 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "faults_detected", "REQ-ING-002",
         "every fault injected into the telemetry is reported (quarantine, gap or duplicate)",
-        f"SELECT count(*) FROM truth_faults f WHERE NOT ({_DETECTED})",
+        f"SELECT count(*) FROM truth_faults f WHERE NOT ({DETECTED})",
         "==", 0, "faults",
     ),
     Check(
         "no_false_alarms", "REQ-ING-003",
         "no quarantine row, gap or duplicate is reported that no injected fault explains",
-        """
-        SELECT (SELECT count(*) FROM quarantine q WHERE NOT EXISTS (
-                    SELECT 1 FROM truth_faults f WHERE f.file = q.file
-                    AND f."offset" >= q."offset" AND f."offset" < q."offset" + q.octets))
-             + (SELECT count(*) FROM gaps g WHERE g.kind = 'gap' AND NOT EXISTS (
-                    SELECT 1 FROM truth_faults f WHERE f.apid = g.apid
-                    AND f.kind IN ('packet_loss', 'bit_flip', 'truncated_file')
-                    AND CASE WHEN g.first_seq <= g.last_seq THEN f.seq BETWEEN g.first_seq AND g.last_seq
-                             ELSE f.seq >= g.first_seq OR f.seq <= g.last_seq END))
-             + (SELECT count(*) FROM gaps g WHERE g.kind = 'duplicate' AND NOT EXISTS (
-                    SELECT 1 FROM truth_faults f WHERE f.kind IN ('duplicate', 'pass_overlap') AND f.apid = g.apid
-                    AND f.seq = g.first_seq AND f.obmt_ns = g.obmt_ns))
-             + (SELECT count(*) FROM hk_events e WHERE e.channel = 'attitude' AND NOT EXISTS (
-                    SELECT 1 FROM truth_faults f WHERE f.kind = 'attitude_glitch'
-                    AND f.obmt_ns BETWEEN e.start_ns AND e.end_ns))
-             + (SELECT count(*) FROM gaps g WHERE g.kind = 'out_of_order' AND NOT EXISTS (
-                    SELECT 1 FROM truth_faults f WHERE f.kind = 'late_delivery' AND f.apid = g.apid AND f.file = g.file
-                    AND CASE WHEN g.first_seq <= g.last_seq THEN f.seq BETWEEN g.first_seq AND g.last_seq
-                             ELSE f.seq >= g.first_seq OR f.seq <= g.last_seq END))
+        f"""
+        SELECT ({UNEXPLAINED_QUARANTINE}) + ({UNEXPLAINED_GAPS}) + ({UNEXPLAINED_DUPLICATES})
+             + ({UNEXPLAINED_OUT_OF_ORDER}) + ({UNEXPLAINED_GLITCHES})
         """,
         "==", 0, "reports",
     ),

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from gaiasim.validate.checks import Result
+from gaiasim.validate.scorecard import Scorecard
 from pipeline import io
 
 
@@ -14,10 +15,14 @@ def _value(r: Result) -> float | None:
     return None if r.value is None or math.isnan(r.value) else r.value
 
 
-def to_json(results: list[Result], run_dir: Path) -> dict:
+def to_json(results: list[Result], run_dir: Path, card: Scorecard | None = None) -> dict:
     return {
         "run": str(Path(run_dir).resolve()),
-        "passed": all(r.passed for r in results),
+        "passed": all(r.passed for r in results) and (card is None or card.passed),
+        "scorecard": None if card is None else {
+            "recall": {kind: {"detected": d, "injected": n} for kind, (d, n) in card.recall.items()},
+            "false_alarms": card.false_alarms,
+        },
         "checks": [
             {
                 "name": r.check.name,
@@ -35,8 +40,8 @@ def to_json(results: list[Result], run_dir: Path) -> dict:
     }
 
 
-def write_json(results: list[Result], run_dir: Path, path: Path) -> None:
-    io.write_json(to_json(results, run_dir), Path(path))
+def write_json(results: list[Result], run_dir: Path, path: Path, card: Scorecard | None = None) -> None:
+    io.write_json(to_json(results, run_dir, card), Path(path))
 
 
 def write_junit(results: list[Result], path: Path) -> None:
