@@ -33,8 +33,12 @@ def tests(session: nox.Session) -> None:
 def features(session: nox.Session) -> None:
     """Gherkin acceptance features, with JUnit XML and Cucumber JSON reports."""
     _install(session, "test")
-    session.run("pytest", "features", f"--junitxml={REPORTS}/features.xml",
-                f"--cucumberjson={REPORTS}/cucumber.json", "-m", "not slow", *session.posargs)
+    try:
+        session.run("pytest", "features", f"--junitxml={REPORTS}/features.xml",
+                    f"--cucumberjson={REPORTS}/cucumber.json", "-m", "not slow", *session.posargs)
+    finally:  # the traceability matrix shows the failures too
+        session.run("gaiasim", "trace", "--cucumber", f"{REPORTS}/cucumber.json", "--out",
+                    f"{REPORTS}/traceability.md")
 
 
 @nox.session(python=PYTHON)

@@ -224,6 +224,25 @@ def query(run_dir, sql, fmt) -> None:
 
 
 @main.command()
+@click.option("--features", "features_dir", type=click.Path(path_type=Path), default=Path("features"),
+              show_default=True, help="folder of the Gherkin features")
+@click.option("--cucumber", type=click.Path(path_type=Path), help="Cucumber JSON report with the last results")
+@click.option("--out", type=click.Path(path_type=Path), help="write the matrix (Markdown) here")
+@_errors
+def trace(features_dir, cucumber, out) -> None:
+    """Requirement traceability matrix: requirement -> scenarios -> last result."""
+    from gaiasim.validate import trace as tr
+
+    if not Path(features_dir).is_dir():
+        raise InputError(f"features folder {features_dir} not found; run from the repository or pass --features")
+    text = tr.markdown(tr.matrix(features_dir, cucumber))
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text)
+    click.echo(text, nl=False)
+
+
+@main.command()
 @click.argument("folder", type=click.Path(path_type=Path))
 @_errors
 def verify(folder) -> None:
