@@ -17,13 +17,15 @@ packet error control  2       CRC-16-CCITT (poly 0x1021, init 0xFFFF, no reflect
 Everything is big-endian. Gaia's real APIDs and star-packet layouts are not public (FACTS.md section 3,
 [U]); the values here are this project's own, with Gaia's structure: one astrometric star packet per
 transit (like SP1), attitude and housekeeping packets. Samples are 16-bit ADC words (FACTS.md section 2,
-[U] word size), 12 AC pixels binned per AL sample.
+[U] word size).
 
 Window classes (FACTS.md section 2, Rowell+2021): WC0 for G < 13, WC1 for 13 <= G < 16 (18 AL samples),
-WC2 for G >= 16 (12 AL samples). WC0 windows are 18 x 12 pixels on board; this version of the ICD
-downlinks them AC-binned like WC1 (a 1D window of 18 samples), under their own APID so a 2D layout
-can be added without touching the others. Each window class has its own APID and a fixed length, so a
-decoder views a run of packets as one structured array.
+WC2 for G >= 16 (12 AL samples). WC1 and WC2 AF windows are 1D: each AL sample is 12 AC pixels binned
+on chip. WC0 AF windows are 2D and unbinned: 18 AL x 12 AC pixels, ``af_adu[strip, al, ac]``. The SM
+window stays 1D (18 AL samples, AC-binned) in every class: the real SM is read 2 x 2 binned (a sample
+geometry unlike the AF's 1 x 1 pixels) and serves detection and a first AL estimate, so the 1D fit
+suffices there and the packet stays smaller. Each window class has its own APID and a fixed length, so
+a decoder views a run of packets as one structured array.
 
 Encode and decode are array functions (bytes in, arrays out) with no file I/O.
 """
@@ -56,6 +58,11 @@ STAR_APIDS = (APID_STAR_WC0, APID_STAR_WC1, APID_STAR_WC2)
 N_AF = 9
 #: AL samples per window, by window class (FACTS.md section 2).
 WINDOW_SAMPLES = {0: 18, 1: 18, 2: 12}
+#: AC samples per AF window, by window class: 12 unbinned AC pixels for the 2D WC0 windows, 1 (the 12 AC
+#: pixels binned into each AL sample) for the 1D ones (FACTS.md section 2).
+WINDOW_AC_SAMPLES = {0: 12, 1: 1, 2: 1}
+#: AC pixels on chip under every window (binned into one sample in 1D windows; FACTS.md section 2).
+WINDOW_AC_PX = 12
 #: BP and RP spectra: 60 AL samples each (FACTS.md section 2, [U]).
 SPECTRUM_SAMPLES = 60
 #: G boundaries of the window classes (FACTS.md section 2).
@@ -69,18 +76,20 @@ def star_payload_dtype(window_class: int) -> np.dtype:
 
     - ``transit_id``: Gaia's bit layout (OBMT / 204800 ns, FoV, CCD row, AC pixel in AF1; FACTS.md 1).
     - ``gate``: TDI gate in use (0 = none): sets the integration time (see :data:`GATE_INTEGRATION_S`).
-    - ``sm_adu``: the sky-mapper window (SM1 for FoV 1, SM2 for FoV 2), AL samples, ADU.
-    - ``af_adu``: AF1..AF9 windows, AL samples, ADU.
+    - ``sm_adu``: the sky-mapper window (SM1 for FoV 1, SM2 for FoV 2), AL samples, ADU (always 1D).
+    - ``af_adu``: AF1..AF9 windows, ADU: (9, AL samples) for 1D classes, (9, 18 AL, 12 AC) for WC0.
     - ``bp_adu`` / ``rp_adu``: BP and RP spectra, AL samples, ADU.
     """
     n = WINDOW_SAMPLES[window_class]
+    n_ac = WINDOW_AC_SAMPLES[window_class]
+    af_shape = (N_AF, n, n_ac) if n_ac > 1 else (N_AF, n)
     return np.dtype(
         [
             ("transit_id", ">u8"),
             ("window_class", "u1"),
             ("gate", "u1"),
             ("sm_adu", ">u2", (n,)),
-            ("af_adu", ">u2", (N_AF, n)),
+            ("af_adu", ">u2", af_shape),
             ("bp_adu", ">u2", (SPECTRUM_SAMPLES,)),
             ("rp_adu", ">u2", (SPECTRUM_SAMPLES,)),
         ]

@@ -1,4 +1,4 @@
-"""Image Parameter Determination (IPD): 1D Poisson maximum-likelihood fit of AL windows.
+"""Image Parameter Determination (IPD): Poisson maximum-likelihood fits of 1D (AL) and 2D windows.
 
 FACTS.md section 4 (GDR2 doc 2.4.8, GEDR3 doc 3.3.5-3.3.6): Gaia's IPD fits each window by maximum
 likelihood with a Poisson model, ``E(N_k) = beta + alpha * L(k - kappa)``: background ``beta`` >= 0
@@ -13,7 +13,11 @@ Public API:
 - :func:`fit_images`: the numba fit (parallel over windows), the production path.
 - :func:`fit_images_numpy`: the same algorithm vectorised with numpy across windows (no numba); the
   speed baseline, equal to :func:`fit_images` to ~1e-6 px.
+- :func:`fit_images_2d`: the 2D fit (AL and AC centres, flux, background) of unbinned WC0 windows.
 - :func:`extra_variance_e2`: the Gaussian variance to pass as ``var_extra_e2``.
+
+Both fits take a per-sample ``mask`` (masked samples contribute nothing) and optional cosmic-ray
+rejection (``cosmic_sigma``: mask samples far above the fitted model, refit, ``FLAG_COSMIC``).
 - ``FLAG_*``: status bits of the ``flags`` output.
 """
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.kernels import ipd as _k
+from pipeline.kernels import ipd2d as _k2
 from pipeline.lsf import LSF_SIGMA_PX, lsf_edge_array
 
 #: The fit did not reach the convergence criterion within ``max_iter`` (or could not step).
@@ -32,10 +37,15 @@ FLAG_OUTSIDE_WINDOW = _k.FLAG_OUTSIDE_WINDOW
 FLAG_BAD_FLUX = _k.FLAG_BAD_FLUX
 #: Reserved for the caller: the window has saturated samples (never set by the fit).
 FLAG_SATURATED = _k.FLAG_SATURATED
-#: Reserved for the caller: a cosmic ray was masked or suspected (never set by the fit).
+#: Cosmic-ray rejection masked samples and refitted (set only when ``cosmic_sigma > 0``).
 FLAG_COSMIC = _k.FLAG_COSMIC
-#: Fewer than 4 samples, a non-finite sample or a negative/non-finite ``var_extra_e2``: not fitted.
+#: Fewer than 4 unmasked samples, a non-finite unmasked sample or a bad ``var_extra_e2``: not fitted.
 FLAG_BAD_INPUT = _k.FLAG_BAD_INPUT
+#: Default cosmic-ray threshold of the pipeline: sigma above the fitted model [U] (kernels.ipd).
+COSMIC_SIGMA = _k.COSMIC_SIGMA
+#: Mask values (``mask`` arguments): masked by the caller, masked as a cosmic-ray hit by the fit.
+MASK_GIVEN = _k.MASK_GIVEN
+MASK_COSMIC = _k.MASK_COSMIC
 
 #: Default iteration limit (a converging fit takes ~5 Newton steps).
 DEFAULT_MAX_ITER = 30
@@ -51,6 +61,25 @@ def extra_variance_e2(read_noise_e: float, gain_adu_per_e: float) -> float:
     FACTS.md section 2 (Hambly+2018 Table 1): AF2-9 read noise 4.3 e-, gain 0.258 ADU/e-.
     """
     return float(read_noise_e) ** 2 + (1.0 / float(gain_adu_per_e)) ** 2 / 12.0
+
+
+def _check_mask(mask, shape):
+    """A writable uint8 copy of ``mask`` (zeros when None), checked against the samples' ``shape``."""
+    if mask is None:
+        return np.zeros(shape, dtype=np.uint8)
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.uint8 or mask.shape != shape:
+        raise ValueError(
+            f"mask must be a uint8 numpy array of shape {shape} (non-zero = ignore the sample); "
+            "use (bad_samples).astype(np.uint8)"
+        )
+    return np.array(mask, dtype=np.uint8, order="C")
+
+
+def _check_cosmic_sigma(cosmic_sigma):
+    value = float(cosmic_sigma)
+    if not (np.isfinite(value) and value >= 0.0):
+        raise ValueError(f"cosmic_sigma must be a finite threshold >= 0 (0 = no rejection), got {cosmic_sigma!r}")
+    return value
 
 
 def _check_inputs(samples_e, n_samples, var_extra_e2, sigma_px, max_iter):
@@ -86,6 +115,8 @@ def fit_images(
     var_extra_e2: np.ndarray,
     sigma_px: float = LSF_SIGMA_PX,
     max_iter: int = DEFAULT_MAX_ITER,
+    mask: np.ndarray | None = None,
+    cosmic_sigma: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """Fit the AL location, flux and background of each 1D window (numba, parallel over windows).
 
@@ -103,12 +134,18 @@ def fit_images(
         LSF width in AL pixels (default 1.0, FACTS.md section 5).
     max_iter : int
         Iteration limit per window.
+    mask : uint8 (m, n_max), optional
+        Non-zero samples are ignored: they add nothing to the likelihood, the Fisher information or chi2.
+    cosmic_sigma : float
+        Cosmic-ray rejection (0 = off; the pipeline uses :data:`COSMIC_SIGMA`): after a fit, samples more
+        than this many sigma above the model are masked and the window refitted (``FLAG_COSMIC``).
 
     Returns
     -------
     dict of arrays of length m: ``al_px`` (image centre in the window frame, px), ``al_px_err`` (px),
     ``flux_e`` and ``flux_e_err`` (e-), ``bg_e`` and ``bg_e_err`` (e- per sample), ``chi2`` (reduced,
-    ``sum (N - E)^2 / (E + r2) / (n - 3)``), ``n_iter`` (int32) and ``flags`` (int32, ``FLAG_*`` bits).
+    ``sum (N - E)^2 / (E + r2) / (n - 3)`` over the n unmasked samples), ``n_iter`` (int32) and ``flags``
+    (int32, ``FLAG_*`` bits).
     Errors are the formal ones from the inverse Fisher information. Flagged windows keep their best
     estimates; windows with ``FLAG_BAD_INPUT`` are NaN.
 
@@ -118,7 +155,8 @@ def fit_images(
         On a wrong dtype or shape, saying how to fix it. Bad data never raise (see ``flags``).
     """
     samples_e, sigma, max_iter = _check_inputs(samples_e, n_samples, var_extra_e2, sigma_px, max_iter)
-    out = _k._fit_windows(samples_e, n_samples, var_extra_e2, sigma, max_iter)
+    mask = _check_mask(mask, samples_e.shape)
+    out = _k._fit_windows(samples_e, n_samples, var_extra_e2, sigma, max_iter, mask, _check_cosmic_sigma(cosmic_sigma))
     return dict(zip(OUTPUT_NAMES, out, strict=True))
 
 
@@ -210,8 +248,28 @@ def _direction_np(ev, fix_beta):
     )
 
 
+def _fill_masked_np(samples, n, masked):
+    """Masked samples replaced as the kernel's ``_value`` reads them (neighbour interpolation)."""
+    samples = samples.copy()
+    for i in np.flatnonzero(masked.any(axis=1)):
+        ni = int(n[i])
+        row, bad = samples[i], masked[i, :ni]
+        good = np.flatnonzero(~bad)
+        for k in np.flatnonzero(bad):
+            lo = good[good < k]
+            hi = good[good > k]
+            if lo.size and hi.size:
+                a, b = lo[-1], hi[0]
+                row[k] = row[a] + (row[b] - row[a]) * (k - a) / (b - a)
+            elif lo.size or hi.size:
+                row[k] = row[lo[-1]] if lo.size else row[hi[0]]
+            else:
+                row[k] = 0.0
+    return samples
+
+
 def _start_np(samples, n):
-    """Vectorised ``_start`` (moment estimate)."""
+    """Vectorised ``_start`` (moment estimate); masked samples already filled (:func:`_fill_masked_np`)."""
     rows = np.arange(samples.shape[0])
     bg_lo = 0.5 * (samples[:, 0] + samples[:, 1])
     bg_hi = 0.5 * (samples[rows, n - 2] + samples[rows, n - 1])
@@ -237,18 +295,20 @@ def _start_np(samples, n):
     return kappa, alpha, beta
 
 
-def _fit_chunk_np(samples, n, r2, sigma_px, max_iter):
+def _fit_chunk_np(samples, n, r2, sigma_px, max_iter, mask):
     """Fit one chunk of windows with the vectorised algorithm; returns the output tuple."""
     m, n_max = samples.shape
     out_f = {name: np.full(m, np.nan) for name in OUTPUT_NAMES[:7]}
     n_iter = np.zeros(m, dtype=np.int32)
     flags = np.zeros(m, dtype=np.int32)
     valid = np.arange(n_max)[None, :] < n[:, None]
-    bad = (n < _k.MIN_SAMPLES) | ~(r2 >= 0.0) | ~np.isfinite(r2) | (valid & ~np.isfinite(samples)).any(axis=1)
+    used = valid & (mask == 0)
+    bad = (used.sum(axis=1) < _k.MIN_SAMPLES) | ~(r2 >= 0.0) | ~np.isfinite(r2)
+    bad |= (used & ~np.isfinite(samples)).any(axis=1)
     flags[bad] = _k.FLAG_BAD_INPUT | _k.FLAG_NOT_CONVERGED
     good = np.flatnonzero(~bad)
     if good.size:
-        res = _iterate_np(samples[good], n[good], valid[good], r2[good], sigma_px, max_iter)
+        res = _iterate_np(samples[good], n[good], valid[good], used[good], r2[good], sigma_px, max_iter)
         for name in OUTPUT_NAMES[:7]:
             out_f[name][good] = res[name]
         n_iter[good] = res["n_iter"]
@@ -260,12 +320,13 @@ def _take(ev, idx):
     return {key: val[idx] for key, val in ev.items()}
 
 
-def _iterate_np(samples, n, valid, r2, sigma_px, max_iter):
+def _iterate_np(samples, n, valid, used, r2, sigma_px, max_iter):
     """Newton/Fisher iterations with step control on all windows at once (mirror of ``_fit_window``)."""
     m = samples.shape[0]
-    maskf = valid.astype(np.float64)
-    samples = np.where(valid, samples, 1.0)  # padding never enters a sum (maskf == 0)
-    kappa, alpha, beta = _start_np(samples, n)
+    maskf = used.astype(np.float64)
+    filled = _fill_masked_np(np.where(valid, samples, 1.0), n, valid & ~used)
+    samples = np.where(used, samples, 1.0)  # padding and masked samples never enter a sum (maskf == 0)
+    kappa, alpha, beta = _start_np(filled, n)
     ev = _evaluate_np(samples, maskf, r2, sigma_px, kappa, alpha, beta)
     converged = np.zeros(m, dtype=bool)
     bad_flux = np.zeros(m, dtype=bool)
@@ -355,7 +416,7 @@ def _iterate_np(samples, n, valid, r2, sigma_px, max_iter):
         "flux_e_err": np.where(err_ok, np.sqrt(np.abs(c11) / safe_det), np.nan),
         "bg_e": beta,
         "bg_e_err": np.where(err_ok, np.sqrt(np.abs(c22) / safe_det), np.nan),
-        "chi2": ev["chi2_sum"] / (n - 3),
+        "chi2": ev["chi2_sum"] / (used.sum(axis=1) - 3),
         "n_iter": n_iter,
         "flags": flags.astype(np.int32),
     }
@@ -368,13 +429,16 @@ def fit_images_numpy(
     sigma_px: float = LSF_SIGMA_PX,
     max_iter: int = DEFAULT_MAX_ITER,
     chunk_windows: int = 8192,
+    mask: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Same fit and outputs as :func:`fit_images`, vectorised with numpy across windows (no numba).
 
-    The speed baseline for the numba kernel; it agrees with :func:`fit_images` to ~1e-6 px.
+    The speed baseline for the numba kernel; it agrees with :func:`fit_images` to ~1e-6 px. ``mask`` as
+    in :func:`fit_images` (no cosmic-ray rejection here).
     ``chunk_windows`` windows are processed at a time so temporaries stay in cache.
     """
     samples_e, sigma, max_iter = _check_inputs(samples_e, n_samples, var_extra_e2, sigma_px, max_iter)
+    mask = _check_mask(mask, samples_e.shape)
     if isinstance(chunk_windows, bool) or not isinstance(chunk_windows, int) or chunk_windows < 1:
         raise ValueError(f"chunk_windows must be a positive int, got {chunk_windows!r}")
     m = samples_e.shape[0]
@@ -382,7 +446,76 @@ def fit_images_numpy(
     with np.errstate(all="ignore"):  # masked lanes of np.where may divide by zero; never used
         for lo in range(0, m, chunk_windows):
             hi = min(lo + chunk_windows, m)
-            parts.append(_fit_chunk_np(samples_e[lo:hi], n_samples[lo:hi], var_extra_e2[lo:hi], sigma, max_iter))
+            parts.append(_fit_chunk_np(samples_e[lo:hi], n_samples[lo:hi], var_extra_e2[lo:hi], sigma, max_iter,
+                                       mask[lo:hi]))
     if not parts:
-        parts.append(_fit_chunk_np(samples_e, n_samples, var_extra_e2, sigma, max_iter))
+        parts.append(_fit_chunk_np(samples_e, n_samples, var_extra_e2, sigma, max_iter, mask))
     return {name: np.concatenate([p[j] for p in parts]) for j, name in enumerate(OUTPUT_NAMES)}
+
+
+# --------------------------------------------------------------------------------------------------
+# 2D windows (WC0: 18 AL x 12 AC pixels, FACTS.md section 2), pipeline.kernels.ipd2d.
+
+#: Names of the 2D fit's output arrays.
+OUTPUT_NAMES_2D = ("al_px", "al_px_err", "ac_px", "ac_px_err", "flux_e", "flux_e_err", "bg_e", "bg_e_err", "chi2",
+                   "n_iter", "flags")
+
+
+def fit_images_2d(
+    samples_e: np.ndarray,
+    var_extra_e2: np.ndarray,
+    sigma_al_px: float = LSF_SIGMA_PX,
+    sigma_ac_px: float = LSF_SIGMA_PX,
+    max_iter: int = DEFAULT_MAX_ITER,
+    mask: np.ndarray | None = None,
+    cosmic_sigma: float = 0.0,
+) -> dict[str, np.ndarray]:
+    """Fit the AL and AC location, flux and background of each 2D window (numba, parallel).
+
+    Parameters
+    ----------
+    samples_e : float64 (m, n_al, n_ac)
+        Unbinned window pixels in electrons (ADU / gain, bias removed); pixel ``(k, l)`` is centred at
+        ``(al_px, ac_px) = (k, l)``.
+    var_extra_e2 : float64 (m,)
+        Gaussian variance per pixel added to Poisson (:func:`extra_variance_e2`).
+    sigma_al_px, sigma_ac_px : float
+        PSF widths, AL pixels and AC pixels (both ~1, FACTS.md section 5).
+    max_iter : int
+        Iteration limit per window.
+    mask : uint8 (m, n_al, n_ac), optional
+        Non-zero pixels are ignored (nothing in the likelihood, the Fisher information or chi2).
+    cosmic_sigma : float
+        Cosmic-ray rejection threshold in sigma above the model (0 = off), as in :func:`fit_images`.
+
+    Returns
+    -------
+    dict of arrays of length m, :data:`OUTPUT_NAMES_2D`: as :func:`fit_images` plus ``ac_px`` and
+    ``ac_px_err`` (px); ``bg_e`` is per pixel and ``chi2`` has ``n - 4`` degrees of freedom.
+    """
+    if not isinstance(samples_e, np.ndarray) or samples_e.dtype != np.float64 or samples_e.ndim != 3:
+        raise ValueError(
+            "samples_e must be a float64 numpy array of shape (m, n_al, n_ac) in electrons; "
+            "use np.asarray(samples_e).astype(np.float64) (and reshape a single window to (1, n_al, n_ac))"
+        )
+    m = samples_e.shape[0]
+    if not isinstance(var_extra_e2, np.ndarray) or var_extra_e2.dtype != np.float64 or var_extra_e2.shape != (m,):
+        raise ValueError(
+            f"var_extra_e2 must be a float64 numpy array of shape ({m},) in e-^2; "
+            "use np.full(m, extra_variance_e2(read_noise_e, gain_adu_per_e))"
+        )
+    sig = []
+    for name, value in (("sigma_al_px", sigma_al_px), ("sigma_ac_px", sigma_ac_px)):
+        v = float(value)
+        if not (np.isfinite(v) and v > 0.0):
+            raise ValueError(f"{name} must be a finite positive PSF width in pixels, got {value!r}")
+        sig.append(v)
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int | np.integer) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
+    mask = _check_mask(mask, samples_e.shape)
+    out = _k2._fit_windows_2d(np.ascontiguousarray(samples_e), var_extra_e2, sig[0], sig[1], int(max_iter), mask,
+                              _check_cosmic_sigma(cosmic_sigma))
+    res = dict(zip(OUTPUT_NAMES_2D, out, strict=True))
+    res["n_iter"] = res["n_iter"].astype(np.int32)
+    res["flags"] = res["flags"].astype(np.int32)
+    return res

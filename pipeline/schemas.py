@@ -64,6 +64,9 @@ CCD = pa.schema(
         _f("bg_e", pa.float32(), "e-", "fitted background per sample"),
         _f("chi2", pa.float32(), "", "reduced chi-square of the fit"),
         _f("flags", pa.int32(), "", "fit flags (pipeline.ipd FLAG_*)"),
+        _f("ac_px", pa.float64(), "px", "fitted AC image centre in the window frame (2D windows; null for 1D)",
+           nullable=True),
+        _f("ac_px_err", pa.float32(), "px", "formal error of ac_px (inverse Fisher information)", nullable=True),
     ]
 )
 

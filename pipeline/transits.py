@@ -23,19 +23,49 @@ for _gate, _seconds in icd.GATE_INTEGRATION_S.items():
 def fit_star_packets(records: np.ndarray, window_class: int, cal: Calibration) -> dict[str, np.ndarray]:
     """IPD of the SM and AF1..AF9 windows of star packets of one window class.
 
-    Returns fit arrays of shape (m, 10) (column 0 = SM, 1..9 = AF1..AF9), with saturated windows
+    Returns fit arrays of shape (m, 10) (column 0 = SM, 1..9 = AF1..AF9): the fields of
+    :func:`pipeline.ipd.fit_images` plus ``ac_px`` and ``ac_px_err`` (AC centre in the window frame and
+    its error, NaN for 1D windows; WC0 AF windows are 2D, :func:`pipeline.ipd.fit_images_2d`). Cosmic
+    rays are rejected (:data:`pipeline.ipd.COSMIC_SIGMA`, ``FLAG_COSMIC``) and saturated windows
     flagged (:data:`pipeline.ipd.FLAG_SATURATED`).
     """
     n = icd.WINDOW_SAMPLES[window_class]
+    n_ac = icd.WINDOW_AC_SAMPLES[window_class]
     m = len(records)
-    adu = np.concatenate([records["payload"]["sm_adu"][:, None, :], records["payload"]["af_adu"]], axis=1)
-    samples_e = ((adu.astype(np.float64) - cal.bias_adu) / cal.gain_adu_per_e).reshape(m * 10, n)
+    payload = records["payload"]
     var = np.array([cal.var_extra_e2(s) for s in ("SM1", *geometry.AF_STRIPS)])
-    fit = ipd.fit_images(samples_e, np.full(m * 10, n, dtype=np.int32), np.tile(var, m), cal.lsf_sigma_px)
-    fit = {k: v.reshape(m, 10) for k, v in fit.items()}
-    saturated = (adu >= icd.ADC_MAX_ADU).any(axis=2)
+    to_e = 1.0 / cal.gain_adu_per_e
+    if n_ac == 1:
+        adu = np.concatenate([payload["sm_adu"][:, None, :], payload["af_adu"]], axis=1)
+        samples_e = ((adu.astype(np.float64) - cal.bias_adu) * to_e).reshape(m * 10, n)
+        fit = ipd.fit_images(samples_e, np.full(m * 10, n, dtype=np.int32), np.tile(var, m), cal.lsf_sigma_px,
+                             cosmic_sigma=ipd.COSMIC_SIGMA)
+        fit = {k: v.reshape(m, 10) for k, v in fit.items()}
+        fit["ac_px"] = np.full((m, 10), np.nan)
+        fit["ac_px_err"] = np.full((m, 10), np.nan)
+        saturated = (adu >= icd.ADC_MAX_ADU).any(axis=2)
+    else:
+        sm = payload["sm_adu"]
+        af = payload["af_adu"]
+        fit_sm = ipd.fit_images((sm.astype(np.float64) - cal.bias_adu) * to_e, np.full(m, n, dtype=np.int32),
+                                np.full(m, var[0]), cal.lsf_sigma_px, cosmic_sigma=ipd.COSMIC_SIGMA)
+        af_e = ((af.astype(np.float64) - cal.bias_adu) * to_e).reshape(m * icd.N_AF, n, n_ac)
+        # AC PSF width in AC pixels equals the AL one in AL pixels (FACTS.md section 5).
+        fit_af = ipd.fit_images_2d(af_e, np.tile(var[1:], m), cal.lsf_sigma_px, cal.lsf_sigma_px,
+                                   cosmic_sigma=ipd.COSMIC_SIGMA)
+        fit = {}
+        for k, v in fit_af.items():
+            col0 = fit_sm[k] if k in fit_sm else np.full(m, np.nan)
+            fit[k] = np.concatenate([col0[:, None].astype(v.dtype), v.reshape(m, icd.N_AF)], axis=1)
+        saturated = np.concatenate([(sm >= icd.ADC_MAX_ADU).any(axis=1)[:, None],
+                                    (af >= icd.ADC_MAX_ADU).any(axis=(2, 3))], axis=1)
     fit["flags"] = fit["flags"] | np.where(saturated, ipd.FLAG_SATURATED, 0).astype(fit["flags"].dtype)
     return fit
+
+
+#: CCD columns of the AC fit, written only when :data:`pipeline.schemas.CCD` has them (nullable: null
+#: for 1D windows).
+_AC_COLUMNS = {"ac_px": np.float64, "ac_px_err": np.float32}
 
 
 def ccd_table(transit_id: np.ndarray, fov: np.ndarray, fit: dict[str, np.ndarray]) -> pa.Table:
@@ -50,6 +80,10 @@ def ccd_table(transit_id: np.ndarray, fov: np.ndarray, fit: dict[str, np.ndarray
         "chi2": fit["chi2"].ravel().astype(np.float32),
         "flags": fit["flags"].ravel().astype(np.int32),
     }
+    for name, dtype in _AC_COLUMNS.items():
+        if name in schemas.CCD.names:
+            values = fit[name].ravel().astype(dtype)
+            cols[name] = pa.array(values, mask=np.isnan(values))
     return pa.table(cols, schema=schemas.CCD)
 
 
@@ -61,7 +95,8 @@ def transit_rows(records: np.ndarray, window_class: int, fit: dict[str, np.ndarr
     t_ref, fov, row, ac_px = geometry.decode_transit_id(tid)
     n = icd.WINDOW_SAMPLES[window_class]
     af = slice(1, 10)
-    ok = fit["flags"][:, af] == 0
+    # A window whose cosmic-ray hit was masked and refitted is good (FLAG_COSMIC is informative).
+    ok = (fit["flags"][:, af] & ~ipd.FLAG_COSMIC) == 0
     n_ok = ok.sum(axis=1)
     good = n_ok >= MIN_AF_OK
     safe_n = np.maximum(n_ok, 1)

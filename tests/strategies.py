@@ -98,6 +98,6 @@ def fault_plans(draw, max_fraction: float = 0.5) -> FaultPlan:
         packet_loss=draw(fraction),
         bit_flip=draw(fraction),
         duplicate=draw(fraction),
-        truncated_files=draw(st.integers(0, 2)),
+        truncated_files=draw(st.integers(0, 1)),
         truncate_octets=draw(st.integers(1, 1000)),
     )

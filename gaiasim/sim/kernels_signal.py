@@ -1,8 +1,9 @@
 """Numba kernels of the focal-plane signal: counter-based random numbers and window rendering.
 
 Randomness is counter-based: every draw is a hash of (key, counter), the key derived from the seed and
-the transit id (counter layout above :func:`_render_windows`). A window's noise therefore depends only on (seed, transit), never on how transits are
-split over threads, slices or processes: generation is byte-identical whatever the parallelism.
+the transit id (counter layout above :func:`_render_windows`). A window's noise therefore depends only
+on (seed, transit), never on how transits are split over threads, slices or processes: generation is
+byte-identical whatever the parallelism.
 """
 
 from __future__ import annotations
@@ -94,6 +95,15 @@ def poisson(lam, key, counter):
 
 
 @jit
+def uniform_array(seed, transit_id, counter):
+    """Draw ``counter`` of the window stream of each transit: uniforms in (0, 1), shape of ``transit_id``."""
+    out = np.empty(transit_id.shape[0])
+    for i in range(transit_id.shape[0]):
+        out[i] = uniform(stream_key(seed, transit_id[i]), counter)
+    return out
+
+
+@jit
 def _digitise(electrons, gain, bias, adc_max):
     adu = math.floor(electrons * gain + bias + 0.5)
     if adu < 0.0:
@@ -152,27 +162,27 @@ def _cosmic_hits(key, j, lam, n_al, n_ac, mpv_e, width_e, min_e, max_e, split_pr
         e = mpv_e - width_e * math.log(z * z + 1e-300)
         e = min(max(e, min_e), max_e)
         k = min(int(uniform(key, c + 2) * n_al), n_al - 1)
-        l = min(int(uniform(key, c + 3) * n_ac), n_ac - 1)
+        ac = min(int(uniform(key, c + 3) * n_ac), n_ac - 1)
         us = uniform(key, c + 4)
         frac = 1.0
         if us < split_prob:
             frac = 1.0 - 0.5 * us / split_prob  # uniform in (0.5, 1]
-        idx[2 * h] = k * n_ac + l
+        idx[2 * h] = k * n_ac + ac
         dep[2 * h] = e * frac
         total += e * frac
         if frac < 1.0:
             d = uniform(key, c + 5)
             n_dir = 4 if n_ac > 1 else 2
             which = min(int(d * n_dir), n_dir - 1)
-            k2, l2 = k, l
+            k2, l2 = k, ac
             if which == 0:
                 k2 = k - 1
             elif which == 1:
                 k2 = k + 1
             elif which == 2:
-                l2 = l - 1
+                l2 = ac - 1
             else:
-                l2 = l + 1
+                l2 = ac + 1
             if 0 <= k2 < n_al and 0 <= l2 < n_ac:
                 idx[2 * h + 1] = k2 * n_ac + l2
                 dep[2 * h + 1] = e * (1.0 - frac)
@@ -281,12 +291,12 @@ def _render_windows_2d(seed, transit_id, flux_e, bg_e, centre_px, ac_centre_px, 
                 z0, z1, counter = normal_pair(key, counter)
                 for pp in range(p, min(p + 2, npx)):
                     k = pp // n_ac
-                    l = pp - k * n_ac
-                    e, counter = poisson(bg_e[i] + flux_e[i] * prof_al[k] * prof_ac[l], key, counter)
+                    ac = pp - k * n_ac
+                    e, counter = poisson(bg_e[i] + flux_e[i] * prof_al[k] * prof_ac[ac], key, counter)
                     e += read_noise_e[j] * (z0 if pp == p else z1)
                     if total > 0.0:
                         e += _cosmic_at(pp, i0, e0, i1, e1, i2, e2, i3, e3)
-                    adu_out[i, jj, k, l] = _digitise(e, gain, bias, adc_max)
+                    adu_out[i, jj, k, ac] = _digitise(e, gain, bias, adc_max)
 
 
 @jit_parallel

@@ -3,8 +3,11 @@
 Physics (FACTS.md section 2 and 5): window classes by magnitude, TDI gating for bright stars, a Gaussian
 LSF of 1 AL pixel integrated over each sample (:mod:`pipeline.lsf`), a flat sky background, Poisson
 photon noise, Gaussian read noise per strip (Hambly+2018), the 0.258 ADU/e- gain, an electronic offset
-and 16-bit saturation. The instrument is described by :mod:`pipeline.calibration` (the pre-launch
-calibration is taken to be exact here).
+and 16-bit saturation. WC0 (G < 13) AF windows are 2D, 18 AL x 12 AC pixels unbinned, with a separable
+Gaussian PSF of 1 pixel in each direction (FACTS.md section 5: "the AL and AC LSFs are both about
+sigma = 1 pixel") integrated over each pixel. Cosmic rays hit every window at a rate set by the particle
+flux, the window area and its integration time (:data:`COSMIC_FLUX_PER_CM2_S`). The instrument is
+described by :mod:`pipeline.calibration` (the pre-launch calibration is taken to be exact here).
 """
 
 from __future__ import annotations
@@ -33,6 +36,26 @@ G_MINUS_RP_PER_BPRP = 0.6
 #: Dispersed spectrum profile along the 60 BP/RP samples: Gaussian centre and width, samples [U].
 SPECTRUM_CENTRE_SAMPLE, SPECTRUM_SIGMA_SAMPLES = 29.5, 9.0
 
+#: Onboard window placement error across scan (2D windows), uniform +-, AC pixels [U]: the AC image motion
+#: (up to ~1 AC px/s, FACTS.md section 1) is tracked by the onboard window propagation to this accuracy.
+WINDOW_AC_JITTER_PX = 0.3
+
+# Cosmic rays [U placeholders]. Rate: ~5 particles/cm^2/s at L2 (galactic cosmic rays plus quiet-Sun
+# protons, [U]) over the window's pixel area (10 x 30 um = 3e-6 cm^2 per pixel, FACTS.md section 2) and
+# its integration time (4.42 s ungated, less when gated): a 18 x 12 pixel window gets 5 x 6.5e-4 x 4.42
+# = 0.014 hits, a 12 x 12 window 0.0095, i.e. ~1 % of ungated windows. Deposit: Landau-like (Moyal),
+# most probable ~800 e- (a minimum-ionising track through ~10 um of silicon at ~80 e-/um, with oblique
+# paths longer) [U], tail to several thousand e-, in 1-2 adjacent samples.
+#: Particle flux at L2, per cm^2 per s [U].
+COSMIC_FLUX_PER_CM2_S = 5.0
+#: Pixel area, cm^2 (10 x 30 um, FACTS.md section 2).
+PIXEL_AREA_CM2 = 10e-4 * 30e-4
+#: Moyal deposit: most probable value and width, e- [U]; clipped to [min, max] e-.
+COSMIC_MPV_E, COSMIC_WIDTH_E = 800.0, 250.0
+COSMIC_MIN_E, COSMIC_MAX_E = 200.0, 20000.0
+#: Probability that a hit shares its charge with one adjacent sample [U].
+COSMIC_SPLIT_PROB = 0.5
+
 #: Strips read in a star packet, in packet order (SM first, then AF1..AF9).
 WINDOW_STRIPS = ("SM", *geometry.AF_STRIPS)
 
@@ -43,6 +66,10 @@ TRUTH_CCD = pa.schema(
         pa.field("al_px", pa.float64(), nullable=False, metadata={"unit": "px", "doc": "pipeline.schemas frame"}),
         pa.field("flux_e", pa.float32(), nullable=False, metadata={"unit": "e-"}),
         pa.field("bg_e", pa.float32(), nullable=False, metadata={"unit": "e-", "doc": "per sample"}),
+        pa.field("ac_px", pa.float64(), nullable=True,
+                 metadata={"unit": "px", "doc": "AC image centre in the window frame (2D windows; null for 1D)"}),
+        pa.field("cosmic_e", pa.float32(), nullable=True,
+                 metadata={"unit": "e-", "doc": "cosmic-ray electrons deposited in the window (0 when none)"}),
     ]
 )
 
@@ -83,12 +110,15 @@ def make_windows(
     g_mag: np.ndarray,
     bp_rp: np.ndarray,
     cal: Calibration,
+    ac_offset_px: np.ndarray | None = None,
 ) -> list[StarWindows]:
     """Star-packet payloads for transits, grouped by window class.
 
     ``t_offset_px`` is the AF1 crossing time after the transit_id's quantised OBMT, in TDI periods: the
-    sub-pixel phase of the image in its window. The noise of each transit comes from its own
-    counter-based random stream (``kernels_signal``), keyed by ``seed`` and its transit id.
+    sub-pixel phase of the image in its window. ``ac_offset_px`` is the source's AC position relative
+    to the centre of the transit id's AC pixel, in AC pixels ([-0.5, 0.5)); when None it is drawn
+    uniformly from each transit's stream. The noise of each transit comes from its own counter-based
+    random stream (``kernels_signal``), keyed by ``seed`` and its transit id.
     """
     wclass = window_class_of(g_mag)
     gate = gate_of(g_mag)
@@ -108,17 +138,39 @@ def make_windows(
         flux_e = 10.0 ** (-0.4 * (g_mag[sel] - cal.zero_point_g_mag)) * t_int_s[sel]
         bg_e = SKY_BG_E_PER_PX_S * AC_BINNING_PX * t_int_s[sel]
         centre = 0.5 * (n_samples - 1) + t_offset_px[sel]
+        n_ac = icd.WINDOW_AC_SAMPLES[wc]
+        # Hits per window: flux x pixel area of the window (all its AC pixels) x integration time.
+        lam = COSMIC_FLUX_PER_CM2_S * PIXEL_AREA_CM2 * n_samples * icd.WINDOW_AC_PX * t_int_s[sel]
+        cosmic = np.array([COSMIC_MPV_E, COSMIC_WIDTH_E, COSMIC_MIN_E, COSMIC_MAX_E, COSMIC_SPLIT_PROB])
         al_px = np.empty((m, n_strips))
+        ac_px = np.full((m, n_strips), np.nan)
+        cosmic_e = np.empty((m, n_strips))
         adu = np.empty((m, n_strips, n_samples), dtype=np.uint16)
+        # The SM (and every strip of a 1D class) is AC-binned; WC0 AF windows are rendered in 2D below.
+        s_1d = n_strips if n_ac == 1 else 1
         _ks._render_windows(seed, tid, flux_e, bg_e, centre, WINDOW_JITTER_PX, read_noise, cal.lsf_sigma_px,
-                            cal.gain_adu_per_e, cal.bias_adu, icd.ADC_MAX_ADU, al_px, adu)
+                            cal.gain_adu_per_e, cal.bias_adu, icd.ADC_MAX_ADU, 0, lam, cosmic, al_px[:, :s_1d],
+                            cosmic_e[:, :s_1d], adu[:, :s_1d])
+        if n_ac > 1:
+            if ac_offset_px is None:
+                phase = _ks.uniform_array(seed, tid, _ks.AC_PHASE_COUNTER) - 0.5
+            else:
+                phase = np.asarray(ac_offset_px, dtype=np.float64)[sel]
+            ac_centre = 0.5 * (n_ac - 1) + phase
+            # The AC PSF width in AC pixels equals the AL one in AL pixels: the 1:3 pixel aspect cancels
+            # the 3:1 aperture (FACTS.md section 5).
+            adu_2d = np.empty((m, n_strips - 1, n_samples, n_ac), dtype=np.uint16)
+            _ks._render_windows_2d(seed, tid, flux_e, bg_e / icd.WINDOW_AC_PX, centre, ac_centre, WINDOW_JITTER_PX,
+                                   WINDOW_AC_JITTER_PX, read_noise, cal.lsf_sigma_px, cal.lsf_sigma_px,
+                                   cal.gain_adu_per_e, cal.bias_adu, icd.ADC_MAX_ADU, 1, lam, cosmic,
+                                   al_px[:, 1:], ac_px[:, 1:], cosmic_e[:, 1:], adu_2d)
 
         payload = np.zeros(m, dtype=icd.star_payload_dtype(wc))
         payload["transit_id"] = tid
         payload["window_class"] = wc
         payload["gate"] = gate[sel]
         payload["sm_adu"] = adu[:, 0, :]
-        payload["af_adu"] = adu[:, 1:, :]
+        payload["af_adu"] = adu[:, 1:, :] if n_ac == 1 else adu_2d
         g_rp = g_mag[sel] - G_MINUS_RP_PER_BPRP * bp_rp[sel]
         for stream, (band, g_band, zp) in enumerate(
             (("bp", g_rp + bp_rp[sel], cal.zero_point_bp_mag), ("rp", g_rp, cal.zero_point_rp_mag)), start=1
@@ -129,13 +181,18 @@ def make_windows(
                                 cal.gain_adu_per_e, cal.bias_adu, icd.ADC_MAX_ADU, spectrum)
             payload[f"{band}_adu"] = spectrum
 
+        bg_strip = np.repeat(bg_e[:, None], n_strips, axis=1)
+        if n_ac > 1:
+            bg_strip[:, 1:] /= icd.WINDOW_AC_PX  # per pixel in the 2D windows
         truth = pa.table(
             {
                 "transit_id": np.repeat(tid, n_strips),
                 "strip": schemas.ccd_strips(fov[sel]),
                 "al_px": al_px.ravel(),
                 "flux_e": np.repeat(flux_e, n_strips).astype(np.float32),
-                "bg_e": np.repeat(bg_e, n_strips).astype(np.float32),
+                "bg_e": bg_strip.ravel().astype(np.float32),
+                "ac_px": pa.array(ac_px.ravel(), mask=np.isnan(ac_px.ravel())),
+                "cosmic_e": cosmic_e.ravel().astype(np.float32),
             },
             schema=TRUTH_CCD,
         )

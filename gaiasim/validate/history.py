@@ -47,8 +47,9 @@ def append(path: Path, run_info: dict, run_dir: Path, results: list[Result], car
     con = duckdb.connect(str(path))
     try:
         con.execute(_SCHEMA)
-        con.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        if card is not None:
+        if rows:
+            con.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        if card is not None and card.recall:
             con.executemany("INSERT INTO scorecard VALUES (?, ?, ?, ?, ?)",
                             [(now, str(Path(run_dir).resolve()), kind, n, d) for kind, (d, n) in card.recall.items()])
     finally:

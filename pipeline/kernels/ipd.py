@@ -15,6 +15,11 @@ most 10x per step), ``beta >= 0`` is kept by an active set, and a halving line s
 every accepted step increase the likelihood. Convergence: Newton decrement ``g . d < 1e-12`` (steps
 below ~1e-6 of the formal errors); that last step is applied without re-evaluation. Formal errors come
 from the inverse Fisher information at the solution. Kernels never raise: bad data give flag bits.
+
+Masked samples (``mask != 0``) are left out of every sum (likelihood, gradient, Hessian, Fisher, chi2)
+and of the start (read as the interpolation of their neighbours). Cosmic-ray rejection: after a fit,
+the worst sample, if more than ``COSMIC_SIGMA`` above the model, is masked with its 2 neighbours (whatever
+their value) and the window refitted from a fresh start, one hit per round, setting ``FLAG_COSMIC``.
 ``pipeline.ipd.fit_images_numpy`` mirrors this algorithm step by step; keep the two in sync.
 """
 
@@ -26,7 +31,7 @@ import numba
 import numpy as np
 
 from pipeline.kernels import jit, jit_parallel
-from pipeline.lsf import lsf_edge
+from pipeline.lsf import lsf_edge, lsf_value
 
 # Status bits (re-exported by pipeline.ipd).
 FLAG_NOT_CONVERGED = 1
@@ -49,10 +54,27 @@ LOGL_SLACK_REL = 1e-11  # rounding allowance in the likelihood comparison, relat
 MAX_HALVINGS = 40
 PIVOT_REL = 1e-12  # Cholesky pivots below this fraction of the diagonal count as not positive
 
+# Cosmic-ray rejection (FACTS.md section 4: IPD masks cosmic rays) [U thresholds]. With Gaussian-like
+# noise a clean sample exceeds 6 sigma with p ~ 1e-9, so a clean window is almost never flagged.
+COSMIC_SIGMA = 6.0  # a sample this many sigma above the fitted model is a cosmic-ray hit
+# A hit may share its charge with a neighbour; the neighbours of a detected sample are masked whatever
+# their value (choosing them by their residual would select upward fluctuations and bias the refit).
+COSMIC_WORST_SIGMA = 3.0  # chi2-triggered masking only for a worst sample above this
+COSMIC_MAX_ROUNDS = 3  # detect-mask-refit rounds (one hit each) at most
+# A hit shared by 2 samples can look like a (narrow) star and pull the fit onto it, leaving no sample
+# above COSMIC_SIGMA but a chi2 far too large: when chi2 > dof + COSMIC_CHI2_SIGMA sqrt(2 dof), the worst
+# sample is masked if it is above COSMIC_WORST_SIGMA (chi2_9 > 43: p ~ 1e-6 for a clean window).
+COSMIC_CHI2_SIGMA = 8.0
+# Mask values: a sample the caller masked, a sample masked as a cosmic-ray hit.
+MASK_GIVEN = 1
+MASK_COSMIC = 2
+
 
 @jit
-def _evaluate(samples_e, n, r2, sigma_px, kappa, alpha, beta):
+def _evaluate(samples_e, mask, n, r2, sigma_px, kappa, alpha, beta):
     """Log-likelihood, gradient, observed negative Hessian, Fisher matrix and chi2 sum at one point.
+
+    Samples with ``mask[k] != 0`` are skipped: they add nothing to any sum.
 
     Returns ``(logl, g0, g1, g2, h00, h01, h02, h11, h12, h22, f00, f01, f02, f11, f12, f22, chi2_sum)``
     in parameter order (kappa [px], alpha [e-], beta [e-]).
@@ -71,6 +93,8 @@ def _evaluate(samples_e, n, r2, sigma_px, kappa, alpha, beta):
         e0 = e1
         q0 = q1
         s0 = s1
+        if mask[k]:
+            continue
         model = beta + alpha * lk
         mu = model + r2
         if mu < MU_FLOOR_E:
@@ -151,25 +175,49 @@ def _direction(g0, g1, g2, h00, h01, h02, h11, h12, h22, f00, f01, f02, f11, f12
 
 
 @jit
-def _start(samples_e, n):
-    """Moment start: background from the window edges, centre from the brightest 3 samples, flux by sum."""
-    bg_lo = 0.5 * (samples_e[0] + samples_e[1])
-    bg_hi = 0.5 * (samples_e[n - 2] + samples_e[n - 1])
+def _value(samples_e, mask, n, k):
+    """Sample ``k``, or where it is masked the linear interpolation of its nearest unmasked neighbours
+    (the nearer one alone at the window ends, 0 if none): what the start estimate reads."""
+    if not mask[k]:
+        return samples_e[k]
+    lo = k - 1
+    while lo >= 0 and mask[lo]:
+        lo -= 1
+    hi = k + 1
+    while hi < n and mask[hi]:
+        hi += 1
+    if lo >= 0 and hi < n:
+        return samples_e[lo] + (samples_e[hi] - samples_e[lo]) * (k - lo) / (hi - lo)
+    if lo >= 0:
+        return samples_e[lo]
+    if hi < n:
+        return samples_e[hi]
+    return 0.0
+
+
+@jit
+def _start(samples_e, mask, n):
+    """Moment start: background from the window edges, centre from the brightest 3 samples, flux by sum.
+
+    Masked samples are read through :func:`_value` (interpolated from their neighbours).
+    """
+    bg_lo = 0.5 * (_value(samples_e, mask, n, 0) + _value(samples_e, mask, n, 1))
+    bg_hi = 0.5 * (_value(samples_e, mask, n, n - 2) + _value(samples_e, mask, n, n - 1))
     beta = min(bg_lo, bg_hi)
     if beta < 0.0:
         beta = 0.0
     best = -np.inf
     k_best = 1
     for k in range(1, n - 1):
-        s = samples_e[k - 1] + samples_e[k] + samples_e[k + 1]
+        s = _value(samples_e, mask, n, k - 1) + _value(samples_e, mask, n, k) + _value(samples_e, mask, n, k + 1)
         if s > best:
             best = s
             k_best = k
     # Log-parabola through the 3 brightest samples (exact for a sampled Gaussian), offset within 1 px.
     kappa = float(k_best)
-    x_lo = samples_e[k_best - 1] - beta
-    x_mid = samples_e[k_best] - beta
-    x_hi = samples_e[k_best + 1] - beta
+    x_lo = _value(samples_e, mask, n, k_best - 1) - beta
+    x_mid = _value(samples_e, mask, n, k_best) - beta
+    x_hi = _value(samples_e, mask, n, k_best + 1) - beta
     if x_lo > 0.0 and x_mid > 0.0 and x_hi > 0.0:
         l_lo = math.log(x_lo)
         l_hi = math.log(x_hi)
@@ -178,42 +226,20 @@ def _start(samples_e, n):
             kappa += min(max(0.5 * (l_lo - l_hi) / curv, -1.0), 1.0)
     alpha = 0.0
     for k in range(n):
-        alpha += samples_e[k] - beta
+        alpha += _value(samples_e, mask, n, k) - beta
     if alpha < 1.0:
         alpha = 1.0
     return kappa, alpha, beta
 
 
 @jit
-def _fit_window(
-    samples_e, n, var_extra_e2, sigma_px, max_iter, i,
-    al_px, al_px_err, flux_e, flux_e_err, bg_e, bg_e_err, chi2, n_iter, flags,
-):  # fmt: skip
-    """Fit (kappa, alpha, beta) to ``samples_e[:n]`` (electrons) and write slot ``i`` of the outputs.
-
-    ``var_extra_e2`` is the Gaussian variance added to Poisson (read noise plus ADU quantisation, e-^2).
-    """
-    al_px[i] = np.nan
-    al_px_err[i] = np.nan
-    flux_e[i] = np.nan
-    flux_e_err[i] = np.nan
-    bg_e[i] = np.nan
-    bg_e_err[i] = np.nan
-    chi2[i] = np.nan
-    n_iter[i] = 0
-    r2 = var_extra_e2
-    bad = n < MIN_SAMPLES or n > samples_e.shape[0] or not (r2 >= 0.0) or not math.isfinite(r2)
-    if not bad:
-        for k in range(n):
-            if not math.isfinite(samples_e[k]):
-                bad = True
-    if bad:
-        flags[i] = FLAG_BAD_INPUT | FLAG_NOT_CONVERGED
-        return
-
-    kappa, alpha, beta = _start(samples_e, n)
+def _newton(samples_e, mask, n, r2, sigma_px, max_iter):
+    """Maximise the likelihood from the moment start. Returns ``(kappa, alpha, beta, f00, f01, f02, f11,
+    f12, f22, chi2_sum, n_iter, converged, bad_flux)``."""
+    kappa, alpha, beta = _start(samples_e, mask, n)
     (logl, g0, g1, g2, h00, h01, h02, h11, h12, h22,
-     f00, f01, f02, f11, f12, f22, chi2_sum) = _evaluate(samples_e, n, r2, sigma_px, kappa, alpha, beta)  # fmt: skip
+     f00, f01, f02, f11, f12, f22, chi2_sum) = _evaluate(
+        samples_e, mask, n, r2, sigma_px, kappa, alpha, beta)  # fmt: skip
     converged = False
     bad_flux = False
     it = 0
@@ -258,7 +284,7 @@ def _fit_window(
             beta_t = 0.0 if hit_beta else max(beta + t * d2, 0.0)
             (logl_t, tg0, tg1, tg2, th00, th01, th02, th11, th12, th22,
              tf00, tf01, tf02, tf11, tf12, tf22, tchi2) = _evaluate(
-                samples_e, n, r2, sigma_px, kappa_t, alpha_t, beta_t)  # fmt: skip
+                samples_e, mask, n, r2, sigma_px, kappa_t, alpha_t, beta_t)  # fmt: skip
             if lam2 < LAM2_QUADRATIC or logl_t >= logl + ARMIJO_C * t * lam2 - slack:
                 accepted = True
                 break
@@ -274,6 +300,90 @@ def _fit_window(
         h00, h01, h02, h11, h12, h22 = th00, th01, th02, th11, th12, th22
         f00, f01, f02, f11, f12, f22 = tf00, tf01, tf02, tf11, tf12, tf22
         chi2_sum = tchi2
+    return kappa, alpha, beta, f00, f01, f02, f11, f12, f22, chi2_sum, it, converged, bad_flux
+
+
+@jit
+def _mask_cosmics(samples_e, mask, n, r2, sigma_px, kappa, alpha, beta, cosmic_sigma, chi2_high):
+    """Mask (``MASK_COSMIC``) the worst sample and its 2 neighbours (a hit may share its charge with one)
+    if it lies more than ``cosmic_sigma`` above the model, or more than ``COSMIC_WORST_SIGMA`` when
+    ``chi2_high``. One hit per round: a hit distorts the fit, so other samples are judged after the refit
+    (masking several at once would also pick star samples the distorted model leaves high). Neighbours
+    are masked whatever their value (choosing them by their residual would select upward noise).
+    Returns the number of samples newly masked."""
+    worst = -np.inf
+    k_worst = -1
+    for k in range(n):
+        if mask[k] == 0:
+            z = _zscore(samples_e, n, r2, sigma_px, kappa, alpha, beta, k)
+            if z > worst:
+                worst = z
+                k_worst = k
+    if not (worst > cosmic_sigma or (chi2_high and worst > COSMIC_WORST_SIGMA)):
+        return 0
+    new = 0
+    for kk in range(max(k_worst - 1, 0), min(k_worst + 2, n)):
+        if mask[kk] == 0:
+            mask[kk] = MASK_COSMIC
+            new += 1
+    return new
+
+
+@jit
+def _zscore(samples_e, n, r2, sigma_px, kappa, alpha, beta, k):
+    """Residual of sample ``k`` in units of its expected standard deviation, ``(N - E) / sqrt(E + r2)``."""
+    model = beta + alpha * lsf_value(k - kappa, sigma_px)
+    return (samples_e[k] - model) / math.sqrt(max(model + r2, MU_FLOOR_E))
+
+
+@jit
+def _fit_window(
+    samples_e, mask, n, var_extra_e2, sigma_px, max_iter, cosmic_sigma, i,
+    al_px, al_px_err, flux_e, flux_e_err, bg_e, bg_e_err, chi2, n_iter, flags,
+):  # fmt: skip
+    """Fit (kappa, alpha, beta) to ``samples_e[:n]`` (electrons) and write slot ``i`` of the outputs.
+
+    ``var_extra_e2`` is the Gaussian variance added to Poisson (read noise plus ADU quantisation, e-^2).
+    Samples with ``mask[k] != 0`` are ignored. With ``cosmic_sigma > 0``, samples that a fit leaves more
+    than ``cosmic_sigma`` above the model are masked in place (``MASK_COSMIC``) and the window refitted,
+    up to ``COSMIC_MAX_ROUNDS`` times; ``FLAG_COSMIC`` then says a sample was masked.
+    """
+    al_px[i] = np.nan
+    al_px_err[i] = np.nan
+    flux_e[i] = np.nan
+    flux_e_err[i] = np.nan
+    bg_e[i] = np.nan
+    bg_e_err[i] = np.nan
+    chi2[i] = np.nan
+    n_iter[i] = 0
+    r2 = var_extra_e2
+    bad = n > samples_e.shape[0] or not (r2 >= 0.0) or not math.isfinite(r2)
+    n_used = 0
+    if not bad:
+        for k in range(n):
+            if not mask[k]:
+                n_used += 1
+                if not math.isfinite(samples_e[k]):
+                    bad = True
+    if bad or n_used < MIN_SAMPLES:
+        flags[i] = FLAG_BAD_INPUT | FLAG_NOT_CONVERGED
+        return
+
+    status = 0
+    (kappa, alpha, beta, f00, f01, f02, f11, f12, f22,
+     chi2_sum, it, converged, bad_flux) = _newton(samples_e, mask, n, r2, sigma_px, max_iter)  # fmt: skip
+    if cosmic_sigma > 0.0:
+        for _ in range(COSMIC_MAX_ROUNDS):
+            dof = n_used - 3
+            # chi2 trigger in the first round only: later it would pick star samples' upward noise.
+            chi2_high = status == 0 and chi2_sum > dof + COSMIC_CHI2_SIGMA * math.sqrt(2.0 * dof)
+            new = _mask_cosmics(samples_e, mask, n, r2, sigma_px, kappa, alpha, beta, cosmic_sigma, chi2_high)
+            if new == 0 or n_used - new < MIN_SAMPLES:
+                break  # nothing to mask, or too little would be left: keep the last fit
+            n_used -= new
+            status |= FLAG_COSMIC
+            (kappa, alpha, beta, f00, f01, f02, f11, f12, f22,
+             chi2_sum, it, converged, bad_flux) = _newton(samples_e, mask, n, r2, sigma_px, max_iter)  # fmt: skip
 
     # Formal errors: diagonal of the inverse Fisher information (cofactors of the symmetric 3x3).
     c00 = f11 * f22 - f12 * f12
@@ -287,9 +397,8 @@ def _fit_window(
         al_px_err[i] = math.sqrt(c00 / det)
         flux_e_err[i] = math.sqrt(c11 / det)
         bg_e_err[i] = math.sqrt(c22 / det)
-    chi2[i] = chi2_sum / (n - 3)
+    chi2[i] = chi2_sum / (n_used - 3)
     n_iter[i] = it
-    status = 0
     if not converged:
         status |= FLAG_NOT_CONVERGED
     if bad_flux or not (alpha > ALPHA_FLOOR_E * (1.0 + 1e-9)):
@@ -300,10 +409,11 @@ def _fit_window(
 
 
 @jit_parallel
-def _fit_windows(samples_e, n_samples, var_extra_e2, sigma_px, max_iter):
+def _fit_windows(samples_e, n_samples, var_extra_e2, sigma_px, max_iter, mask, cosmic_sigma):
     """Fit every window (row of ``samples_e``, float64 (m, n_max) electrons) in parallel.
 
-    ``n_samples`` int32 (m,) valid samples per row, ``var_extra_e2`` float64 (m,). Returns
+    ``n_samples`` int32 (m,) valid samples per row, ``var_extra_e2`` float64 (m,), ``mask`` uint8
+    (m, n_max) (non-zero = ignore the sample; cosmic-ray detections are written into it). Returns
     ``(al_px, al_px_err, flux_e, flux_e_err, bg_e, bg_e_err, chi2, n_iter, flags)``.
     """
     m = samples_e.shape[0]
@@ -318,7 +428,7 @@ def _fit_windows(samples_e, n_samples, var_extra_e2, sigma_px, max_iter):
     flags = np.empty(m, dtype=np.int32)
     for i in numba.prange(m):
         _fit_window(
-            samples_e[i], n_samples[i], var_extra_e2[i], sigma_px, max_iter, i,
+            samples_e[i], mask[i], n_samples[i], var_extra_e2[i], sigma_px, max_iter, cosmic_sigma, i,
             al_px, al_px_err, flux_e, flux_e_err, bg_e, bg_e_err, chi2, n_iter, flags,
         )  # fmt: skip
     return al_px, al_px_err, flux_e, flux_e_err, bg_e, bg_e_err, chi2, n_iter, flags

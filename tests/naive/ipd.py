@@ -21,18 +21,20 @@ def lsf(x_px: np.ndarray, sigma_px: float) -> np.ndarray:
     return ndtr((x_px + 0.5) / sigma_px) - ndtr((x_px - 0.5) / sigma_px)
 
 
-def log_likelihood(kappa, alpha, beta, samples_e, var_extra_e2, sigma_px) -> float:
-    """Shifted-Poisson log-likelihood sum(w log mu - mu) with the saturated-model constant removed."""
-    k = np.arange(samples_e.size)
+def log_likelihood(kappa, alpha, beta, samples_e, var_extra_e2, sigma_px, pos=None) -> float:
+    """Shifted-Poisson log-likelihood sum(w log mu - mu) with the saturated-model constant removed.
+
+    ``pos``: the sample positions of ``samples_e`` (default 0..n-1; masked samples are simply absent)."""
+    k = np.arange(samples_e.size) if pos is None else pos
     mu = beta + alpha * lsf(k - kappa, sigma_px) + var_extra_e2
     w = samples_e + var_extra_e2
     saturated = np.where(w > 0.0, w * np.log(np.where(w > 0.0, w, 1.0)) - w, 0.0)
     return float(np.sum(w * np.log(mu) - mu - saturated))
 
 
-def _best_flux_bg(kappa, samples_e, var_extra_e2, sigma_px):
+def _best_flux_bg(kappa, samples_e, var_extra_e2, sigma_px, pos):
     """Maximise the likelihood over (alpha >= 0, beta >= 0) at a fixed centre kappa."""
-    k = np.arange(samples_e.size)
+    k = pos
     prof = lsf(k - kappa, sigma_px)
     w = samples_e + var_extra_e2
     saturated = np.where(w > 0.0, w * np.log(np.where(w > 0.0, w, 1.0)) - w, 0.0)
@@ -56,21 +58,28 @@ def _best_flux_bg(kappa, samples_e, var_extra_e2, sigma_px):
     return -sol.fun, sol.x[0] * a_scale, sol.x[1] * b_scale
 
 
-def fit_window(samples_e: np.ndarray, var_extra_e2: float, sigma_px: float = 1.0) -> dict[str, float]:
-    """Reference fit of one window; returns the fields of ``pipeline.ipd.fit_images`` (no flags)."""
+def fit_window(samples_e: np.ndarray, var_extra_e2: float, sigma_px: float = 1.0,
+               mask: np.ndarray | None = None) -> dict[str, float]:
+    """Reference fit of one window; returns the fields of ``pipeline.ipd.fit_images`` (no flags).
+
+    Samples where ``mask`` is non-zero are dropped (they are simply not data).
+    """
     samples_e = np.asarray(samples_e, dtype=np.float64)
+    n_window = samples_e.size
+    pos = np.arange(n_window) if mask is None else np.flatnonzero(np.asarray(mask) == 0)
+    samples_e = samples_e[pos]
     n = samples_e.size
-    grid = np.arange(-0.5, n - 0.5 + 1e-9, 0.5)
-    prof = [_best_flux_bg(kap, samples_e, var_extra_e2, sigma_px)[0] for kap in grid]
+    grid = np.arange(-0.5, n_window - 0.5 + 1e-9, 0.5)
+    prof = [_best_flux_bg(kap, samples_e, var_extra_e2, sigma_px, pos)[0] for kap in grid]
     k0 = grid[int(np.argmax(prof))]
     sol = minimize_scalar(
-        lambda kap: -_best_flux_bg(kap, samples_e, var_extra_e2, sigma_px)[0],
+        lambda kap: -_best_flux_bg(kap, samples_e, var_extra_e2, sigma_px, pos)[0],
         bounds=(k0 - 0.5, k0 + 0.5), method="bounded", options={"xatol": 1e-8},
     )  # fmt: skip
     kappa = float(sol.x)
-    _, alpha, beta = _best_flux_bg(kappa, samples_e, var_extra_e2, sigma_px)
+    _, alpha, beta = _best_flux_bg(kappa, samples_e, var_extra_e2, sigma_px, pos)
 
-    k = np.arange(n)
+    k = pos
     h = 1e-5
     prof_k = lsf(k - kappa, sigma_px)
     jac = np.column_stack(
@@ -92,5 +101,5 @@ def fit_window(samples_e: np.ndarray, var_extra_e2: float, sigma_px: float = 1.0
         "bg_e": float(beta),
         "bg_e_err": float(np.sqrt(cov[2, 2])),
         "chi2": float(np.sum((samples_e - model) ** 2 / mu) / (n - 3)),
-        "logl": log_likelihood(kappa, alpha, beta, samples_e, var_extra_e2, sigma_px),
+        "logl": log_likelihood(kappa, alpha, beta, samples_e, var_extra_e2, sigma_px, pos),
     }

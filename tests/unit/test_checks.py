@@ -50,7 +50,8 @@ def test_every_check_passes_on_a_good_run(request, which, name):
 def test_the_faulty_run_has_faults_to_detect(faulty_run):
     dataset, _run_dir = faulty_run
     kinds = set(pq.read_table(dataset / "truth" / "faults")["kind"].to_pylist())
-    assert kinds == {"packet_loss", "bit_flip", "duplicate", "truncated_file"}
+    assert kinds == {"packet_loss", "bit_flip", "duplicate", "truncated_file", "late_delivery", "pass_overlap",
+                     "attitude_glitch"}
 
 
 def test_dropped_transit_fails_transits_complete(demo_run, tmp_path):

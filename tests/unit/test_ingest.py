@@ -98,7 +98,8 @@ def test_same_count_at_another_time_is_not_a_duplicate():
 
 
 def test_out_of_order_spans_are_reported_and_time_order_restored():
-    # Reception order: 0 1 4 5 2 3 6 (2 and 3 arrive late), then 9 8 7.
+    # Reception order: 0 1 4 5 2 3 6 (2 and 3 arrive late), then 9 8 7 (8 and 7 late, not consecutive:
+    # one row each, so every row's sequence range is exact).
     order = np.array([0, 1, 4, 5, 2, 3, 6, 9, 8, 7])
     seq = (16380 + order) % MOD
     obmt = T0_NS + order * DT_NS
@@ -108,7 +109,8 @@ def test_out_of_order_spans_are_reported_and_time_order_restored():
     late = rows_of(gaps, "out_of_order")
     assert [(r["first_seq"], r["last_seq"], r["count"], r["file"]) for r in late] == [
         ((16380 + 2) % MOD, (16380 + 3) % MOD, 2, "f4.tm"),
-        ((16380 + 8) % MOD, (16380 + 7) % MOD, 2, "f8.tm"),
+        ((16380 + 8) % MOD, (16380 + 8) % MOD, 1, "f8.tm"),
+        ((16380 + 7) % MOD, (16380 + 7) % MOD, 1, "f9.tm"),
     ]
     assert not rows_of(gaps, "gap") and not rows_of(gaps, "duplicate")
 
@@ -365,3 +367,15 @@ def test_corrupt_packet_right_before_a_truncated_tail_keeps_both_reasons(tmp_pat
     assert_conserved(ing.counts)
     got = [(r["offset"], r["octets"], r["reason"]) for r in ing.quarantine.to_pylist()]
     assert got == [(2 * octets, octets, "crc_error"), (3 * octets, octets - truncate_octets, "truncated")]
+
+
+def test_a_copy_received_after_newer_packets_is_a_duplicate_not_out_of_order():
+    # Reception order 0 1 2 3 then 1 again (an overlapping pass resends it): one duplicate, nothing late.
+    order = np.array([0, 1, 2, 3, 1])
+    seq = order.astype(np.int64)
+    obmt = T0_NS + order * DT_NS
+    files = np.array(["a.tm"] * 4 + ["b.tm"], dtype=object)
+    kept, gaps = sequence_anomalies(icd.APID_HK, seq, obmt, files)
+    assert sorted(seq[kept].tolist()) == [0, 1, 2, 3]
+    assert [(r["first_seq"], r["file"]) for r in rows_of(gaps, "duplicate")] == [(1, "b.tm")]
+    assert not rows_of(gaps, "out_of_order") and not rows_of(gaps, "gap")
