@@ -15,11 +15,14 @@ Feature: A nominal day comes out of the daily pipeline complete and accurate
       | tiny  | 42   |
       | tiny  | 43   |
 
-  @REQ-IPD-001 @REQ-IPD-002 @REQ-XM-001 @REQ-PHOT-001
-  Scenario: a tiny day's centroids, matches and magnitudes agree with what was simulated
-    Given a tiny day generated with seed 42
+  @REQ-IPD-001 @REQ-IPD-002 @REQ-IPD-003 @REQ-IPD-004 @REQ-IPD-005 @REQ-XM-001 @REQ-PHOT-001
+  Scenario: a small day's centroids, cosmic rays, matches and magnitudes agree with what was simulated
+    Given a small day generated with seed 42
     When the daily pipeline processes the day
     Then the check "centroid_pull_bias" passes
     And the check "centroid_pull_width" passes
+    And the check "centroid_ac_pulls" passes
+    And the check "cosmics_flagged" passes
+    And the check "cosmics_not_invented" passes
     And the check "crossmatch_correct" passes
     And the check "photometry_bias" passes

@@ -232,9 +232,12 @@ def render_slice(ctx: SliceContext, k: int, seq_start: dict[int, int], totals: d
         for lo in range(0, len(mine), TRANSITS_PER_CHUNK):
             part = mine[lo:lo + TRANSITS_PER_CHUNK]
             t_ref = geometry.decode_transit_id(tr["transit_id"][part])[0]
+            # AC phase: where the source sits in the transit id's AC pixel (its centre is zeta_of_ac_px).
+            ac_phase = (tr["zeta_rad"][part] - geometry.zeta_of_ac_px(tr["ac_px"][part], tr["ccd_row"][part])) \
+                / geometry.PIXEL_AC_RAD
             windows = signal.make_windows(ctx.seed, tr["transit_id"][part], (tr["obmt_ns"][part] - t_ref)
                                           / geometry.TDI_PERIOD_NS, tr["fov"][part], tr["g_mag"][part],
-                                          tr["bp_rp"][part], CALIBRATION)
+                                          tr["bp_rp"][part], CALIBRATION, ac_offset_px=ac_phase)
             (w,) = windows  # one window class per APID
             rows = icd.encode_packets(apid, seq_of[part], tr["obmt_ns"][part], w.payload)
             idx = index[lo:lo + TRANSITS_PER_CHUNK]

@@ -25,6 +25,16 @@ _PULLS = """
     FROM ccd c JOIN truth_ccd tc USING (transit_id, strip) JOIN truth_transits t USING (transit_id)
     WHERE c.flags = 0
 """
+# AC pulls of the clean 2D fits (bright stars), one bin.
+_AC_PULLS = """
+    SELECT count(*) AS n, median(p) AS bias, 1.4826 * mad(p) AS width,
+           3 * 1.2533 / sqrt(count(*)) AS bias_slack, 3 * 1.166 / sqrt(count(*)) AS width_slack
+    FROM (SELECT (c.ac_px - tc.ac_px) / c.ac_px_err AS p FROM ccd c JOIN truth_ccd tc USING (transit_id, strip)
+          WHERE c.flags = 0 AND tc.ac_px IS NOT NULL AND c.ac_px IS NOT NULL)
+    HAVING count(*) >= 100
+"""
+#: The IPD's cosmic-ray flag (pipeline.ipd.FLAG_COSMIC).
+_COSMIC_FLAG = 16
 # Statistical slack of a bin of n pulls: 3 standard errors of the median (1.2533 / sqrt n) and of the
 # normalised MAD (1.166 / sqrt n) of a unit Gaussian, so a small day cannot fail by chance and a large
 # one must meet the bound itself.
@@ -165,6 +175,27 @@ CHECKS: tuple[Check, ...] = (
         "in no G bin is the centroid pull width significantly (3 sigma) more than 10 % off 1",
         f"SELECT coalesce(max(abs(width - 1) - width_slack), 0) FROM ({_PULL_BINS})",
         "<=", 0.10, "",
+    ),
+    Check(
+        "centroid_ac_pulls", "REQ-IPD-003",
+        "the across-scan centres of bright-star 2D windows are unbiased and their errors honest (3 sigma)",
+        f"""SELECT coalesce(greatest(max(abs(bias) - bias_slack) / 0.05, max(abs(width - 1) - width_slack) / 0.10), 0)
+            FROM ({_AC_PULLS})""",
+        "<=", 1.0, "of the bound",
+    ),
+    Check(
+        "cosmics_flagged", "REQ-IPD-004",
+        "at least 80 % of the windows hit by a cosmic ray of more than 1000 e- are flagged",
+        f"""SELECT coalesce(avg(CASE WHEN (c.flags & {_COSMIC_FLAG}) != 0 THEN 1.0 ELSE 0.0 END), 1.0)
+            FROM ccd c JOIN truth_ccd tc USING (transit_id, strip) WHERE tc.cosmic_e > 1000""",
+        ">=", 0.8, "fraction",
+    ),
+    Check(
+        "cosmics_not_invented", "REQ-IPD-005",
+        "at most 1 in 1000 windows without a cosmic ray is flagged as hit",
+        f"""SELECT coalesce(avg(CASE WHEN (c.flags & {_COSMIC_FLAG}) != 0 THEN 1.0 ELSE 0.0 END), 0.0)
+            FROM ccd c JOIN truth_ccd tc USING (transit_id, strip) WHERE tc.cosmic_e = 0""",
+        "<=", 1e-3, "fraction",
     ),
     Check(
         "crossmatch_correct", "REQ-XM-001",
