@@ -6,7 +6,9 @@ Long work shows a progress bar on a terminal and stays quiet otherwise.
 
 from __future__ import annotations
 
+import csv
 import functools
+import json
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -193,34 +195,67 @@ def _scorecard_table(card: scorecard.Scorecard) -> Table:
     return table
 
 
-@main.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
-@click.argument("sql")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
-@_errors
-def query(run_dir, sql, fmt) -> None:
-    """Answer SQL over a run (transits, ccd, quarantine, gaps, hk) and its truth (truth_*)."""
-    rel = db.connect(run_dir).sql(sql)
-    if rel is None:
+def _print_relation(rel, fmt: str) -> None:
+    if rel is None:  # a statement without a result (CREATE VIEW ...)
         return
+    rows = rel.fetchall()
     if fmt == "table":
         table = Table()
         for name in rel.columns:
             table.add_column(name)
-        for row in rel.fetchall():
+        for row in rows:
             table.add_row(*("NULL" if v is None else str(v) for v in row))
         stdout.print(table)
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(rel.columns)
+        writer.writerows(rows)
     else:
-        import csv
-        import json
+        click.echo(json.dumps([dict(zip(rel.columns, r, strict=True)) for r in rows], default=str, indent=1))
 
-        rows = rel.fetchall()
-        if fmt == "csv":
-            writer = csv.writer(sys.stdout)
-            writer.writerow(rel.columns)
-            writer.writerows(rows)
-        else:
-            click.echo(json.dumps([dict(zip(rel.columns, r, strict=True)) for r in rows], default=str, indent=1))
+
+def _interactive(con, fmt: str) -> None:
+    """A small SQL prompt: statements end with ';', '.tables' lists the views, '.quit' or Ctrl-D leaves."""
+    views = [r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal "
+                                       "ORDER BY view_name").fetchall()]
+    click.echo(f"tables: {', '.join(views)}\nend statements with ';'; .tables lists them again; .quit leaves")
+    buffer = ""
+    while True:
+        try:
+            line = input("gaiasim> " if not buffer else "   ...> ")
+        except EOFError:
+            break
+        if not buffer and line.strip() in (".quit", ".exit"):
+            break
+        if not buffer and line.strip() == ".tables":
+            click.echo(", ".join(views))
+            continue
+        buffer += line + "\n"
+        if buffer.strip().endswith(";"):
+            try:
+                _print_relation(con.sql(buffer), fmt)
+            except duckdb.Error as exc:
+                click.echo(f"error: {str(exc).splitlines()[0]}", err=True)
+            buffer = ""
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("sql", required=False)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@_errors
+def query(run_dir, sql, fmt) -> None:
+    """Answer SQL over a run (transits, ccd, quarantine, gaps, hk, hk_events, alerts, run_counts) and its
+    truth (truth_*). Without SQL: an interactive prompt on a terminal, else the statements on stdin."""
+    con = db.connect(run_dir)
+    if sql is not None:
+        _print_relation(con.sql(sql), fmt)
+    elif sys.stdin.isatty():
+        _interactive(con, fmt)
+    else:
+        for statement in sys.stdin.read().split(";"):
+            if statement.strip():
+                _print_relation(con.sql(statement), fmt)
 
 
 @main.command()

@@ -9,11 +9,15 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
+from gaiasim import dataset as ds
 from gaiasim.sim.generate import generate
 from gaiasim.spec import DaySpec, SpecError, load_spec, make_spec
 from gaiasim.validate import checks, db
+from pipeline import schemas
+from pipeline.io import sha256_file
 from pipeline.run import RUN_JSON, run
 
 #: The repository's datasets/ folder (levels and fault plans).
@@ -25,9 +29,10 @@ def default_root() -> Path:
     return Path(os.environ.get("GAIASIM_WORKSPACE", Path.home() / ".cache" / "gaiasim"))
 
 
-def level_spec(level: str, seed: int | None = None, faults: str | None = None) -> tuple[DaySpec, Path | None]:
-    """The spec of a dataset level (datasets/levels/<level>.toml), optionally with another seed and a
-    fault plan named after datasets/faults/<faults>.toml."""
+def level_spec(level: str, seed: int | None = None, faults: str | None = None,
+               days: int | None = None) -> tuple[DaySpec, Path | None]:
+    """The spec of a dataset level (datasets/levels/<level>.toml), optionally with another seed, another
+    number of days and a fault plan named after datasets/faults/<faults>.toml."""
     path = DATASETS / "levels" / f"{level}.toml"
     if not path.is_file():
         known = sorted(p.stem for p in (DATASETS / "levels").glob("*.toml"))
@@ -38,8 +43,9 @@ def level_spec(level: str, seed: int | None = None, faults: str | None = None) -
         if not faults_path.is_file():
             known = sorted(p.stem for p in (DATASETS / "faults").glob("*.toml"))
             raise SpecError(f"unknown fault plan {faults!r}; known plans: {', '.join(known)}")
-    if seed is not None:
-        spec = make_spec(**{**spec.to_json(), "seed": seed})
+    overrides = {k: v for k, v in (("seed", seed), ("days", days)) if v is not None}
+    if overrides:
+        spec = make_spec(**{**spec.to_json(), **overrides})
     return spec, faults_path
 
 
@@ -50,9 +56,10 @@ def _key(spec: DaySpec, faults_path: Path | None) -> str:
     return h.hexdigest()[:16]
 
 
-def dataset_for(level: str, seed: int | None = None, faults: str | None = None, root: Path | None = None) -> Path:
+def dataset_for(level: str, seed: int | None = None, faults: str | None = None, root: Path | None = None,
+                days: int | None = None) -> Path:
     """The dataset of a level (generated once, then reused)."""
-    spec, faults_path = level_spec(level, seed, faults)
+    spec, faults_path = level_spec(level, seed, faults, days)
     folder = (root or default_root()) / "datasets" / _key(spec, faults_path)
     if not folder.is_dir():
         generate(spec, folder, faults_path)
@@ -66,6 +73,33 @@ def run_for(dataset: Path, root: Path | None = None) -> Path:
         shutil.rmtree(folder, ignore_errors=True)
         run(dataset, folder)
     return folder
+
+
+def regeneration_differences(dataset: Path) -> list[str]:
+    """Generate ``dataset``'s spec again into a scratch folder; the files whose SHA-256 differ."""
+    manifest = ds.read_manifest(dataset)
+    spec = make_spec(**manifest["spec"])
+    plan = Path(manifest["faults_plan"]) if manifest.get("faults_plan") else None
+    with tempfile.TemporaryDirectory(dir=Path(dataset).parent) as tmp:
+        generate(spec, Path(tmp) / "again", plan)
+        theirs = ds.read_manifest(Path(tmp) / "again")["files"]
+    return sorted(name for name in set(manifest["files"]) | set(theirs)
+                  if manifest["files"].get(name) != theirs.get(name))
+
+
+def rerun_differences(run_dir: Path) -> list[str]:
+    """Run the pipeline again over ``run_dir``'s dataset into a scratch folder; the output tables whose
+    Parquet bytes differ (run.json is left out: it holds timings)."""
+    info = db.read_run_info(run_dir)
+    with tempfile.TemporaryDirectory(dir=Path(run_dir).parent) as tmp:
+        run(Path(info["dataset"]), Path(tmp) / "again")
+        differ = [name for name in schemas.RUN_TABLES
+                  if _digests(Path(run_dir) / name) != _digests(Path(tmp) / "again" / name)]
+    return differ
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(Path(folder).rglob("*.parquet"))}
 
 
 def check(run_dir: Path, name: str) -> checks.Result:

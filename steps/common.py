@@ -27,6 +27,31 @@ def _(level: str, seed: int, plan: str, workspace_root: Path) -> Path:
     return workspace.dataset_for(level, seed, plan, root=workspace_root)
 
 
+@given(parsers.parse("{days:d} consecutive {level} days generated with seed {seed:d}"), target_fixture="dataset")
+def _(days: int, level: str, seed: int, workspace_root: Path) -> Path:
+    return workspace.dataset_for(level, seed, root=workspace_root, days=days)
+
+
+@when("the day is generated again from the same spec", target_fixture="regenerated_differences")
+def _(dataset: Path) -> list[str]:
+    return workspace.regeneration_differences(dataset)
+
+
+@when("the daily pipeline processes the day again", target_fixture="rerun_differences")
+def _(run_dir: Path) -> list[str]:
+    return workspace.rerun_differences(run_dir)
+
+
+@then("every file of the dataset has the same SHA-256")
+def _(regenerated_differences: list[str]) -> None:
+    assert not regenerated_differences, f"files that differ between two generations: {regenerated_differences}"
+
+
+@then("every output table has the same bytes")
+def _(rerun_differences: list[str]) -> None:
+    assert not rerun_differences, f"output tables that differ between two runs: {rerun_differences}"
+
+
 @when("the daily pipeline processes the day", target_fixture="run_dir")
 def _(dataset: Path, workspace_root: Path) -> Path:
     return workspace.run_for(dataset, root=workspace_root)

@@ -26,6 +26,10 @@ def invoke(*args: str):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
+def invoke_input(stdin: str, *args: str):
+    return CliRunner().invoke(main, [str(a) for a in args], input=stdin)
+
+
 def truth_count(dataset: Path, table: str) -> int:
     return duckdb.sql(f"SELECT count(*) FROM read_parquet('{dataset / 'truth' / table}/*.parquet')").fetchall()[0][0]
 
@@ -205,3 +209,23 @@ def test_validate_on_a_missing_run_exits_2(tmp_path):
     result = invoke("validate", tmp_path / "nowhere")
     assert result.exit_code == 2
     assert_one_error_line(result, "run.json")
+
+
+def test_query_without_sql_reads_statements_from_stdin(demo_run):
+    dataset, run_dir = demo_run
+    result = invoke_input("select count(*) as n from transits; select 2 as two", "query", run_dir, "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ["n", str(truth_count(dataset, "transits")), "two", "2"]
+
+
+def test_interactive_prompt_answers_until_quit(demo_run, monkeypatch, capsys):
+    _dataset, run_dir = demo_run
+    lines = iter(["select 40 +", "2 as answer;", "selec oops;", ".tables", ".quit"])
+    monkeypatch.setattr("builtins.input", lambda _prompt: next(lines))
+    from gaiasim import cli
+    from gaiasim.validate import db
+
+    cli._interactive(db.connect(run_dir), "csv")
+    out, err = capsys.readouterr()
+    assert "answer\n42" in out and "transits" in out
+    assert err.startswith("error: Parser Error"), err
