@@ -16,6 +16,8 @@ from gaiasim import dataset as ds
 from gaiasim.sim.generate import generate
 from gaiasim.spec import DaySpec, SpecError, load_spec, make_spec
 from gaiasim.validate import checks, db
+from gaiasim.validate.scorecard import Scorecard
+from gaiasim.validate.scorecard import scorecard as score
 from pipeline import schemas
 from pipeline.io import sha256_file
 from pipeline.run import RUN_JSON, run
@@ -100,6 +102,11 @@ def rerun_differences(run_dir: Path) -> list[str]:
 
 def _digests(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(Path(folder).rglob("*.parquet"))}
+
+
+def scorecard(run_dir: Path) -> Scorecard:
+    """The detection scorecard of a run against its dataset's fault ledger."""
+    return score(db.connect(run_dir))
 
 
 def check(run_dir: Path, name: str) -> checks.Result:

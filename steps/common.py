@@ -57,6 +57,14 @@ def _(dataset: Path, workspace_root: Path) -> Path:
     return workspace.run_for(dataset, root=workspace_root)
 
 
+@then("the detection scorecard is complete")
+def _(run_dir: Path) -> None:
+    card = workspace.scorecard(run_dir)
+    missed = {kind: f"{d}/{n}" for kind, (d, n) in card.recall.items() if d != n}
+    alarms = {kind: n for kind, n in card.false_alarms.items() if n}
+    assert card.passed, f"undetected faults (detected/injected): {missed}; false alarms: {alarms}"
+
+
 @then(parsers.parse('the check "{name}" passes'))
 def _(run_dir: Path, name: str) -> None:
     result = workspace.check(run_dir, name)

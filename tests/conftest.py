@@ -57,6 +57,15 @@ def faulty_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return _generate_and_run(tmp_path_factory.mktemp("faulty"), spec, FAULTY_PLAN)
 
 
+@pytest.fixture(scope="session")
+def transient_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(dataset, run folder) of the demo day at seed 6 with the ``transients`` plan (alerts to raise)."""
+    from gaiasim.demo import DEMO_SPEC
+
+    spec = dataclasses.replace(DEMO_SPEC, seed=6)
+    return _generate_and_run(tmp_path_factory.mktemp("transients"), spec, FAULTY_PLAN.parent / "transients.toml")
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _history_in_tmp(tmp_path_factory):
     """``gaiasim validate`` appends to a results database: keep the tests' one out of the home folder."""

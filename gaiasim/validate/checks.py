@@ -147,6 +147,23 @@ CHECKS: tuple[Check, ...] = (
         "==", 0, "packets", needs_truth=False,
     ),
     Check(
+        "manifest_integrity", "REQ-VAL-001",
+        "every file of the dataset matches the SHA-256 of its manifest, none is missing or extra",
+        "SELECT count(*) FROM dataset_files WHERE manifest_sha256 IS DISTINCT FROM actual_sha256",
+        "==", 0, "files",
+    ),
+    Check(
+        "run_inputs_match", "REQ-VAL-002",
+        "the pipeline read exactly the dataset's TM files, as the manifest records them",
+        """
+        SELECT (SELECT count(*) FROM run_inputs r LEFT JOIN dataset_files d ON d.name = r.name
+                WHERE d.manifest_sha256 IS DISTINCT FROM r.sha256)
+             + (SELECT count(*) FROM dataset_files d WHERE d.name LIKE 'tm/%'
+                AND d.name NOT IN (SELECT name FROM run_inputs))
+        """,
+        "==", 0, "files",
+    ),
+    Check(
         "transits_complete", "REQ-E2E-001",
         "every transit of the day comes out exactly once, unless the fault ledger says its packet was lost",
         f"""

@@ -3,7 +3,8 @@
 ``gaiasim query`` and ``gaiasim validate`` both use :func:`connect`. Views:
 
 - run tables: ``transits``, ``ccd``, ``quarantine``, ``gaps``, ``hk`` (pipeline.schemas)
-- ``run_counts(key, value)``: the per-stage counts of run.json
+- ``run_counts(key, value)``: the per-stage counts of run.json; ``run_inputs(name, sha256)``: its inputs
+- ``dataset_files(name, manifest_sha256, actual_sha256)``: the dataset's files against its manifest
 - truth (when the run's dataset is at hand): ``truth_sources``, ``truth_transits``, ``truth_ccd``,
   ``truth_faults``, and ``catalogue`` (the reference catalogue the pipeline used)
 """
@@ -18,6 +19,7 @@ import duckdb
 from gaiasim import dataset as ds
 from gaiasim.sim.truth import TRUTH_TABLES
 from pipeline import catalog, io, schemas
+from pipeline.io import sha256_file
 from pipeline.run import RUN_JSON
 
 
@@ -42,8 +44,20 @@ def connect(run_dir: Path, dataset: Path | None = None) -> duckdb.DuckDBPyConnec
     con.execute("CREATE TABLE run_counts (key VARCHAR, value BIGINT)")
     con.executemany("INSERT INTO run_counts VALUES (?, ?)",
                     [(k, int(v)) for k, v in info["counts"].items()])
+    con.execute("CREATE TABLE run_inputs (name VARCHAR, sha256 VARCHAR)")
+    if info.get("inputs"):
+        con.executemany("INSERT INTO run_inputs VALUES (?, ?)", sorted(info["inputs"].items()))
     root = Path(dataset) if dataset else Path(info["dataset"])
     if (root / ds.MANIFEST).is_file():
+        # Integrity: every file of the manifest, its recorded and its actual SHA-256 (NULL when missing).
+        con.execute("CREATE TABLE dataset_files (name VARCHAR, manifest_sha256 VARCHAR, actual_sha256 VARCHAR)")
+        files = ds.read_manifest(root)["files"]
+        present = {str(p) for p in ds.data_files(root)}
+        rows = [(name, digest, sha256_file(root / name) if name in present else None)
+                for name, digest in sorted(files.items())]
+        rows += [(name, None, sha256_file(root / name)) for name in sorted(present - set(files))]
+        if rows:
+            con.executemany("INSERT INTO dataset_files VALUES (?, ?, ?)", rows)
         for name in TRUTH_TABLES:
             con.execute(catalog.view_sql(f"truth_{name}", catalog.parquet_glob(root / "truth" / name)))
         con.execute(catalog.view_sql("catalogue", catalog.parquet_glob(root / "catalogue")))

@@ -37,7 +37,7 @@ def evaluate(run_dir: Path, dataset: Path, name: str) -> checks.Result:
         con.close()
 
 
-@pytest.mark.parametrize("which", ["demo_run", "faulty_run"])
+@pytest.mark.parametrize("which", ["demo_run", "faulty_run", "transient_run"])
 @pytest.mark.parametrize("name", [c.name for c in checks.CHECKS])
 def test_every_check_passes_on_a_good_run(request, which, name):
     dataset, run_dir = request.getfixturevalue(which)
@@ -163,3 +163,21 @@ def test_check_names_are_unique_and_get_finds_them():
     assert all(checks.get(n).name == n for n in names)
     with pytest.raises(KeyError, match="no check named"):
         checks.get("nope")
+
+
+def test_deleted_alert_fails_alerts_recall(transient_run, tmp_path):
+    dataset, run_dir = transient_run
+    assert evaluate(run_dir, dataset, "alerts_recall").value == 1.0
+    copy = mutated_run(run_dir, tmp_path, "alerts", lambda t: t.slice(1))
+    assert not evaluate(copy, dataset, "alerts_recall").passed
+
+
+def test_invented_alert_fails_no_false_alerts(transient_run, tmp_path):
+    dataset, run_dir = transient_run
+
+    def invent(t: pa.Table) -> pa.Table:
+        row = {**t.slice(0, 1).to_pylist()[0], "alert_id": 1, "transit_ids": [1]}
+        return pa.concat_tables([t, pa.Table.from_pylist([row], schema=schemas.ALERTS)])
+
+    copy = mutated_run(run_dir, tmp_path, "alerts", invent)
+    assert not evaluate(copy, dataset, "no_false_alerts").passed
