@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from pipeline import geometry
 
 
@@ -33,6 +35,16 @@ class Calibration:
     zero_point_g_mag: float = 25.6874
     zero_point_bp_mag: float = 25.3514
     zero_point_rp_mag: float = 24.7619
+    #: BP/RP dispersed image profile along the 60 spectrum samples: a Gaussian of this centre and width,
+    #: samples [U: Gaia's spectra are calibrated per source colour; one shape serves here].
+    spectrum_centre_sample: float = 29.5
+    spectrum_sigma_samples: float = 9.0
+
+    def spectrum_profile(self, n_samples: int) -> np.ndarray:
+        """Fraction of a BP or RP flux in each of the ``n_samples`` spectrum samples (sums to 1)."""
+        x = (np.arange(n_samples) - self.spectrum_centre_sample) / self.spectrum_sigma_samples
+        shape = np.exp(-0.5 * x * x)
+        return shape / shape.sum()
 
     def var_extra_e2(self, strip: str) -> float:
         """Variance added to the Poisson term per sample: read noise plus ADU quantisation (1/12 ADU^2)."""

@@ -145,7 +145,8 @@ def run(dataset: Path, out: Path, config: PipelineConfig | None = None, progress
                                       mask=~matched),
                 "match_sep_mas": pa.array(sep.astype(np.float32), mask=~matched),
                 "g_mag": pa.array(cols["g_mag"], mask=~np.isfinite(cols["g_mag"])),
-                "g_mag_err": pa.array(cols["g_mag_err"], mask=~np.isfinite(cols["g_mag_err"])),
+                **{k: pa.array(cols[k], mask=~np.isfinite(cols[k]))
+                   for k in ("g_mag_err", "bp_mag", "bp_mag_err", "rp_mag", "rp_mag_err")},
                 "n_af_ok": cols["n_af_ok"],
                 "flags": cols["flags"],
             },

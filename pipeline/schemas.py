@@ -35,6 +35,10 @@ TRANSITS = pa.schema(
         _f("match_sep_mas", pa.float32(), "mas", "distance to the matched source", nullable=True),
         _f("g_mag", pa.float32(), "mag", "G magnitude from the AF fluxes", nullable=True),
         _f("g_mag_err", pa.float32(), "mag", "formal error of g_mag", nullable=True),
+        _f("bp_mag", pa.float32(), "mag", "G_BP from the BP spectrum", nullable=True),
+        _f("bp_mag_err", pa.float32(), "mag", "formal error of bp_mag", nullable=True),
+        _f("rp_mag", pa.float32(), "mag", "G_RP from the RP spectrum", nullable=True),
+        _f("rp_mag_err", pa.float32(), "mag", "formal error of rp_mag", nullable=True),
         _f("n_af_ok", pa.int8(), "", "AF windows with a good fit"),
         _f("flags", pa.int32(), "", "quality flags (OR of the CCD flags, plus transit flags)"),
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from pipeline import geometry, icd, ipd, schemas
+from pipeline import geometry, icd, ipd, photometry, schemas
 from pipeline.calibration import Calibration
 
 #: Transit flag: fewer than 3 AF windows with a clean fit (no time refinement, no G).
@@ -125,6 +125,10 @@ def transit_rows(records: np.ndarray, window_class: int, fit: dict[str, np.ndarr
         no_att = np.ones(len(tid), dtype=bool)
     flags |= np.where(no_att, FLAG_NO_ATTITUDE, 0)
     ra, dec = np.where(no_att, np.nan, ra), np.where(no_att, np.nan, dec)
+    bp_flux, bp_err = photometry.spectrum_fluxes(payload["bp_adu"], cal, "BP")
+    rp_flux, rp_err = photometry.spectrum_fluxes(payload["rp_adu"], cal, "RP")
+    bp_mag, bp_mag_err = photometry.magnitudes(bp_flux, bp_err, t_int, cal.zero_point_bp_mag)
+    rp_mag, rp_mag_err = photometry.magnitudes(rp_flux, rp_err, t_int, cal.zero_point_rp_mag)
     return {
         "transit_id": tid,
         "obmt_ns": obmt_ns,
@@ -137,6 +141,10 @@ def transit_rows(records: np.ndarray, window_class: int, fit: dict[str, np.ndarr
         "dec_deg": dec,
         "g_mag": g_mag.astype(np.float32),
         "g_mag_err": g_err.astype(np.float32),
+        "bp_mag": bp_mag.astype(np.float32),
+        "bp_mag_err": bp_mag_err.astype(np.float32),
+        "rp_mag": rp_mag.astype(np.float32),
+        "rp_mag_err": rp_mag_err.astype(np.float32),
         "n_af_ok": n_ok.astype(np.int8),
         "flags": flags.astype(np.int32),
     }

@@ -33,8 +33,6 @@ WINDOW_JITTER_PX = 0.3
 GATE_BY_G = ((9.8, 5), (11.3, 7), (12.6, 9))
 #: BP/RP colour relations [U]: G - G_RP = 0.6 (BP-RP), so G_BP = G_RP + (BP-RP).
 G_MINUS_RP_PER_BPRP = 0.6
-#: Dispersed spectrum profile along the 60 BP/RP samples: Gaussian centre and width, samples [U].
-SPECTRUM_CENTRE_SAMPLE, SPECTRUM_SIGMA_SAMPLES = 29.5, 9.0
 
 #: Onboard window placement error across scan (2D windows), uniform +-, AC pixels [U]: the AC image motion
 #: (up to ~1 AC px/s, FACTS.md section 1) is tracked by the onboard window propagation to this accuracy.
@@ -72,6 +70,12 @@ TRUTH_CCD = pa.schema(
                  metadata={"unit": "e-", "doc": "cosmic-ray electrons deposited in the window (0 when none)"}),
     ]
 )
+
+
+def bp_rp_mags(g_mag: np.ndarray, bp_rp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(G_BP, G_RP) of sources of G and colour BP-RP (the colour relation above)."""
+    g_rp = np.asarray(g_mag) - G_MINUS_RP_PER_BPRP * np.asarray(bp_rp)
+    return g_rp + bp_rp, g_rp
 
 
 def window_class_of(g_mag: np.ndarray) -> np.ndarray:
@@ -124,9 +128,7 @@ def make_windows(
     gate = gate_of(g_mag)
     t_int_s = integration_s(gate)
     read_noise = np.array([cal.read_noise_e[s] for s in ("SM1", *geometry.AF_STRIPS)])
-    x = (np.arange(icd.SPECTRUM_SAMPLES) - SPECTRUM_CENTRE_SAMPLE) / SPECTRUM_SIGMA_SAMPLES
-    shape = np.exp(-0.5 * x**2)
-    shape /= shape.sum()
+    shape = cal.spectrum_profile(icd.SPECTRUM_SAMPLES)
     out = []
     for wc, n_samples in icd.WINDOW_SAMPLES.items():
         sel = np.flatnonzero(wclass == wc)
@@ -171,9 +173,9 @@ def make_windows(
         payload["gate"] = gate[sel]
         payload["sm_adu"] = adu[:, 0, :]
         payload["af_adu"] = adu[:, 1:, :] if n_ac == 1 else adu_2d
-        g_rp = g_mag[sel] - G_MINUS_RP_PER_BPRP * bp_rp[sel]
+        g_bp, g_rp = bp_rp_mags(g_mag[sel], bp_rp[sel])
         for stream, (band, g_band, zp) in enumerate(
-            (("bp", g_rp + bp_rp[sel], cal.zero_point_bp_mag), ("rp", g_rp, cal.zero_point_rp_mag)), start=1
+            (("bp", g_bp, cal.zero_point_bp_mag), ("rp", g_rp, cal.zero_point_rp_mag)), start=1
         ):
             spectrum = np.empty((m, icd.SPECTRUM_SAMPLES), dtype=np.uint16)
             f_band = 10.0 ** (-0.4 * (g_band - zp)) * t_int_s[sel]

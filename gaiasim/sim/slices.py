@@ -247,11 +247,14 @@ def render_slice(ctx: SliceContext, k: int, seq_start: dict[int, int], totals: d
     names = np.array(ctx.pass_names)
     file_of = names[np.searchsorted(np.array(ctx.pass_starts_ns), tr["obmt_ns"], side="right")] if len(names) \
         else np.empty(0, str)
+    g_bp, g_rp = signal.bp_rp_mags(tr["g_mag"], tr["bp_rp"])
     table = pa.table(
         {
             "transit_id": tr["transit_id"], "source_id": tr["source_id"], "obmt_ns": tr["obmt_ns"],
             "fov": tr["fov"], "ccd_row": tr["ccd_row"], "ac_px": tr["ac_px"], "zeta_rad": tr["zeta_rad"],
-            "g_mag": tr["g_mag"].astype(np.float32), "window_class": tr["window_class"], "gate": tr["gate"],
+            "g_mag": tr["g_mag"].astype(np.float32),
+            "bp_mag": g_bp.astype(np.float32), "rp_mag": g_rp.astype(np.float32),
+            "window_class": tr["window_class"], "gate": tr["gate"],
             "apid": apid_of.astype(np.int32), "seq": seq_of, "file": np.char.add(file_of.astype(str), ".tm"),
         },
         schema=TRUTH_TRANSITS,

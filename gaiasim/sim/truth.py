@@ -23,6 +23,8 @@ TRUTH_TRANSITS = pa.schema(
         pa.field("ac_px", pa.int16(), nullable=False, metadata={"unit": "px"}),
         pa.field("zeta_rad", pa.float64(), nullable=False, metadata={"unit": "rad"}),
         pa.field("g_mag", pa.float32(), nullable=False, metadata={"unit": "mag", "doc": "at the transit"}),
+        pa.field("bp_mag", pa.float32(), nullable=False, metadata={"unit": "mag", "doc": "G_BP at the transit"}),
+        pa.field("rp_mag", pa.float32(), nullable=False, metadata={"unit": "mag", "doc": "G_RP at the transit"}),
         pa.field("window_class", pa.int8(), nullable=False),
         pa.field("gate", pa.int8(), nullable=False),
         pa.field("apid", pa.int32(), nullable=False),

@@ -236,6 +236,17 @@ CHECKS: tuple[Check, ...] = (
         "<=", 0.01, "mag",
     ),
     Check(
+        "bp_rp_photometry_bias", "REQ-PHOT-002",
+        "in every G bin the transit BP and RP magnitudes are unbiased to 0.02 mag",
+        """
+        SELECT coalesce(greatest(max(abs(b_bp)), max(abs(b_rp))), 0) FROM (
+            SELECT floor(t.g_mag) AS g_bin, median(r.bp_mag - t.bp_mag) AS b_bp, median(r.rp_mag - t.rp_mag) AS b_rp
+            FROM transits r JOIN truth_transits t USING (transit_id)
+            WHERE r.bp_mag IS NOT NULL AND r.rp_mag IS NOT NULL GROUP BY g_bin HAVING count(*) >= 20)
+        """,
+        "<=", 0.02, "mag",
+    ),
+    Check(
         "faults_detected", "REQ-ING-002",
         "every fault injected into the telemetry is reported (quarantine, gap or duplicate)",
         f"SELECT count(*) FROM truth_faults f WHERE NOT ({DETECTED})",
