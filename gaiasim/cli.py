@@ -157,13 +157,21 @@ def _results_table(results: list[checks.Result]) -> Table:
 @click.option("--history", type=click.Path(path_type=Path), default=None,
               help="results database to append to (default $GAIASIM_HISTORY or ~/.local/share/gaiasim/)")
 @click.option("--no-history", is_flag=True, help="do not append the results to the results database")
+@click.option("--determinism", is_flag=True, help="also run the pipeline again and compare every output table")
 @_errors
-def validate(run_dir, dataset, junit, json_path, history, no_history) -> None:
+def validate(run_dir, dataset, junit, json_path, history, no_history, determinism) -> None:
     """Run every check and the detection scorecard on RUN_DIR against its dataset's truth; exit 1 on any
     failure or any injected fault left undetected."""
     con = db.connect(run_dir, dataset)
     truth = db.has_truth(con)
-    results = checks.evaluate_all(con, truth)
+    if determinism:
+        from gaiasim.workspace import rerun_differences
+
+        con.execute("CREATE TABLE rerun_differences (name VARCHAR)")
+        differ = rerun_differences(run_dir)
+        if differ:
+            con.executemany("INSERT INTO rerun_differences VALUES (?)", [(name,) for name in differ])
+    results = checks.evaluate_all(con, truth, rerun=determinism)
     card = scorecard.scorecard(con) if truth else None
     stdout.print(_results_table(results))
     if card is not None:

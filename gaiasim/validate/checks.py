@@ -112,6 +112,7 @@ class Check:
     threshold: float
     unit: str = ""
     needs_truth: bool = True
+    needs_rerun: bool = False  # reads ``rerun_differences``: only with ``gaiasim validate --determinism``
 
 
 CHECKS: tuple[Check, ...] = (
@@ -162,6 +163,12 @@ CHECKS: tuple[Check, ...] = (
                 AND d.name NOT IN (SELECT name FROM run_inputs))
         """,
         "==", 0, "files",
+    ),
+    Check(
+        "determinism", "REQ-E2E-003",
+        "the pipeline run again over the same dataset writes the same bytes in every output table",
+        "SELECT count(*) FROM rerun_differences",
+        "==", 0, "tables", needs_truth=False, needs_rerun=True,
     ),
     Check(
         "transits_complete", "REQ-E2E-001",
@@ -301,5 +308,6 @@ def evaluate(con: duckdb.DuckDBPyConnection, check: Check, truth: bool = True) -
     return Result(check, value, bool(_OPS[check.op](value, check.threshold)))
 
 
-def evaluate_all(con: duckdb.DuckDBPyConnection, truth: bool = True) -> list[Result]:
-    return [evaluate(con, c, truth) for c in CHECKS]
+def evaluate_all(con: duckdb.DuckDBPyConnection, truth: bool = True, rerun: bool = False) -> list[Result]:
+    """Every check; those that need a second pipeline run only when ``rerun`` (it doubles the cost)."""
+    return [evaluate(con, c, truth) for c in CHECKS if rerun or not c.needs_rerun]

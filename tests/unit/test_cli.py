@@ -229,3 +229,12 @@ def test_interactive_prompt_answers_until_quit(demo_run, monkeypatch, capsys):
     out, err = capsys.readouterr()
     assert "answer\n42" in out and "transits" in out
     assert err.startswith("error: Parser Error"), err
+
+
+def test_validate_with_determinism_reruns_and_passes(demo_run, tmp_path):
+    _dataset, run_dir = demo_run
+    out = tmp_path / "v.json"
+    result = invoke("validate", run_dir, "--determinism", "--no-history", "--json", out)
+    assert result.exit_code == 0, result.output
+    names = {c["name"]: c["passed"] for c in json.loads(out.read_text())["checks"]}
+    assert names.get("determinism") is True
