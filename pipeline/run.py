@@ -24,6 +24,8 @@ from pipeline.limits import default_limits_path, load_limit_table
 
 Progress = Callable[[str, float], None]
 RUN_JSON = "run.json"
+#: Transits fitted at once (bounds the memory of the image-parameter stage).
+IPD_CHUNK_TRANSITS = 50_000
 
 
 def _noop(_stage: str, _fraction: float) -> None:
@@ -112,13 +114,14 @@ def run(dataset: Path, out: Path, config: PipelineConfig | None = None, progress
     cal = config.calibration
     rows, ccd_parts = [], []
     for wc, apid in enumerate(icd.STAR_APIDS):
-        records = ing.packets.get(apid)
-        if records is None or len(records) == 0:
-            continue
-        fit = transits.fit_star_packets(records, wc, cal)
-        cols = transits.transit_rows(records, wc, fit, cal, att_t, att_q)
-        rows.append(cols)
-        ccd_parts.append(transits.ccd_table(cols["transit_id"], cols["fov"], fit))
+        packets = ing.packets.get(apid)
+        # In chunks: the fits' float64 samples and intermediates take ~20x the packets' own size.
+        for lo in range(0, 0 if packets is None else len(packets), IPD_CHUNK_TRANSITS):
+            records = packets[lo:lo + IPD_CHUNK_TRANSITS]
+            fit = transits.fit_star_packets(records, wc, cal)
+            cols = transits.transit_rows(records, wc, fit, cal, att_t, att_q)
+            rows.append(cols)
+            ccd_parts.append(transits.ccd_table(cols["transit_id"], cols["fov"], fit))
     lap("ipd", 0.7)
 
     cols = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]} if rows else None
