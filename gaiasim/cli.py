@@ -66,6 +66,14 @@ def _progress(label: str) -> Iterator[Callable[[str, float], None]]:
         yield lambda stage, fraction: bar.update(task, completed=fraction, description=f"{label}: {stage}")
 
 
+def _set_threads(workers: int | None) -> None:
+    """Use at most ``workers`` threads in the numba kernels (default: every core)."""
+    if workers:
+        import numba
+
+        numba.set_num_threads(min(workers, numba.config.NUMBA_NUM_THREADS))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(ds.code_version(), prog_name="gaiasim")
 def main() -> None:
@@ -81,8 +89,9 @@ def main() -> None:
 @click.option("--faults", type=click.Path(path_type=Path), help="fault plan TOML (datasets/faults/)")
 @click.option("--out", type=click.Path(path_type=Path), help="dataset folder to create")
 @click.option("--dry-run", is_flag=True, help="print the expected counts and bytes, write nothing")
+@click.option("--workers", type=click.IntRange(1, 256), default=None, help="threads for the numba kernels")
 @_errors
-def generate(spec, scale, seed, date_, days, faults, out, dry_run) -> None:
+def generate(spec, scale, seed, date_, days, faults, out, dry_run, workers) -> None:
     """Generate a dataset: TM files, reference catalogue and truth.
 
     Either from SPEC.toml (see datasets/levels/) or from --scale/--seed/--date options; options given
@@ -108,6 +117,7 @@ def generate(spec, scale, seed, date_, days, faults, out, dry_run) -> None:
         return
     if out is None:
         raise SpecError("--out is required: give the dataset folder to create (or use --dry-run)")
+    _set_threads(workers)
     with _progress("generate") as progress:
         manifest = run_generate(day, out, faults_path, progress)
     c = manifest["counts"]
@@ -126,10 +136,7 @@ def run_cmd(dataset, out, workers) -> None:
 
     if not Path(dataset).is_dir():
         raise InputError(f"dataset {dataset} not found; give a folder made by 'gaiasim generate'")
-    if workers:
-        import numba
-
-        numba.set_num_threads(min(workers, numba.config.NUMBA_NUM_THREADS))
+    _set_threads(workers)
     with _progress("run") as progress:
         info = run(dataset, out, progress=progress)
     c = info["counts"]
