@@ -217,13 +217,38 @@ def scan_stream(buf: np.ndarray) -> np.ndarray:
     if buf.ndim != 1:
         raise ValueError("scan_stream expects a 1-D uint8 buffer; use np.frombuffer(data, np.uint8)")
     # A quarantined span is always followed by a good packet or the end, so rows <= 2 n / min + 2.
-    cap = 2 * (buf.shape[0] // MIN_PACKET_OCTETS) + 2
+    size = buf.shape[0]
+    cap = 2 * (size // MIN_PACKET_OCTETS) + 2
     offset = np.empty(cap, np.int64)
     octets = np.empty(cap, np.int64)
     apid = np.empty(cap, np.int32)
     seq = np.empty(cap, np.int32)
     status = np.empty(cap, np.int8)
-    n = _k._scan_stream(buf, EXPECTED_OCTETS, MIN_PACKET_OCTETS, _k.CRC_TABLE, offset, octets, apid, seq, status)
+    walk_off = np.empty(size // MIN_PACKET_OCTETS + 1, np.int64)
+    walk_len = np.empty_like(walk_off)
+    crc_ok = np.empty(len(walk_off), np.bool_)
+    row, pos = 0, 0
+    while pos < size:
+        # Fast path: follow the length fields while the headers look right, check those CRCs in parallel,
+        # and take every packet up to the first bad one.
+        k = _k._walk(buf, pos, EXPECTED_OCTETS, walk_off, walk_len)
+        if k:
+            _k._crc_ok(buf, walk_off, walk_len, k, _k.CRC_TABLE, crc_ok)
+            good = k if crc_ok[:k].all() else int(np.argmin(crc_ok[:k]))
+            if good:
+                o, n_oct = walk_off[:good], walk_len[:good]
+                offset[row:row + good], octets[row:row + good] = o, n_oct
+                apid[row:row + good] = ((buf[o].astype(np.int32) << 8) | buf[o + 1]) & MAX_APID
+                seq[row:row + good] = ((buf[o + 2].astype(np.int32) << 8) | buf[o + 3]) & (SEQ_COUNT_MODULO - 1)
+                status[row:row + good] = STATUS_OK
+                row += good
+                pos = int(o[-1] + n_oct[-1])
+                if pos >= size:
+                    break
+        # Anything else: one row of the careful scanner (resynchronisation, quarantine reasons).
+        row, pos = _k._scan_from(buf, pos, row, 1, EXPECTED_OCTETS, MIN_PACKET_OCTETS, _k.CRC_TABLE, offset,
+                                 octets, apid, seq, status)
+    n = row
     out = np.empty(n, dtype=PACKET_INDEX)
     out["offset"], out["octets"], out["apid"] = offset[:n], octets[:n], apid[:n]
     out["seq"], out["status"] = seq[:n], status[:n]

@@ -86,17 +86,17 @@ def _valid_at(buf, pos, expected_octets, table):
 
 
 @jit
-def _scan_stream(buf, expected_octets, min_octets, table, offset, octets, apid, seq, status):
-    """Split a byte stream into packets; returns the number of rows written.
+def _scan_from(buf, pos, row, max_rows, expected_octets, min_octets, table, offset, octets, apid, seq, status):
+    """Split ``buf[pos:]`` into rows (written from ``row`` on) until its end or ``max_rows`` rows;
+    returns (next row, next position).
 
     Each row is either a good packet (status OK) or a quarantined span of bytes with a reason code.
     Rows tile the buffer exactly: sum(octets) == len(buf), so nothing is ever silently dropped.
     ``expected_octets[apid]`` is the ICD length of each known APID (0 = unknown).
     """
     n = buf.shape[0]
-    pos = 0
-    row = 0
-    while pos < n:
+    stop = row + max_rows
+    while pos < n and row < stop:
         offset[row] = pos
         apid[row] = -1
         seq[row] = -1
@@ -104,6 +104,7 @@ def _scan_stream(buf, expected_octets, min_octets, table, offset, octets, apid, 
             octets[row] = n - pos
             status[row] = TRUNCATED
             row += 1
+            pos = n
             break
         ok, a, s, length = _header_at(buf, pos)
         apid[row] = a
@@ -146,7 +147,34 @@ def _scan_stream(buf, expected_octets, min_octets, table, offset, octets, apid, 
             status[row] = BAD_HEADER
         pos = q
         row += 1
-    return row
+    return row, pos
+
+
+@jit
+def _walk(buf, pos, expected_octets, offsets, lengths):
+    """Follow the length fields from ``pos`` while each header is a known APID with its ICD length that
+    fits in the buffer (CRC not checked); returns how many such packets were found."""
+    n = buf.shape[0]
+    k = 0
+    while k < offsets.shape[0] and n - pos >= PRIMARY_HEADER_OCTETS:
+        ok, a, _s, length = _header_at(buf, pos)
+        if not ok or expected_octets[a] == 0 or length != expected_octets[a] or pos + length > n:
+            break
+        offsets[k] = pos
+        lengths[k] = length
+        k += 1
+        pos += length
+    return k
+
+
+@jit_parallel
+def _crc_ok(buf, offsets, lengths, k, table, ok):
+    """CRC check of the ``k`` packets at ``offsets`` (parallel)."""
+    for i in numba.prange(k):
+        o = offsets[i]
+        end = o + lengths[i]
+        stored = (np.int64(buf[end - 2]) << 8) | np.int64(buf[end - 1])
+        ok[i] = _crc16(buf, o, end - CRC_OCTETS, table) == stored
 
 
 @jit_parallel
