@@ -64,7 +64,8 @@ def slice_bounds(t0_ns: int, t1_ns: int, scale: float) -> tuple[int, ...]:
 
 
 def expected_size(spec: DaySpec) -> dict[str, float]:
-    """Rough expected counts and bytes of a dataset, for ``--dry-run`` and the disk-space check."""
+    """A generous upper estimate of a dataset's octets for the up-front disk-space check (cheap: no sky
+    is sampled; :func:`dry_run` gives the date-specific estimate)."""
     transits = 7.0e7 * spec.scale * spec.days * 1.25  # the geometric NSL rate before data loss [D]
     tm = transits * OCTETS_PER_TRANSIT + FIXED_OCTETS_PER_DAY * spec.days
     truth = transits * 200.0  # truth transits + 10 CCD rows each, zstd Parquet
