@@ -321,3 +321,27 @@ def demo(out) -> None:
             click.echo(f'demo outputs kept in {root}: try  gaiasim query {run_dir} "select count(*) from transits"')
     sys.exit(0 if all(r.passed for r in summary.results) else 1)
 
+
+@main.command()
+@click.argument("run_a", type=click.Path(path_type=Path))
+@click.argument("run_b", type=click.Path(path_type=Path))
+@click.option("--tolerances", type=click.Path(path_type=Path), default=None,
+              help="tolerance TOML (default datasets/compare/tolerances.toml)")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="write the comparison as JSON here")
+@_errors
+def compare(run_a, run_b, tolerances, json_path) -> None:
+    """Compare two runs table by table (a candidate build against the operational baseline); exit 1 when
+    rows are missing on either side or values differ beyond tolerance."""
+    from gaiasim import compare as cmp
+
+    result = cmp.compare_runs(run_a, run_b, cmp.load_tolerances(tolerances))
+    stdout.print(cmp.summary_table(result))
+    examples = cmp.examples_table(result)
+    if examples is not None:
+        stdout.print(examples)
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(cmp.to_json(result), indent=1) + "\n")
+    differ = [t.table for t in result.tables if t.differs]
+    click.echo(f"runs differ in {', '.join(differ)}" if differ else "runs agree within tolerance")
+    sys.exit(1 if differ else 0)
