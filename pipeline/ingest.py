@@ -7,6 +7,8 @@ duplicate (counted, and listed in ``gaps``) or quarantined with its raw octets a
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,19 +27,6 @@ class Ingested:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def _quarantine_rows(name: str, buf: np.ndarray, index: np.ndarray) -> dict[str, list]:
-    bad = index[index["status"] != icd.STATUS_OK]
-    return {
-        "file": [name] * len(bad),
-        "offset": bad["offset"].tolist(),
-        "octets": bad["octets"].tolist(),
-        "apid": bad["apid"].tolist(),
-        "seq": bad["seq"].tolist(),
-        "reason": [icd.QUARANTINE_REASONS[int(s)] for s in bad["status"]],
-        "raw": [buf[o : o + n].tobytes() for o, n in zip(bad["offset"], bad["octets"], strict=True)],
-    }
-
-
 def _spans(mask: np.ndarray, breaks: np.ndarray | None = None) -> list[tuple[int, int]]:
     """[start, stop) index ranges of the runs of True in ``mask``, also cut where ``breaks`` is True."""
     out = []
@@ -53,12 +42,15 @@ def _spans(mask: np.ndarray, breaks: np.ndarray | None = None) -> list[tuple[int
     return out
 
 
-def sequence_anomalies(apid: int, seq: np.ndarray, obmt_ns: np.ndarray, files: np.ndarray) -> tuple[np.ndarray, dict]:
+def sequence_anomalies(apid: int, seq: np.ndarray, obmt_ns: np.ndarray, files: np.ndarray,
+                       late: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Duplicates, gaps and out-of-order spans of one APID's packets given in reception order.
 
     Returns the indices of the packets to keep, in time order, and the ``gaps`` rows. A duplicate is a
     packet with the same sequence count and time as one received before it. Gaps are read in time
-    order, where consecutive counts must differ by 1 modulo 16384 (CCSDS 133.0-B).
+    order, where consecutive counts must differ by 1 modulo 16384 (CCSDS 133.0-B). ``late`` marks the
+    packets older than one received before them when that was decided over more packets than these
+    (the streaming run's time slices, :func:`late_flags`); by default it is decided here.
     """
     rows: dict[str, list] = {name: [] for name in schemas.GAPS.names}
 
@@ -77,12 +69,15 @@ def sequence_anomalies(apid: int, seq: np.ndarray, obmt_ns: np.ndarray, files: n
     # Out of order: first copies older than a packet already received (late arrivals, reordering); a
     # second copy is a duplicate, whenever it comes.
     first = np.sort(keep)
-    late = np.zeros(len(first), dtype=bool)
-    if len(first):
-        late[1:] = obmt_ns[first][1:] < np.maximum.accumulate(obmt_ns[first])[:-1]
-    # One row per run of late packets with consecutive sequence counts, so a row's range is exact.
+    if late is None:
+        late = late_flags(obmt_ns[first], np.iinfo(np.int64).min)[0]
+    else:
+        late = np.asarray(late, dtype=bool)[first]
+    # One row per run of late packets with consecutive sequence counts from one file, so a row's range
+    # is exact.
     breaks = np.ones(len(first), dtype=bool)
-    breaks[1:] = (seq[first][1:] - seq[first][:-1]) % icd.SEQ_COUNT_MODULO != 1
+    breaks[1:] = ((seq[first][1:] - seq[first][:-1]) % icd.SEQ_COUNT_MODULO != 1) | (
+        files[first][1:] != files[first][:-1])
     for a, b in _spans(late, breaks):
         add("out_of_order", int(seq[first[a]]), int(seq[first[b - 1]]), b - a, int(obmt_ns[first[a]]),
             str(files[first[a]]))
@@ -95,22 +90,130 @@ def sequence_anomalies(apid: int, seq: np.ndarray, obmt_ns: np.ndarray, files: n
     return keep, rows
 
 
-def ingest_files(paths: list[Path]) -> Ingested:
-    """Read and check every TM file (in the given order, which is reception order)."""
+def late_flags(obmt_ns: np.ndarray, newest_ns: int) -> tuple[np.ndarray, int]:
+    """Packets (of one APID, in reception order) older than one received before them, given the newest
+    time ``newest_ns`` received earlier; returns the flags and the newest time after these packets.
+
+    A second copy of a packet has its original's time, so it never raises the newest time: the flags of
+    the first copies are the same whether or not duplicates are among the packets.
+    """
+    obmt_ns = np.asarray(obmt_ns, dtype=np.int64)
+    if len(obmt_ns) == 0:
+        return np.zeros(0, dtype=bool), newest_ns
+    newest = np.maximum.accumulate(np.r_[np.int64(newest_ns), obmt_ns])
+    return obmt_ns < newest[:-1], int(newest[-1])
+
+
+# --- Reading TM files in bounded chunks --------------------------------------------------------------
+
+#: Octets read per chunk: the reading buffer is this plus the look-ahead, allocated once per file.
+CHUNK_OCTETS = 1 << 25
+#: Octets past a row's start the scanner may look at to decide that row as it would with the whole file:
+#: the longest length field (65536 + 7 octets) and then the longest ICD packet.
+LOOKAHEAD_OCTETS = (1 << 16) + icd.PRIMARY_HEADER_OCTETS + 1 + int(icd.EXPECTED_OCTETS.max())
+
+
+@dataclass
+class Chunk:
+    """Rows of :func:`pipeline.icd.scan_stream` over ``buf`` (a view of the reused reading buffer, valid
+    until the next chunk); ``base`` is the file offset of ``buf[0]``."""
+
+    buf: np.ndarray
+    base: int
+    index: np.ndarray
+
+
+def scan_file(path: Path, chunk_octets: int = CHUNK_OCTETS, digest: hashlib._Hash | None = None) -> Iterator[Chunk]:
+    """Scan a TM file in chunks read into one reused buffer (memory bounded whatever the file size).
+
+    A row is taken from a chunk only when the chunk holds every octet the scanner may look at to decide
+    it, so the rows are those of a scan of the whole file. The one exception: a quarantined span longer
+    than a chunk is cut into rows of at most ``chunk_octets``. ``digest`` (hashlib) sees every octet once.
+    """
+    path = Path(path)
+    try:
+        f = open(path, "rb", buffering=0)
+    except OSError as exc:
+        raise io.InputError(f"cannot read TM file {path}: {exc.strerror}; check the dataset path") from exc
+    buf = np.empty(chunk_octets + LOOKAHEAD_OCTETS, dtype=np.uint8)
+    view = memoryview(buf)
+    held, base, eof = 0, 0, False
+    max_octets = int(icd.EXPECTED_OCTETS.max())
+    with f:
+        while not eof or held:
+            n = held
+            while n < len(buf) and not eof:
+                try:
+                    got = f.readinto(view[n:])
+                except OSError as exc:
+                    raise io.InputError(f"cannot read TM file {path}: {exc.strerror}") from exc
+                if not got:
+                    eof = True
+                    break
+                if digest is not None:
+                    digest.update(view[n:n + got])
+                n += got
+            if n == 0:
+                return
+            index = icd.scan_stream(buf[:n])
+            if eof:
+                take, consumed = len(index), n
+            else:
+                ends = index["offset"] + index["octets"]
+                ok = (index["offset"] + LOOKAHEAD_OCTETS <= n) & (ends + max_octets <= n)
+                take = int(np.argmin(ok)) if not ok.all() else len(index)
+                if take == 0:  # one quarantined span longer than the chunk: cut it
+                    index = index[:1].copy()
+                    index["octets"] = n - LOOKAHEAD_OCTETS
+                    take = 1
+                consumed = int(index["offset"][take - 1] + index["octets"][take - 1])
+            yield Chunk(buf[:n], base, index[:take])
+            held = n - consumed
+            buf[:held] = buf[consumed:n]
+            base += consumed
+
+
+def quarantine_rows(name: str, chunk: Chunk) -> dict[str, list]:
+    """:data:`pipeline.schemas.QUARANTINE` rows (as lists) of a chunk's unusable rows, file offsets."""
+    index = chunk.index
+    bad = index[index["status"] != icd.STATUS_OK]
+    return {
+        "file": [name] * len(bad),
+        "offset": (bad["offset"] + chunk.base).tolist(),
+        "octets": bad["octets"].tolist(),
+        "apid": bad["apid"].tolist(),
+        "seq": bad["seq"].tolist(),
+        "reason": [icd.QUARANTINE_REASONS[int(s)] for s in bad["status"]],
+        "raw": [chunk.buf[o : o + n].tobytes() for o, n in zip(bad["offset"], bad["octets"], strict=True)],
+    }
+
+
+def packet_times(buf: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """OBMT (ns) of the packets at ``offsets``: the secondary header's big-endian 8 octets."""
+    at = np.asarray(offsets, dtype=np.int64)[:, None] + (icd.PRIMARY_HEADER_OCTETS + np.arange(8))
+    return buf[at].copy().view(">i8").reshape(-1).astype(np.int64)
+
+
+def ingest_files(paths: list[Path], chunk_octets: int = CHUNK_OCTETS) -> Ingested:
+    """Read and check every TM file (in the given order, which is reception order), all in memory.
+
+    For a few files (tests, tools); ``gaiasim run`` streams the same steps in time slices
+    (:mod:`pipeline.run`).
+    """
     quarantine: dict[str, list] = {name: [] for name in schemas.QUARANTINE.names}
     per_apid: dict[int, list[np.ndarray]] = {}
     per_apid_file: dict[int, list[np.ndarray]] = {}
     read = 0
     for path in paths:
-        buf = io.read_tm_file(path)
-        index = icd.scan_stream(buf)
-        read += len(index)
-        for key, values in _quarantine_rows(path.name, buf, index).items():
-            quarantine[key].extend(values)
-        for apid in np.unique(index["apid"][index["status"] == icd.STATUS_OK]):
-            records = icd.decode_packets(buf, index, int(apid))
-            per_apid.setdefault(int(apid), []).append(records)
-            per_apid_file.setdefault(int(apid), []).append(np.full(len(records), path.name, dtype=object))
+        for chunk in scan_file(path, chunk_octets):
+            index = chunk.index
+            read += len(index)
+            for key, values in quarantine_rows(path.name, chunk).items():
+                quarantine[key].extend(values)
+            for apid in np.unique(index["apid"][index["status"] == icd.STATUS_OK]):
+                records = icd.decode_packets(chunk.buf, index, int(apid))
+                per_apid.setdefault(int(apid), []).append(records)
+                per_apid_file.setdefault(int(apid), []).append(np.full(len(records), path.name, dtype=object))
 
     packets, files = {}, {}
     gaps: dict[str, list] = {name: [] for name in schemas.GAPS.names}

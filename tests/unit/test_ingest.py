@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from gaiasim.sim import faults
 from pipeline import icd, schemas
-from pipeline.ingest import ingest_files, sequence_anomalies
+from pipeline.ingest import LOOKAHEAD_OCTETS, ingest_files, late_flags, scan_file, sequence_anomalies
 from tests.strategies import fault_plans
 
 MOD = icd.SEQ_COUNT_MODULO
@@ -103,14 +103,16 @@ def test_out_of_order_spans_are_reported_and_time_order_restored():
     order = np.array([0, 1, 4, 5, 2, 3, 6, 9, 8, 7])
     seq = (16380 + order) % MOD
     obmt = T0_NS + order * DT_NS
-    files = np.array([f"f{i}.tm" for i in range(len(order))], dtype=object)
+    files = np.array(["a.tm"] * 5 + ["b.tm"] * 5, dtype=object)
     kept, gaps = sequence_anomalies(icd.APID_HK, seq, obmt, files)
     assert seq[kept].tolist() == ((16380 + np.arange(10)) % MOD).tolist()
     late = rows_of(gaps, "out_of_order")
+    # A row never spans two files (the row names one file): 2 (in a.tm) and 3 (in b.tm) are two rows.
     assert [(r["first_seq"], r["last_seq"], r["count"], r["file"]) for r in late] == [
-        ((16380 + 2) % MOD, (16380 + 3) % MOD, 2, "f4.tm"),
-        ((16380 + 8) % MOD, (16380 + 8) % MOD, 1, "f8.tm"),
-        ((16380 + 7) % MOD, (16380 + 7) % MOD, 1, "f9.tm"),
+        ((16380 + 2) % MOD, (16380 + 2) % MOD, 1, "a.tm"),
+        ((16380 + 3) % MOD, (16380 + 3) % MOD, 1, "b.tm"),
+        ((16380 + 8) % MOD, (16380 + 8) % MOD, 1, "b.tm"),
+        ((16380 + 7) % MOD, (16380 + 7) % MOD, 1, "b.tm"),
     ]
     assert not rows_of(gaps, "gap") and not rows_of(gaps, "duplicate")
 
@@ -379,3 +381,63 @@ def test_a_copy_received_after_newer_packets_is_a_duplicate_not_out_of_order():
     assert sorted(seq[kept].tolist()) == [0, 1, 2, 3]
     assert [(r["first_seq"], r["file"]) for r in rows_of(gaps, "duplicate")] == [(1, "b.tm")]
     assert not rows_of(gaps, "out_of_order") and not rows_of(gaps, "gap")
+
+
+# --- scan_file: bounded chunks give the rows of a whole-file scan -------------------------------------
+
+
+@st.composite
+def damaged_streams(draw) -> bytes:
+    """About 300 kB of HK packets with bit flips, cut packets and garbage spans, anywhere."""
+    stream = bytearray(hk_packets(0, 1500).reshape(-1).tobytes())
+    for _ in range(draw(st.integers(0, 6))):
+        at = draw(st.integers(0, len(stream) - 1))
+        kind = draw(st.sampled_from(["flip", "cut", "garbage"]))
+        if kind == "flip":
+            stream[at] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "cut":
+            del stream[at:at + draw(st.integers(1, 300))]
+        else:
+            stream[at:at] = draw(st.binary(min_size=1, max_size=400))
+    return bytes(stream)
+
+
+@given(damaged_streams(), st.integers(1, 80_000))
+def test_chunked_scan_gives_the_rows_of_a_whole_file_scan(tmp_path_factory, data, chunk_octets):
+    path = tmp_path_factory.mktemp("scan") / "a.tm"
+    path.write_bytes(data)
+    whole = icd.scan_stream(np.frombuffer(data, np.uint8))
+    chunks = list(scan_file(path, chunk_octets))  # each chunk's index is its own array
+    rows = np.concatenate([c.index for c in chunks] or [whole[:0]])
+    offsets = np.concatenate([c.index["offset"] + c.base for c in chunks] or [whole["offset"][:0]])
+    assert offsets.tolist() == whole["offset"].tolist()
+    for name in ("octets", "apid", "seq", "status"):
+        assert rows[name].tolist() == whole[name].tolist(), name
+
+
+def test_a_garbage_span_longer_than_a_chunk_is_cut_into_chunk_sized_rows(tmp_path):
+    garbage = np.zeros(3 * LOOKAHEAD_OCTETS, np.uint8)
+    path = write(tmp_path / "a.tm", [hk_packets(0, 3), garbage, hk_packets(3, 3)])
+    chunks = list(scan_file(path, chunk_octets=LOOKAHEAD_OCTETS))
+    octets = np.concatenate([c.index["octets"] for c in chunks])
+    status = np.concatenate([c.index["status"] for c in chunks])
+    assert octets.sum() == path.stat().st_size  # the rows still tile the file
+    assert (status == icd.STATUS_OK).sum() == 6
+    assert octets.max() <= LOOKAHEAD_OCTETS
+
+
+def test_digest_sees_every_octet_once(tmp_path):
+    import hashlib
+
+    path = write(tmp_path / "a.tm", [hk_packets(0, 2000)])
+    digest = hashlib.sha256()
+    for _ in scan_file(path, chunk_octets=10_000, digest=digest):
+        pass
+    assert digest.hexdigest() == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_late_flags_carry_the_newest_time_across_calls():
+    flags, newest = late_flags(np.array([5, 3, 9]), 4)
+    assert flags.tolist() == [False, True, False] and newest == 9
+    flags, newest = late_flags(np.array([8, 10]), newest)
+    assert flags.tolist() == [True, False] and newest == 10
