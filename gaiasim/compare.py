@@ -225,13 +225,15 @@ def _compare_table(con: duckdb.DuckDBPyConnection, table: str, run_a: Path, run_
 
 
 def compare_runs(run_a: Path, run_b: Path, tolerances: Tolerances | None = None) -> Comparison:
-    """Compare every output table of two runs (see the module doc); ``tolerances`` default to none (exact).
+    """Compare every output table of two runs (see the module doc); ``tolerances`` default to those of
+    :data:`DEFAULT_TOLERANCES` (give ``{}`` to compare every column exactly).
 
     Raises :class:`pipeline.io.InputError` when a folder is not a finished run (no run.json).
     """
     for run_dir in (run_a, run_b):
         read_run_info(run_dir)  # one clear line when run.json is missing or broken
-    tolerances = tolerances or {}
+    if tolerances is None:
+        tolerances = load_tolerances()
     con = duckdb.connect(":memory:")
     try:
         tables = tuple(_compare_table(con, table, Path(run_a), Path(run_b), tolerances.get(table, {}))

@@ -95,7 +95,7 @@ def test_every_run_table_has_a_key_of_its_schema_columns():
 
 def test_identical_runs_have_no_difference(tmp_path, tables):
     a, b = write_run(tmp_path / "a", tables), write_run(tmp_path / "b", tables, split_hours=True)
-    result = compare.compare_runs(a, b, compare.load_tolerances())
+    result = compare.compare_runs(a, b)
     assert not result.differs
     assert [t.table for t in result.tables] == list(schemas.RUN_TABLES)
     for t in result.tables:
