@@ -1,4 +1,4 @@
-"""nox sessions: tests, features, lint, demo, cover, bench (``nox --list`` shows them)."""
+"""nox sessions: tests, features, lint, demo, cover, bench, fuzz (``nox --list`` shows them)."""
 
 from __future__ import annotations
 
@@ -71,3 +71,12 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: ratios against baselines measured in the same run (JSON in reports/)."""
     _install(session, "bench")
     session.run("python", "-m", "gaiasim.bench", "--json", f"{REPORTS}/bench.json", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def fuzz(session: nox.Session) -> None:
+    """Long fuzzing of the TM scanner, decoder, ingest and fault plans; inputs run in reports/fuzz.json."""
+    _install(session, "test")
+    session.run("pytest", "tests/fuzz", *session.posargs,
+                env={"HYPOTHESIS_PROFILE": "fuzz", "GAIASIM_FUZZ_REPORT": f"{REPORTS}/fuzz.json",
+                     "NUMBA_NUM_THREADS": "1"})

@@ -1,0 +1,96 @@
+"""What the fuzz tests check on each input, and the tally of inputs they ran.
+
+:func:`check_buffer` is the scanner and decoder contract on one buffer; :func:`ingest_counts` is the
+one place that knows the whole-file ingest's interface (``pipeline.ingest.ingest_files`` and its
+``counts``), so a rewrite of the ingest changes this function only. :func:`watchdog` turns a hang
+into a failure: numba code cannot be interrupted, so hypothesis' deadline alone would wait forever.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import icd
+from pipeline.kernels import ccsds as _k
+
+#: Inputs run per test (every buffer of a batch counts); reported at the end of the session.
+TALLY: Counter[str] = Counter()
+#: Seconds one example may run before the process is stopped with every thread's traceback.
+HANG_S = 120
+
+
+@contextmanager
+def watchdog(seconds: float = HANG_S) -> Iterator[None]:
+    """Kill the process (exit status 1, tracebacks on stderr) if the block runs longer than ``seconds``."""
+    faulthandler.dump_traceback_later(seconds, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def tally(test: str, n: int = 1) -> None:
+    TALLY[test] += n
+
+
+def check_buffer(buf: np.ndarray) -> tuple[int, int, int]:
+    """Scan and decode ``buf``; assert the scanner's contract; return (rows read, decoded, quarantined).
+
+    The rows tile the buffer; every good row is a true packet of the ICD (known APID, its ICD length, a
+    CRC that matches); decoding returns exactly the good rows, field for field; and conservation holds:
+    rows read == packets decoded + rows quarantined.
+    """
+    index = icd.scan_stream(buf)
+    assert index.dtype == icd.PACKET_INDEX
+    n = buf.size
+    if n == 0:
+        assert len(index) == 0, f"{len(index)} rows for an empty buffer"
+        return 0, 0, 0
+    offsets, octets = index["offset"], index["octets"]
+    assert offsets[0] == 0, f"first row at offset {offsets[0]}"
+    assert np.all(octets > 0), f"empty rows at offsets {offsets[octets <= 0]}"
+    assert np.array_equal(offsets[1:], (offsets + octets)[:-1]), "rows are not contiguous"
+    assert int(octets.sum()) == n, f"rows cover {int(octets.sum())} of {n} octets"
+    known = set(icd.QUARANTINE_REASONS) | {icd.STATUS_OK}
+    assert set(index["status"].tolist()) <= known, f"unknown status codes in {set(index['status'].tolist())}"
+    good = index[index["status"] == icd.STATUS_OK]
+    assert np.all(octets[index["status"] == icd.STATUS_OK] == icd.EXPECTED_OCTETS[good["apid"]]), "bad length OK"
+    decoded = 0
+    for apid in np.unique(good["apid"]).tolist():
+        rows = good[good["apid"] == apid]
+        records = icd.decode_packets(buf, index, apid)
+        assert len(records) == len(rows), f"APID {apid}: {len(records)} decoded of {len(rows)} good rows"
+        raw = records.view(np.uint8).reshape(len(records), -1)
+        want = buf[rows["offset"][:, None] + np.arange(raw.shape[1])]
+        assert np.array_equal(raw, want), f"APID {apid}: decoded octets differ from the stream"
+        assert np.all(records["word0"] & icd.MAX_APID == apid)
+        assert np.array_equal(records["word1"] & (icd.SEQ_COUNT_MODULO - 1), rows["seq"])
+        crc = np.empty(len(raw), np.uint16)
+        _k._crc16_rows(np.ascontiguousarray(raw), raw.shape[1] - icd.CRC_OCTETS, _k.CRC_TABLE, crc)
+        stored = (raw[:, -2].astype(np.uint16) << 8) | raw[:, -1]
+        assert np.array_equal(crc, stored), f"APID {apid}: good rows at {rows['offset'][crc != stored]} fail the CRC"
+        decoded += len(records)
+    quarantined = int(np.count_nonzero(index["status"] != icd.STATUS_OK))
+    assert len(index) == decoded + quarantined, f"{len(index)} read != {decoded} ok + {quarantined} quarantined"
+    return len(index), decoded, quarantined
+
+
+def ingest_counts(paths: list[Path]) -> dict[str, int]:
+    """Whole-file ingest of ``paths`` (in reception order): its conservation counts.
+
+    The only code here that knows the ingest's interface; returns ``packets_read``, ``packets_used``,
+    ``duplicates_dropped``, ``packets_quarantined`` and ``quarantine_rows`` (rows of its quarantine table).
+    """
+    from pipeline.ingest import ingest_files
+
+    result = ingest_files(paths)
+    keys = ("packets_read", "packets_used", "duplicates_dropped", "packets_quarantined")
+    counts = {k: int(result.counts[k]) for k in keys}
+    counts["quarantine_rows"] = result.quarantine.num_rows
+    return counts

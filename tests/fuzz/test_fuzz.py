@@ -1,0 +1,143 @@
+"""Fuzzing the TM path (scanner, decoder, whole-file ingest) and the fault-plan parser.
+
+Properties: nothing raises but a :class:`~gaiasim.spec.SpecError` for a bad plan; nothing hangs (the
+deadline bounds a slow example, :func:`tests.fuzz.targets.watchdog` a stuck one); the scanned rows tile
+each buffer; packets read == decoded + quarantined per buffer, and read == used + duplicates +
+quarantined for whole files. The regular profiles run a few hundred examples; ``nox -s fuzz``
+(``HYPOTHESIS_PROFILE=fuzz``) runs the same tests for a long hunt and reports the inputs run.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gaiasim.sim import faults, hk_faults, variability
+from gaiasim.spec import SpecError
+from pipeline import icd
+from tests.fuzz import strategies as fz
+from tests.fuzz.targets import check_buffer, ingest_counts, tally, watchdog
+
+#: Inputs derived from one example's seed in the batch tests.
+BATCH = 50
+#: Slowest acceptable example (the machine is shared: generous, a hang is the watchdog's job).
+SINGLE = settings(deadline=timedelta(seconds=5))
+BATCHED = settings(deadline=timedelta(seconds=30))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compiled_serial():
+    """One numba thread (a parallel launch costs milliseconds on a busy machine, far more than a fuzz
+    buffer's scan), and every kernel compiled once, outside any example's deadline."""
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    tm = fz.encode_tm(np.random.default_rng(0), 30)
+    check_buffer(tm.buf)
+    check_buffer(tm.buf[:-3])
+    yield
+    numba.set_num_threads(threads)
+
+
+# --- scanner and decoder, one buffer -------------------------------------------------------------------
+
+
+@SINGLE
+@given(fz.arbitrary_bytes())
+def test_scanner_on_arbitrary_bytes(buf):
+    with watchdog():
+        check_buffer(buf)
+    tally("arbitrary_bytes")
+
+
+@SINGLE
+@given(fz.mutated_tm())
+def test_scanner_on_mutated_telemetry(buf):
+    with watchdog():
+        check_buffer(buf)
+    tally("mutated_tm")
+
+
+@BATCHED
+@given(fz.random_batches())
+def test_scanner_on_batches_of_random_buffers(seed):
+    bufs = fz.random_buffers(seed, BATCH)
+    with watchdog():
+        for buf in bufs:
+            check_buffer(buf)
+    tally("random_buffer_batches", len(bufs))
+
+
+@BATCHED
+@given(fz.mutation_batches())
+def test_scanner_on_batches_of_mutated_telemetry(case):
+    seed, base, other = case
+    bufs = fz.mutate_batch(seed, base, other, BATCH)
+    with watchdog():
+        for buf in bufs:
+            check_buffer(buf)
+    tally("mutated_tm_batches", len(bufs))
+
+
+def test_intact_telemetry_is_all_good():
+    """The mutants' parent streams really are valid: every packet comes back OK where it was put."""
+    tm = fz.encode_tm(np.random.default_rng(1), 200)
+    index = icd.scan_stream(tm.buf)
+    assert np.all(index["status"] == icd.STATUS_OK)
+    assert [(int(o), int(n)) for o, n in index[["offset", "octets"]].tolist()] == list(tm.spans)
+
+
+# --- whole-file ingest ---------------------------------------------------------------------------------
+
+
+@BATCHED
+@given(st.lists(st.one_of(fz.mutated_tm(), fz.arbitrary_bytes(), fz.valid_tm().map(lambda tm: tm.buf)),
+                min_size=1, max_size=4))
+def test_ingest_conserves_packets_over_files(bufs):
+    expected_read = sum(len(icd.scan_stream(b)) for b in bufs)
+    with tempfile.TemporaryDirectory(prefix="gaiasim-fuzz-") as tmp:
+        paths = []
+        for i, buf in enumerate(bufs):
+            paths.append(Path(tmp) / f"pass-{i:03d}.tm")
+            paths[-1].write_bytes(buf.tobytes())
+        with watchdog():
+            c = ingest_counts(paths)
+    assert c["packets_read"] == expected_read, f"{c['packets_read']} packets read, the scanner found {expected_read}"
+    balance = c["packets_used"] + c["duplicates_dropped"] + c["packets_quarantined"]
+    assert c["packets_read"] == balance, f"read {c['packets_read']} != used + duplicates + quarantined = {balance}"
+    assert c["quarantine_rows"] == c["packets_quarantined"], "quarantine table and count disagree"
+    tally("ingest_files", len(bufs))
+
+
+# --- fault plans ---------------------------------------------------------------------------------------
+
+
+@SINGLE
+@given(fz.fault_plan_texts())
+def test_fault_plan_is_parsed_or_refused_with_a_spec_error(text):
+    with tempfile.TemporaryDirectory(prefix="gaiasim-fuzz-") as tmp:
+        path = Path(tmp) / "plan.toml"
+        path.write_text(text, encoding="utf-8")
+        for parse in (faults.load_plan, variability.load_plan):
+            try:
+                parse(path)
+            except SpecError as exc:
+                message = str(exc)
+                assert message and "\n" not in message, f"a SpecError must be one line: {message!r}"
+    tally("fault_plans")
+
+
+@SINGLE
+@given(fz.fault_plan_tables())
+def test_hk_fault_plan_is_valid_or_a_spec_error(table):
+    try:
+        hk_faults.hk_plan_from(table)
+    except SpecError:
+        pass
+    tally("hk_fault_plans")
