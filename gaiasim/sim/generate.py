@@ -293,6 +293,8 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
     pixels = np.unique(np.concatenate([s["pixels"] for s in summaries]))
     n_sources = _sources_and_catalogue(spec, pixels, root)
     shutil.rmtree(root / ".work")
+    for stale in (root / "truth").rglob(".*.tmp-*"):  # a part half-written by a lost worker (its task ran again)
+        stale.unlink()
     n_transits = sum(sum(s["counts"].values()) for s in summaries)
     per_day = [0] * spec.days
     for k, s in enumerate(summaries):

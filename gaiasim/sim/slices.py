@@ -6,12 +6,17 @@ the star packets of those transits (windows, encoding with their sequence counts
 spooled per pass and APID under ``<work>/spool/``, and the slice's truth parts. Tasks take a picklable
 :class:`SliceContext` and a slice index, write their own files and return small summaries, so they run
 the same in-process, in a process pool or on Dask workers; randomness is keyed by (seed, slice) or by
-(seed, transit), so the result never depends on where a slice ran.
+(seed, transit), so the result never depends on where a slice ran. A task may run again (a Dask
+worker lost, a task retried) and then rewrites the same files with the same bytes: every file appears
+at once under its final name (written under a temporary name, then renamed), never appended in place.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,7 +161,7 @@ def find_slice_transits(ctx: SliceContext, k: int) -> dict:
     tr = {key: v[keep] for key, v in tr.items()}
     tr.update(transit_id=tid[keep], ccd_row=row[keep].astype(np.int8), ac_px=ac_px[keep].astype(np.int16),
               window_class=signal.window_class_of(tr["g_mag"]), gate=signal.gate_of(tr["g_mag"]))
-    np.savez(Path(ctx.work) / "transits" / f"{k:05d}.npz", **tr)
+    _save_npz(Path(ctx.work) / "transits" / f"{k:05d}.npz", tr)
     bins = np.arange(ts - ts % RATE_BIN_NS, te + RATE_BIN_NS, RATE_BIN_NS)
     rates = {fov: np.histogram(tr["obmt_ns"][tr["fov"] == fov], bins=bins)[0] for fov in (1, 2)}
     return {
@@ -169,14 +174,28 @@ def find_slice_transits(ctx: SliceContext, k: int) -> dict:
     }
 
 
-def spool_path(ctx: SliceContext, pass_index: int, apid: int, k: int) -> Path:
-    return Path(ctx.work) / "spool" / f"{pass_index:04d}" / f"{apid:04d}" / f"{k:05d}.bin"
+def _temporary_name(path: Path) -> Path:
+    """A name beside ``path`` no other attempt uses (two attempts at one task may share a process)."""
+    return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = _temporary_name(path)
+    with open(tmp, "wb") as f:  # a file object: np.savez would add .npz to a name
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+
+
+def spool_path(ctx: SliceContext, pass_index: int, apid: int, k: int, work: str | Path | None = None) -> Path:
+    """Spool of slice ``k``'s packets of ``apid`` for one pass, under ``work`` (default ``ctx.work``)."""
+    return Path(work or ctx.work) / "spool" / f"{pass_index:04d}" / f"{apid:04d}" / f"{k:05d}.bin"
 
 
 def write_spools(ctx: SliceContext, k: int, apid: int, seq: np.ndarray, t: np.ndarray, rows: np.ndarray,
-                 protected: np.ndarray, rng: np.random.Generator) -> list[tuple]:
-    """Inject packet faults into a run of packets of one APID and append it to the spool of each pass;
-    returns the faults as ``(pass_index, apid, k, offset in spool, kind, seq, obmt_ns, expected)``."""
+                 protected: np.ndarray, rng: np.random.Generator, work: str | Path | None = None) -> list[tuple]:
+    """Inject packet faults into a run of packets of one APID and append it to the spool of each pass
+    (under ``work``, default ``ctx.work``); returns the faults as ``(pass_index, apid, k, offset in spool,
+    kind, seq, obmt_ns, expected)``."""
     found_all = []
     starts = np.array(ctx.pass_starts_ns)
     pass_of = np.searchsorted(starts, t, side="right")
@@ -187,7 +206,7 @@ def write_spools(ctx: SliceContext, k: int, apid: int, seq: np.ndarray, t: np.nd
     resent = ~protected & ~late & (pass_of < last_pass) & (t >= end_of_pass - int(ctx.plan.overlap_s * 1e9))
 
     def spool(p: int, data: np.ndarray) -> int:
-        path = spool_path(ctx, p, apid, k)
+        path = spool_path(ctx, p, apid, k, work)
         path.parent.mkdir(parents=True, exist_ok=True)
         base = path.stat().st_size if path.exists() else 0
         with open(path, "ab") as f:
@@ -221,6 +240,8 @@ def render_slice(ctx: SliceContext, k: int, seq_start: dict[int, int], totals: d
     """
     with np.load(Path(ctx.work) / "transits" / f"{k:05d}.npz") as f:
         tr = {key: f[key] for key in f.files}
+    # Spools are appended to chunk by chunk: build them in a folder of this attempt, then move them in.
+    stage = Path(ctx.work) / "stage" / f"{k:05d}-{uuid.uuid4().hex}"
     rng = np.random.default_rng([ctx.seed, 4, k])
     found = []
     apid_of = np.array(icd.STAR_APIDS)[tr["window_class"]]
@@ -242,7 +263,7 @@ def render_slice(ctx: SliceContext, k: int, seq_start: dict[int, int], totals: d
             rows = icd.encode_packets(apid, seq_of[part], tr["obmt_ns"][part], w.payload)
             idx = index[lo:lo + TRANSITS_PER_CHUNK]
             protected = (idx == 0) | (idx >= totals[apid] - 2)
-            found += write_spools(ctx, k, apid, seq_of[part], tr["obmt_ns"][part], rows, protected, rng)
+            found += write_spools(ctx, k, apid, seq_of[part], tr["obmt_ns"][part], rows, protected, rng, stage)
             write_part(Path(ctx.root) / "truth" / "ccd", f"{k:05d}-{apid}-{lo:09d}", w.truth_ccd)
     names = np.array(ctx.pass_names)
     file_of = names[np.searchsorted(np.array(ctx.pass_starts_ns), tr["obmt_ns"], side="right")] if len(names) \
@@ -260,4 +281,9 @@ def render_slice(ctx: SliceContext, k: int, seq_start: dict[int, int], totals: d
         schema=TRUTH_TRANSITS,
     )
     write_part(Path(ctx.root) / "truth" / "transits", f"{k:05d}", table)
+    for staged in sorted(stage.rglob("*.bin")):
+        final = Path(ctx.work) / staged.relative_to(stage)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, final)
+    shutil.rmtree(stage, ignore_errors=True)
     return found
