@@ -89,9 +89,14 @@ def main() -> None:
 @click.option("--faults", type=click.Path(path_type=Path), help="fault plan TOML (datasets/faults/)")
 @click.option("--out", type=click.Path(path_type=Path), help="dataset folder to create")
 @click.option("--dry-run", is_flag=True, help="print the expected counts and bytes, write nothing")
-@click.option("--workers", type=click.IntRange(1, 256), default=None, help="threads for the numba kernels")
+@click.option("--workers", type=click.IntRange(1, 256), default=None,
+              help="threads for the numba kernels; with --executor process or dask: worker processes")
+@click.option("--executor", type=click.Choice(["serial", "process", "dask"]), default="serial", show_default=True,
+              help="where the time slices run: this process, a local process pool, or Dask distributed")
+@click.option("--scheduler", help="Dask scheduler address (tcp://HOST:PORT) for --executor dask; default: a "
+              "local cluster of --workers processes")
 @_errors
-def generate(spec, scale, seed, date_, days, faults, out, dry_run, workers) -> None:
+def generate(spec, scale, seed, date_, days, faults, out, dry_run, workers, executor, scheduler) -> None:
     """Generate a dataset: TM files, reference catalogue and truth.
 
     Either from SPEC.toml (see datasets/levels/) or from --scale/--seed/--date options; options given
@@ -118,8 +123,10 @@ def generate(spec, scale, seed, date_, days, faults, out, dry_run, workers) -> N
     if out is None:
         raise SpecError("--out is required: give the dataset folder to create (or use --dry-run)")
     _set_threads(workers)
-    with _progress("generate") as progress:
-        manifest = run_generate(day, out, faults_path, progress)
+    from gaiasim.executors import make_executor
+
+    with make_executor(executor, workers, scheduler) as pool, _progress("generate") as progress:
+        manifest = run_generate(day, out, faults_path, progress, pool)
     c = manifest["counts"]
     click.echo(f"dataset {out}: {c['transits']} transits of {c['sources']} sources in {c['tm_files']} TM files, "
                f"{c['faults']} faults injected")

@@ -2,13 +2,24 @@
 
 - ``serial``: in-process, one task after the other (tests, debugging); numba kernels use every core.
 - ``process``: a local process pool (spawned workers, one numba thread each).
-- ``dask``: a Dask distributed client's executor (optional extra; see issue on scale-out).
+- ``dask``: a Dask distributed client's executor (optional extra ``dask``): a local cluster, or the
+  cluster of a running scheduler. Its workers must see the dataset's folder (a shared filesystem) and
+  have gaiasim installed.
+
+Every executor is a context manager; leaving it shuts it down (and closes a Dask client and cluster).
 """
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from multiprocessing import get_context
+
+from gaiasim.spec import SpecError
+
+EXECUTORS = ("serial", "process", "dask")
+#: Seconds to wait for a Dask scheduler before telling the operator it cannot be reached.
+DASK_CONNECT_TIMEOUT_S = 10.0
 
 
 class _LazyFuture(Future):
@@ -43,11 +54,82 @@ def _one_numba_thread() -> None:
     numba.set_num_threads(1)
 
 
-def make_executor(kind: str = "serial", workers: int | None = None) -> Executor:
-    """An executor by name: ``serial`` or ``process`` (``workers`` processes)."""
+class _InOneNumbaThread:
+    """``func`` called with one numba thread in the thread that runs it.
+
+    numba's thread count is per thread: a Dask worker runs tasks in its own thread pool, so a worker
+    plugin or ``client.run`` (which run on the worker's event-loop thread) would not reach them. The
+    ``func`` attribute lets Dask name the task after the wrapped function.
+    """
+
+    def __init__(self, func) -> None:
+        self.func = func
+
+    def __call__(self, *args, **kwargs):
+        _one_numba_thread()
+        return self.func(*args, **kwargs)
+
+
+class DaskExecutor(Executor):
+    """``distributed.Client.get_executor()`` that owns its client (and local cluster): shutting it down
+    closes them. Tasks are submitted impure (they write files: never deduplicated or cached by Dask)."""
+
+    def __init__(self, client, cluster=None) -> None:
+        self.client = client
+        self._cluster = cluster
+        self._executor = client.get_executor(pure=False)
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        return self._executor.submit(_InOneNumbaThread(fn), *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        try:
+            self._executor.shutdown(wait=wait and not cancel_futures)
+        finally:
+            self.client.close()
+            if self._cluster is not None:
+                self._cluster.close()
+
+
+def _dask_executor(workers: int | None, scheduler: str | None, processes: bool) -> DaskExecutor:
+    try:
+        import distributed
+    except ImportError:
+        raise SpecError("--executor dask needs Dask: install the dask extra: pip install -e '.[dask]'") from None
+    if scheduler:
+        try:
+            client = distributed.Client(scheduler, timeout=DASK_CONNECT_TIMEOUT_S, set_as_default=False)
+        except (OSError, ValueError) as exc:  # timeout (OSError) or a malformed address (ValueError)
+            raise SpecError(f"cannot reach the Dask scheduler at {scheduler!r} ({exc}); start it ('dask "
+                            f"scheduler') or give its address as tcp://HOST:PORT") from None
+        return DaskExecutor(client)
+    # One thread per worker: a slice task is mostly single-threaded numpy, and numba gets one thread too.
+    cluster = distributed.LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                                       processes=processes, dashboard_address=None)
+    try:
+        client = distributed.Client(cluster, set_as_default=False)
+    except BaseException:
+        cluster.close()
+        raise
+    return DaskExecutor(client, cluster)
+
+
+def make_executor(kind: str = "serial", workers: int | None = None, scheduler: str | None = None,
+                  processes: bool = True) -> Executor:
+    """An executor by name, to use as a context manager.
+
+    ``serial``; ``process`` (``workers`` processes, default one per core); ``dask``: the executor of a
+    client of the scheduler at ``scheduler``, or of a new local cluster of ``workers`` single-threaded
+    workers (in-process threads when ``processes`` is false: fast to start, for tests). A missing Dask,
+    an unreachable scheduler or an unknown kind raise :class:`~gaiasim.spec.SpecError` (one line).
+    """
+    if scheduler and kind != "dask":
+        raise SpecError(f"a scheduler address is only used by the dask executor, not {kind!r}; add --executor dask")
     if kind == "serial":
         return SerialExecutor()
     if kind == "process":
         return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
                                    initializer=_one_numba_thread)
-    raise ValueError(f"unknown executor {kind!r}; use serial or process")
+    if kind == "dask":
+        return _dask_executor(workers, scheduler, processes)
+    raise SpecError(f"unknown executor {kind!r}; use one of {', '.join(EXECUTORS)}")

@@ -1,0 +1,106 @@
+"""Executors (gaiasim.executors): the same day, byte for byte, whatever runs its slice tasks, and one-line
+errors for an executor that cannot be had."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gaiasim import dataset as ds
+from gaiasim import executors
+from gaiasim.cli import main
+from gaiasim.executors import SerialExecutor, make_executor
+from gaiasim.sim import generate as gen
+from gaiasim.spec import SpecError, make_spec
+
+SPEC = make_spec(scale=1e-5, seed=42)  # the tiny level: about 700 transits
+#: A faulty downlink: late deliveries and pass overlaps write into the next pass's spools too.
+PLAN = Path(__file__).resolve().parents[2] / "datasets" / "faults" / "corrupted_link.toml"
+#: Transits per slice here: a handful of slices, so that workers share them out.
+SMALL_SLICES = 150
+
+
+class _RetriedExecutor(SerialExecutor):
+    """Runs every task twice, as a Dask task is run again when its worker is lost: the second attempt
+    must leave the same files as one."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        fn(*args, **kwargs)
+        return super().submit(fn, *args, **kwargs)
+
+
+def _generate(out: Path, executor) -> dict:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(gen, "TRANSITS_PER_SLICE", SMALL_SLICES)
+        with executor:
+            return gen.generate(SPEC, out, PLAN, executor=executor)
+
+
+@pytest.fixture(scope="module")
+def serial_day(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("executors") / "serial"
+    return out, _generate(out, make_executor("serial"))
+
+
+@pytest.mark.parametrize("kind", ["process", "dask", "retried"])
+def test_every_executor_writes_the_same_bytes(kind, serial_day, tmp_path):
+    if kind == "dask":
+        pytest.importorskip("distributed")
+        executor = make_executor("dask", workers=2, processes=False)
+    elif kind == "process":
+        executor = make_executor("process", workers=2)
+    else:
+        executor = _RetriedExecutor()
+    serial, expected = serial_day
+    assert expected["counts"]["slices"] >= 4, "the day was meant to be cut into several slices"
+    manifest = _generate(tmp_path / kind, executor)
+    assert manifest["counts"] == expected["counts"]
+    files, reference = ds.read_manifest(tmp_path / kind)["files"], ds.read_manifest(serial)["files"]
+    differ = sorted(name for name in reference.keys() | files.keys() if reference.get(name) != files.get(name))
+    assert not differ, f"{kind} executor: {len(differ)} of {len(reference)} files differ from serial: {differ[:5]}"
+    assert ds.verify(tmp_path / kind) == [], "files on disk beyond or against the manifest"
+
+
+def test_dask_executor_closes_its_client_and_cluster():
+    pytest.importorskip("distributed")
+    with make_executor("dask", workers=1, processes=False) as executor:
+        assert executor.submit(sum, [1, 2, 3]).result() == 6
+    assert executor.client.status == "closed"
+    assert executor._cluster.status.name == "closed"
+
+
+def test_unknown_executor_is_a_spec_error():
+    with pytest.raises(SpecError, match="use one of serial, process, dask"):
+        make_executor("threads")
+
+
+def test_scheduler_without_dask_executor_is_a_spec_error():
+    with pytest.raises(SpecError, match="--executor dask"):
+        make_executor("process", scheduler="tcp://127.0.0.1:8786")
+
+
+def test_missing_dask_says_which_extra_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    with pytest.raises(SpecError, match=r"install the dask extra: pip install -e '\.\[dask\]'"):
+        make_executor("dask")
+
+
+def test_unreachable_scheduler_is_one_error_line_and_exit_2(monkeypatch, tmp_path):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(executors, "DASK_CONNECT_TIMEOUT_S", 0.5)
+    result = CliRunner().invoke(main, ["generate", "--scale", "1e-5", "--out", str(tmp_path / "d"),
+                                       "--executor", "dask", "--scheduler", "tcp://127.0.0.1:1"])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gaiasim: error: cannot reach the Dask scheduler"), lines
+    assert not (tmp_path / "d").exists()
+
+
+def test_unknown_executor_on_the_command_line_exits_2(tmp_path):
+    result = CliRunner().invoke(main, ["generate", "--scale", "1e-5", "--out", str(tmp_path / "d"),
+                                       "--executor", "threads"])
+    assert result.exit_code == 2
+    assert "'threads' is not one of 'serial', 'process', 'dask'" in result.stderr
