@@ -352,3 +352,18 @@ def compare(run_a, run_b, tolerances, json_path) -> None:
     differ = [t.table for t in result.tables if t.differs]
     click.echo(f"runs differ in {', '.join(differ)}" if differ else "runs agree within tolerance")
     sys.exit(1 if differ else 0)
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--inbox", required=True, type=click.Path(path_type=Path), help="folder to deliver the TM files into")
+@click.option("--speed", required=True, help="times real time (a number > 0, e.g. 3600: 8 h in 8 s), or max")
+@_errors
+def replay(dataset, inbox, speed) -> None:
+    """Deliver DATASET's TM files into an inbox at the end of their passes, at --speed x real time (each
+    copied to .NAME.part, then renamed to NAME); one line per file, then the delivery log."""
+    from gaiasim import replay as rp
+
+    log = rp.replay(dataset, inbox, rp.parse_speed(speed),
+                    on_delivery=lambda d, i, n: click.echo(rp.progress_line(d, i, n)))
+    stdout.print(rp.log_table(log))
