@@ -299,6 +299,50 @@ def trace(features_dir, cucumber, out) -> None:
     click.echo(text, nl=False)
 
 
+@main.command(name="report")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--html", "html_path", required=True, type=click.Path(path_type=Path), help="HTML file to write")
+@click.option("--dataset", type=click.Path(path_type=Path), help="dataset with the truth (default: the run's)")
+@click.option("--features", "features_dir", type=click.Path(path_type=Path), default=Path("features"),
+              show_default=True, help="Gherkin features, for the traceability matrix")
+@click.option("--cucumber", type=click.Path(path_type=Path), help="Cucumber JSON report with the last results")
+@_errors
+def report_cmd(run_dir, html_path, dataset, features_dir, cucumber) -> None:
+    """Daily report of RUN_DIR: one self-contained HTML page (plots, checks, scorecard, alerts, logbook)."""
+    from gaiasim.validate import html_report
+
+    html_report.write(run_dir, html_path, dataset=dataset, features=features_dir, cucumber=cucumber)
+    click.echo(f"report {html_path}")
+
+
+@main.command(name="history")
+@click.option("--db", "db_path", type=click.Path(path_type=Path), default=None,
+              help="results database (default $GAIASIM_HISTORY or ~/.local/share/gaiasim/history.duckdb)")
+@click.option("--requirement", help="only this requirement, e.g. REQ-IPD-001")
+@click.option("--campaign", help="only the validations of this campaign")
+@click.option("--plot", type=click.Path(path_type=Path), help="write a trend plot (PNG) here")
+@_errors
+def history_cmd(db_path, requirement, campaign, plot) -> None:
+    """Pass rate and metric over time of every requirement in the results database."""
+    series = hist.trends(db_path or hist.default_path(), requirement, campaign)
+    table = Table(title="validation history")
+    for col in ("requirement", "check", "campaign", "runs", "pass rate", "last value", "required", "last",
+                "recent values", "last recorded"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("requirement", "check", "runs", "pass rate", "last",
+                                                              "last recorded"))
+    for t in series:
+        recent = ", ".join("n/a" if v is None else f"{v:.3g}" for v in t.values[-5:])
+        table.add_row(t.requirement, t.check_name, t.campaign or "", str(t.runs), f"{t.pass_rate:.0%}",
+                      "n/a" if t.values[-1] is None else f"{t.values[-1]:.4g}", f"{t.op} {t.threshold:g}",
+                      "[green]pass[/]" if t.passed[-1] else "[red]FAIL[/]", recent,
+                      f"{t.recorded_at[-1]:%Y-%m-%d %H:%M}")
+    stdout.print(table)
+    click.echo("recent values: the last five, oldest first; times in UTC")
+    if plot:
+        hist.plot_trends(series, plot)
+        click.echo(f"trend plot {plot}")
+
+
 @main.command()
 @click.argument("folder", type=click.Path(path_type=Path))
 @_errors

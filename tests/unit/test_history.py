@@ -1,0 +1,109 @@
+"""The results database over time (gaiasim.validate.history.trends, ``gaiasim history``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from gaiasim.cli import main
+from gaiasim.validate import checks
+from gaiasim.validate import history as hist
+from pipeline.io import InputError
+
+RUN_INFO = {"dataset": "/data/day", "pipeline_version": "0.1.0", "inputs": {"tm/a.tm": "ab" * 32}}
+PHOT = checks.get("photometry_bias")  # REQ-PHOT-001, <= 0.01 mag
+XM = checks.get("crossmatch_correct")  # REQ-XM-001, >= 0.999
+
+
+def record(path, phot_mag: float, xm: float | None, campaign: str | None = None) -> None:
+    """One validation of two checks, as ``gaiasim validate`` appends it."""
+    results = [checks.Result(PHOT, phot_mag, phot_mag <= PHOT.threshold),
+               checks.Result(XM, xm, xm is not None and xm >= XM.threshold)]
+    hist.append(path, RUN_INFO, path.parent / "run", results, None, campaign)
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, ["history", *map(str, args)])
+
+
+def test_trend_per_requirement_holds_every_result_oldest_first_with_its_pass_rate(tmp_path):
+    db = tmp_path / "history.duckdb"
+    for mag in (0.002, 0.03, 0.004):
+        record(db, mag, 1.0)
+
+    series = {t.requirement: t for t in hist.trends(db)}
+
+    phot = series["REQ-PHOT-001"]
+    assert (phot.check_name, phot.campaign, phot.op, phot.threshold) == ("photometry_bias", None, "<=", 0.01)
+    assert phot.values == (0.002, 0.03, 0.004)
+    assert phot.passed == (True, False, True)
+    assert phot.pass_rate == pytest.approx(2 / 3)
+    assert list(phot.recorded_at) == sorted(phot.recorded_at)
+    assert series["REQ-XM-001"].pass_rate == 1.0
+    assert [t.requirement for t in hist.trends(db, requirement="REQ-XM-001")] == ["REQ-XM-001"]
+
+
+def test_campaigns_are_trended_apart_and_can_be_chosen(tmp_path):
+    db = tmp_path / "history.duckdb"
+    record(db, 0.001, 1.0, "nightly")
+    record(db, 0.05, 0.5, "release-1.2")
+    record(db, 0.002, None, "nightly")  # the crossmatch check could not run: no value, failed
+
+    got = {(t.requirement, t.campaign): (t.values, t.pass_rate) for t in hist.trends(db)}
+
+    assert got[("REQ-PHOT-001", "nightly")] == ((0.001, 0.002), 1.0)
+    assert got[("REQ-PHOT-001", "release-1.2")] == ((0.05,), 0.0)
+    assert got[("REQ-XM-001", "nightly")] == ((1.0, None), 0.5)
+    assert {t.campaign for t in hist.trends(db, campaign="release-1.2")} == {"release-1.2"}
+
+
+def test_a_database_from_before_campaigns_is_read_and_then_extended(tmp_path):
+    db = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("""CREATE TABLE results (recorded_at TIMESTAMP, run VARCHAR, dataset VARCHAR,
+        pipeline_version VARCHAR, input_sha256 VARCHAR, check_name VARCHAR, requirement VARCHAR, value DOUBLE,
+        op VARCHAR, threshold DOUBLE, passed BOOLEAN)""")
+    con.execute("INSERT INTO results VALUES (?, 'r', 'd', '0.0.9', '', 'photometry_bias', 'REQ-PHOT-001', 0.005, "
+                "'<=', 0.01, true)", [dt.datetime(2026, 1, 1)])
+    con.close()
+
+    (old,) = hist.trends(db)
+    assert (old.campaign, old.values, old.recorded_at) == (None, (0.005,), (dt.datetime(2026, 1, 1),))
+
+    record(db, 0.003, 1.0, "nightly")
+    phot = {t.campaign: t.values for t in hist.trends(db, requirement="REQ-PHOT-001")}
+    assert phot == {None: (0.005,), "nightly": (0.003,)}
+
+
+def test_missing_database_is_a_clear_error(tmp_path):
+    with pytest.raises(InputError, match="run 'gaiasim validate' first"):
+        hist.trends(tmp_path / "none.duckdb")
+    result = invoke("--db", tmp_path / "none.duckdb")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gaiasim: error: no results database at"), lines
+
+
+def test_no_matching_result_names_what_is_recorded(tmp_path):
+    db = tmp_path / "history.duckdb"
+    record(db, 0.001, 1.0, "nightly")
+    result = invoke("--db", db, "--requirement", "REQ-NOPE-001")
+    assert result.exit_code == 2
+    assert "REQ-PHOT-001, REQ-XM-001" in result.stderr and "nightly" in result.stderr
+
+
+def test_cli_prints_the_pass_rate_and_plots_the_trend(tmp_path):
+    pytest.importorskip("matplotlib")
+    db = tmp_path / "history.duckdb"
+    for mag in (0.002, 0.03, 0.004):
+        record(db, mag, 1.0, "nightly")
+    png = tmp_path / "plots" / "trend.png"
+
+    result = invoke("--db", db, "--requirement", "REQ-PHOT-001", "--plot", png)
+
+    assert result.exit_code == 0, result.output
+    assert "REQ-PHOT-001" in result.stdout and "67%" in result.stdout and "REQ-XM-001" not in result.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
