@@ -143,6 +143,10 @@ def run_cmd(dataset, out, workers) -> None:
 
     if not Path(dataset).is_dir():
         raise InputError(f"dataset {dataset} not found; give a folder made by 'gaiasim generate'")
+    tm = Path(dataset) / "tm"
+    if tm.is_dir() and not any(tm.glob("*.tm")):  # an empty day would 'pass' with nothing in it
+        raise InputError(f"dataset {dataset} has no TM files in tm/ (an empty day); regenerate the dataset or "
+                         "check its downlink")
     _set_threads(workers)
     with _progress("run") as progress:
         info = run(dataset, out, progress=progress)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import tomllib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -20,6 +21,8 @@ FIRST_DATE = dt.date(2014, 8, 22)
 LAST_DATE = dt.date(2025, 1, 15)
 SCALE_RANGE = (1e-6, 1.0)
 MAX_DAYS = 31
+#: A spec's ``name`` ends up in folder names and reports: a plain label, never a path.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,9 @@ class DaySpec:
         for key in ("faults", "name"):
             if not isinstance(getattr(self, key), str):
                 raise SpecError(f"{key} = {getattr(self, key)!r}: must be a string")
+        if not NAME_PATTERN.fullmatch(self.name):
+            raise SpecError(f"name = {self.name!r}: must be a label of letters, digits, '_', '.' or '-' "
+                            "(at most 64, starting with a letter or digit), not a path")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise SpecError(f"seed = {self.seed!r}: must be an integer in [0, 2**63)")
         lo, hi = SCALE_RANGE
@@ -109,13 +115,24 @@ def load_spec(path: Path) -> tuple[DaySpec, Path | None]:
         spec = make_spec(**raw)
     except SpecError as exc:
         raise SpecError(f"{path}: {exc}") from None
-    faults = resolve_faults(spec.faults, path.parent) if spec.faults else None
-    return spec, faults
+    if not spec.faults:
+        return spec, None
+    folder = path.parent.resolve()
+    # A spec is data that may come from anywhere: it names files in its own folder, never elsewhere (an
+    # absolute path, '..' or a symbolic link out of it). An operator who means another file says --faults.
+    if not (folder / spec.faults).resolve().is_relative_to(folder):
+        raise SpecError(f"{path}: faults = {spec.faults!r} lies outside the spec's folder {folder}; put the "
+                        "fault plan in that folder, or give it with --faults and no faults key")
+    try:
+        return spec, resolve_faults(spec.faults, folder)
+    except SpecError as exc:
+        raise SpecError(f"{path}: {exc}") from None
 
 
 def resolve_faults(faults: str, base: Path) -> Path:
     p = Path(faults)
     p = p if p.is_absolute() else (base / p)
     if not p.is_file():
-        raise SpecError(f"faults = {faults!r}: fault plan {p} not found; give a path relative to the spec file")
+        raise SpecError(f"faults = {faults!r}: fault plan {p} not found; give a path relative to the spec file "
+                        "(or, with --faults, to the working directory)")
     return p.resolve()

@@ -1,0 +1,206 @@
+"""Every bad input the ``gaiasim`` command can meet (docs/bad_inputs.md): exit status 2, exactly one line
+on stderr naming the problem, and nothing that existed before changed (the dataset, the run, the inputs),
+nothing new left behind.
+
+Each case runs in its own folder (the working directory), where ``day`` and ``run1`` are links to the
+demo day's dataset and run; a case that needs a broken dataset builds it there from a copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from gaiasim.cli import main
+from gaiasim.spec import SpecError, load_spec
+
+Setup = Callable[[Path], None]
+
+
+@dataclass(frozen=True)
+class BadInput:
+    name: str  # pytest id
+    what: str  # the bad input, in the operator's words (docs/bad_inputs.md)
+    args: tuple[str, ...]  # the command line after 'gaiasim', paths relative to the case folder
+    word: str  # what the error line must name
+    setup: Setup | None = None  # builds the case's inputs in its folder
+
+
+def _text(name: str, content: str) -> Setup:
+    return lambda folder: (folder / name).write_text(content)
+
+
+def _dataset_copy(folder: Path) -> Path:
+    copy = folder / "broken"
+    shutil.copytree(folder / "day", copy)
+    return copy
+
+
+def _without_tm(folder: Path) -> None:
+    shutil.rmtree(_dataset_copy(folder) / "tm")
+
+
+def _empty_tm(folder: Path) -> None:
+    for f in (_dataset_copy(folder) / "tm").glob("*.tm"):
+        f.unlink()
+
+
+def _catalogue_without_ra(folder: Path) -> None:
+    for f in (_dataset_copy(folder) / "catalogue").rglob("*.parquet"):
+        pq.write_table(pq.read_table(f).drop_columns(["ra_deg"]), f)
+
+
+def _catalogue_with_text_ra(folder: Path) -> None:
+    for f in (_dataset_copy(folder) / "catalogue").rglob("*.parquet"):
+        table = pq.read_table(f)
+        i = table.schema.get_field_index("ra_deg")
+        pq.write_table(table.set_column(i, "ra_deg", pa.array(["12h30m"] * table.num_rows)), f)
+
+
+def _dotdot(folder: Path) -> None:
+    (folder / "specs").mkdir()
+    (folder / "plan.toml").write_text("bit_flip = 0.01\n")
+    (folder / "specs" / "spec.toml").write_text('faults = "../plan.toml"\n')
+
+
+def _escaping_link(folder: Path) -> None:
+    outside = folder / "elsewhere"
+    outside.mkdir()
+    (outside / "plan.toml").write_text("bit_flip = 0.01\n")
+    (folder / "specs").mkdir()
+    (folder / "specs" / "plan.toml").symlink_to(outside / "plan.toml")
+    (folder / "specs" / "spec.toml").write_text('faults = "plan.toml"\n')
+
+
+def _occupied(folder: Path) -> None:
+    (folder / "busy").mkdir()
+    (folder / "busy" / "notes.txt").write_text("an operator's notes\n")
+
+
+CASES = [
+    BadInput("malformed-toml", "malformed TOML spec", ("generate", "spec.toml", "--out", "new"), "not valid TOML",
+             _text("spec.toml", "scale = = 1e-5\n")),
+    BadInput("unknown-spec-key", "unknown spec key", ("generate", "spec.toml", "--out", "new"), "'colour'",
+             _text("spec.toml", "colour = 3\n")),
+    BadInput("negative-scale", "negative scale", ("generate", "spec.toml", "--out", "new"), "scale = -1e-05",
+             _text("spec.toml", "scale = -1e-5\n")),
+    BadInput("scale-above-1", "scale > 1", ("generate", "--scale", "2", "--out", "new"), "scale = 2"),
+    BadInput("date-out-of-range", "date out of range (before the science period)",
+             ("generate", "spec.toml", "--out", "new"), "date = 2013-01-01", _text("spec.toml", "date = 2013-01-01\n")),
+    BadInput("days-run-past-the-end", "days running past the end of the mission",
+             ("generate", "--date", "2025-01-15", "--days", "2", "--out", "new"), "date = 2025-01-15"),
+    BadInput("missing-spec", "missing spec file", ("generate", "absent.toml", "--out", "new"), "absent.toml"),
+    BadInput("missing-fault-plan", "missing fault plan file (--faults)",
+             ("generate", "--faults", "absent.toml", "--out", "new"), "absent.toml"),
+    BadInput("missing-fault-plan-of-spec", "missing fault plan file named by the spec",
+             ("generate", "spec.toml", "--out", "new"), "absent.toml", _text("spec.toml", 'faults = "absent.toml"\n')),
+    BadInput("unknown-fault-plan-key", "unknown fault plan key", ("generate", "--faults", "plan.toml", "--out", "new"),
+             "'bit_flips'", _text("plan.toml", "bit_flips = 0.01\n")),
+    BadInput("fault-fraction-too-big", "fault plan value out of range",
+             ("generate", "--faults", "plan.toml", "--out", "new"), "bit_flip = 0.9",
+             _text("plan.toml", "bit_flip = 0.9\n")),
+    BadInput("spec-faults-escape-dotdot", "spec naming a fault plan outside its folder ('..')",
+             ("generate", "specs/spec.toml", "--out", "new"), "outside the spec's folder",
+             _dotdot),
+    BadInput("spec-faults-absolute", "spec naming a fault plan by an absolute path",
+             ("generate", "spec.toml", "--out", "new"), "outside the spec's folder",
+             _text("spec.toml", 'faults = "/etc/hostname"\n')),
+    BadInput("spec-faults-symlink-out", "spec naming a fault plan through a link out of its folder",
+             ("generate", "specs/spec.toml", "--out", "new"), "outside the spec's folder", _escaping_link),
+    BadInput("spec-name-is-a-path", "spec name that is a path", ("generate", "spec.toml", "--out", "new"), "name = ",
+             _text("spec.toml", 'name = "../../x"\n')),
+    BadInput("generate-into-existing", "existing non-empty --out folder (generate)", ("generate", "--out", "day"),
+             "already exists"),
+    BadInput("run-missing-dataset", "missing dataset folder", ("run", "nowhere", "--out", "new"), "nowhere"),
+    BadInput("run-dataset-without-tm", "dataset without tm/", ("run", "broken", "--out", "new"), "no tm/",
+             _without_tm),
+    BadInput("run-empty-day", "empty day (tm/ holds no TM files)", ("run", "broken", "--out", "new"), "no TM files",
+             _empty_tm),
+    BadInput("run-catalogue-missing-column", "wrong catalogue schema (a column missing)",
+             ("run", "broken", "--out", "new"), "'ra_deg' is missing", _catalogue_without_ra),
+    BadInput("run-catalogue-wrong-type", "wrong catalogue schema (a column of the wrong type)",
+             ("run", "broken", "--out", "new"), "wrong schema", _catalogue_with_text_ra),
+    BadInput("run-into-non-empty", "existing non-empty --out folder (run)", ("run", "day", "--out", "busy"),
+             "--out folder", _occupied),
+    BadInput("query-sql-error", "SQL error in gaiasim query", ("query", "run1", "select nope from transits"),
+             "query failed"),
+    BadInput("query-missing-run", "query on a missing run folder", ("query", "nowhere", "select 1"), "run.json"),
+    BadInput("query-not-a-run", "query on a folder that is not a run", ("query", "day", "select 1"), "run.json"),
+    BadInput("validate-missing-run", "validate a missing run folder", ("validate", "nowhere", "--no-history"),
+             "run.json"),
+    BadInput("verify-not-a-dataset", "verify a folder that is not a dataset", ("verify", "run1"), "dataset.json"),
+]
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``folder`` (links followed), and every folder, by relative path."""
+    out = {}
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        for d in dirs:
+            out[str(Path(root, d).relative_to(folder)) + "/"] = "dir"
+        for f in files:
+            path = Path(root, f)
+            out[str(path.relative_to(folder))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture
+def case_folder(tmp_path, demo_run, monkeypatch) -> Path:
+    """A folder with ``day`` and ``run1`` linked to the demo dataset and run; the working directory."""
+    dataset, run_dir = demo_run
+    folder = tmp_path / "case"
+    folder.mkdir()
+    (folder / "day").symlink_to(dataset, target_is_directory=True)
+    (folder / "run1").symlink_to(run_dir, target_is_directory=True)
+    monkeypatch.chdir(folder)
+    return folder
+
+
+#: Cases the code does not pass yet, with why (pipeline/run.py is being rewritten: its owner fixes them).
+PENDING = {
+    "run-into-non-empty": "the streaming run leaves its .lock in an occupied --out folder it refuses",
+}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(reason=PENDING[c.name], strict=False))
+                                  if c.name in PENDING else c for c in CASES], ids=[c.name for c in CASES])
+def test_bad_input_exits_2_with_one_line_and_changes_nothing(case_folder, case):
+    if case.setup:
+        case.setup(case_folder)
+    before = tree_digest(case_folder)
+    result = CliRunner().invoke(main, list(case.args))
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2, f"exit {result.exit_code}: {result.output} {result.exception!r}"
+    assert len(lines) == 1, f"expected one error line, got {lines}"
+    assert lines[0].startswith("gaiasim: error: "), lines[0]
+    assert case.word in lines[0], f"{case.word!r} not in {lines[0]!r}"
+    after = tree_digest(case_folder)
+    changed = sorted(k for k in before.keys() & after.keys() if before[k] != after[k])
+    assert not changed, f"{case.what}: existing files changed: {changed}"
+    assert after.keys() == before.keys(), (f"{case.what}: left behind {sorted(after.keys() - before.keys())}, "
+                                           f"removed {sorted(before.keys() - after.keys())}")
+
+
+def test_spec_fault_plan_inside_its_folder_still_loads(tmp_path):
+    (tmp_path / "plans").mkdir()
+    (tmp_path / "plans" / "p.toml").write_text("bit_flip = 0.01\n")
+    (tmp_path / "spec.toml").write_text('faults = "plans/../plans/p.toml"\n')
+    _spec, faults = load_spec(tmp_path / "spec.toml")
+    assert faults == (tmp_path / "plans" / "p.toml").resolve()
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", ".hidden", "", "x" * 65, "day\n1", "C:\\x"])
+def test_spec_name_must_be_a_label(tmp_path, name):
+    (tmp_path / "spec.toml").write_text(f"name = {json.dumps(name)}\n")  # JSON escapes are TOML's
+    with pytest.raises(SpecError, match="name = "):
+        load_spec(tmp_path / "spec.toml")
