@@ -4,9 +4,11 @@
   file of star packets;
 - IPD numba fit vs the numpy-vectorised fit of the same windows;
 - generation and pipeline throughput of a day at ``--scale``, in transits/s and as a multiple of real
-  time (70 M transits a day = 810 transits/s).
+  time (70 M transits a day = 810 transits/s);
+- generation of one day with its slices on Dask distributed (a local cluster of single-threaded worker
+  processes) vs a local process pool of as many processes, and vs the serial executor.
 
-Usage: ``python -m gaiasim.bench [--scale 1e-4] [--json FILE]``.
+Usage: ``python -m gaiasim.bench [--scales 1e-4 1e-3] [--executors-scale 1e-3] [--only executors] [--json FILE]``.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from gaiasim.sim import onboard, sky
-from gaiasim.sim.generate import generate
+from gaiasim.sim.generate import SIZING_TRANSITS_PER_DAY, generate
 from gaiasim.sim.scanlaw import transit_statistics
 from gaiasim.spec import make_spec
 from pipeline import icd, ipd
 from pipeline.run import run
 
 REAL_TIME_TRANSITS_S = 70e6 / 86400.0
+SECTIONS = ["decode", "ipd", "scanning_law", "days", "executors"]
 
 
 def _best_of(fn, repeat: int = 3) -> float:
@@ -100,17 +103,28 @@ def _child(argv: list[str]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _run_child(kind: str, spec_scale: float, folder: Path, workers: int) -> None:
-    """In the child: one job, then its wall time and peak RSS on stdout as JSON."""
+def _run_child(kind: str, spec_scale: float, folder: Path, workers: int, executor: str = "serial",
+               transits_per_slice: int = 0) -> None:
+    """In the child: one job, then its wall time and peak RSS on stdout as JSON. Generation runs its
+    slices on ``executor`` (started and shut down inside the timing), in slices of ``transits_per_slice``
+    when given."""
     import numba
 
+    from gaiasim.executors import make_executor
+    from gaiasim.sim import generate as gen
+
     numba.set_num_threads(min(workers, numba.config.NUMBA_NUM_THREADS))
+    if transits_per_slice:
+        gen.TRANSITS_PER_SLICE = transits_per_slice
     t = time.perf_counter()
     if kind == "generate":
-        manifest = generate(make_spec(name="bench", scale=spec_scale, seed=5), folder / "dataset")
+        with make_executor(executor, workers) as pool:
+            manifest = generate(make_spec(name="bench", scale=spec_scale, seed=5), folder / "dataset", executor=pool)
         n = manifest["counts"]["transits"]
-    else:
-        n = run(folder / "dataset", folder / "run")["counts"]["transits"]
+        print(json.dumps({"transits": n, "slices": manifest["counts"]["slices"], "wall_s": time.perf_counter() - t,
+                          "peak_rss_octets": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+        return
+    n = run(folder / "dataset", folder / "run")["counts"]["transits"]
     wall = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"transits": n, "wall_s": wall, "peak_rss_octets": rss}))
@@ -129,6 +143,25 @@ def bench_day(tmp: Path, scale: float, workers: int) -> dict:
             "generate_peak_rss_gib": g["peak_rss_octets"] / 2**30, "run_peak_rss_gib": r["peak_rss_octets"] / 2**30}
 
 
+def bench_executors(tmp: Path, scale: float, workers: int, slices_per_worker: int = 4) -> dict:
+    """One day generated three times in child processes, its slices on a local process pool of
+    ``workers`` processes (the baseline), on a Dask local cluster of as many single-threaded worker
+    processes, and serially in one process (numba on ``workers`` threads). Slices are made small enough
+    that every worker gets ``slices_per_worker``; executor start and shutdown are inside the timing."""
+    per_slice = max(1, round(SIZING_TRANSITS_PER_DAY * scale / (workers * slices_per_worker)))
+    out: dict = {"scale": scale, "workers": workers}
+    for executor in ("process", "dask", "serial"):
+        folder = tmp / f"executors-{scale:g}-{executor}"
+        folder.mkdir()
+        r = _child(["generate", str(scale), str(folder), str(workers), executor, str(per_slice)])
+        out.update(transits=r["transits"], slices=r["slices"])
+        out[f"{executor}_s"] = r["wall_s"]
+        out[f"{executor}_transits_s"] = r["transits"] / r["wall_s"]
+    out["dask_vs_process"] = out["process_s"] / out["dask_s"]
+    out["process_vs_serial"] = out["serial_s"] / out["process_s"]
+    return out
+
+
 def bench_scanning_law(n_sources: int = 10_000, years: float = 5.0) -> dict:
     """5-year FoV transits per source: geometric (scanning law alone) and observed (dead time and
     on-board losses for the sky's G distribution), against FACTS' ~70."""
@@ -144,25 +177,39 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
         kind, scale, folder, workers = argv[1:5]
-        _run_child(kind, float(scale), Path(folder), int(workers))
+        executor, per_slice = (argv[5], int(argv[6])) if len(argv) > 6 else ("serial", 0)
+        _run_child(kind, float(scale), Path(folder), int(workers), executor, per_slice)
         return 0
     parser = argparse.ArgumentParser(prog="python -m gaiasim.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=float, nargs="+", default=[1e-4, 1e-3],
                         help="scales of the days to time (default 1e-4 1e-3)")
+    parser.add_argument("--executors-scale", type=float, default=1e-3,
+                        help="scale of the day generated on each executor (default 1e-3)")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS, help="run only these benchmarks")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     results: dict = {"machine": {"cpus": os.cpu_count()}}
     with tempfile.TemporaryDirectory(prefix="gaiasim-bench-") as tmp:
-        results["decode_crc_vs_ccsdspy"] = r = bench_decode(Path(tmp))
-        print(f"decode+CRC vs ccsdspy decode (no CRC): {r['ratio']:.2f}x ({r['ours_packets_s']:.3g} packets/s)")
-        results["ipd_numba_vs_numpy"] = r = bench_ipd()
-        print(f"IPD numba vs numpy-vectorised: {r['ratio']:.2f}x ({r['numba_windows_s']:.3g} windows/s)")
-        results["scanning_law_5yr"] = r = bench_scanning_law()
-        print(f"5-yr FoV transits per source: {r['mean_transits_geometric']:.1f} geometric, "
-              f"{r['mean_transits_observed']:.1f} observed = {r['observed_vs_target']:.3f} x 70")
+        if "decode" in args.only:
+            results["decode_crc_vs_ccsdspy"] = r = bench_decode(Path(tmp))
+            print(f"decode+CRC vs ccsdspy decode (no CRC): {r['ratio']:.2f}x ({r['ours_packets_s']:.3g} packets/s)")
+        if "ipd" in args.only:
+            results["ipd_numba_vs_numpy"] = r = bench_ipd()
+            print(f"IPD numba vs numpy-vectorised: {r['ratio']:.2f}x ({r['numba_windows_s']:.3g} windows/s)")
+        if "scanning_law" in args.only:
+            results["scanning_law_5yr"] = r = bench_scanning_law()
+            print(f"5-yr FoV transits per source: {r['mean_transits_geometric']:.1f} geometric, "
+                  f"{r['mean_transits_observed']:.1f} observed = {r['observed_vs_target']:.3f} x 70")
         _child(["generate", "1e-5", str(Path(tmp)), "1"])  # warm the numba cache
+        if "executors" in args.only:
+            workers = os.cpu_count() or 1
+            results["generate_dask_vs_process"] = r = bench_executors(Path(tmp), args.executors_scale, workers)
+            print(f"generate at scale {r['scale']:g} in {r['slices']} slices on {workers} workers: dask "
+                  f"{r['dask_transits_s']:.3g} transits/s vs process pool {r['process_transits_s']:.3g}/s = "
+                  f"{r['dask_vs_process']:.2f}x (serial {r['serial_transits_s']:.3g}/s; pool vs serial "
+                  f"{r['process_vs_serial']:.2f}x)")
         results["days"] = []
-        for scale in args.scales:
+        for scale in args.scales if "days" in args.only else []:
             for workers in (1, os.cpu_count() or 1):
                 d = bench_day(Path(tmp), scale, workers)
                 results["days"].append(d)
