@@ -144,7 +144,7 @@ def plot_trends(series: list[Trend], path: Path) -> Path:
     campaign, the threshold dashed and the failed validations marked. Needs the ``report`` extra."""
     import numpy as np
 
-    from gaiasim.validate.html_report import new_figure, png_bytes
+    from gaiasim.validate.report_plots import new_figure, png_bytes
 
     new_figure(1, 1)  # fails with the install hint when matplotlib is missing
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter

@@ -1,8 +1,9 @@
 """The daily report: one self-contained HTML page per run (``gaiasim report RUN --html FILE``).
 
-Plots are matplotlib (Agg) PNGs embedded as base64 data URIs and the CSS is inline: nothing is fetched,
-so the file can be mailed or archived on its own. Every string that came from data (channel names, file
-names, logbook text, check notes, feature names) goes through :func:`html.escape`.
+Plots (:mod:`gaiasim.validate.report_plots`) are matplotlib (Agg) PNGs embedded as base64 data URIs and the
+CSS is inline: nothing is fetched, so the file can be mailed or archived on its own. Every string that came
+from data (channel names, file names, logbook text, check notes, feature names) goes through
+:func:`html.escape`.
 
 The data come the way ``gaiasim validate`` reads them: the views of :func:`gaiasim.validate.db.connect`
 (hive-partitioned run tables included), :func:`checks.evaluate_all` and :func:`scorecard.scorecard`. The
@@ -16,276 +17,25 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-import io as _io
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import numpy as np
 
-from gaiasim.sim.timescale import date_from_obmt_ns, obmt_ns_from_date
+from gaiasim.sim.timescale import date_from_obmt_ns
 from gaiasim.validate import checks, db, scorecard, trace
+from gaiasim.validate import report_plots as rp
+from gaiasim.validate.report_plots import MISSING_EXTRA
 from pipeline import io, limits
 from pipeline.io import InputError
 
-MISSING_EXTRA = "install the report extra: pip install -e '.[report]'"
-#: Points drawn in a scatter plot at most: a seeded reservoir sample (binned statistics use every row).
-MAX_POINTS = 40_000
+__all__ = ["MISSING_EXTRA", "build", "read_logbook", "write"]
+
 #: Rows of the alerts and HK-event tables at most (the rest are counted, not listed).
 MAX_ROWS = 300
-_NS_PER_HOUR = 3_600_000_000_000
-_SEVERITY_COLOUR = {"yellow": "#e0a800", "red": "#d62728"}
-_FOV_COLOUR = {1: "#1f77b4", 2: "#ff7f0e"}
 
-
-@dataclass(frozen=True)
-class Plot:
-    anchor: str  # id of the section in the page
-    title: str
-    caption: str  # what the plot shows, in the operations team's words
-    png: bytes | None  # None when there is nothing to draw (the caption says why)
-
-
-def new_figure(width_in: float, height_in: float):
-    """A matplotlib Figure on the Agg canvas (no pyplot: no global state, no display needed)."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise InputError(MISSING_EXTRA) from None
-    fig = Figure(figsize=(width_in, height_in), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def png_bytes(fig) -> bytes:
-    buf = _io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    return buf.getvalue()
-
-
-def _day_start_ns(con: duckdb.DuckDBPyConnection) -> int:
-    """OBMT at midnight (TCB ~ UTC) of the first day of the run: the origin of every time axis."""
-    first = con.execute("SELECT least((SELECT min(obmt_ns) FROM transits), (SELECT min(obmt_ns) FROM hk))")\
-        .fetchone()[0]
-    return obmt_ns_from_date(date_from_obmt_ns(int(first))) if first is not None else 0
-
-
-def _hours(obmt_ns: np.ndarray | int, t0_ns: int) -> np.ndarray:
-    return (np.asarray(obmt_ns, dtype=np.int64) - t0_ns) / _NS_PER_HOUR
-
-
-def _sample(sql: str) -> str:
-    """``sql`` cut to at most MAX_POINTS rows, the same rows every time (seeded reservoir sample)."""
-    return f"SELECT * FROM ({sql}) USING SAMPLE reservoir({MAX_POINTS} ROWS) REPEATABLE (42)"
-
-
-def _empty(ax, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
-
-
-# --- plots ----------------------------------------------------------------------------------------------------
-
-
-def transits_per_hour(con: duckdb.DuckDBPyConnection, t0_ns: int) -> Plot:
-    rows = con.execute("SELECT fov, CAST(floor((obmt_ns - ?) / ?) AS INTEGER) AS hour, count(*) FROM transits "
-                       "GROUP BY ALL ORDER BY hour, fov", [t0_ns, _NS_PER_HOUR]).fetchall()
-    fig = new_figure(12, 3.2)
-    ax = fig.add_subplot()
-    for k, fov in enumerate((1, 2)):
-        hours = np.array([h for f, h, _ in rows if f == fov])
-        counts = np.array([n for f, _, n in rows if f == fov])
-        if hours.size:
-            ax.bar(hours + 0.2 + 0.4 * k, counts, width=0.4, color=_FOV_COLOUR[fov],
-                   label=f"FoV {fov} ({counts.sum()} transits)")
-    if rows:
-        ax.legend(loc="upper right", fontsize="small")
-    else:
-        _empty(ax, "no transits")
-    ax.set_xlabel(f"hour since {date_from_obmt_ns(t0_ns)} 00:00 (TCB ~ UTC)")
-    ax.set_ylabel("transits per hour")
-    ax.set_xlim(0, max(24, max((h for _, h, _ in rows), default=0) + 1))
-    ax.set_xticks(np.arange(0, ax.get_xlim()[1] + 1, 3))
-    ax.grid(axis="y", alpha=0.3)
-    return Plot("transits", "Transits per hour", "Transits out of the pipeline per hour, by field of view.",
-                png_bytes(fig))
-
-
-def sky_map(con: duckdb.DuckDBPyConnection) -> Plot:
-    pts = con.execute(_sample("SELECT ra_deg, dec_deg, fov FROM transits")).fetchnumpy()
-    alerts = con.execute("SELECT ra_deg, dec_deg FROM alerts").fetchnumpy()
-    total = con.execute("SELECT count(*) FROM transits").fetchone()[0]
-    fig = new_figure(12, 5.6)
-    ax = fig.add_subplot(projection="mollweide")
-
-    def lon(ra_deg: np.ndarray) -> np.ndarray:  # RA 0..360 -> -pi..pi, RA 180 at the edges
-        return np.radians((np.asarray(ra_deg, dtype=np.float64) + 180.0) % 360.0 - 180.0)
-
-    size = 3 if len(pts["fov"]) > 5000 else 10  # a sparse day's dots must still show
-    for fov in (1, 2):
-        sel = pts["fov"] == fov
-        ax.scatter(lon(pts["ra_deg"][sel]), np.radians(pts["dec_deg"][sel]), s=size, alpha=0.6, lw=0,
-                   color=_FOV_COLOUR[fov], label=f"FoV {fov}", rasterized=True)
-    if len(alerts["ra_deg"]):
-        ax.scatter(lon(alerts["ra_deg"]), np.radians(alerts["dec_deg"]), s=60, marker="*", color="#d62728",
-                   edgecolor="k", lw=0.5, label=f"alerts ({len(alerts['ra_deg'])})", zorder=3)
-    ticks = np.arange(-150, 151, 30)
-    ax.set_xticks(np.radians(ticks))
-    ax.set_xticklabels([f"{t % 360}°" for t in ticks], fontsize="small", color="0.3")
-    ax.tick_params(axis="y", labelsize="small")
-    ax.grid(alpha=0.3)
-    ax.set_xlabel("RA (ICRS)")
-    ax.set_ylabel("Dec (ICRS)")
-    if total:
-        ax.legend(loc="lower right", fontsize="small", markerscale=2, bbox_to_anchor=(1.08, -0.08))
-    shown = f"a sample of {MAX_POINTS:,} of the {total:,}" if total > MAX_POINTS else f"all {total:,}"
-    return Plot("sky", "Sky map", f"Where the day's transits fell ({shown} transits), Mollweide projection; "
-                "stars mark the science alerts.", png_bytes(fig))
-
-
-def _hk_ylim(data_lo: float, data_hi: float, lim: limits.ChannelLimits | None) -> tuple[float, float]:
-    """Data range, widened to the yellow band unless the band dwarfs the data (a star rate of 0.3 Hz
-    against a 20000 Hz limit would flatten the trace to a line: then the title states the limits)."""
-    lo, hi = data_lo, data_hi
-    if lim is not None and (lim.yellow_high - lim.yellow_low) <= 100 * max(hi - lo, 1e-12):
-        lo, hi = min(lo, lim.yellow_low), max(hi, lim.yellow_high)
-    pad = 0.06 * (hi - lo) if hi > lo else max(abs(hi) * 0.01, 1e-3)
-    return lo - pad, hi + pad
-
-
-def hk_channels(con: duckdb.DuckDBPyConnection, table: limits.LimitTable | None, t0_ns: int) -> Plot:
-    channels = [r[0] for r in con.execute("SELECT DISTINCT channel FROM hk ORDER BY channel").fetchall()]
-    events = con.execute("SELECT channel, severity, start_ns, end_ns FROM hk_events "
-                         "ORDER BY channel, start_ns").fetchall()
-    ncols = 2
-    nrows = max(1, math.ceil(len(channels) / ncols))
-    fig = new_figure(12, 2.3 * nrows + 0.4)
-    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True)
-    for ax in axes.flat[len(channels):]:
-        ax.set_visible(False)
-    if not channels:
-        axes[0, 0].set_visible(True)
-        _empty(axes[0, 0], "no housekeeping samples")
-    min_span_h = 0.05  # an event of one sample is drawn 3 min wide, so it stays visible
-    for ax, channel in zip(axes.flat, channels, strict=False):
-        d = con.execute("SELECT obmt_ns, value FROM hk WHERE channel = ? ORDER BY obmt_ns", [channel]).fetchnumpy()
-        x, y = _hours(d["obmt_ns"], t0_ns), np.asarray(d["value"], dtype=np.float64)
-        ax.plot(x, y, lw=0.6, color="#1f4e79")
-        lim = table.get(channel) if table is not None else None
-        finite = y[np.isfinite(y)]
-        if finite.size:
-            ax.set_ylim(*_hk_ylim(float(finite.min()), float(finite.max()), lim))
-        title = channel
-        if lim is not None:
-            for value, colour in ((lim.yellow_low, "yellow"), (lim.yellow_high, "yellow"), (lim.red_low, "red"),
-                                  (lim.red_high, "red")):
-                ax.axhline(value, color=_SEVERITY_COLOUR[colour], ls="--", lw=0.9)
-            title += f"   yellow [{lim.yellow_low:g}, {lim.yellow_high:g}]  red [{lim.red_low:g}, {lim.red_high:g}]"
-        n_events = 0
-        for ch, severity, start, end in events:
-            if ch == channel:
-                a, b = _hours(start, t0_ns), _hours(end, t0_ns)
-                ax.axvspan(a, max(b, a + min_span_h), color=_SEVERITY_COLOUR.get(severity, "0.5"), alpha=0.3, lw=0)
-                n_events += 1
-        if n_events:
-            title += f"   ({n_events} event{'s' if n_events > 1 else ''})"
-        ax.set_title(title, fontsize="small", loc="left")
-        ax.tick_params(labelsize="small")
-        ax.grid(alpha=0.25)
-    for ax in axes[-1]:
-        ax.set_xlabel("hour (TCB ~ UTC)", fontsize="small")
-    return Plot("hk", "Housekeeping", "Every HK channel with its yellow and red limits (dashed, "
-                "datasets/limits/hk_limits.toml); shaded spans are the HK events the monitor raised "
-                "(yellow or red by severity).", png_bytes(fig))
-
-
-def _binned(x: np.ndarray, y: np.ndarray, min_n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per 1-mag bin of ``x``: centre, median and normalised MAD of ``y`` (bins of at least ``min_n``)."""
-    bins = np.floor(x)
-    out = []
-    for b in np.unique(bins):
-        v = y[bins == b]
-        if v.size >= min_n:
-            med = np.median(v)
-            out.append((b + 0.5, med, 1.4826 * np.median(np.abs(v - med))))
-    arr = np.array(out, dtype=np.float64).reshape(-1, 3)
-    return arr[:, 0], arr[:, 1], arr[:, 2]
-
-
-def centroid_pulls(con: duckdb.DuckDBPyConnection) -> Plot:
-    # The same clean-fit join as the checks' pulls (checks._PULLS), with the continuous G of the source.
-    pts = con.execute(_sample("""
-        SELECT t.g_mag, (c.al_px - tc.al_px) / c.al_px_err AS pull
-        FROM ccd c JOIN truth_ccd tc USING (transit_id, strip) JOIN truth_transits t USING (transit_id)
-        WHERE c.flags = 0""")).fetchnumpy()
-    # The bins REQ-IPD-001/002 judge, computed by the check's own query over every row.
-    bins = con.execute(f"SELECT g_bin, n, bias, width FROM ({checks._PULL_BINS}) ORDER BY g_bin").fetchnumpy()
-    fig = new_figure(12, 4.0)
-    ax = fig.add_subplot()
-    g, pull = np.asarray(pts["g_mag"], dtype=np.float64), np.asarray(pts["pull"], dtype=np.float64)
-    if g.size:
-        ax.scatter(g, np.clip(pull, -6, 6), s=2, alpha=0.25, lw=0, color="0.35", rasterized=True,
-                   label="pull of one CCD image (clipped at ±6)")
-        ax.axhline(0, color="k", lw=0.8)
-        for s in (-1, 1):
-            ax.axhline(s, color="k", lw=0.6, ls=":")
-        if len(bins["g_bin"]):
-            ax.errorbar(bins["g_bin"] + 0.5, bins["bias"], yerr=bins["width"], fmt="o", color="#d62728",
-                        capsize=3, label="median ± normalised MAD per G bin (the check's bins)")
-        ax.legend(loc="lower left", fontsize="small", markerscale=4)
-        ax.set_ylim(-6.5, 6.5)
-    else:
-        _empty(ax, "no clean CCD fit joined to truth")
-    ax.set_xlabel("G (truth, mag)")
-    ax.set_ylabel("AL centroid pull (fit - truth) / error")
-    ax.grid(alpha=0.25)
-    return Plot("pulls", "Centroid pulls vs G", "Along-scan centroid pulls of clean CCD fits against truth: "
-                "unbiased (REQ-IPD-001) with unit width (REQ-IPD-002) in every G bin of at least 100 images.",
-                png_bytes(fig))
-
-
-def photometry_residuals(con: duckdb.DuckDBPyConnection) -> Plot:
-    pts = con.execute(_sample("""
-        SELECT t.g_mag AS g_true, r.g_mag - t.g_mag AS dg, r.bp_mag - t.bp_mag AS dbp, r.rp_mag - t.rp_mag AS drp
-        FROM transits r JOIN truth_transits t USING (transit_id) WHERE r.g_mag IS NOT NULL""")).fetchnumpy()
-    fig = new_figure(12, 4.0)
-    axes = fig.subplots(1, 2, sharex=True)
-    g = np.asarray(pts["g_true"], dtype=np.float64)
-    panels = ((axes[0], (("dg", "G", "0.35"),), "REQ-PHOT-001: |median| <= 0.01 mag", 0.01),
-              (axes[1], (("dbp", "BP", "#1f77b4"), ("drp", "RP", "#d62728")), "REQ-PHOT-002: |median| <= 0.02 mag",
-               0.02))
-    for ax, series, label, bound in panels:
-        spread = []
-        for key, name, colour in series:
-            d = np.asarray(pts[key], dtype=np.float64)
-            ok = np.isfinite(d)
-            if not ok.any():
-                continue
-            ax.scatter(g[ok], d[ok], s=3, alpha=0.25, lw=0, color=colour, rasterized=True)
-            centre, median, _ = _binned(g[ok], d[ok], 20)
-            ax.plot(centre, median, "o-", color=colour, mec="k", mew=0.5, ms=5, label=f"{name}: median per G bin")
-            spread.append(np.percentile(np.abs(d[ok]), 99))
-        ax.axhspan(-bound, bound, color="#2ca02c", alpha=0.2, lw=0, label=label)
-        ax.axhline(0, color="k", lw=0.8)
-        if spread:
-            lim = max(max(spread) * 1.1, 3 * bound)
-            ax.set_ylim(-lim, lim)
-            ax.legend(loc="upper left", fontsize="small")
-        else:
-            _empty(ax, "no photometry joined to truth")
-        ax.set_xlabel("G (truth, mag)")
-        ax.grid(alpha=0.25)
-    axes[0].set_ylabel("transit G - true G (mag)")
-    axes[1].set_ylabel("transit BP/RP - true (mag)")
-    return Plot("photometry", "Photometric residuals vs G", "Transit magnitudes against truth; dots are single "
-                "transits, lines the median of each 1-mag bin of at least 20 transits (the checks' statistic), "
-                "the green band the requirement.", png_bytes(fig))
-
-
-# --- HTML -----------------------------------------------------------------------------------------------------
 
 _CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1b1b1b; margin: 0;
@@ -349,7 +99,7 @@ def _section(anchor: str, title: str, body: str) -> str:
     return f'<section id="{_esc(anchor)}"><h2>{_esc(title)}</h2>{body}</section>'
 
 
-def _plot_html(plot: Plot) -> str:
+def _plot_html(plot: rp.Plot) -> str:
     if plot.png is None:
         return _section(plot.anchor, plot.title, f'<p class="note">{_esc(plot.caption)}</p>')
     data = base64.b64encode(plot.png).decode("ascii")
@@ -489,7 +239,7 @@ def _trace_html(features: Path | None, cucumber: Path | None) -> str:
 def build(run_dir: Path, dataset: Path | None = None, features: Path | None = None, cucumber: Path | None = None,
           limits_path: Path | None = None) -> str:
     """The report of ``run_dir`` as one HTML string (its dataset's truth found as ``gaiasim validate`` does)."""
-    new_figure(1, 1)  # fail before any work when matplotlib is missing
+    rp.new_figure(1, 1)  # fail before any work when matplotlib is missing
     info = db.read_run_info(run_dir)
     con = db.connect(run_dir, dataset)
     truth = db.has_truth(con)
@@ -497,12 +247,12 @@ def build(run_dir: Path, dataset: Path | None = None, features: Path | None = No
     card = scorecard.scorecard(con) if truth else None
     passed = all(r.passed for r in results) and (card is None or card.passed)
     table = limits.load_limit_table(limits_path or limits.default_limits_path())
-    t0 = _day_start_ns(con)
-    plots = [transits_per_hour(con, t0), sky_map(con), hk_channels(con, table, t0)]
+    t0 = rp.day_start_ns(con)
+    plots = [rp.transits_per_hour(con, t0), rp.sky_map(con), rp.hk_channels(con, table, t0)]
     if truth:
-        plots += [centroid_pulls(con), photometry_residuals(con)]
+        plots += [rp.centroid_pulls(con), rp.photometry_residuals(con)]
     else:
-        plots += [Plot("pulls", "Centroid pulls vs G", "No truth linked to this run (pass --dataset).", None)]
+        plots += [rp.Plot("pulls", "Centroid pulls vs G", "No truth linked to this run (pass --dataset).", None)]
     root = Path(dataset) if dataset else Path(info["dataset"]) if info.get("dataset") else None
     verdict = "PASS" if passed else "FAIL"
     n_ok = sum(r.passed for r in results)
