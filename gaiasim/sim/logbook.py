@@ -22,6 +22,7 @@ def entries(seed: int, first: dt.date, days: int, pass_names: list[str], files_o
     out = []
     for d in range(days):
         date = first + dt.timedelta(days=d)
+        midnight = dt.datetime.combine(date, dt.time(), tzinfo=dt.UTC)
         passes = [p for p in pass_names if p.startswith(date.isoformat())]
         files = {f"{p}.tm" for p in passes}
         anomalies = dict(Counter(kind for kind, file in faults if file in files))
@@ -35,6 +36,7 @@ def entries(seed: int, first: dt.date, days: int, pass_names: list[str], files_o
                         "octets": files_octets.get(f"{p}.tm", 0)} for i, p in enumerate(passes)],
             "transits": transits_per_day[d] if d < len(transits_per_day) else 0,
             "anomalies": anomalies,
-            "note": f"Shift handover at {fake.time(pattern='%H:%M')} UTC; {summary}.",
+            # end_datetime: Faker's default is now, which made the seeded time depend on the wall clock.
+            "note": f"Shift handover at {fake.time(pattern='%H:%M', end_datetime=midnight)} UTC; {summary}.",
         })
     return out
