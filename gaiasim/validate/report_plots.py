@@ -214,15 +214,15 @@ def centroid_pulls(con: duckdb.DuckDBPyConnection) -> Plot:
     ax = fig.add_subplot()
     g, pull = np.asarray(pts["g_mag"], dtype=np.float64), np.asarray(pts["pull"], dtype=np.float64)
     if g.size:
-        ax.scatter(g, np.clip(pull, -6, 6), s=2, alpha=0.25, lw=0, color="0.35", rasterized=True,
-                   label="pull of one CCD image (clipped at ±6)")
+        ax.scatter(g, np.clip(pull, -6, 6), s=2, alpha=0.25, lw=0, color="0.35", rasterized=True)
+        ax.scatter([], [], s=12, color="0.35", label="pull of one CCD image (clipped at ±6)")  # legend proxy
         ax.axhline(0, color="k", lw=0.8)
         for s in (-1, 1):
             ax.axhline(s, color="k", lw=0.6, ls=":")
         if len(bins["g_bin"]):
             ax.errorbar(bins["g_bin"] + 0.5, bins["bias"], yerr=bins["width"], fmt="o", color="#d62728",
                         capsize=3, label="median ± normalised MAD per G bin (the check's bins)")
-        ax.legend(loc="lower left", fontsize="small", markerscale=4)
+        ax.legend(loc="lower left", fontsize="small")
         ax.set_ylim(-6.5, 6.5)
     else:
         _empty(ax, "no clean CCD fit joined to truth")
