@@ -81,6 +81,30 @@ def check_buffer(buf: np.ndarray) -> tuple[int, int, int]:
     return len(index), decoded, quarantined
 
 
+def chunked_scan(path: Path, chunk_octets: int) -> np.ndarray:
+    """The ingest's bounded-memory scan of one file (``pipeline.ingest.scan_file`` and its per-chunk
+    ``quarantine_rows``): its rows with file offsets, after checking each chunk's own conservation.
+
+    With :func:`ingest_counts`, the only code here that knows the ingest's interface.
+    """
+    from pipeline.ingest import quarantine_rows, scan_file
+
+    parts = []
+    for chunk in scan_file(path, chunk_octets):
+        index = chunk.index
+        bad = int(np.count_nonzero(index["status"] != icd.STATUS_OK))
+        good = sum(len(icd.decode_packets(chunk.buf, index, a)) for a in np.unique(
+            index["apid"][index["status"] == icd.STATUS_OK]).tolist())
+        assert len(index) == good + bad, f"chunk at {chunk.base}: {len(index)} rows != {good} ok + {bad} quarantined"
+        q = quarantine_rows(path.name, chunk)
+        assert len(q["file"]) == bad, f"chunk at {chunk.base}: {len(q['file'])} quarantine rows for {bad}"
+        assert [len(r) for r in q["raw"]] == q["octets"], f"chunk at {chunk.base}: raw octets differ from spans"
+        rows = index.copy()
+        rows["offset"] += chunk.base
+        parts.append(rows)
+    return np.concatenate(parts) if parts else np.empty(0, icd.PACKET_INDEX)
+
+
 def ingest_counts(paths: list[Path]) -> dict[str, int]:
     """Whole-file ingest of ``paths`` (in reception order): its conservation counts.
 

@@ -23,10 +23,10 @@ from gaiasim.sim import faults, hk_faults, variability
 from gaiasim.spec import SpecError
 from pipeline import icd
 from tests.fuzz import strategies as fz
-from tests.fuzz.targets import check_buffer, ingest_counts, tally, watchdog
+from tests.fuzz.targets import check_buffer, chunked_scan, ingest_counts, tally, watchdog
 
 #: Inputs derived from one example's seed in the batch tests.
-BATCH = 50
+BATCH = 25
 #: Slowest acceptable example (the machine is shared: generous, a hang is the watchdog's job).
 SINGLE = settings(deadline=timedelta(seconds=5))
 BATCHED = settings(deadline=timedelta(seconds=30))
@@ -113,6 +113,26 @@ def test_ingest_conserves_packets_over_files(bufs):
     assert c["packets_read"] == balance, f"read {c['packets_read']} != used + duplicates + quarantined = {balance}"
     assert c["quarantine_rows"] == c["packets_quarantined"], "quarantine table and count disagree"
     tally("ingest_files", len(bufs))
+
+
+@settings(deadline=timedelta(seconds=60), max_examples=min(settings.default.max_examples, 1000))
+@given(fz.mutation_batches(max_packets=300), st.integers(1, 40_000))
+def test_chunked_scan_equals_the_whole_file_scan(case, chunk_octets):
+    """The ingest scans a file in bounded chunks: whatever the chunk size, the rows tile the file, each
+    chunk conserves its packets, and the good packets are those of one scan of the whole file."""
+    seed, base, other = case
+    buf = fz.mutate_batch(seed, base, other, 1, max_stack=8)[0]
+    whole = icd.scan_stream(buf)
+    with tempfile.TemporaryDirectory(prefix="gaiasim-fuzz-") as tmp:
+        path = Path(tmp) / "pass.tm"
+        path.write_bytes(buf.tobytes())
+        with watchdog():
+            rows = chunked_scan(path, chunk_octets)
+    assert int(rows["octets"].sum()) == buf.size, f"chunk rows cover {int(rows['octets'].sum())} of {buf.size}"
+    assert np.array_equal(rows["offset"][1:], (rows["offset"] + rows["octets"])[:-1]), "chunk rows not contiguous"
+    ok, want = rows[rows["status"] == icd.STATUS_OK], whole[whole["status"] == icd.STATUS_OK]
+    assert ok.tolist() == want.tolist(), f"chunks of {chunk_octets} octets: good packets differ from the whole file's"
+    tally("chunked_scan_files")
 
 
 # --- fault plans ---------------------------------------------------------------------------------------
