@@ -76,11 +76,18 @@ def read_manifest(root: Path) -> dict:
 def verify(root: Path) -> list[str]:
     """Problems found when recomputing every SHA-256 against the manifest (empty when intact)."""
     root = Path(root)
-    expected = read_manifest(root)["files"]
+    manifest = read_manifest(root)
+    expected = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(expected, dict):
+        raise io.InputError(f"{root / MANIFEST} has no 'files' table of SHA-256 digests; regenerate the dataset")
     problems = []
+    inside = root.resolve()
     for name, digest in sorted(expected.items()):
         path = root / name
-        if not path.is_file():
+        # The manifest is data: a name that leads out of the dataset is a problem, never a file to read.
+        if not path.resolve().is_relative_to(inside):
+            problems.append(f"{name}: outside the dataset (a manifest must name the dataset's own files)")
+        elif not path.is_file():
             problems.append(f"{name}: missing")
         elif io.sha256_file(path) != digest:
             problems.append(f"{name}: SHA-256 differs from the manifest")

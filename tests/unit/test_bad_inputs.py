@@ -82,6 +82,11 @@ def _escaping_link(folder: Path) -> None:
     (folder / "specs" / "spec.toml").write_text('faults = "plan.toml"\n')
 
 
+def _manifest_without_files(folder: Path) -> None:
+    (folder / "fake").mkdir()
+    (folder / "fake" / "dataset.json").write_text('{"files": ["tm/a.tm"]}\n')
+
+
 def _occupied(folder: Path) -> None:
     (folder / "busy").mkdir()
     (folder / "busy" / "notes.txt").write_text("an operator's notes\n")
@@ -139,6 +144,8 @@ CASES = [
     BadInput("validate-missing-run", "validate a missing run folder", ("validate", "nowhere", "--no-history"),
              "run.json"),
     BadInput("verify-not-a-dataset", "verify a folder that is not a dataset", ("verify", "run1"), "dataset.json"),
+    BadInput("verify-manifest-without-files", "verify a dataset whose dataset.json has no table of files",
+             ("verify", "fake"), "'files'", _manifest_without_files),
 ]
 
 
@@ -204,3 +211,26 @@ def test_spec_name_must_be_a_label(tmp_path, name):
     (tmp_path / "spec.toml").write_text(f"name = {json.dumps(name)}\n")  # JSON escapes are TOML's
     with pytest.raises(SpecError, match="name = "):
         load_spec(tmp_path / "spec.toml")
+
+
+def test_verify_never_reads_a_file_a_tampered_manifest_names_outside_the_dataset(demo_run, tmp_path, monkeypatch):
+    from gaiasim import dataset as ds
+
+    copy = tmp_path / "dataset"
+    shutil.copytree(demo_run[0], copy)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not the dataset's\n")
+    manifest = json.loads((copy / "dataset.json").read_text())
+    manifest["files"]["../secret.txt"] = hashlib.sha256(secret.read_bytes()).hexdigest()
+    manifest["files"][str(secret)] = "0" * 64
+    (copy / "dataset.json").write_text(json.dumps(manifest))
+    read = []
+    real = ds.io.sha256_file
+    monkeypatch.setattr(ds.io, "sha256_file", lambda path, *a: read.append(Path(path).resolve()) or real(path, *a))
+    result = CliRunner().invoke(main, ["verify", str(copy)])
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert sorted(lines) == sorted(f"{copy}/{n}: outside the dataset (a manifest must name the dataset's own files)"
+                                   for n in ("../secret.txt", str(secret))), lines
+    assert secret.resolve() not in read, "verify read a file outside the dataset"
+    assert read and all(p.is_relative_to(copy.resolve()) for p in read)
