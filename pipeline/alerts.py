@@ -156,20 +156,23 @@ def _groups(key: np.ndarray, obmt_ns: np.ndarray, fov: np.ndarray, transit_id: n
     return out
 
 
-def raise_alerts(transits: pa.Table, catalogue: pa.Table, config: AlertConfig | None = None) -> pa.Table:
-    """The day's alerts (:data:`pipeline.schemas.ALERTS`, sorted by alert_id) from its transits
-    (:data:`pipeline.schemas.TRANSITS`) and the reference catalogue (:data:`pipeline.schemas.CATALOGUE`)."""
-    config = config or AlertConfig()
+def _deviations(transits: pa.Table, catalogue: pa.Table) -> dict:
+    """The transit columns the alerts use, and each transit's deviation from its catalogue source."""
     cols = {name: _column(transits, name, "the transits table", "TRANSITS") for name in _TRANSIT_COLUMNS}
     cat = {name: _column(catalogue, name, "the catalogue", "CATALOGUE") for name in schemas.CATALOGUE.names}
-    tid = cols["transit_id"].to_numpy().astype(np.int64)
-    obmt = cols["obmt_ns"].to_numpy().astype(np.int64)
-    fov = cols["fov"].to_numpy().astype(np.int64)
-    g, g_err = _floats(cols["g_mag"]), _floats(cols["g_mag_err"])
-    matched = cols["source_id"].is_valid().to_numpy()
-    sid = cols["source_id"].fill_null(0).to_numpy().astype(np.int64)
-    usable = np.isfinite(g) & np.isfinite(g_err) & ((fov == 1) | (fov == 2))
-
+    d = {
+        "cat": cat,
+        "tid": cols["transit_id"].to_numpy().astype(np.int64),
+        "obmt": cols["obmt_ns"].to_numpy().astype(np.int64),
+        "fov": cols["fov"].to_numpy().astype(np.int64),
+        "g": _floats(cols["g_mag"]),
+        "g_err": _floats(cols["g_mag_err"]),
+        "ra": _floats(cols["ra_deg"]),
+        "dec": _floats(cols["dec_deg"]),
+        "matched": cols["source_id"].is_valid().to_numpy(),
+        "sid": cols["source_id"].fill_null(0).to_numpy().astype(np.int64),
+    }
+    d["usable"] = np.isfinite(d["g"]) & np.isfinite(d["g_err"]) & ((d["fov"] == 1) | (d["fov"] == 2))
     # Known sources: deviations from the catalogue mean.
     cat_id = cat["source_id"].to_numpy().astype(np.int64)
     cat_order = np.argsort(cat_id, kind="stable")
@@ -180,24 +183,53 @@ def raise_alerts(transits: pa.Table, catalogue: pa.Table, config: AlertConfig | 
         row = np.append(cat_order, -1)[pos]
         return np.where(np.append(cat_id, -1)[row] == source_id, row, -1)
 
-    row = cat_row(sid)
-    known = matched & usable & (row >= 0)
-    cat_g, cat_sigma = _at(_floats(cat["g_mag"]), row), _at(_floats(cat["g_mag_sigma"]), row)
-    delta = g - cat_g
+    d["cat_row"] = cat_row
+    row = cat_row(d["sid"])
+    d["known"] = d["matched"] & d["usable"] & (row >= 0)
+    d["delta"] = d["g"] - _at(_floats(cat["g_mag"]), row)
+    cat_sigma = _at(_floats(cat["g_mag_sigma"]), row)
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = delta / np.sqrt(cat_sigma * cat_sigma + g_err * g_err)
-    candidates = []
+        d["z"] = d["delta"] / np.sqrt(cat_sigma * cat_sigma + d["g_err"] * d["g_err"])
+    return d
+
+
+def _deviating(d: dict, sign: float, config: AlertConfig) -> np.ndarray:
+    return d["known"] & (sign * d["delta"] >= config.min_delta_g_mag) & (sign * d["z"] >= config.min_significance_sigma)
+
+
+def _new_source_evidence(d: dict, config: AlertConfig) -> np.ndarray:
+    return (~d["matched"] & d["usable"] & np.isfinite(d["ra"]) & np.isfinite(d["dec"])
+            & (d["g"] < config.new_source_g_limit_mag))
+
+
+def candidates(transits: pa.Table, catalogue: pa.Table, config: AlertConfig | None = None) -> pa.Table:
+    """The transits that may be evidence of an alert: :func:`raise_alerts` over any set of transits that
+    holds these gives the same alerts, so a streaming run keeps only these from each time slice."""
+    config = config or AlertConfig()
+    d = _deviations(transits, catalogue)
+    keep = _deviating(d, -1.0, config) | _deviating(d, 1.0, config) | _new_source_evidence(d, config)
+    return transits.filter(pa.array(keep))
+
+
+def raise_alerts(transits: pa.Table, catalogue: pa.Table, config: AlertConfig | None = None) -> pa.Table:
+    """The day's alerts (:data:`pipeline.schemas.ALERTS`, sorted by alert_id) from its transits
+    (:data:`pipeline.schemas.TRANSITS`) and the reference catalogue (:data:`pipeline.schemas.CATALOGUE`)."""
+    config = config or AlertConfig()
+    d = _deviations(transits, catalogue)
+    cat, cat_row = d["cat"], d["cat_row"]
+    tid, obmt, fov, g, g_err, z = d["tid"], d["obmt"], d["fov"], d["g"], d["g_err"], d["z"]
+    sid = d["sid"]
+    directions = []
     for kind, sign in ((BRIGHTENING, -1.0), (FADING, 1.0)):
-        dev = known & (sign * delta >= config.min_delta_g_mag) & (sign * z >= config.min_significance_sigma)
-        i = np.flatnonzero(dev)
+        i = np.flatnonzero(_deviating(d, sign, config))
         s = _groups(sid[i], obmt[i], fov[i], tid[i], config, {"g": g[i], "z": z[i]})
         s["kind"] = np.full(len(s["key"]), kind)
         s["significance_sigma"] = np.abs(s["z"]) / np.sqrt(s["n"])
-        candidates.append(s)
-    both = {name: np.concatenate([c[name] for c in candidates]) for name in candidates[0] if name != "transit_ids"}
-    evidence = pa.concat_arrays([c["transit_ids"] for c in candidates])
+        directions.append(s)
+    both = {name: np.concatenate([c[name] for c in directions]) for name in directions[0] if name != "transit_ids"}
+    evidence = pa.concat_arrays([c["transit_ids"] for c in directions])
     # One alert per source: the more significant direction, brightening on a tie (it comes first).
-    rank = np.r_[np.zeros(len(candidates[0]["key"])), np.ones(len(candidates[1]["key"]))]
+    rank = np.r_[np.zeros(len(directions[0]["key"])), np.ones(len(directions[1]["key"]))]
     order = np.lexsort((rank, -both["significance_sigma"], both["key"]))
     first = order[np.r_[True, both["key"][order][1:] != both["key"][order][:-1]]] if len(order) else order
     src_row = cat_row(both["key"][first])
@@ -218,9 +250,8 @@ def raise_alerts(transits: pa.Table, catalogue: pa.Table, config: AlertConfig | 
     }
 
     # New sources: bright unmatched transits grouped on the sky.
-    ra, dec = _floats(cols["ra_deg"]), _floats(cols["dec_deg"])
-    i = np.flatnonzero(~matched & usable & np.isfinite(ra) & np.isfinite(dec) & (g < config.new_source_g_limit_mag))
-    u = geometry.unit_from_radec(ra[i], dec[i]).reshape(-1, 3)
+    i = np.flatnonzero(_new_source_evidence(d, config))
+    u = geometry.unit_from_radec(d["ra"][i], d["dec"][i]).reshape(-1, 3)
     index = crossmatch.build_index(u, config.cluster_radius_mas)
     label_sorted = np.empty(len(i), dtype=np.int64)
     chord = 2.0 * math.sin(0.5 * config.cluster_radius_mas * geometry.MAS_RAD)

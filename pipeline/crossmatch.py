@@ -61,3 +61,31 @@ def nearest(index: SkyIndex, u_query: np.ndarray) -> tuple[np.ndarray, np.ndarra
     chord = np.linalg.norm(u_query - index.u_sorted[np.maximum(best, 0)], axis=1) if len(index.order) else best_cos
     sep_mas = np.where(found, 2.0 * np.arcsin(np.clip(0.5 * chord, 0, 1)) / MAS_RAD, np.nan)
     return row, sep_mas
+
+
+#: Transit flag: another transit of the same scan matched the same source more closely (left unmatched).
+FLAG_MATCH_CONFLICT = 1 << 19
+#: Two transits of one source in one field of view this close in time belong to the same scan, ns (a
+#: source crosses the focal plane once per scan, in ~50 s; the next scan of a FoV comes 6 h later).
+SCAN_WINDOW_NS = 60_000_000_000
+
+
+def resolve_conflicts(row: np.ndarray, sep_mas: np.ndarray, fov: np.ndarray, obmt_ns: np.ndarray) -> np.ndarray:
+    """Within a scan a source is seen once: of the transits of one scan (same FoV, within
+    :data:`SCAN_WINDOW_NS`) matched to the same catalogue row, keep the closest (the earliest on a tie).
+
+    Returns the rows with the losers set to -1 (they become new-source candidates).
+    """
+    row = np.asarray(row, dtype=np.int64).copy()
+    m = np.flatnonzero(row >= 0)
+    if len(m) < 2:
+        return row
+    order = m[np.lexsort((obmt_ns[m], fov[m], row[m]))]
+    r, f, t = row[order], fov[order], obmt_ns[order]
+    new_scan = np.r_[True, (r[1:] != r[:-1]) | (f[1:] != f[:-1]) | (t[1:] - t[:-1] > SCAN_WINDOW_NS)]
+    scan = np.cumsum(new_scan)
+    best = np.lexsort((t, sep_mas[order], scan))  # per scan: closest, then earliest
+    winner = np.zeros(len(order), dtype=bool)
+    winner[best[np.r_[True, scan[best][1:] != scan[best][:-1]]]] = True
+    row[order[~winner]] = -1
+    return row

@@ -257,8 +257,14 @@ def scan_stream(buf: np.ndarray) -> np.ndarray:
 
 def decode_packets(buf: np.ndarray, index: np.ndarray, apid: int) -> np.ndarray:
     """Good packets of ``apid`` listed in ``index`` (from :func:`scan_stream`), as a structured array."""
-    dtype = packet_dtype(apid)
     sel = index[(index["apid"] == apid) & (index["status"] == STATUS_OK)]
-    rows = np.empty((len(sel), dtype.itemsize), dtype=np.uint8)
-    _k._gather(np.ascontiguousarray(buf, dtype=np.uint8), np.ascontiguousarray(sel["offset"]), dtype.itemsize, rows)
-    return rows.view(dtype).reshape(len(sel))
+    return gather_packets(buf, sel["offset"], apid)
+
+
+def gather_packets(buf: np.ndarray, offsets: np.ndarray, apid: int) -> np.ndarray:
+    """The packets of ``apid`` starting at ``offsets`` in ``buf`` (already checked), as a structured array."""
+    dtype = packet_dtype(apid)
+    rows = np.empty((len(offsets), dtype.itemsize), dtype=np.uint8)
+    _k._gather(np.ascontiguousarray(buf, dtype=np.uint8), np.ascontiguousarray(offsets, dtype=np.int64),
+               dtype.itemsize, rows)
+    return rows.view(dtype).reshape(len(offsets))

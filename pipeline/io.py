@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +44,8 @@ def sha256_file(path: Path, chunk_octets: int = 1 << 22) -> str:
 
 def _atomic_target(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    # Process and thread in the name: two writers of one path (a retried task) never share a temporary.
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
 
 
 def write_table(table: pa.Table, schema: pa.Schema, path: Path) -> None:
@@ -62,8 +67,44 @@ def write_json(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def write_npy(array: np.ndarray, path: Path) -> None:
+    """Write ``array`` as .npy atomically (no pickles: plain and structured dtypes only)."""
+    tmp = _atomic_target(path)
+    with open(tmp, "wb") as f:
+        np.save(f, array, allow_pickle=False)
+    os.replace(tmp, path)
+
+
 def write_bytes(data: bytes | np.ndarray, path: Path) -> None:
     tmp = _atomic_target(path)
     with open(tmp, "wb") as f:
         f.write(memoryview(data))
     os.replace(tmp, path)
+
+
+LOCK_NAME = ".lock"
+
+
+@contextmanager
+def locked_folder(folder: Path, what: str = "run") -> Iterator[Path]:
+    """Hold an exclusive lock on ``folder`` (created if needed) while the block runs.
+
+    A second process asking for the same folder gets an :class:`InputError` at once instead of two
+    writers mixing their outputs. The lock is the kernel's (``flock``): it goes with the process, so a
+    killed run never leaves a stale lock behind.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise InputError(f"cannot write to {folder}: {exc.strerror}; choose a writable --out folder") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"{folder} is in use by another gaiasim {what}; wait for it to finish or choose "
+                             "another --out folder") from None
+        yield folder
+    finally:
+        os.close(fd)

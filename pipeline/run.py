@@ -1,31 +1,45 @@
-"""``gaiasim run``: the daily pipeline over one dataset's TM files and reference catalogue.
+"""``gaiasim run``: the daily pipeline over one dataset's TM files and reference catalogue, streamed.
 
-Stages (each a function taking the last one's result, like nox's workflow): ingest -> decode ->
-image parameters -> attitude and sky positions -> crossmatch -> photometry -> outputs. The pipeline
-reads ``<dataset>/tm/*.tm`` and ``<dataset>/catalogue/``, nothing else of the dataset.
+Stages, in bounded memory whatever the scale:
+
+1. **ingest** (:mod:`pipeline.spool`): each TM file read once in chunks; quarantine written, star packets
+   indexed by OBMT hour, housekeeping and attitude decoded;
+2. **decode** (whole day, small): housekeeping and attitude sequence checks, ``hk``, attitude glitches
+   and HK limit events;
+3. **hours** (:mod:`pipeline.hourly`): per OBMT hour, image parameters, sky positions, crossmatch,
+   photometry, gaps, alert candidates; Parquet encoded on a writer thread while the next chunk is fitted;
+4. **alerts** over the day's candidates, sequence gaps between hours, ``catalog.duckdb`` and ``run.json``.
+
+Every file is written atomically and each file (stage 1) and hour (stage 3) records that it is done,
+so a run that is stopped or killed resumes where it was and gives the same bytes as an uninterrupted
+one. The run folder is locked while a run writes into it. The pipeline reads ``<dataset>/tm/*.tm``
+and ``<dataset>/catalogue/``, nothing else of the dataset.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import json
+import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from pipeline import alerts, attitude, catalog, crossmatch, geometry, icd, io, schemas, transits
+from pipeline import alerts, attitude, catalog, crossmatch, geometry, hourly, icd, io, schemas, spool
 from pipeline.config import PipelineConfig
 from pipeline.hkmon import check_hk_table
-from pipeline.ingest import ingest_files
+from pipeline.ingest import sequence_anomalies
 from pipeline.limits import default_limits_path, load_limit_table
 
 Progress = Callable[[str, float], None]
 RUN_JSON = "run.json"
-#: Transits fitted at once (bounds the memory of the image-parameter stage).
-IPD_CHUNK_TRANSITS = 50_000
+#: Scratch folder of a run in progress (removed when the run completes).
+WORK = ".work"
 
 
 def _noop(_stage: str, _fraction: float) -> None:
@@ -78,124 +92,172 @@ def _hk_table(records: np.ndarray | None) -> pa.Table:
     )
 
 
+def _fingerprint(dataset: Path, files: list[Path], config: PipelineConfig) -> dict:
+    """What a run folder's outputs depend on, cheap to check (sizes and times, not checksums)."""
+    return {
+        "pipeline_version": version(),
+        "dataset": str(dataset),
+        "config": config.to_json(),
+        "files": [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files],
+    }
+
+
+def _prepare(out: Path, fingerprint: dict) -> dict | None:
+    """The finished run.json when ``out`` already holds this very run; None to (re)start or resume it.
+
+    Refuses a folder holding anything else.
+    """
+    path = out / RUN_JSON
+    if path.is_file():
+        try:
+            info = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            info = {}
+        if info.get("fingerprint") != fingerprint:
+            raise io.InputError(f"run folder {out} holds a run of other inputs or another pipeline version; "
+                                "choose a new --out folder or remove it")
+        return info if info.get("status") == "complete" else None
+    if any(p.name != io.LOCK_NAME for p in out.iterdir()):
+        raise io.InputError(f"run folder {out} is not empty; choose a new --out folder or remove it")
+    io.write_json({"status": "running", "fingerprint": fingerprint}, path)
+    return None
+
+
+def _whole_day(out: Path, work: Path, files: list[Path]) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Stage 2: housekeeping and attitude of the whole day; returns the attitude for sky positions
+    (glitches removed) and the stage's counts."""
+    names = [f.name for f in files]
+    gaps: dict[str, list] = {name: [] for name in schemas.GAPS.names}
+    packets, used, duplicates = {}, 0, 0
+    for apid in spool.WHOLE_DAY_APIDS:
+        records, received_in = spool.whole_day_records(work, len(files), names, apid)
+        seq = (records["word1"] & 0x3FFF).astype(np.int64)
+        keep, rows = sequence_anomalies(apid, seq, records["obmt_ns"].astype(np.int64), received_in)
+        for key, values in rows.items():
+            gaps[key].extend(values)
+        packets[apid] = records[keep]
+        used += len(keep)
+        duplicates += len(records) - len(keep)
+    att = packets[icd.APID_ATTITUDE]
+    att_t, att_q = att["obmt_ns"].astype(np.int64), att["payload"]["q"].astype(np.float64)
+    # Corrupted attitude solutions are reported and left out of the attitude used for sky positions.
+    glitched = attitude.find_glitches(att_t, att_q)
+    hk = _hk_table(packets[icd.APID_HK])
+    hk_limit_events = check_hk_table(hk, load_limit_table(default_limits_path()))
+    events = pa.concat_tables([attitude.glitch_events(att_t, glitched), hk_limit_events])
+    io.write_table(hk, schemas.HK, out / "hk" / "part-0.parquet")
+    io.write_table(events, schemas.HK_EVENTS, out / "hk_events" / "part-0.parquet")
+    io.write_table(pa.table(gaps, schema=schemas.GAPS), schemas.GAPS, out / "gaps" / "part-whole-day.parquet")
+    counts = {"packets_used": used, "duplicates_dropped": duplicates, "hk_samples": hk.num_rows,
+              "hk_limit_events": hk_limit_events.num_rows}
+    return att_t[~glitched], att_q[~glitched], counts
+
+
 def run(dataset: Path, out: Path, config: PipelineConfig | None = None, progress: Progress = _noop) -> dict:
-    """Run the pipeline over ``dataset`` into the run folder ``out``; returns the content of run.json."""
+    """Run the pipeline over ``dataset`` into the run folder ``out``; returns the content of run.json.
+
+    Resumes a run of the same inputs that was stopped; returns at once when ``out`` holds it complete.
+    """
     config = config or PipelineConfig()
     dataset, out = Path(dataset).resolve(), Path(out).resolve()
     files = tm_files(dataset)
     catalogue = read_catalogue(dataset)
-    if out.exists() and any(out.iterdir()):
-        raise io.InputError(f"run folder {out} is not empty; choose a new --out folder or remove it")
-    out.mkdir(parents=True, exist_ok=True)
+    fingerprint = _fingerprint(dataset, files, config)
+    with io.locked_folder(out):
+        done = _prepare(out, fingerprint)
+        return done if done is not None else _run(files, catalogue, out, config, fingerprint, progress)
+
+
+def _run(files: list[Path], catalogue: pa.Table, out: Path, config: PipelineConfig, fingerprint: dict,
+         progress: Progress) -> dict:
+    work = out / WORK
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
-    def lap(stage: str, fraction: float) -> None:
+    def lap(stage: str) -> None:
         nonlocal clock
         now = time.perf_counter()
-        timings[stage] = round(now - clock, 4)
+        timings[stage] = round(timings.get(stage, 0.0) + now - clock, 4)
         clock = now
-        progress(stage, fraction)
 
-    ing = ingest_files(files)
-    lap("ingest", 0.2)
+    # 1. ingest: one pass over each file, in reception order (the out-of-order flags carry across files).
+    summaries: list[dict] = []
+    newest: dict[int, int] = {}
+    for k, path in enumerate(files):
+        summary = spool.load_summary(work, k)
+        if summary is None or summary["file"] != path.name:
+            summary = spool.spool_file(path, k, newest, out, work)
+        newest = {int(a): t for a, t in summary["newest_ns"].items()}
+        summaries.append(summary)
+        progress("ingest", 0.3 * (k + 1) / max(len(files), 1))
+    lap("ingest")
 
-    att = ing.packets.get(icd.APID_ATTITUDE)
-    att_t = att["obmt_ns"].astype(np.int64) if att is not None else np.empty(0, np.int64)
-    att_q = att["payload"]["q"].astype(np.float64) if att is not None else np.empty((0, 4))
-    # Corrupted attitude solutions are reported and left out of the attitude used for sky positions.
-    glitched = attitude.find_glitches(att_t, att_q)
-    attitude_events = attitude.glitch_events(att_t, glitched)
-    att_t, att_q = att_t[~glitched], att_q[~glitched]
-    hk = _hk_table(ing.packets.get(icd.APID_HK))
-    hk_limit_events = check_hk_table(hk, load_limit_table(default_limits_path()))
-    lap("decode", 0.3)
+    # 2. housekeeping and attitude.
+    att_t, att_q, day_counts = _whole_day(out, work, files)
+    progress("decode", 0.32)
+    lap("decode")
 
-    cal = config.calibration
-    rows, ccd_parts = [], []
-    for wc, apid in enumerate(icd.STAR_APIDS):
-        packets = ing.packets.get(apid)
-        # In chunks: the fits' float64 samples and intermediates take ~20x the packets' own size.
-        for lo in range(0, 0 if packets is None else len(packets), IPD_CHUNK_TRANSITS):
-            records = packets[lo:lo + IPD_CHUNK_TRANSITS]
-            fit = transits.fit_star_packets(records, wc, cal)
-            cols = transits.transit_rows(records, wc, fit, cal, att_t, att_q)
-            rows.append(cols)
-            ccd_parts.append(transits.ccd_table(cols["transit_id"], cols["fov"], fit))
-    lap("ipd", 0.7)
-
-    cols = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]} if rows else None
-    n_tr = len(cols["transit_id"]) if cols else 0
-    index = crossmatch.build_index(
-        geometry.unit_from_radec(catalogue["ra_deg"].to_numpy(), catalogue["dec_deg"].to_numpy()),
-        config.match_radius_mas,
+    # 3. the hours, each written and recorded as done before the next.
+    day = hourly.Day(
+        files=files, summaries=summaries, out=out, work=work, att_t_ns=att_t, att_q=att_q, catalogue=catalogue,
+        index=crossmatch.build_index(geometry.unit_from_radec(catalogue["ra_deg"].to_numpy(),
+                                                              catalogue["dec_deg"].to_numpy()),
+                                     config.match_radius_mas),
+        calibration=config.calibration, alert_config=alerts.load_alert_config(alerts.DEFAULT_CONFIG_PATH),
     )
-    if cols:
-        order = np.argsort(cols["obmt_ns"], kind="stable")
-        cols = {k: v[order] for k, v in cols.items()}
-        positioned = np.isfinite(cols["ra_deg"])
-        u = geometry.unit_from_radec(np.nan_to_num(cols["ra_deg"]), np.nan_to_num(cols["dec_deg"]))
-        row, sep = crossmatch.nearest(index, u)
-        row = np.where(positioned, row, -1)
-        matched = row >= 0
-        src = catalogue["source_id"].to_numpy()
-        cols["flags"] = cols["flags"] | np.where(matched, 0, crossmatch.FLAG_UNMATCHED).astype(np.int32)
-        transit_table = pa.table(
-            {
-                **{k: cols[k] for k in ("transit_id", "obmt_ns", "fov", "ccd_row", "ac_px", "window_class", "gate",
-                                        "ra_deg", "dec_deg")},
-                "source_id": pa.array(np.where(matched, src[np.maximum(row, 0)] if len(src) else 0, 0),
-                                      mask=~matched),
-                "match_sep_mas": pa.array(sep.astype(np.float32), mask=~matched),
-                "g_mag": pa.array(cols["g_mag"], mask=~np.isfinite(cols["g_mag"])),
-                **{k: pa.array(cols[k], mask=~np.isfinite(cols[k]))
-                   for k in ("g_mag_err", "bp_mag", "bp_mag_err", "rp_mag", "rp_mag_err")},
-                "n_af_ok": cols["n_af_ok"],
-                "flags": cols["flags"],
-            },
-            schema=schemas.TRANSITS,
-        )
-    else:
-        transit_table = schemas.TRANSITS.empty_table()
-    lap("crossmatch", 0.85)
-    alert_table = alerts.raise_alerts(transit_table, catalogue, alerts.load_alert_config(alerts.DEFAULT_CONFIG_PATH))
-    lap("alerts", 0.9)
+    hours = sorted({int(h) for s in summaries for h in s["hours"]})
+    hour_summaries = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet") as writer:
+        for i, hour in enumerate(hours):
+            summary = hourly.load_summary(work, hour) or hourly.process_hour(day, hour, writer)
+            hour_summaries.append(summary)
+            progress("hours", 0.32 + 0.6 * (i + 1) / max(len(hours), 1))
+    lap("hours")
 
-    tables = {
-        "transits": transit_table,
-        "ccd": pa.concat_tables(ccd_parts) if ccd_parts else schemas.CCD.empty_table(),
-        "quarantine": ing.quarantine,
-        "gaps": ing.gaps,
-        "hk": hk,
-        "alerts": alert_table,
-        "hk_events": pa.concat_tables([attitude_events, hk_limit_events]),
-    }
-    for name, schema in schemas.RUN_TABLES.items():
-        io.write_table(tables.get(name, schema.empty_table()), schema, out / name / "part-0.parquet")
+    # 4. the day: alerts over the candidates, gaps between hours, catalog, run.json.
+    parts = [pads.dataset(str(work / "alerts" / f"{h}.parquet"), format="parquet").to_table() for h in hours]
+    evidence = pa.concat_tables(parts).cast(schemas.TRANSITS) if parts else schemas.TRANSITS.empty_table()
+    alert_table = alerts.raise_alerts(evidence, catalogue, day.alert_config)
+    io.write_table(alert_table, schemas.ALERTS, out / "alerts" / "part-0.parquet")
+    io.write_table(hourly.boundary_gaps(hour_summaries), schemas.GAPS, out / "gaps" / "part-between-hours.parquet")
+    for name, schema in schemas.RUN_TABLES.items():  # every table has a file, even on an empty day
+        if not (out / name).is_dir():
+            io.write_table(schema.empty_table(), schema, out / name / "part-0.parquet")
     catalog.write_catalog(out)
-    lap("write", 1.0)
+    progress("alerts", 1.0)
+    lap("alerts")
 
-    counts = dict(ing.counts)
-    counts.update(
-        transits=n_tr,
-        transits_matched=int(transit_table["source_id"].is_valid().to_numpy().sum()) if n_tr else 0,
-        ccd_images=tables["ccd"].num_rows,
-        hk_samples=hk.num_rows,
-        hk_limit_events=hk_limit_events.num_rows,
-        catalogue_sources=catalogue.num_rows,
-        alerts=alert_table.num_rows,
-    )
+    def total(key: str, parts: list[dict]) -> int:
+        return sum(int(p[key]) for p in parts)
+
+    counts = {
+        "files": len(files),
+        "packets_read": total("packets_read", summaries),
+        "packets_used": day_counts["packets_used"] + total("packets_used", hour_summaries),
+        "duplicates_dropped": day_counts["duplicates_dropped"] + total("duplicates_dropped", hour_summaries),
+        "packets_quarantined": total("packets_quarantined", summaries),
+        "transits": total("transits", hour_summaries),
+        "transits_matched": total("transits_matched", hour_summaries),
+        "ccd_images": total("ccd_images", hour_summaries),
+        "hk_samples": day_counts["hk_samples"],
+        "hk_limit_events": day_counts["hk_limit_events"],
+        "catalogue_sources": catalogue.num_rows,
+        "alerts": alert_table.num_rows,
+        "hours": len(hours),
+    }
     counts["balance_ok"] = counts["packets_read"] == (
         counts["packets_used"] + counts["duplicates_dropped"] + counts["packets_quarantined"]
     )
     info = {
         "pipeline_version": version(),
-        "dataset": str(dataset),
+        "dataset": fingerprint["dataset"],
         "config": config.to_json(),
-        "inputs": {f"tm/{f.name}": io.sha256_file(f) for f in files},
+        "fingerprint": fingerprint,
+        "inputs": {f"tm/{s['file']}": s["sha256"] for s in summaries},
         "counts": counts,
         "timings_s": timings,
         "status": "complete",
     }
     io.write_json(info, out / RUN_JSON)
+    shutil.rmtree(work, ignore_errors=True)
     return info

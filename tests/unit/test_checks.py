@@ -15,17 +15,14 @@ import pytest
 
 from gaiasim.validate import checks, db
 from pipeline import schemas
+from tests.runs import rewrite_table
 
 
 def mutated_run(run_dir: Path, tmp_path: Path, table: str, change: Callable[[pa.Table], pa.Table]) -> Path:
-    """A copy of ``run_dir`` with ``<table>/part-0.parquet`` rewritten as ``change(table)``."""
+    """A copy of ``run_dir`` with ``<table>`` rewritten as ``change(table)``."""
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
-    path = copy / table / "part-0.parquet"
-    schema = schemas.RUN_TABLES[table]
-    new = change(pq.read_table(path).cast(schema))
-    assert new.schema.equals(schema, check_metadata=False), "a mutation must keep the table's schema"
-    pq.write_table(new, path)
+    rewrite_table(copy, table, change)
     return copy
 
 

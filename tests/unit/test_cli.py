@@ -12,12 +12,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import duckdb
-import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
 from gaiasim.cli import main
-from pipeline import schemas
+from tests.runs import rewrite_table
 
 GAIASIM = Path(sys.executable).parent / "gaiasim"
 
@@ -163,11 +162,27 @@ def test_run_on_a_missing_dataset_exits_2(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_run_into_a_non_empty_folder_exits_2(demo_run):
-    dataset, run_dir = demo_run
-    result = invoke("run", dataset, "--out", run_dir)
+def test_run_into_a_non_empty_folder_exits_2(demo_run, tmp_path):
+    dataset, _ = demo_run
+    (tmp_path / "notes.txt").write_text("not a run")
+    result = invoke("run", dataset, "--out", tmp_path)
     assert result.exit_code == 2
     assert_one_error_line(result, "not empty")
+
+
+def test_run_into_a_folder_holding_another_days_run_exits_2(demo_run, faulty_run):
+    dataset, _ = demo_run
+    result = invoke("run", dataset, "--out", faulty_run[1])
+    assert result.exit_code == 2
+    assert_one_error_line(result, "other inputs")
+
+
+def test_run_again_into_its_finished_folder_does_nothing(demo_run):
+    dataset, run_dir = demo_run
+    before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*.parquet")}
+    result = invoke("run", dataset, "--out", run_dir)
+    assert result.exit_code == 0, result.output
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*.parquet")} == before
 
 
 # --- validate ----------------------------------------------------------------------------------------
@@ -193,9 +208,7 @@ def test_validate_fails_on_a_run_with_lost_transits(demo_run, tmp_path):
     _, run_dir = demo_run
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
-    path = copy / "transits" / "part-0.parquet"
-    table = pq.read_table(path).cast(schemas.TRANSITS)
-    pq.write_table(table.slice(5), path)  # the first 5 transits are gone
+    rewrite_table(copy, "transits", lambda t: t.slice(5))  # the first 5 transits are gone
     junit, js = tmp_path / "junit.xml", tmp_path / "results.json"
     result = invoke("validate", copy, "--junit", junit, "--json", js)
     assert result.exit_code == 1, result.output

@@ -1,0 +1,195 @@
+"""Second pass of the streaming run: one OBMT hour of star packets -> transits, CCD images and gaps.
+
+An hour is the unit of work and of resumption: its outputs are
+
+- ``ccd/hour=<h>/part-<chunk>.parquet`` (one per :data:`IPD_CHUNK_TRANSITS` transits, in time order),
+- ``transits/hour=<h>/part-0.parquet`` (crossmatched, in time order),
+- ``gaps/part-h<h>.parquet`` (duplicates, out-of-order spans and gaps inside the hour),
+- ``.work/alerts/<h>.parquet`` (the hour's alert candidates, :func:`pipeline.alerts.candidates`),
+
+and then ``.work/hours/<h>.json``, its summary, written last: an hour with a summary is done. Every
+file is written atomically, and the same inputs give the same bytes, so an hour redone after a crash
+rewrites what it had written identically. Packets are read from the TM files by offset, a chunk at a
+time, so memory is bounded by the chunk size whatever the scale.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline import alerts, crossmatch, geometry, icd, io, schemas, spool, transits
+from pipeline.calibration import Calibration
+from pipeline.ingest import sequence_anomalies
+
+#: Transits fitted at once: the fits' float64 samples and intermediates take ~20x the packets' size.
+IPD_CHUNK_TRANSITS = 50_000
+
+
+@dataclass(frozen=True)
+class Day:
+    """What every hour of a run shares (read once per run)."""
+
+    files: list[Path]  # TM files in reception order
+    summaries: list[dict]  # their first-pass summaries (pipeline.spool)
+    out: Path
+    work: Path
+    att_t_ns: np.ndarray  # attitude used for sky positions (glitches removed), time order
+    att_q: np.ndarray
+    catalogue: pa.Table  # the reference catalogue (pipeline.schemas.CATALOGUE)
+    index: crossmatch.SkyIndex
+    calibration: Calibration
+    alert_config: alerts.AlertConfig
+
+
+def summary_path(work: Path, hour: int) -> Path:
+    return work / "hours" / f"{hour}.json"
+
+
+def load_summary(work: Path, hour: int) -> dict | None:
+    try:
+        return json.loads(summary_path(work, hour).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def read_star_packets(files: list[Path], file_k: np.ndarray, offset: np.ndarray, apid: int) -> np.ndarray:
+    """Packets of ``apid`` at ``offset`` in ``files[file_k]`` (any order), decoded, in the given order.
+
+    Each file is mapped only while its packets are copied out, so resident memory stays at the size of
+    the packets asked for.
+    """
+    out = np.empty(len(offset), icd.packet_dtype(apid))
+    for k in np.unique(file_k).tolist():
+        sel = np.flatnonzero(file_k == k)
+        mapped = np.memmap(files[k], dtype=np.uint8, mode="r")
+        try:
+            out[sel] = icd.gather_packets(mapped, offset[sel], apid)
+        finally:
+            mapped._mmap.close()  # unmap now (numpy keeps the map open until collected)
+    return out
+
+
+def _transit_table(cols: dict[str, np.ndarray], day: Day) -> pa.Table:
+    """The hour's transits (time order), crossmatched to the catalogue; conflicts within a scan resolved."""
+    positioned = np.isfinite(cols["ra_deg"])
+    u = geometry.unit_from_radec(np.nan_to_num(cols["ra_deg"]), np.nan_to_num(cols["dec_deg"]))
+    row, sep = crossmatch.nearest(day.index, u)
+    row = np.where(positioned, row, -1)
+    resolved = crossmatch.resolve_conflicts(row, sep, cols["fov"], cols["obmt_ns"])
+    conflict = (row >= 0) & (resolved < 0)
+    matched = resolved >= 0
+    src = day.catalogue["source_id"].to_numpy()
+    flags = cols["flags"] | np.where(matched, 0, crossmatch.FLAG_UNMATCHED).astype(np.int32)
+    flags |= np.where(conflict, crossmatch.FLAG_MATCH_CONFLICT, 0).astype(np.int32)
+    return pa.table(
+        {
+            **{k: cols[k] for k in ("transit_id", "obmt_ns", "fov", "ccd_row", "ac_px", "window_class", "gate",
+                                    "ra_deg", "dec_deg")},
+            "source_id": pa.array(np.where(matched, src[np.maximum(resolved, 0)] if len(src) else 0, 0),
+                                  mask=~matched),
+            "match_sep_mas": pa.array(sep.astype(np.float32), mask=~matched),
+            **{k: pa.array(cols[k], mask=~np.isfinite(cols[k]))
+               for k in ("g_mag", "g_mag_err", "bp_mag", "bp_mag_err", "rp_mag", "rp_mag_err")},
+            "n_af_ok": cols["n_af_ok"],
+            "flags": flags,
+        },
+        schema=schemas.TRANSITS,
+    )
+
+
+def process_hour(day: Day, hour: int, writer: Executor) -> dict:
+    """Every output of one OBMT hour (see the module doc); returns its summary.
+
+    Parquet encoding runs on ``writer`` (a one-thread executor) while the next chunk is fitted.
+    """
+    refs, file_k = spool.hour_refs(day.work, len(day.files), day.summaries, hour)
+    names = np.array([f.name for f in day.files], dtype=object)
+    gaps: dict[str, list] = {name: [] for name in schemas.GAPS.names}
+    kept, ends, duplicates = [], {}, 0
+    for apid in icd.STAR_APIDS:
+        sel = np.flatnonzero(refs["apid"] == apid)
+        if not len(sel):
+            continue
+        keep, rows = sequence_anomalies(apid, refs["seq"][sel].astype(np.int64), refs["obmt_ns"][sel],
+                                        names[file_k[sel]], late=refs["late"][sel])
+        duplicates += len(sel) - len(keep)
+        for key, values in rows.items():
+            gaps[key].extend(values)
+        first, last = sel[keep[0]], sel[keep[-1]]
+        ends[str(apid)] = {"first_seq": int(refs["seq"][first]), "first_obmt_ns": int(refs["obmt_ns"][first]),
+                           "first_file": str(names[file_k[first]]), "last_seq": int(refs["seq"][last])}
+        kept.append(sel[keep])
+    kept = np.concatenate(kept) if kept else np.empty(0, np.int64)
+    kept = kept[np.argsort(refs["obmt_ns"][kept], kind="stable")]
+
+    pending: list[Future] = []
+    parts: list[dict[str, np.ndarray]] = []
+    n_ccd = 0
+    for c, lo in enumerate(range(0, len(kept), IPD_CHUNK_TRANSITS)):
+        chunk = kept[lo:lo + IPD_CHUNK_TRANSITS]
+        ccd = []
+        for wc, apid in enumerate(icd.STAR_APIDS):
+            sel = chunk[refs["apid"][chunk] == apid]
+            if not len(sel):
+                continue
+            records = read_star_packets(day.files, file_k[sel], refs["offset"][sel], apid)
+            fit = transits.fit_star_packets(records, wc, day.calibration)
+            cols = transits.transit_rows(records, wc, fit, day.calibration, day.att_t_ns, day.att_q)
+            parts.append(cols)
+            ccd.append(transits.ccd_table(cols["transit_id"], cols["fov"], fit))
+        table = pa.concat_tables(ccd)
+        n_ccd += table.num_rows
+        pending.append(writer.submit(io.write_table, table, schemas.CCD,
+                                     day.out / "ccd" / f"hour={hour}" / f"part-{c:04d}.parquet"))
+
+    if parts:
+        cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        order = np.argsort(cols["obmt_ns"], kind="stable")
+        table = _transit_table({k: v[order] for k, v in cols.items()}, day)
+        pending.append(writer.submit(io.write_table, table, schemas.TRANSITS,
+                                     day.out / "transits" / f"hour={hour}" / "part-0.parquet"))
+        candidates = alerts.candidates(table, day.catalogue, day.alert_config)
+    else:
+        table = candidates = schemas.TRANSITS.empty_table()
+    pending.append(writer.submit(io.write_table, candidates, schemas.TRANSITS,
+                                 day.work / "alerts" / f"{hour}.parquet"))
+    pending.append(writer.submit(io.write_table, pa.table(gaps, schema=schemas.GAPS), schemas.GAPS,
+                                 day.out / "gaps" / f"part-h{hour}.parquet"))
+    for future in pending:
+        future.result()  # the hour is done only when every part is on disk
+    summary = {
+        "hour": hour,
+        "packets_used": len(kept),
+        "duplicates_dropped": duplicates,
+        "transits": table.num_rows,
+        "transits_matched": int(table["source_id"].is_valid().to_numpy().sum()) if table.num_rows else 0,
+        "ccd_images": n_ccd,
+        "ends": ends,
+    }
+    io.write_json(summary, summary_path(day.work, hour))
+    return summary
+
+
+def boundary_gaps(summaries: list[dict]) -> pa.Table:
+    """Sequence gaps between consecutive hours (each hour's own gaps are in its part), per star APID."""
+    rows: dict[str, list] = {name: [] for name in schemas.GAPS.names}
+    for apid in icd.STAR_APIDS:
+        ends = [s["ends"][str(apid)] for s in sorted(summaries, key=lambda s: s["hour"]) if str(apid) in s["ends"]]
+        for before, after in itertools.pairwise(ends):
+            step = (after["first_seq"] - before["last_seq"]) % icd.SEQ_COUNT_MODULO
+            if step == 1:
+                continue
+            missing = (step - 1) % icd.SEQ_COUNT_MODULO
+            values = (apid, "gap", (before["last_seq"] + 1) % icd.SEQ_COUNT_MODULO,
+                      (after["first_seq"] - 1) % icd.SEQ_COUNT_MODULO, missing, after["first_obmt_ns"],
+                      after["first_file"])
+            for key, value in zip(schemas.GAPS.names, values, strict=True):
+                rows[key].append(value)
+    return pa.table(rows, schema=schemas.GAPS)

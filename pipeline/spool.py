@@ -1,0 +1,130 @@
+"""First pass of the streaming run: each TM file read once, in bounded chunks, into the run's work area.
+
+For file ``k`` (reception order) it writes:
+
+- ``quarantine/part-<k>-<chunk>.parquet``: every unusable octet span, with its raw octets and reason;
+- ``.work/files/<k>.npy``: one :data:`PACKET_REF` per good star packet (where it is, its APID, sequence
+  count, time and whether it arrived late), grouped by OBMT hour, in reception order within an hour;
+- ``.work/files/<k>-<apid>.npy``: the decoded housekeeping and attitude packets (a few MB a day);
+- ``.work/files/<k>.json``: the summary (counts, the file's SHA-256, hour ranges, newest time per APID);
+  written last, so a file whose summary exists is done and a resumed run skips it.
+
+Only star packets are left in the TM files: the time slices of the second pass read them from there by
+offset (:mod:`pipeline.hourly`), so nothing of the day's volume is copied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline import icd, io, schemas
+from pipeline.ingest import late_flags, packet_times, quarantine_rows, scan_file
+
+#: OBMT per partition hour, ns.
+HOUR_NS = 3_600_000_000_000
+#: Reference to a good star packet in a TM file.
+PACKET_REF = np.dtype([("obmt_ns", "i8"), ("offset", "i8"), ("apid", "i2"), ("seq", "i2"), ("late", "?")])
+#: APIDs decoded whole in the first pass (small, needed by every slice or checked over the whole day).
+WHOLE_DAY_APIDS = (icd.APID_HK, icd.APID_ATTITUDE)
+
+
+def hour_of(obmt_ns: np.ndarray) -> np.ndarray:
+    """Partition hour of OBMT times (``obmt_ns // HOUR_NS``)."""
+    return np.floor_divide(np.asarray(obmt_ns, dtype=np.int64), HOUR_NS)
+
+
+def summary_path(work: Path, k: int) -> Path:
+    return work / "files" / f"{k:04d}.json"
+
+
+def spool_file(path: Path, k: int, newest_ns: dict[int, int], out: Path, work: Path) -> dict:
+    """First pass over TM file number ``k`` (see the module doc); returns its summary.
+
+    ``newest_ns`` is the newest packet time per APID received in the files before this one (for the
+    out-of-order flags); the summary carries it on.
+    """
+    digest = hashlib.sha256()
+    refs, whole_day = [], {apid: [] for apid in WHOLE_DAY_APIDS}
+    newest = dict(newest_ns)
+    read = quarantined = 0
+    for c, chunk in enumerate(scan_file(path, digest=digest)):
+        index = chunk.index
+        read += len(index)
+        bad = quarantine_rows(path.name, chunk)
+        if bad["file"]:
+            quarantined += len(bad["file"])
+            io.write_table(pa.table(bad, schema=schemas.QUARANTINE), schemas.QUARANTINE,
+                           out / "quarantine" / f"part-{k:04d}-{c:05d}.parquet")
+        good = index[index["status"] == icd.STATUS_OK]
+        times = packet_times(chunk.buf, good["offset"])
+        late = np.zeros(len(good), dtype=bool)
+        for apid in np.unique(good["apid"]).tolist():
+            sel = np.flatnonzero(good["apid"] == apid)
+            late[sel], newest[apid] = late_flags(times[sel], newest.get(apid, np.iinfo(np.int64).min))
+        for apid in WHOLE_DAY_APIDS:
+            if (good["apid"] == apid).any():
+                whole_day[apid].append(icd.decode_packets(chunk.buf, index, apid))
+        star = np.isin(good["apid"], icd.STAR_APIDS)
+        ref = np.empty(int(star.sum()), PACKET_REF)
+        ref["obmt_ns"], ref["offset"] = times[star], good["offset"][star] + chunk.base
+        ref["apid"], ref["seq"], ref["late"] = good["apid"][star], good["seq"][star], late[star]
+        refs.append(ref)
+    refs = np.concatenate(refs) if refs else np.empty(0, PACKET_REF)
+    hours = hour_of(refs["obmt_ns"])
+    refs = refs[np.argsort(hours, kind="stable")]
+    hours = np.sort(hours)
+    present, first = np.unique(hours, return_index=True)
+    stops = np.r_[first[1:], len(refs)]
+    folder = work / "files"
+    folder.mkdir(parents=True, exist_ok=True)
+    io.write_npy(refs, folder / f"{k:04d}.npy")
+    for apid, parts in whole_day.items():
+        io.write_npy(np.concatenate(parts) if parts else np.empty(0, icd.packet_dtype(apid)),
+                     folder / f"{k:04d}-{apid}.npy")
+    summary = {
+        "file": path.name,
+        "sha256": digest.hexdigest(),
+        "packets_read": read,
+        "packets_quarantined": quarantined,
+        "hours": {str(h): [int(a), int(b)] for h, a, b in zip(present.tolist(), first, stops, strict=True)},
+        "newest_ns": {str(a): int(t) for a, t in sorted(newest.items())},
+    }
+    io.write_json(summary, summary_path(work, k))
+    return summary
+
+
+def load_summary(work: Path, k: int) -> dict | None:
+    """The summary of file ``k`` if its first pass finished, else None."""
+    try:
+        return json.loads(summary_path(work, k).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def hour_refs(work: Path, n_files: int, summaries: list[dict], hour: int) -> tuple[np.ndarray, np.ndarray]:
+    """The star-packet references of one hour from every file, in reception order, and each one's file
+    number."""
+    refs, files = [], []
+    for k in range(n_files):
+        span = summaries[k]["hours"].get(str(hour))
+        if span:
+            part = np.load(work / "files" / f"{k:04d}.npy", mmap_mode="r")[span[0]:span[1]]
+            refs.append(np.array(part))
+            files.append(np.full(len(part), k, dtype=np.int32))
+    if not refs:
+        return np.empty(0, PACKET_REF), np.empty(0, np.int32)
+    return np.concatenate(refs), np.concatenate(files)
+
+
+def whole_day_records(work: Path, n_files: int, names: list[str], apid: int) -> tuple[np.ndarray, np.ndarray]:
+    """The decoded packets of ``apid`` from every file in reception order, and each one's file name."""
+    parts = [np.load(work / "files" / f"{k:04d}-{apid}.npy") for k in range(n_files)]
+    files = [np.full(len(p), names[k], dtype=object) for k, p in enumerate(parts)]
+    if not parts:
+        return np.empty(0, icd.packet_dtype(apid)), np.empty(0, dtype=object)
+    return np.concatenate(parts), np.concatenate(files)

@@ -1,0 +1,115 @@
+"""The streaming run (pipeline.run): resumption to the same bytes, locking, refusal of foreign folders,
+and outputs that do not depend on the chunk sizes that bound its memory."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from functools import partial
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline import hourly, ingest, io, schemas, spool
+from pipeline.config import PipelineConfig
+from pipeline.run import RUN_JSON, WORK, run
+
+
+class Stop(Exception):
+    """Stands for a crash at a chosen point of a run."""
+
+
+def parquet_digests(run_dir: Path) -> dict[str, str]:
+    """SHA-256 of every Parquet file a reader can see, by path inside the run."""
+    return {str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(run_dir.rglob("*.parquet")) if WORK not in p.parts}
+
+
+def stop_at(stage: str, nth: int):
+    calls = {"n": 0}
+
+    def progress(name: str, _fraction: float) -> None:
+        if name == stage:
+            calls["n"] += 1
+            if calls["n"] == nth:
+                raise Stop(f"{stage} #{nth}")
+
+    return progress
+
+
+@pytest.mark.parametrize(("stage", "nth"), [("ingest", 2), ("hours", 1), ("hours", 5), ("decode", 1)])
+def test_a_stopped_run_resumes_to_the_same_bytes(faulty_run, tmp_path, stage, nth):
+    dataset, clean = faulty_run
+    out = tmp_path / "run"
+    with pytest.raises(Stop):
+        run(dataset, out, progress=stop_at(stage, nth))
+    assert (out / WORK).is_dir(), "a stopped run keeps its work area for the resumption"
+    info = run(dataset, out)
+    assert info["status"] == "complete" and info["counts"]["balance_ok"]
+    assert parquet_digests(out) == parquet_digests(clean)
+    assert not (out / WORK).exists()
+
+
+def test_a_complete_run_is_not_redone(faulty_run, tmp_path):
+    dataset, clean = faulty_run
+    out = tmp_path / "run"
+    shutil.copytree(clean, out)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")}
+    info = run(dataset, out)
+    assert info["status"] == "complete"
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")} == before
+
+
+def test_a_run_folder_in_use_is_refused(faulty_run, tmp_path):
+    dataset, _ = faulty_run
+    out = tmp_path / "run"
+    with io.locked_folder(out), pytest.raises(io.InputError, match="in use by another gaiasim run"):
+        run(dataset, out)
+
+
+def test_a_folder_holding_another_run_is_refused(faulty_run, tmp_path):
+    dataset, clean = faulty_run
+    out = tmp_path / "run"
+    shutil.copytree(clean, out)
+    digests = parquet_digests(out)
+    with pytest.raises(io.InputError, match="other inputs"):
+        run(dataset, out, PipelineConfig(match_radius_mas=400.0))
+    assert parquet_digests(out) == digests
+
+
+def test_a_folder_holding_something_else_is_refused(faulty_run, tmp_path):
+    dataset, _ = faulty_run
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(io.InputError, match="not empty"):
+        run(dataset, out)
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_outputs_do_not_depend_on_the_chunk_sizes(faulty_run, tmp_path, monkeypatch):
+    dataset, clean = faulty_run
+    monkeypatch.setattr(spool, "scan_file", partial(ingest.scan_file, chunk_octets=100_000))
+    monkeypatch.setattr(hourly, "IPD_CHUNK_TRANSITS", 7)
+    out = tmp_path / "run"
+    run(dataset, out)
+    con = duckdb.connect()
+    for name in schemas.RUN_TABLES:
+        cols = ", ".join(f'"{c}"' for c in schemas.RUN_TABLES[name].names)
+        a = f"SELECT {cols} FROM read_parquet('{clean / name}/**/*.parquet', hive_partitioning = true)"
+        b = f"SELECT {cols} FROM read_parquet('{out / name}/**/*.parquet', hive_partitioning = true)"
+        assert con.sql(f"SELECT count(*) FROM (({a}) EXCEPT ALL ({b}))").fetchall() == [(0,)], name
+        assert con.sql(f"SELECT count(*) FROM (({b}) EXCEPT ALL ({a}))").fetchall() == [(0,)], name
+
+
+def test_transits_are_partitioned_by_obmt_hour(faulty_run):
+    _, clean = faulty_run
+    hours = sorted(p.name for p in (clean / "transits").iterdir())
+    assert len(hours) > 1 and all(h.startswith("hour=") for h in hours)
+    # The hour is that of the packet's time; the fitted transit time may lie a few seconds off it.
+    rows = duckdb.sql(f"SELECT DISTINCT obmt_ns BETWEEN hour * 3600000000000 - 60e9 AND (hour + 1) * 3600000000000"
+                      f" + 60e9 FROM read_parquet('{clean / 'transits'}/**/*.parquet', hive_partitioning = true)"
+                      ).fetchall()
+    assert rows == [(True,)]
+    assert (clean / RUN_JSON).is_file()
