@@ -74,6 +74,14 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def crash(session: nox.Session) -> None:
+    """SIGKILL run and generate at 25 random points each, resume, compare bytes (tally in reports/crash.json)."""
+    _install(session, "test")
+    session.run("pytest", "tests/reliability", *session.posargs,
+                env={"GAIASIM_KILLS": os.environ.get("GAIASIM_KILLS", "25"), "REPORTS": REPORTS})
+
+
+@nox.session(python=PYTHON, default=False)
 def fuzz(session: nox.Session) -> None:
     """Long fuzzing of the TM scanner, decoder, ingest and fault plans; inputs run in reports/fuzz.json."""
     _install(session, "test")

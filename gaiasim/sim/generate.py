@@ -106,6 +106,20 @@ def dry_run(spec: DaySpec) -> dict[str, float]:
     }
 
 
+def _remove_abandoned(parent: Path, name: str) -> None:
+    """Remove the temporary folders of earlier generations of ``name`` whose process is gone (killed)."""
+    for tmp in parent.glob(f".{name}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            continue
+
+
 def generate(spec: DaySpec, out: Path, faults_path: Path | None = None, progress: Progress = _noop,
              executor: Executor | None = None) -> dict:
     """Generate the dataset of ``spec`` into ``out`` (which must not exist); returns its manifest."""
@@ -120,6 +134,7 @@ def generate(spec: DaySpec, out: Path, faults_path: Path | None = None, progress
     if need > free:
         raise SpecError(f"not enough disk for scale {spec.scale:g} x {spec.days} day(s): about {need / 1e9:.1f} GB "
                         f"needed, {free / 1e9:.1f} GB free under {parent}; free space or lower --scale")
+    _remove_abandoned(parent, out.name)
     tmp = parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
