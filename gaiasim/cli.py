@@ -134,23 +134,44 @@ def generate(spec, scale, seed, date_, days, faults, out, dry_run, workers, exec
 
 @main.command(name="run")
 @click.argument("dataset", type=click.Path(path_type=Path))
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="run folder to create")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="run folder to create (or to resume: a stopped run of the same inputs carries on)")
 @click.option("--workers", type=click.IntRange(1, 256), default=None, help="threads for the numba kernels")
+@click.option("--watch", "inbox", type=click.Path(path_type=Path), default=None,
+              help="process the TM files arriving in this folder instead of DATASET/tm (catalogue from DATASET)")
+@click.option("--poll", "poll_s", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+              help="with --watch: seconds between looks at the inbox")
+@click.option("--until-idle", "idle_s", type=click.FloatRange(min=0), default=None,
+              help="with --watch: stop when no file came for this many seconds (default: watch until Ctrl-C)")
+@click.option("--max-files", type=click.IntRange(min=1), default=None, help="with --watch: stop after N files")
 @_errors
-def run_cmd(dataset, out, workers) -> None:
+def run_cmd(dataset, out, workers, inbox, poll_s, idle_s, max_files) -> None:
     """Run the daily pipeline over DATASET into a run folder."""
     from pipeline.run import run
 
     if not Path(dataset).is_dir():
         raise InputError(f"dataset {dataset} not found; give a folder made by 'gaiasim generate'")
     tm = Path(dataset) / "tm"
-    if tm.is_dir() and not any(tm.glob("*.tm")):  # an empty day would 'pass' with nothing in it
+    if inbox is None and tm.is_dir() and not any(tm.glob("*.tm")):  # an empty day would 'pass' with nothing
         raise InputError(f"dataset {dataset} has no TM files in tm/ (an empty day); regenerate the dataset or "
                          "check its downlink")
     _set_threads(workers)
-    with _progress("run") as progress:
-        info = run(dataset, out, progress=progress)
-    c = info["counts"]
+    if inbox is not None:
+        from pipeline.watch import watch
+
+        def announce(stage: str, _fraction: float) -> None:
+            if stage == "watch":
+                click.echo(f"{out}: outputs updated", err=True)
+
+        info = watch(dataset, inbox, out, poll_s=poll_s, idle_exit_s=idle_s, max_files=max_files,
+                     progress=announce)
+    else:
+        with _progress("run") as progress:
+            info = run(dataset, out, progress=progress)
+    c = info.get("counts")
+    if not c:
+        click.echo(f"run {out}: no TM file has arrived yet")
+        return
     click.echo(f"run {out}: {c['transits']} transits ({c['transits_matched']} matched), "
                f"{c['packets_read']} packets read = {c['packets_used']} used + {c['duplicates_dropped']} duplicates "
                f"+ {c['packets_quarantined']} quarantined")
@@ -415,3 +436,29 @@ def replay(dataset, inbox, speed) -> None:
     log = rp.replay(dataset, inbox, rp.parse_speed(speed),
                     on_delivery=lambda d, i, n: click.echo(rp.progress_line(d, i, n)))
     stdout.print(rp.log_table(log))
+
+
+@main.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="campaign folder (a rerun resumes it)")
+@click.option("--cache", type=click.Path(path_type=Path), default=None,
+              help="datasets and clean runs, reusable by other campaigns (default OUT/cache)")
+@click.option("--history", type=click.Path(path_type=Path), default=None,
+              help="results database to append to (default $GAIASIM_HISTORY or ~/.local/share/gaiasim/)")
+@_errors
+def campaign(spec, out, cache, history) -> None:
+    """Run the campaign SPEC (datasets/campaigns/*.toml): per day generate, replay, run, validate, compare;
+    then the feature tags; write OUT/campaign.json and campaign.md. Exit 1 unless every day is green."""
+    from gaiasim import campaign as cp
+
+    plan = cp.CampaignSpec.load(spec)
+    with _progress(f"campaign {plan.name}") as progress:
+        summary = cp.run_campaign(plan, out, progress, cache=cache, history=history,
+                                  on_day=lambda day: click.echo(cp.day_line(day)))
+    f = summary["features"]
+    features = (f"features -m \"{f['expression']}\" {'passed' if f['passed'] else 'FAILED'}" if f.get("ran")
+                else f"features not run ({f.get('note', '')})")
+    click.echo(f"campaign {plan.name}: {'GREEN' if summary['green'] else 'RED'}, {summary['days_green']} of "
+               f"{len(summary['days'])} days green; {features}; {summary['wall_s']:.0f} s; "
+               f"report {Path(summary['out']) / 'campaign.md'}")
+    sys.exit(0 if summary["green"] else 1)

@@ -168,53 +168,66 @@ def run(dataset: Path, out: Path, config: PipelineConfig | None = None, progress
         return done if done is not None else _run(files, catalogue, out, config, fingerprint, progress)
 
 
-def _run(files: list[Path], catalogue: pa.Table, out: Path, config: PipelineConfig, fingerprint: dict,
-         progress: Progress) -> dict:
-    work = out / WORK
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
+class _Timer:
+    """Seconds per stage, summed over calls."""
 
-    def lap(stage: str) -> None:
-        nonlocal clock
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
         now = time.perf_counter()
-        timings[stage] = round(timings.get(stage, 0.0) + now - clock, 4)
-        clock = now
+        self.timings[stage] = round(self.timings.get(stage, 0.0) + now - self._clock, 4)
+        self._clock = now
 
-    # 1. ingest: one pass over each file, in reception order (the out-of-order flags carry across files).
-    summaries: list[dict] = []
-    newest: dict[int, int] = {}
-    for k, path in enumerate(files):
+
+def _ingest(files: list[Path], out: Path, work: Path, summaries: list[dict], progress: Progress) -> list[dict]:
+    """Stage 1 for the files after the ``summaries`` already made (reception order): all summaries."""
+    summaries = list(summaries)
+    newest = {int(a): t for a, t in summaries[-1]["newest_ns"].items()} if summaries else {}
+    for k in range(len(summaries), len(files)):
         summary = spool.load_summary(work, k)
-        if summary is None or summary["file"] != path.name:
-            summary = spool.spool_file(path, k, newest, out, work)
+        if summary is None or summary["file"] != files[k].name:
+            summary = spool.spool_file(files[k], k, newest, out, work)
         newest = {int(a): t for a, t in summary["newest_ns"].items()}
         summaries.append(summary)
         progress("ingest", 0.3 * (k + 1) / max(len(files), 1))
-    lap("ingest")
+    return summaries
 
-    # 2. housekeeping and attitude.
+
+def _day(files: list[Path], summaries: list[dict], out: Path, catalogue: pa.Table, index: crossmatch.SkyIndex,
+         config: PipelineConfig) -> tuple[hourly.Day, dict]:
+    """Stage 2 (housekeeping and attitude of the files so far) and what every hour shares."""
+    work = out / WORK
     att_t, att_q, day_counts = _whole_day(out, work, files)
-    progress("decode", 0.32)
-    lap("decode")
+    day = hourly.Day(files=files, summaries=summaries, out=out, work=work, att_t_ns=att_t, att_q=att_q,
+                     catalogue=catalogue, index=index, calibration=config.calibration,
+                     alert_config=alerts.load_alert_config(alerts.DEFAULT_CONFIG_PATH))
+    return day, day_counts
 
-    # 3. the hours, each written and recorded as done before the next.
-    day = hourly.Day(
-        files=files, summaries=summaries, out=out, work=work, att_t_ns=att_t, att_q=att_q, catalogue=catalogue,
-        index=crossmatch.build_index(geometry.unit_from_radec(catalogue["ra_deg"].to_numpy(),
-                                                              catalogue["dec_deg"].to_numpy()),
-                                     config.match_radius_mas),
-        calibration=config.calibration, alert_config=alerts.load_alert_config(alerts.DEFAULT_CONFIG_PATH),
-    )
-    hours = sorted({int(h) for s in summaries for h in s["hours"]})
-    hour_summaries = []
+
+def _sky_index(catalogue: pa.Table, config: PipelineConfig) -> crossmatch.SkyIndex:
+    u = geometry.unit_from_radec(catalogue["ra_deg"].to_numpy(), catalogue["dec_deg"].to_numpy())
+    return crossmatch.build_index(u, config.match_radius_mas)
+
+
+def _hours(day: hourly.Day, redo: set[int], progress: Progress) -> list[dict]:
+    """Stage 3: every hour of the day's files not yet done (and those in ``redo``); all hour summaries."""
+    hours = sorted({int(h) for s in day.summaries for h in s["hours"]})
+    done = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet") as writer:
         for i, hour in enumerate(hours):
-            summary = hourly.load_summary(work, hour) or hourly.process_hour(day, hour, writer)
-            hour_summaries.append(summary)
+            summary = None if hour in redo else hourly.load_summary(day.work, hour)
+            done.append(summary or hourly.process_hour(day, hour, writer))
             progress("hours", 0.32 + 0.6 * (i + 1) / max(len(hours), 1))
-    lap("hours")
+    return done
 
-    # 4. the day: alerts over the candidates, gaps between hours, catalog, run.json.
+
+def _finish(day: hourly.Day, hour_summaries: list[dict], day_counts: dict, config: PipelineConfig,
+            fingerprint: dict, timings: dict, status: str) -> dict:
+    """Stage 4: alerts over the day's candidates, gaps between hours, catalog and run.json."""
+    out, work, catalogue = day.out, day.work, day.catalogue
+    hours = [s["hour"] for s in hour_summaries]
     parts = [pads.dataset(str(work / "alerts" / f"{h}.parquet"), format="parquet").to_table() for h in hours]
     evidence = pa.concat_tables(parts).cast(schemas.TRANSITS) if parts else schemas.TRANSITS.empty_table()
     alert_table = alerts.raise_alerts(evidence, catalogue, day.alert_config)
@@ -224,14 +237,13 @@ def _run(files: list[Path], catalogue: pa.Table, out: Path, config: PipelineConf
         if not (out / name).is_dir():
             io.write_table(schema.empty_table(), schema, out / name / "part-0.parquet")
     catalog.write_catalog(out)
-    progress("alerts", 1.0)
-    lap("alerts")
 
     def total(key: str, parts: list[dict]) -> int:
         return sum(int(p[key]) for p in parts)
 
+    summaries = day.summaries
     counts = {
-        "files": len(files),
+        "files": len(day.files),
         "packets_read": total("packets_read", summaries),
         "packets_used": day_counts["packets_used"] + total("packets_used", hour_summaries),
         "duplicates_dropped": day_counts["duplicates_dropped"] + total("duplicates_dropped", hour_summaries),
@@ -256,8 +268,26 @@ def _run(files: list[Path], catalogue: pa.Table, out: Path, config: PipelineConf
         "inputs": {f"tm/{s['file']}": s["sha256"] for s in summaries},
         "counts": counts,
         "timings_s": timings,
-        "status": "complete",
+        "status": status,
     }
     io.write_json(info, out / RUN_JSON)
-    shutil.rmtree(work, ignore_errors=True)
+    return info
+
+
+def _run(files: list[Path], catalogue: pa.Table, out: Path, config: PipelineConfig, fingerprint: dict,
+         progress: Progress) -> dict:
+    timer = _Timer()
+    summaries = _ingest(files, out, out / WORK, [], progress)
+    timer.lap("ingest")
+    day, day_counts = _day(files, summaries, out, catalogue, _sky_index(catalogue, config), config)
+    progress("decode", 0.32)
+    timer.lap("decode")
+    hour_summaries = _hours(day, set(), progress)
+    timer.lap("hours")
+    info = _finish(day, hour_summaries, day_counts, config, fingerprint, timer.timings, "complete")
+    progress("alerts", 1.0)
+    timer.lap("alerts")
+    info["timings_s"] = timer.timings
+    io.write_json(info, out / RUN_JSON)
+    shutil.rmtree(out / WORK, ignore_errors=True)
     return info

@@ -148,6 +148,19 @@ ALERTS = pa.schema(
 )
 
 #: Output tables of a run, by folder name.
+#: Watch mode's latencies (``<run>/latency/``, only in runs made with ``gaiasim run --watch``): wall-clock
+#: times, so it is kept out of :data:`RUN_TABLES` (whose content depends only on the inputs).
+LATENCY = pa.schema(
+    [
+        _f("kind", pa.string(), "", "'file': TM file arrival -> its outputs written; 'alert': arrival of the "
+           "file that completed an alert's evidence -> the alert written"),
+        _f("name", pa.string(), "", "TM file name, or the alert_id"),
+        _f("arrived_utc_ns", pa.int64(), "ns", "arrival (the file's modification time in the inbox), since 1970"),
+        _f("written_utc_ns", pa.int64(), "ns", "outputs written, since 1970"),
+        _f("latency_s", pa.float64(), "s", "written - arrived"),
+    ]
+)
+
 RUN_TABLES: dict[str, pa.Schema] = {
     "transits": TRANSITS,
     "ccd": CCD,

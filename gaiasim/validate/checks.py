@@ -280,6 +280,20 @@ CHECKS: tuple[Check, ...] = (
         alert_checks.FALSE_ALERTS_SQL,
         "<=", 1.0, "alerts per 10^6 transits",
     ),
+    # Near real time (watch mode; a batch run has no latencies and passes): the seed's daily pipeline
+    # keeps up with the downlink, and its science alerts "cannot wait". The 60 s budgets are ours.
+    Check(
+        "file_latency", "REQ-OPS-001",
+        "in watch mode every TM file's outputs are written within 60 s of its arrival",
+        "SELECT coalesce(max(latency_s), 0) FROM latency WHERE kind = 'file'",
+        "<=", 60.0, "s", needs_truth=False,
+    ),
+    Check(
+        "alert_latency", "REQ-OPS-002",
+        "in watch mode every alert is written within 60 s of the arrival of the file that completed its evidence",
+        "SELECT coalesce(max(latency_s), 0) FROM latency WHERE kind = 'alert'",
+        "<=", 60.0, "s", needs_truth=False,
+    ),
 )
 
 

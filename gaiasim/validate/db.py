@@ -2,7 +2,8 @@
 
 ``gaiasim query`` and ``gaiasim validate`` both use :func:`connect`. Views:
 
-- run tables: ``transits``, ``ccd``, ``quarantine``, ``gaps``, ``hk`` (pipeline.schemas)
+- run tables: ``transits``, ``ccd``, ``quarantine``, ``gaps``, ``hk`` (pipeline.schemas); ``latency``
+  (watch mode's, empty for a batch run)
 - ``run_counts(key, value)``: the per-stage counts of run.json; ``run_inputs(name, sha256)``: its inputs
 - ``dataset_files(name, manifest_sha256, actual_sha256)``: the dataset's files against its manifest
 - truth (when the run's dataset is at hand): ``truth_sources``, ``truth_transits``, ``truth_ccd``,
@@ -41,6 +42,10 @@ def connect(run_dir: Path, dataset: Path | None = None) -> duckdb.DuckDBPyConnec
     con = duckdb.connect(":memory:")
     for name in schemas.RUN_TABLES:
         con.execute(catalog.view_sql(name, catalog.parquet_glob(run_dir / name)))
+    if (run_dir / "latency").is_dir():  # watch mode's latencies
+        con.execute(catalog.view_sql("latency", catalog.parquet_glob(run_dir / "latency")))
+    else:
+        con.register("latency", schemas.LATENCY.empty_table())
     con.execute("CREATE TABLE run_counts (key VARCHAR, value BIGINT)")
     con.executemany("INSERT INTO run_counts VALUES (?, ?)",
                     [(k, int(v)) for k, v in info["counts"].items()])
