@@ -1,4 +1,4 @@
-@e2e @REQ-HK-001 @REQ-HK-002
+@e2e @health @REQ-HK-001 @REQ-HK-002
 Feature: Payload health is watched on every housekeeping channel
   The operations team needs every housekeeping channel that leaves its limits (a yellow warning or a red
   critical) or freezes on one value to be reported once, over the right samples, and no alarm otherwise.

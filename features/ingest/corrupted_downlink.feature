@@ -1,4 +1,4 @@
-@e2e @REQ-ING-001 @REQ-ING-002 @REQ-ING-003
+@e2e @ingest @REQ-ING-001 @REQ-ING-002 @REQ-ING-003
 Feature: A day with a bad downlink loses nothing silently
   Packets lost on the link, corrupted by bit flips, received twice, or cut off at the end of a pass
   must each be reported (sequence gap, quarantine with a reason, dropped duplicate), and nothing else.

@@ -1,4 +1,4 @@
-@e2e @REQ-ALR-001 @REQ-ALR-002
+@e2e @science @REQ-ALR-001 @REQ-ALR-002
 Feature: Science alerts are raised for the day's transients and for nothing else
   Known sources that brighten or fade by a magnitude or more, and sources new to the catalogue, must each
   raise one alert once Gaia has seen them in both fields of view, and nothing else may raise one.
