@@ -102,6 +102,12 @@ def _fingerprint(dataset: Path, files: list[Path], config: PipelineConfig) -> di
     }
 
 
+def refuse_foreign(out: Path) -> None:
+    """Refuse, before touching it, a folder that holds files but no run."""
+    if out.is_dir() and not (out / RUN_JSON).exists() and any(p.name != io.LOCK_NAME for p in out.iterdir()):
+        raise io.InputError(f"run folder {out} is not empty; choose a new --out folder or remove it")
+
+
 def _prepare(out: Path, fingerprint: dict) -> dict | None:
     """The finished run.json when ``out`` already holds this very run; None to (re)start or resume it.
 
@@ -163,6 +169,7 @@ def run(dataset: Path, out: Path, config: PipelineConfig | None = None, progress
     files = tm_files(dataset)
     catalogue = read_catalogue(dataset)
     fingerprint = _fingerprint(dataset, files, config)
+    refuse_foreign(out)
     with io.locked_folder(out):
         done = _prepare(out, fingerprint)
         return done if done is not None else _run(files, catalogue, out, config, fingerprint, progress)

@@ -38,6 +38,7 @@ from pipeline.run import (
     _sky_index,
     _Timer,
     read_catalogue,
+    refuse_foreign,
     version,
 )
 
@@ -86,6 +87,7 @@ def watch(dataset: Path, inbox: Path, out: Path, config: PipelineConfig | None =
     catalogue = read_catalogue(dataset)
     fingerprint = {"pipeline_version": version(), "dataset": str(dataset), "inbox": str(inbox),
                    "config": config.to_json(), "mode": "watch"}
+    refuse_foreign(out)
     with io.locked_folder(out):
         state = _load_state(out, fingerprint)
         index = _sky_index(catalogue, config)

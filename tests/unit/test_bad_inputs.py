@@ -8,6 +8,7 @@ demo day's dataset and run; a case that needs a broken dataset builds it there f
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -149,6 +150,38 @@ CASES = [
 ]
 
 
+_HELD: list[int] = []  # lock descriptors held for the test session, as another gaiasim run would
+
+
+def _run_in_progress(folder: Path) -> None:
+    """``active``: a run folder another process is writing into (it holds the folder's lock)."""
+    (folder / "active").mkdir()
+    fd = os.open(folder / "active" / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    _HELD.append(fd)
+
+
+CASES += [
+    BadInput("run-concurrent", "a second run into a folder a run is writing (locked)",
+             ("run", "day", "--out", "active"), "in use by another gaiasim run", _run_in_progress),
+    BadInput("run-into-another-run", "a run into the folder of another day's run", ("run", "day2", "--out", "run1"),
+             "other inputs", lambda folder: (folder / "day2").symlink_to(_second_day(), target_is_directory=True)),
+]
+
+
+def _second_day() -> Path:
+    """The faulty demo day (another dataset than ``day``), made once per session by the fixture below."""
+    return _SECOND_DAY[0]
+
+
+_SECOND_DAY: list[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _second_dataset(faulty_run):
+    _SECOND_DAY[:] = [faulty_run[0]]
+
+
 def tree_digest(folder: Path) -> dict[str, str]:
     """SHA-256 of every file under ``folder`` (links followed), and every folder, by relative path."""
     out = {}
@@ -173,14 +206,7 @@ def case_folder(tmp_path, demo_run, monkeypatch) -> Path:
     return folder
 
 
-#: Cases the code does not pass yet, with why (pipeline/run.py is being rewritten: its owner fixes them).
-PENDING = {
-    "run-into-non-empty": "the streaming run leaves its .lock in an occupied --out folder it refuses",
-}
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(reason=PENDING[c.name], strict=False))
-                                  if c.name in PENDING else c for c in CASES], ids=[c.name for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_exits_2_with_one_line_and_changes_nothing(case_folder, case):
     if case.setup:
         case.setup(case_folder)
