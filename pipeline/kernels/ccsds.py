@@ -167,14 +167,26 @@ def _walk(buf, pos, expected_octets, offsets, lengths):
     return k
 
 
+@jit
+def _crc_ok_at(buf, offset, length, table):
+    """True when the packet of ``length`` octets at ``offset`` ends with the CRC of its other octets."""
+    end = offset + length
+    stored = (np.int64(buf[end - 2]) << 8) | np.int64(buf[end - 1])
+    return _crc16(buf, offset, end - CRC_OCTETS, table) == stored
+
+
 @jit_parallel
 def _crc_ok(buf, offsets, lengths, k, table, ok):
     """CRC check of the ``k`` packets at ``offsets`` (parallel)."""
     for i in numba.prange(k):
-        o = offsets[i]
-        end = o + lengths[i]
-        stored = (np.int64(buf[end - 2]) << 8) | np.int64(buf[end - 1])
-        ok[i] = _crc16(buf, o, end - CRC_OCTETS, table) == stored
+        ok[i] = _crc_ok_at(buf, offsets[i], lengths[i], table)
+
+
+@jit
+def _crc_ok_serial(buf, offsets, lengths, k, table, ok):
+    """:func:`_crc_ok` in one thread, for a few packets: a parallel launch costs more than it saves."""
+    for i in range(k):
+        ok[i] = _crc_ok_at(buf, offsets[i], lengths[i], table)
 
 
 @jit_parallel
