@@ -62,7 +62,7 @@ from gaiasim.sim.generate import generate
 from gaiasim.spec import NAME_PATTERN, DaySpec, SpecError, load_toml, make_spec
 from gaiasim.validate import checks, db, report, scorecard
 from gaiasim.validate import history as hist
-from pipeline import io
+from pipeline import crossmatch, io
 from pipeline.config import PipelineConfig
 from pipeline.run import RUN_JSON, run
 
@@ -291,7 +291,11 @@ def check_tags(tags: str, where: str = "campaign") -> None:
 def pipeline_config(overrides: Mapping[str, object], where: str = "pipeline_config") -> PipelineConfig:
     """The default :class:`PipelineConfig` with ``overrides`` (its field names; nested tables for the
     calibration), every key and value checked."""
-    return _override(PipelineConfig(), overrides, where)
+    config = _override(PipelineConfig(), overrides, where)
+    lo, hi = crossmatch.MIN_RADIUS_MAS, 3.6e6  # what the crossmatch accepts (crossmatch.build_index)
+    if not lo <= config.match_radius_mas < hi:
+        raise SpecError(f"{where}.match_radius_mas = {config.match_radius_mas:g}: must lie in [{lo:g}, {hi:g}) mas")
+    return config
 
 
 def _override(obj, overrides: object, where: str):
