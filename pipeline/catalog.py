@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline import schemas
+from pipeline import io, schemas
 
 CATALOG = "catalog.duckdb"
 
@@ -34,11 +34,16 @@ def write_catalog(run_dir: Path) -> Path:
     run_dir = Path(run_dir).resolve()
     tmp = run_dir / f".{CATALOG}.tmp-{os.getpid()}"
     tmp.unlink(missing_ok=True)
-    con = duckdb.connect(str(tmp))
     try:
-        for name in schemas.RUN_TABLES:
-            con.execute(view_sql(name, parquet_glob(run_dir / name)))
-    finally:
-        con.close()
-    os.replace(tmp, run_dir / CATALOG)
+        con = duckdb.connect(str(tmp))
+        try:
+            for name in schemas.RUN_TABLES:
+                con.execute(view_sql(name, parquet_glob(run_dir / name)))
+        finally:
+            con.close()
+        os.replace(tmp, run_dir / CATALOG)
+    except (duckdb.Error, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise io.OutputError(f"cannot write {run_dir / CATALOG}: {str(exc).splitlines()[0]}; free disk space or "
+                             "choose a writable --out folder, then run the same command again") from None
     return run_dir / CATALOG

@@ -6,6 +6,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,10 +43,41 @@ def sha256_file(path: Path, chunk_octets: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+class OutputError(InputError):
+    """An output that cannot be written (disk full, read-only or unwritable folder): one line, exit 2.
+    Nothing half-written is left: the temporary file is removed and the target is untouched."""
+
+
+def _short_write_reason(folder: Path, exc: OSError) -> str:
+    """Why a write without an errno failed (numpy reports a short write as 'N requested and M written')."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    if free is not None and free < 1 << 20:
+        return f"No space left on device ({free} bytes free)"
+    return str(exc).splitlines()[0]
+
+
+@contextmanager
+def _atomic(path: Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` to write to; renamed onto ``path`` when the block succeeds,
+    removed when it fails (a reader never sees a partial file under a real name)."""
+    path = Path(path)
     # Process and thread in the name: two writers of one path (a retried task) never share a temporary.
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        reason = os.strerror(exc.errno) if exc.errno else _short_write_reason(path.parent, exc)
+        raise OutputError(f"cannot write {path}: {reason}; free disk space or choose a writable --out folder, "
+                          "then run the same command again") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_table(table: pa.Table, schema: pa.Schema, path: Path) -> None:
@@ -56,30 +88,24 @@ def write_table(table: pa.Table, schema: pa.Schema, path: Path) -> None:
     """
     if not table.schema.equals(schema, check_metadata=False):
         raise ValueError(f"table for {path.name} does not match its schema:\n{table.schema}\nexpected:\n{schema}")
-    tmp = _atomic_target(path)
-    pq.write_table(table.replace_schema_metadata(None).cast(schema), tmp, compression="zstd")
-    os.replace(tmp, path)
+    with _atomic(path) as tmp:
+        pq.write_table(table.replace_schema_metadata(None).cast(schema), tmp, compression="zstd")
 
 
 def write_json(obj: dict, path: Path) -> None:
-    tmp = _atomic_target(path)
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    with _atomic(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def write_npy(array: np.ndarray, path: Path) -> None:
     """Write ``array`` as .npy atomically (no pickles: plain and structured dtypes only)."""
-    tmp = _atomic_target(path)
-    with open(tmp, "wb") as f:
+    with _atomic(path) as tmp, open(tmp, "wb") as f:
         np.save(f, array, allow_pickle=False)
-    os.replace(tmp, path)
 
 
 def write_bytes(data: bytes | np.ndarray, path: Path) -> None:
-    tmp = _atomic_target(path)
-    with open(tmp, "wb") as f:
+    with _atomic(path) as tmp, open(tmp, "wb") as f:
         f.write(memoryview(data))
-    os.replace(tmp, path)
 
 
 LOCK_NAME = ".lock"
