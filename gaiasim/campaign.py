@@ -376,8 +376,9 @@ def _replay_and_watch(dataset: Path, folder: Path, speed: float, config: Pipelin
     if len(taken) < len(plan) or not all(f["done"] for f in taken):
         raise io.InputError(f"the watch over {inbox} stopped with {len(taken)} of {len(plan)} files taken; "
                             "rerun the campaign to resume the day")
-    latency = db.connect(run_dir, dataset).execute(
-        "SELECT coalesce(max(latency_s), 0) FROM latency WHERE kind = 'file'").fetchone()[0]
+    con = db.connect(run_dir, dataset)
+    latency = con.execute("SELECT coalesce(max(latency_s), 0) FROM latency WHERE kind = 'file'").fetchone()[0]
+    con.close()
     replay_info = {"speed": "max" if math.isinf(speed) else speed, "inbox": str(inbox), "files": len(log),
                    "span_s": round(log[-1].delivered_s, 3),
                    "max_late_s": round(max(max(d.delivered_s - d.scheduled_s, 0.0) for d in log), 3),
