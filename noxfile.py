@@ -74,6 +74,17 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def fullday(session: nox.Session) -> None:
+    """Generate, run and validate a full-scale day (~70 M transits; ~80 GB free disk): wall time, peak RSS
+    and bytes of each stage in reports/fullday.json. ``nox -s fullday -- [FOLDER [SCALE]]``."""
+    _install(session)
+    folder, scale = (list(session.posargs) + ["/tmp/gaiasim-fullday", "1.0"][len(session.posargs):])[:2]
+    session.run("gaiasim", "generate", "datasets/levels/day.toml", "--dry-run")
+    session.run("python", "-m", "gaiasim.bench", "--full-day", folder, "--full-day-scale", scale,
+                "--json", f"{REPORTS}/fullday.json")
+
+
+@nox.session(python=PYTHON, default=False)
 def crash(session: nox.Session) -> None:
     """SIGKILL run and generate at 25 random points each, resume, compare bytes (tally in reports/crash.json)."""
     _install(session, "test")
