@@ -1,4 +1,4 @@
-"""Every bad input the ``gaiasim`` command can meet (docs/bad_inputs.md): exit status 2, exactly one line
+"""Every bad input the ``gaiasim`` command can meet (the README's bad-inputs table): exit status 2, exactly one line
 on stderr naming the problem, and nothing that existed before changed (the dataset, the run, the inputs),
 nothing new left behind.
 
@@ -31,7 +31,7 @@ Setup = Callable[[Path], None]
 @dataclass(frozen=True)
 class BadInput:
     name: str  # pytest id
-    what: str  # the bad input, in the operator's words (docs/bad_inputs.md)
+    what: str  # the bad input, in the operator's words (the README's bad-inputs table)
     args: tuple[str, ...]  # the command line after 'gaiasim', paths relative to the case folder
     word: str  # what the error line must name
     setup: Setup | None = None  # builds the case's inputs in its folder
@@ -260,3 +260,12 @@ def test_verify_never_reads_a_file_a_tampered_manifest_names_outside_the_dataset
                                    for n in ("../secret.txt", str(secret))), lines
     assert secret.resolve() not in read, "verify read a file outside the dataset"
     assert read and all(p.is_relative_to(copy.resolve()) for p in read)
+
+
+def test_the_readme_table_lists_every_case_and_only_them():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme[readme.index("### Bad inputs"):]
+    rows = [line.split(" | ")[0].lstrip("| ").strip() for line in table.splitlines()
+            if line.startswith("| ") and not line.startswith("| input") and not line.startswith("| ---")]
+    rows = rows[:rows.index("")] if "" in rows else rows
+    assert sorted(rows) == sorted(c.what for c in CASES)
