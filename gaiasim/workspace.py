@@ -1,7 +1,7 @@
 """A workspace caches datasets and runs by spec hash, so feature runs never regenerate what they have.
 
-Layout: ``<root>/datasets/<spec-hash>/`` and ``<root>/runs/<dataset-hash>/``. Both are created
-atomically (by ``generate`` and ``run``), so an entry that exists is complete.
+Layout: ``<root>/datasets/<spec-hash>/`` and ``<root>/runs/<dataset-hash>/``. A dataset is created
+atomically (by ``generate``), so one that exists is complete; a run that was stopped is resumed.
 """
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ import hashlib
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from gaiasim import dataset as ds
+from gaiasim import replay
 from gaiasim.sim.generate import generate
 from gaiasim.spec import DaySpec, SpecError, load_spec, make_spec
 from gaiasim.validate import checks, db
@@ -20,7 +22,8 @@ from gaiasim.validate.scorecard import Scorecard
 from gaiasim.validate.scorecard import scorecard as score
 from pipeline import schemas
 from pipeline.io import sha256_file
-from pipeline.run import RUN_JSON, run
+from pipeline.run import run
+from pipeline.watch import watch
 
 #: The repository's datasets/ folder (levels and fault plans).
 DATASETS = Path(__file__).resolve().parents[1] / "datasets"
@@ -71,9 +74,23 @@ def dataset_for(level: str, seed: int | None = None, faults: str | None = None, 
 def run_for(dataset: Path, root: Path | None = None) -> Path:
     """The pipeline run over ``dataset`` (run once, then reused; a partial run is redone)."""
     folder = (root or default_root()) / "runs" / Path(dataset).name
-    if not (folder / RUN_JSON).is_file():
-        shutil.rmtree(folder, ignore_errors=True)
-        run(dataset, folder)
+    run(dataset, folder)  # returns at once when the run is complete; resumes a stopped one
+    return folder
+
+
+def watched_run_for(dataset: Path, speed: float, root: Path | None = None) -> Path:
+    """A fresh run of ``dataset`` made in watch mode while its pass files are replayed into an inbox at
+    ``speed`` x real time (``gaiasim replay`` + ``gaiasim run --watch``); the run folder."""
+    folder = (root or default_root()) / "watched" / Path(dataset).name
+    inbox = folder.with_name(f"{folder.name}-inbox")
+    for path in (folder, inbox):
+        shutil.rmtree(path, ignore_errors=True)
+    inbox.mkdir(parents=True)
+    n_files = len(list((Path(dataset) / "tm").glob("*.tm")))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay") as pool:
+        delivering = pool.submit(replay.replay, dataset, inbox, speed)
+        watch(dataset, inbox, folder, max_files=n_files, poll_s=0.05)
+        delivering.result()
     return folder
 
 
