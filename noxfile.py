@@ -1,4 +1,4 @@
-"""nox sessions: tests, features, lint, demo, cover, bench, fuzz (``nox --list`` shows them)."""
+"""nox sessions: tests, features, lint, demo, cover, bench, fuzz, runbook (``nox --list`` shows them)."""
 
 from __future__ import annotations
 
@@ -99,3 +99,10 @@ def fuzz(session: nox.Session) -> None:
     session.run("pytest", "tests/fuzz", *session.posargs,
                 env={"HYPOTHESIS_PROFILE": "fuzz", "GAIASIM_FUZZ_REPORT": f"{REPORTS}/fuzz.json",
                      "NUMBA_NUM_THREADS": "1"})
+
+
+@nox.session(python=PYTHON, default=False)
+def runbook(session: nox.Session) -> None:
+    """Execute the daily operations runbook (datasets/runbooks/) with papermill on the demo day."""
+    _install(session, "test", "runbook")
+    session.run("pytest", "tests/unit/test_runbook.py", f"--junitxml={REPORTS}/runbook.xml", *session.posargs)

@@ -70,5 +70,7 @@ def connect(run_dir: Path, dataset: Path | None = None) -> duckdb.DuckDBPyConnec
 
 
 def has_truth(con: duckdb.DuckDBPyConnection) -> bool:
+    # fetchall, not fetchone: a result left unfinished makes the connection refuse con.sql(...) until it is
+    # fetched to the end (DuckDB 2), and the caller's next query may well be one.
     return bool(con.execute(
-        "SELECT count(*) FROM duckdb_views() WHERE view_name = 'truth_transits'").fetchone()[0])
+        "SELECT count(*) FROM duckdb_views() WHERE view_name = 'truth_transits'").fetchall()[0][0])

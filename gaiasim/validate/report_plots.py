@@ -57,7 +57,7 @@ def png_bytes(fig) -> bytes:
 def day_start_ns(con: duckdb.DuckDBPyConnection) -> int:
     """OBMT at midnight (TCB ~ UTC) of the first day of the run: the origin of every time axis."""
     first = con.execute("SELECT least((SELECT min(obmt_ns) FROM transits), (SELECT min(obmt_ns) FROM hk))")\
-        .fetchone()[0]
+        .fetchall()[0][0]  # fetched to the end: leaves the connection free for con.sql(...) (DuckDB 2)
     return obmt_ns_from_date(date_from_obmt_ns(int(first))) if first is not None else 0
 
 
