@@ -581,6 +581,7 @@ def run_campaign(spec: CampaignSpec, out: Path, progress: Progress = _noop, *, c
             summary, done_before = _process_day(
                 spec, day, out, cache, history, following,
                 lambda stage, f, i=i, day=day: progress(f"{day.label} {stage}", (i + f) / steps))
+            summary = {**summary, "skipped": done_before}
             days.append(summary)
             if done_before:
                 skipped.append(day.label)
@@ -627,7 +628,16 @@ def day_line(day: dict) -> str:
     return (f"{day['label']}: {'GREEN' if day['green'] else 'RED'}  {c['passed']}/{c['total']} checks"
             f"{f' (failing {failing})' if failing else ''}; scorecard "
             f"{'complete' if card and card['complete'] else 'INCOMPLETE'}; comparison "
-            f"{_fmt_comparison(day['comparison'])}; {day['timings']['total_s']:.0f} s")
+            f"{_fmt_comparison(day['comparison'])}; {day['timings']['total_s']:.0f} s"
+            f"{' (done before: skipped)' if day.get('skipped') else ''}")
+
+
+def _link(path: str | None, out: str) -> str:
+    """A Markdown link to a file of the campaign folder, relative to campaign.md."""
+    if not path:
+        return "-"
+    rel = Path(path).relative_to(out) if Path(path).is_relative_to(out) else Path(path)
+    return f"[{rel.name}]({rel})"
 
 
 def markdown(summary: dict) -> str:
@@ -636,7 +646,9 @@ def markdown(summary: dict) -> str:
     if summary["description"]:
         lines += [summary["description"], ""]
     spec = summary["spec"]
-    lines += [f"- spec: `{spec['source']}`; replay speed: {spec['replay_speed'] or 'no replay'}; baseline: "
+    speed = spec["replay_speed"]
+    speed = "no replay" if speed is None else speed if isinstance(speed, str) else f"{speed:g} x real time"
+    lines += [f"- spec: `{spec['source']}`; replay speed: {speed}; baseline: "
               f"{spec['baseline'] or 'none'}; pipeline config overrides: {spec['pipeline_config'] or 'none'}",
               f"- {summary['days_green']} of {len(summary['days'])} days green; wall time {summary['wall_s']:.0f} s "
               f"(days skipped as already done: {', '.join(summary['days_skipped']) or 'none'})", "",
@@ -653,7 +665,7 @@ def markdown(summary: dict) -> str:
                      f"{'green' if d['green'] else '**RED**'} | {c['passed']}/{c['total']} | {failing} | {recall} | "
                      f"{_fmt_comparison(d['comparison'])} | {d['counts'].get('transits', '')} | "
                      f"{'-' if rep is None else format(rep['max_late_s'], '.1f') + ' s'} | "
-                     f"{d['timings']['total_s']:.0f} | {d['report'] or '-'} |")
+                     f"{d['timings']['total_s']:.0f} | {_link(d['report'], summary['out'])} |")
     f = summary["features"]
     lines += ["", "## Features", ""]
     if not f.get("ran"):

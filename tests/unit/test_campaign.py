@@ -167,7 +167,7 @@ def test_a_one_day_campaign_is_green_and_says_so_in_campaign_json(green):
     assert all(t.passed == (True,) for t in trends)
 
 
-def test_a_rerun_skips_the_finished_day_and_leaves_its_files_alone(green):
+def test_a_rerun_skips_the_finished_day_and_takes_up_an_unfinished_one(green):
     root, _, history = green
     day_dir = root / "out" / "days" / "01-2016-01-16-none"
     before = {p: p.stat().st_mtime_ns for p in day_dir.rglob("*") if p.is_file()}
@@ -176,8 +176,17 @@ def test_a_rerun_skips_the_finished_day_and_leaves_its_files_alone(green):
 
     assert result.exit_code == 0, result.output
     summary = json.loads((root / "out" / "campaign.json").read_text())
-    assert summary["days_skipped"] == ["01-2016-01-16-none"]
+    assert summary["days_skipped"] == ["01-2016-01-16-none"] and summary["days"][0]["skipped"]
+    assert "(done before: skipped)" in result.output
     assert {p: p.stat().st_mtime_ns for p in day_dir.rglob("*") if p.is_file()} == before
+
+    # A day without its done marker (stopped before the end) is taken up again: its finished run is kept.
+    (day_dir / cp.DONE).unlink()
+    result = campaign(root / "campaign.toml", "--out", root / "out", "--history", history)
+    assert result.exit_code == 0, result.output
+    assert json.loads((root / "out" / "campaign.json").read_text())["days_skipped"] == []
+    assert (day_dir / cp.DONE).is_file()
+    assert (day_dir / "run" / "run.json").stat().st_mtime_ns == before[day_dir / "run" / "run.json"]
 
 
 def test_a_calibration_regression_turns_the_campaign_red_naming_the_requirement(green):
