@@ -178,3 +178,15 @@ def test_invented_alert_fails_no_false_alerts(transient_run, tmp_path):
 
     copy = mutated_run(run_dir, tmp_path, "alerts", invent)
     assert not evaluate(copy, dataset, "no_false_alerts").passed
+
+
+def test_a_bp_offset_fails_bp_rp_photometry_bias(demo_run, tmp_path):
+    dataset, run_dir = demo_run
+    assert evaluate(run_dir, dataset, "bp_rp_photometry_bias").passed
+
+    def brighter_bp(t: pa.Table) -> pa.Table:
+        i = t.schema.get_field_index("bp_mag")
+        return t.set_column(i, t.schema.field(i), pc.subtract(t["bp_mag"], pa.scalar(0.05, pa.float32())))
+
+    result = evaluate(mutated_run(run_dir, tmp_path, "transits", brighter_bp), dataset, "bp_rp_photometry_bias")
+    assert not result.passed and abs(result.value - 0.05) < 0.01, result.value
