@@ -136,7 +136,12 @@ def generate(spec, scale, seed, date_, days, faults, out, dry_run, workers, exec
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="run folder to create (or to resume: a stopped run of the same inputs carries on)")
-@click.option("--workers", type=click.IntRange(1, 256), default=None, help="threads for the numba kernels")
+@click.option("--workers", type=click.IntRange(1, 256), default=None,
+              help="threads for the numba kernels; with --executor process or dask: worker processes")
+@click.option("--executor", type=click.Choice(["serial", "process", "dask"]), default="serial", show_default=True,
+              help="where the hours run: this process, a local process pool, or Dask distributed (same bytes)")
+@click.option("--scheduler", help="Dask scheduler address (tcp://HOST:PORT) for --executor dask; default: a "
+              "local cluster of --workers processes")
 @click.option("--watch", "inbox", type=click.Path(path_type=Path), default=None,
               help="process the TM files arriving in this folder instead of DATASET/tm (catalogue from DATASET)")
 @click.option("--poll", "poll_s", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
@@ -145,7 +150,7 @@ def generate(spec, scale, seed, date_, days, faults, out, dry_run, workers, exec
               help="with --watch: stop when no file came for this many seconds (default: watch until Ctrl-C)")
 @click.option("--max-files", type=click.IntRange(min=1), default=None, help="with --watch: stop after N files")
 @_errors
-def run_cmd(dataset, out, workers, inbox, poll_s, idle_s, max_files) -> None:
+def run_cmd(dataset, out, workers, executor, scheduler, inbox, poll_s, idle_s, max_files) -> None:
     """Run the daily pipeline over DATASET into a run folder."""
     from pipeline.run import run
 
@@ -166,8 +171,10 @@ def run_cmd(dataset, out, workers, inbox, poll_s, idle_s, max_files) -> None:
         info = watch(dataset, inbox, out, poll_s=poll_s, idle_exit_s=idle_s, max_files=max_files,
                      progress=announce)
     else:
-        with _progress("run") as progress:
-            info = run(dataset, out, progress=progress)
+        from gaiasim.executors import make_executor
+
+        with make_executor(executor, workers, scheduler) as pool, _progress("run") as progress:
+            info = run(dataset, out, progress=progress, executor=pool)
     c = info.get("counts")
     if not c:
         click.echo(f"run {out}: no TM file has arrived yet")

@@ -16,36 +16,13 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from multiprocessing import get_context
 
 from gaiasim.spec import SpecError
+from pipeline.executor import SerialExecutor
+
+__all__ = ["EXECUTORS", "DaskExecutor", "SerialExecutor", "make_executor"]
 
 EXECUTORS = ("serial", "process", "dask")
 #: Seconds to wait for a Dask scheduler before telling the operator it cannot be reached.
 DASK_CONNECT_TIMEOUT_S = 10.0
-
-
-class _LazyFuture(Future):
-    """A future that runs its task in this process the first time its result is asked for."""
-
-    def __init__(self, fn, args, kwargs) -> None:
-        super().__init__()
-        self._task = (fn, args, kwargs)
-
-    def result(self, timeout=None):
-        if self._task is not None:
-            fn, args, kwargs = self._task
-            self._task = None
-            try:
-                self.set_result(fn(*args, **kwargs))
-            except BaseException as exc:  # handed to the caller through the future, as executors do
-                self.set_exception(exc)
-        return super().result(timeout)
-
-
-class SerialExecutor(Executor):
-    """Runs each task in this process, in submission order, when its result is asked for (so progress
-    can be reported between tasks)."""
-
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        return _LazyFuture(fn, args, kwargs)
 
 
 def _one_numba_thread() -> None:

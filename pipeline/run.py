@@ -23,7 +23,8 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ import pyarrow.dataset as pads
 
 from pipeline import alerts, attitude, catalog, crossmatch, geometry, hourly, icd, io, schemas, spool
 from pipeline.config import PipelineConfig
+from pipeline.executor import SerialExecutor
 from pipeline.hkmon import check_hk_table
 from pipeline.ingest import sequence_anomalies
 from pipeline.limits import default_limits_path, load_limit_table
@@ -159,10 +161,13 @@ def _whole_day(out: Path, work: Path, files: list[Path]) -> tuple[np.ndarray, np
     return att_t[~glitched], att_q[~glitched], counts
 
 
-def run(dataset: Path, out: Path, config: PipelineConfig | None = None, progress: Progress = _noop) -> dict:
+def run(dataset: Path, out: Path, config: PipelineConfig | None = None, progress: Progress = _noop,
+        executor: Executor | None = None) -> dict:
     """Run the pipeline over ``dataset`` into the run folder ``out``; returns the content of run.json.
 
     Resumes a run of the same inputs that was stopped; returns at once when ``out`` holds it complete.
+    The hours run as tasks on ``executor`` (default: in this process, numba on every core); any executor
+    gives the same bytes.
     """
     config = config or PipelineConfig()
     dataset, out = Path(dataset).resolve(), Path(out).resolve()
@@ -172,7 +177,9 @@ def run(dataset: Path, out: Path, config: PipelineConfig | None = None, progress
     refuse_foreign(out)
     with io.locked_folder(out):
         done = _prepare(out, fingerprint)
-        return done if done is not None else _run(files, catalogue, out, config, fingerprint, progress)
+        if done is not None:
+            return done
+        return _run(dataset, files, catalogue, out, config, fingerprint, progress, executor or SerialExecutor())
 
 
 class _Timer:
@@ -202,15 +209,61 @@ def _ingest(files: list[Path], out: Path, work: Path, summaries: list[dict], pro
     return summaries
 
 
-def _day(files: list[Path], summaries: list[dict], out: Path, catalogue: pa.Table, index: crossmatch.SkyIndex,
-         config: PipelineConfig) -> tuple[hourly.Day, dict]:
-    """Stage 2 (housekeeping and attitude of the files so far) and what every hour shares."""
+@dataclass(frozen=True)
+class HourJob:
+    """One hour of a run, as a task for any ``concurrent.futures`` executor (picklable, idempotent)."""
+
+    dataset: Path  # for the reference catalogue
+    out: Path
+    files: tuple[Path, ...]
+    summaries: tuple[dict, ...]
+    config: PipelineConfig
+    hour: int
+
+
+#: The shared part of the hours (catalogue, sky index, attitude) of the run this process works on, keyed
+#: by (run folder, files so far): built once per process, by the parent or by a worker.
+_DAYS: dict[tuple[str, int], hourly.Day] = {}
+
+
+def _attitude_path(work: Path, n_files: int) -> Path:
+    return work / f"attitude-{n_files}.npz"
+
+
+def _day(dataset: Path, files: list[Path], summaries: list[dict], out: Path, catalogue: pa.Table,
+         index: crossmatch.SkyIndex, config: PipelineConfig) -> tuple[hourly.Day, dict]:
+    """Stage 2 (housekeeping and attitude of the files so far) and what every hour shares (also left in
+    the work area for worker processes)."""
     work = out / WORK
     att_t, att_q, day_counts = _whole_day(out, work, files)
+    with io._atomic(_attitude_path(work, len(files))) as tmp, open(tmp, "wb") as f:
+        np.savez(f, t=att_t, q=att_q)
     day = hourly.Day(files=files, summaries=summaries, out=out, work=work, att_t_ns=att_t, att_q=att_q,
                      catalogue=catalogue, index=index, calibration=config.calibration,
                      alert_config=alerts.load_alert_config(alerts.DEFAULT_CONFIG_PATH))
+    _DAYS.clear()
+    _DAYS[(str(out), len(files))] = day
     return day, day_counts
+
+
+def _day_of(job: HourJob) -> hourly.Day:
+    """The shared part of ``job``'s hours, from this process's cache or built from the work area."""
+    key = (str(job.out), len(job.files))
+    if key not in _DAYS:
+        catalogue = read_catalogue(job.dataset)
+        att = np.load(_attitude_path(job.out / WORK, len(job.files)))
+        _DAYS.clear()
+        _DAYS[key] = hourly.Day(
+            files=list(job.files), summaries=list(job.summaries), out=job.out, work=job.out / WORK,
+            att_t_ns=att["t"], att_q=att["q"], catalogue=catalogue, index=_sky_index(catalogue, job.config),
+            calibration=job.config.calibration, alert_config=alerts.load_alert_config(alerts.DEFAULT_CONFIG_PATH))
+    return _DAYS[key]
+
+
+def run_hour(job: HourJob) -> dict:
+    """Task: every output of one hour (:func:`pipeline.hourly.process_hour`); returns its summary."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet") as writer:
+        return hourly.process_hour(_day_of(job), job.hour, writer)
 
 
 def _sky_index(catalogue: pa.Table, config: PipelineConfig) -> crossmatch.SkyIndex:
@@ -218,15 +271,20 @@ def _sky_index(catalogue: pa.Table, config: PipelineConfig) -> crossmatch.SkyInd
     return crossmatch.build_index(u, config.match_radius_mas)
 
 
-def _hours(day: hourly.Day, redo: set[int], progress: Progress) -> list[dict]:
-    """Stage 3: every hour of the day's files not yet done (and those in ``redo``); all hour summaries."""
+def _hours(day: hourly.Day, dataset: Path, config: PipelineConfig, redo: set[int], progress: Progress,
+           executor: Executor) -> list[dict]:
+    """Stage 3: every hour of the day's files not yet done (and those in ``redo``), as tasks on
+    ``executor``; all hour summaries, in hour order."""
     hours = sorted({int(h) for s in day.summaries for h in s["hours"]})
+    pending = {}
+    for hour in hours:
+        if hour in redo or hourly.load_summary(day.work, hour) is None:
+            job = HourJob(dataset, day.out, tuple(day.files), tuple(day.summaries), config, hour)
+            pending[hour] = executor.submit(run_hour, job)
     done = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet") as writer:
-        for i, hour in enumerate(hours):
-            summary = None if hour in redo else hourly.load_summary(day.work, hour)
-            done.append(summary or hourly.process_hour(day, hour, writer))
-            progress("hours", 0.32 + 0.6 * (i + 1) / max(len(hours), 1))
+    for i, hour in enumerate(hours):
+        done.append(pending[hour].result() if hour in pending else hourly.load_summary(day.work, hour))
+        progress("hours", 0.32 + 0.6 * (i + 1) / max(len(hours), 1))
     return done
 
 
@@ -281,15 +339,15 @@ def _finish(day: hourly.Day, hour_summaries: list[dict], day_counts: dict, confi
     return info
 
 
-def _run(files: list[Path], catalogue: pa.Table, out: Path, config: PipelineConfig, fingerprint: dict,
-         progress: Progress) -> dict:
+def _run(dataset: Path, files: list[Path], catalogue: pa.Table, out: Path, config: PipelineConfig,
+         fingerprint: dict, progress: Progress, executor: Executor) -> dict:
     timer = _Timer()
     summaries = _ingest(files, out, out / WORK, [], progress)
     timer.lap("ingest")
-    day, day_counts = _day(files, summaries, out, catalogue, _sky_index(catalogue, config), config)
+    day, day_counts = _day(dataset, files, summaries, out, catalogue, _sky_index(catalogue, config), config)
     progress("decode", 0.32)
     timer.lap("decode")
-    hour_summaries = _hours(day, set(), progress)
+    hour_summaries = _hours(day, dataset, config, set(), progress, executor)
     timer.lap("hours")
     info = _finish(day, hour_summaries, day_counts, config, fingerprint, timer.timings, "complete")
     progress("alerts", 1.0)

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from pipeline import icd, io, schemas, spool
 from pipeline.config import PipelineConfig
+from pipeline.executor import SerialExecutor
 from pipeline.run import (
     RUN_JSON,
     WORK,
@@ -114,15 +115,16 @@ def watch(dataset: Path, inbox: Path, out: Path, config: PipelineConfig | None =
 def _take(k: int, state: dict, inbox: Path, out: Path, catalogue: pa.Table, index, config: PipelineConfig,
           fingerprint: dict, progress: Progress, clock_ns: Callable[[], int]) -> dict:
     """Process arrival number ``k``; returns run.json."""
+    dataset = Path(fingerprint["dataset"])
     timer = _Timer()
     work = out / WORK
     files = [inbox / f["name"] for f in state["files"][:k + 1]]
     summaries = [spool.load_summary(work, j) for j in range(k)]
     summaries = _ingest(files, out, work, summaries, progress)
     timer.lap("ingest")
-    day, day_counts = _day(files, summaries, out, catalogue, index, config)
+    day, day_counts = _day(dataset, files, summaries, out, catalogue, index, config)
     timer.lap("decode")
-    hour_summaries = _hours(day, _hours_touched(work, k, summaries[k]), progress)
+    hour_summaries = _hours(day, dataset, config, _hours_touched(work, k, summaries[k]), progress, SerialExecutor())
     timer.lap("hours")
     info = _finish(day, hour_summaries, day_counts, config, fingerprint, timer.timings, "watching")
     timer.lap("alerts")

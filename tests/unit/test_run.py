@@ -113,3 +113,16 @@ def test_transits_are_partitioned_by_obmt_hour(faulty_run):
                       ).fetchall()
     assert rows == [(True,)]
     assert (clean / RUN_JSON).is_file()
+
+
+@pytest.mark.parametrize("kind", ["process", "dask"])
+def test_hours_on_any_executor_give_the_same_bytes(faulty_run, tmp_path, kind):
+    from gaiasim.executors import make_executor
+
+    if kind == "dask":
+        pytest.importorskip("distributed")
+    dataset, clean = faulty_run
+    out = tmp_path / "run"
+    with make_executor(kind, 2, processes=False) as pool:
+        run(dataset, out, executor=pool)
+    assert parquet_digests(out) == parquet_digests(clean)
