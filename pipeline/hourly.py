@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipeline import alerts, crossmatch, geometry, icd, io, schemas, spool, transits
+from pipeline import alerts, crossmatch, geometry, icd, io, schemas, skycells, spool, transits
 from pipeline.calibration import Calibration
 from pipeline.ingest import sequence_anomalies
 
@@ -42,8 +42,8 @@ class Day:
     work: Path
     att_t_ns: np.ndarray  # attitude used for sky positions (glitches removed), time order
     att_q: np.ndarray
-    catalogue: pa.Table  # the reference catalogue (pipeline.schemas.CATALOGUE)
-    index: crossmatch.SkyIndex
+    cells: dict  # the reference catalogue by sky cell in the work area (pipeline.skycells.split)
+    match_radius_mas: float
     calibration: Calibration
     alert_config: alerts.AlertConfig
 
@@ -76,19 +76,24 @@ def read_star_packets(files: list[Path], file_k: np.ndarray, offset: np.ndarray,
     return out
 
 
-def _transit_table(cols: dict[str, np.ndarray], day: Day) -> pa.Table:
-    """The hour's transits (time order), crossmatched to the catalogue; conflicts within a scan resolved."""
+def _transit_table(cols: dict[str, np.ndarray], day: Day) -> tuple[pa.Table, pa.Table]:
+    """The hour's transits (time order), crossmatched to the catalogue sources of the sky they crossed
+    (conflicts within a scan resolved), and those sources."""
     positioned = np.isfinite(cols["ra_deg"])
+    cells = skycells.with_neighbours(skycells.cell_of(cols["ra_deg"][positioned], cols["dec_deg"][positioned]))
+    catalogue = skycells.load(day.work, day.cells, cells)
+    index = crossmatch.build_index(geometry.unit_from_radec(catalogue["ra_deg"].to_numpy(),
+                                                            catalogue["dec_deg"].to_numpy()), day.match_radius_mas)
     u = geometry.unit_from_radec(np.nan_to_num(cols["ra_deg"]), np.nan_to_num(cols["dec_deg"]))
-    row, sep = crossmatch.nearest(day.index, u)
+    row, sep = crossmatch.nearest(index, u)
     row = np.where(positioned, row, -1)
     resolved = crossmatch.resolve_conflicts(row, sep, cols["fov"], cols["obmt_ns"])
     conflict = (row >= 0) & (resolved < 0)
     matched = resolved >= 0
-    src = day.catalogue["source_id"].to_numpy()
+    src = catalogue["source_id"].to_numpy()
     flags = cols["flags"] | np.where(matched, 0, crossmatch.FLAG_UNMATCHED).astype(np.int32)
     flags |= np.where(conflict, crossmatch.FLAG_MATCH_CONFLICT, 0).astype(np.int32)
-    return pa.table(
+    table = pa.table(
         {
             **{k: cols[k] for k in ("transit_id", "obmt_ns", "fov", "ccd_row", "ac_px", "window_class", "gate",
                                     "ra_deg", "dec_deg")},
@@ -102,6 +107,7 @@ def _transit_table(cols: dict[str, np.ndarray], day: Day) -> pa.Table:
         },
         schema=schemas.TRANSITS,
     )
+    return table, catalogue
 
 
 def process_hour(day: Day, hour: int, writer: Executor) -> dict:
@@ -152,10 +158,10 @@ def process_hour(day: Day, hour: int, writer: Executor) -> dict:
     if parts:
         cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         order = np.argsort(cols["obmt_ns"], kind="stable")
-        table = _transit_table({k: v[order] for k, v in cols.items()}, day)
+        table, catalogue = _transit_table({k: v[order] for k, v in cols.items()}, day)
         pending.append(writer.submit(io.write_table, table, schemas.TRANSITS,
                                      day.out / "transits" / f"hour={hour}" / "part-0.parquet"))
-        candidates = alerts.candidates(table, day.catalogue, day.alert_config)
+        candidates = alerts.candidates(table, catalogue, day.alert_config)
     else:
         table = candidates = schemas.TRANSITS.empty_table()
     pending.append(writer.submit(io.write_table, candidates, schemas.TRANSITS,

@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from pipeline import alerts, attitude, catalog, crossmatch, geometry, hourly, icd, io, schemas, spool
+from pipeline import alerts, attitude, catalog, hourly, icd, io, schemas, skycells, spool
 from pipeline.config import PipelineConfig
 from pipeline.executor import SerialExecutor
 from pipeline.hkmon import check_hk_table
@@ -64,20 +64,9 @@ def tm_files(dataset: Path) -> list[Path]:
 
 
 def read_catalogue(dataset: Path) -> pa.Table:
-    """The reference catalogue, checked against :data:`pipeline.schemas.CATALOGUE`."""
-    folder = Path(dataset) / "catalogue"
-    files = sorted(folder.rglob("*.parquet")) if folder.is_dir() else []
-    if not files:
-        raise io.InputError(f"{dataset} has no reference catalogue (catalogue/*.parquet); regenerate the dataset")
-    table = pads.dataset([str(f) for f in files], format="parquet").to_table()
-    missing = [f.name for f in schemas.CATALOGUE if f.name not in table.column_names]
-    if missing:
-        raise io.InputError(f"catalogue has the wrong schema: column {missing[0]!r} is missing "
-                            f"(expected {', '.join(schemas.CATALOGUE.names)})")
-    try:
-        return table.select(schemas.CATALOGUE.names).cast(schemas.CATALOGUE)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise io.InputError(f"catalogue has the wrong schema: {exc}") from None
+    """The whole reference catalogue in memory, checked against :data:`pipeline.schemas.CATALOGUE` (for
+    tools and benchmarks; a run reads it by sky cell, :mod:`pipeline.skycells`)."""
+    return pa.concat_tables(list(skycells.batches(dataset)))
 
 
 def _hk_table(records: np.ndarray | None) -> pa.Table:
@@ -172,14 +161,14 @@ def run(dataset: Path, out: Path, config: PipelineConfig | None = None, progress
     config = config or PipelineConfig()
     dataset, out = Path(dataset).resolve(), Path(out).resolve()
     files = tm_files(dataset)
-    catalogue = read_catalogue(dataset)
+    skycells.check(dataset)  # a bad catalogue is refused before anything is written
     fingerprint = _fingerprint(dataset, files, config)
     refuse_foreign(out)
     with io.locked_folder(out):
         done = _prepare(out, fingerprint)
         if done is not None:
             return done
-        return _run(dataset, files, catalogue, out, config, fingerprint, progress, executor or SerialExecutor())
+        return _run(dataset, files, out, config, fingerprint, progress, executor or SerialExecutor())
 
 
 class _Timer:
@@ -230,8 +219,8 @@ def _attitude_path(work: Path, n_files: int) -> Path:
     return work / f"attitude-{n_files}.npz"
 
 
-def _day(dataset: Path, files: list[Path], summaries: list[dict], out: Path, catalogue: pa.Table,
-         index: crossmatch.SkyIndex, config: PipelineConfig) -> tuple[hourly.Day, dict]:
+def _day(dataset: Path, files: list[Path], summaries: list[dict], out: Path, config: PipelineConfig
+         ) -> tuple[hourly.Day, dict]:
     """Stage 2 (housekeeping and attitude of the files so far) and what every hour shares (also left in
     the work area for worker processes)."""
     work = out / WORK
@@ -239,7 +228,8 @@ def _day(dataset: Path, files: list[Path], summaries: list[dict], out: Path, cat
     with io._atomic(_attitude_path(work, len(files))) as tmp, open(tmp, "wb") as f:
         np.savez(f, t=att_t, q=att_q)
     day = hourly.Day(files=files, summaries=summaries, out=out, work=work, att_t_ns=att_t, att_q=att_q,
-                     catalogue=catalogue, index=index, calibration=config.calibration,
+                     cells=skycells.split(dataset, work), match_radius_mas=config.match_radius_mas,
+                     calibration=config.calibration,
                      alert_config=alerts.load_alert_config(alerts.DEFAULT_CONFIG_PATH))
     _DAYS.clear()
     _DAYS[(str(out), len(files))] = day
@@ -250,13 +240,14 @@ def _day_of(job: HourJob) -> hourly.Day:
     """The shared part of ``job``'s hours, from this process's cache or built from the work area."""
     key = (str(job.out), len(job.files))
     if key not in _DAYS:
-        catalogue = read_catalogue(job.dataset)
-        att = np.load(_attitude_path(job.out / WORK, len(job.files)))
+        work = job.out / WORK
+        att = np.load(_attitude_path(work, len(job.files)))
         _DAYS.clear()
         _DAYS[key] = hourly.Day(
-            files=list(job.files), summaries=list(job.summaries), out=job.out, work=job.out / WORK,
-            att_t_ns=att["t"], att_q=att["q"], catalogue=catalogue, index=_sky_index(catalogue, job.config),
-            calibration=job.config.calibration, alert_config=alerts.load_alert_config(alerts.DEFAULT_CONFIG_PATH))
+            files=list(job.files), summaries=list(job.summaries), out=job.out, work=work,
+            att_t_ns=att["t"], att_q=att["q"], cells=skycells.split(job.dataset, work),
+            match_radius_mas=job.config.match_radius_mas, calibration=job.config.calibration,
+            alert_config=alerts.load_alert_config(alerts.DEFAULT_CONFIG_PATH))
     return _DAYS[key]
 
 
@@ -264,11 +255,6 @@ def run_hour(job: HourJob) -> dict:
     """Task: every output of one hour (:func:`pipeline.hourly.process_hour`); returns its summary."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet") as writer:
         return hourly.process_hour(_day_of(job), job.hour, writer)
-
-
-def _sky_index(catalogue: pa.Table, config: PipelineConfig) -> crossmatch.SkyIndex:
-    u = geometry.unit_from_radec(catalogue["ra_deg"].to_numpy(), catalogue["dec_deg"].to_numpy())
-    return crossmatch.build_index(u, config.match_radius_mas)
 
 
 def _hours(day: hourly.Day, dataset: Path, config: PipelineConfig, redo: set[int], progress: Progress,
@@ -291,11 +277,12 @@ def _hours(day: hourly.Day, dataset: Path, config: PipelineConfig, redo: set[int
 def _finish(day: hourly.Day, hour_summaries: list[dict], day_counts: dict, config: PipelineConfig,
             fingerprint: dict, timings: dict, status: str) -> dict:
     """Stage 4: alerts over the day's candidates, gaps between hours, catalog and run.json."""
-    out, work, catalogue = day.out, day.work, day.catalogue
+    out, work = day.out, day.work
     hours = [s["hour"] for s in hour_summaries]
     parts = [pads.dataset(str(work / "alerts" / f"{h}.parquet"), format="parquet").to_table() for h in hours]
     evidence = pa.concat_tables(parts).cast(schemas.TRANSITS) if parts else schemas.TRANSITS.empty_table()
-    alert_table = alerts.raise_alerts(evidence, catalogue, day.alert_config)
+    sources = skycells.sources(work, day.cells, evidence["source_id"].drop_null().to_numpy())
+    alert_table = alerts.raise_alerts(evidence, sources, day.alert_config)
     io.write_table(alert_table, schemas.ALERTS, out / "alerts" / "part-0.parquet")
     io.write_table(hourly.boundary_gaps(hour_summaries), schemas.GAPS, out / "gaps" / "part-between-hours.parquet")
     for name, schema in schemas.RUN_TABLES.items():  # every table has a file, even on an empty day
@@ -318,7 +305,7 @@ def _finish(day: hourly.Day, hour_summaries: list[dict], day_counts: dict, confi
         "ccd_images": total("ccd_images", hour_summaries),
         "hk_samples": day_counts["hk_samples"],
         "hk_limit_events": day_counts["hk_limit_events"],
-        "catalogue_sources": catalogue.num_rows,
+        "catalogue_sources": day.cells["sources"],
         "alerts": alert_table.num_rows,
         "hours": len(hours),
     }
@@ -339,12 +326,12 @@ def _finish(day: hourly.Day, hour_summaries: list[dict], day_counts: dict, confi
     return info
 
 
-def _run(dataset: Path, files: list[Path], catalogue: pa.Table, out: Path, config: PipelineConfig,
-         fingerprint: dict, progress: Progress, executor: Executor) -> dict:
+def _run(dataset: Path, files: list[Path], out: Path, config: PipelineConfig, fingerprint: dict,
+         progress: Progress, executor: Executor) -> dict:
     timer = _Timer()
     summaries = _ingest(files, out, out / WORK, [], progress)
     timer.lap("ingest")
-    day, day_counts = _day(dataset, files, summaries, out, catalogue, _sky_index(catalogue, config), config)
+    day, day_counts = _day(dataset, files, summaries, out, config)
     progress("decode", 0.32)
     timer.lap("decode")
     hour_summaries = _hours(day, dataset, config, set(), progress, executor)

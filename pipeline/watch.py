@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import icd, io, schemas, spool
+from pipeline import icd, io, schemas, skycells, spool
 from pipeline.config import PipelineConfig
 from pipeline.executor import SerialExecutor
 from pipeline.run import (
@@ -36,9 +36,7 @@ from pipeline.run import (
     _hours,
     _ingest,
     _noop,
-    _sky_index,
     _Timer,
-    read_catalogue,
     refuse_foreign,
     version,
 )
@@ -85,13 +83,12 @@ def watch(dataset: Path, inbox: Path, out: Path, config: PipelineConfig | None =
     dataset, inbox, out = Path(dataset).resolve(), Path(inbox).resolve(), Path(out).resolve()
     if not inbox.is_dir():
         raise io.InputError(f"inbox {inbox} not found; create it or give the folder 'gaiasim replay' delivers to")
-    catalogue = read_catalogue(dataset)
+    skycells.check(dataset)  # a bad catalogue is refused before anything is written
     fingerprint = {"pipeline_version": version(), "dataset": str(dataset), "inbox": str(inbox),
                    "config": config.to_json(), "mode": "watch"}
     refuse_foreign(out)
     with io.locked_folder(out):
         state = _load_state(out, fingerprint)
-        index = _sky_index(catalogue, config)
         idle_since = clock_ns()
         info = json.loads((out / RUN_JSON).read_text())
         while True:
@@ -103,7 +100,7 @@ def watch(dataset: Path, inbox: Path, out: Path, config: PipelineConfig | None =
                     io.write_json(state, out / WORK / ARRIVALS)
             for k, entry in enumerate(state["files"]):
                 if not entry["done"]:
-                    info = _take(k, state, inbox, out, catalogue, index, config, fingerprint, progress, clock_ns)
+                    info = _take(k, state, inbox, out, config, fingerprint, progress, clock_ns)
                     idle_since = clock_ns()
             n = len(state["files"])
             if (max_files is not None and n >= max_files) or (
@@ -112,8 +109,8 @@ def watch(dataset: Path, inbox: Path, out: Path, config: PipelineConfig | None =
             sleep(poll_s)
 
 
-def _take(k: int, state: dict, inbox: Path, out: Path, catalogue: pa.Table, index, config: PipelineConfig,
-          fingerprint: dict, progress: Progress, clock_ns: Callable[[], int]) -> dict:
+def _take(k: int, state: dict, inbox: Path, out: Path, config: PipelineConfig, fingerprint: dict,
+          progress: Progress, clock_ns: Callable[[], int]) -> dict:
     """Process arrival number ``k``; returns run.json."""
     dataset = Path(fingerprint["dataset"])
     timer = _Timer()
@@ -122,7 +119,7 @@ def _take(k: int, state: dict, inbox: Path, out: Path, catalogue: pa.Table, inde
     summaries = [spool.load_summary(work, j) for j in range(k)]
     summaries = _ingest(files, out, work, summaries, progress)
     timer.lap("ingest")
-    day, day_counts = _day(dataset, files, summaries, out, catalogue, index, config)
+    day, day_counts = _day(dataset, files, summaries, out, config)
     timer.lap("decode")
     hour_summaries = _hours(day, dataset, config, _hours_touched(work, k, summaries[k]), progress, SerialExecutor())
     timer.lap("hours")

@@ -1,0 +1,124 @@
+"""The reference catalogue cut into sky cells, so an hour of transits loads only the sky it crossed.
+
+A full-scale catalogue (tens of millions of sources) does not fit the run's memory budget next to its
+sky index; an hour of scanning crosses two great-circle strips, a few percent of the sky. The catalogue
+is streamed once into the run's work area, each batch sorted by cell (``.work/catalogue/<b>.npy`` with
+the row range of every cell in ``index.json``), and an hour loads the cells its transits fall in, with
+their neighbours (the match radius is far smaller than a cell, so a source within it of a transit is
+always in the transit's cell or a neighbour). Cells are 10 x 10 deg in (ra, dec); the two polar rows
+are taken whole, where cells of constant ra width shrink to nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+from pipeline import io, schemas
+
+CELL_DEG = 10.0
+N_RA = int(360 / CELL_DEG)
+N_DEC = int(180 / CELL_DEG)
+#: One catalogue source, as the work area stores it (the columns of :data:`pipeline.schemas.CATALOGUE`).
+RECORD = np.dtype([("source_id", "i8"), ("ra_deg", "f8"), ("dec_deg", "f8"), ("g_mag", "f4"),
+                   ("g_mag_sigma", "f4")])
+#: Rows per batch read from the catalogue (bounds the memory of the split).
+BATCH_ROWS = 1 << 20
+INDEX = "index.json"
+
+
+def catalogue_files(dataset: Path) -> list[Path]:
+    folder = Path(dataset) / "catalogue"
+    files = sorted(folder.rglob("*.parquet")) if folder.is_dir() else []
+    if not files:
+        raise io.InputError(f"{dataset} has no reference catalogue (catalogue/*.parquet); regenerate the dataset")
+    return files
+
+
+def batches(dataset: Path):
+    """The catalogue in batches of :data:`BATCH_ROWS`, checked against :data:`pipeline.schemas.CATALOGUE`."""
+    data = pads.dataset([str(f) for f in catalogue_files(dataset)], format="parquet")
+    missing = [f.name for f in schemas.CATALOGUE if f.name not in data.schema.names]
+    if missing:
+        raise io.InputError(f"catalogue has the wrong schema: column {missing[0]!r} is missing "
+                            f"(expected {', '.join(schemas.CATALOGUE.names)})")
+    for batch in data.to_batches(columns=schemas.CATALOGUE.names, batch_size=BATCH_ROWS):
+        try:
+            yield pa.Table.from_batches([batch]).cast(schemas.CATALOGUE)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise io.InputError(f"catalogue has the wrong schema: {exc}") from None
+
+
+def check(dataset: Path) -> int:
+    """Read the whole catalogue once (bounded memory) to refuse a bad one before anything is written;
+    returns its number of sources."""
+    return sum(t.num_rows for t in batches(dataset))
+
+
+def cell_of(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
+    """Cell number of each position (dec row * N_RA + ra column)."""
+    row = np.clip(np.floor((np.asarray(dec_deg) + 90.0) / CELL_DEG), 0, N_DEC - 1).astype(np.int64)
+    col = np.floor(np.mod(np.asarray(ra_deg), 360.0) / CELL_DEG).astype(np.int64) % N_RA
+    return row * N_RA + col
+
+
+def with_neighbours(cells: np.ndarray) -> np.ndarray:
+    """``cells`` and every cell next to one of them (whole rows at the poles), sorted."""
+    cells = np.unique(np.asarray(cells, dtype=np.int64))
+    row, col = cells // N_RA, cells % N_RA
+    out = [(np.clip(row + dr, 0, N_DEC - 1) * N_RA + (col + dc) % N_RA) for dr in (-1, 0, 1) for dc in (-1, 0, 1)]
+    polar = np.unique(np.clip(np.r_[row - 1, row, row + 1], 0, N_DEC - 1))
+    polar = polar[(polar == 0) | (polar == N_DEC - 1)]
+    out += [p * N_RA + np.arange(N_RA) for p in polar]
+    return np.unique(np.concatenate(out))
+
+
+def split(dataset: Path, work: Path) -> dict:
+    """Write the catalogue into ``work/catalogue`` by cell (once: a finished split is kept); its index."""
+    folder = work / "catalogue"
+    try:
+        return json.loads((folder / INDEX).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        pass
+    parts, total = [], 0
+    for b, table in enumerate(batches(dataset)):
+        rec = np.empty(table.num_rows, RECORD)
+        for name in RECORD.names:
+            rec[name] = table[name].to_numpy(zero_copy_only=False)
+        cells = cell_of(rec["ra_deg"], rec["dec_deg"])
+        order = np.argsort(cells, kind="stable")
+        io.write_npy(rec[order], folder / f"{b:05d}.npy")
+        bounds = np.searchsorted(cells[order], np.arange(N_RA * N_DEC + 1))
+        parts.append(bounds.tolist())
+        total += table.num_rows
+    index = {"sources": total, "cell_bounds": parts}
+    io.write_json(index, folder / INDEX)
+    return index
+
+
+def load(work: Path, index: dict, cells: np.ndarray | None = None) -> pa.Table:
+    """The catalogue sources in ``cells`` (all of them when None), in batch and cell order."""
+    parts = []
+    for b, bounds in enumerate(index["cell_bounds"]):
+        rec = np.load(work / "catalogue" / f"{b:05d}.npy", mmap_mode="r")
+        if cells is None:
+            parts.append(np.array(rec))
+        else:
+            parts += [np.array(rec[bounds[c]:bounds[c + 1]]) for c in cells if bounds[c + 1] > bounds[c]]
+    rec = np.concatenate(parts) if parts else np.empty(0, RECORD)
+    return pa.table({name: rec[name] for name in RECORD.names}, schema=schemas.CATALOGUE)
+
+
+def sources(work: Path, index: dict, source_ids: np.ndarray) -> pa.Table:
+    """The catalogue rows of ``source_ids`` (read batch by batch)."""
+    wanted = np.unique(np.asarray(source_ids, dtype=np.int64))
+    parts = []
+    for b in range(len(index["cell_bounds"])):
+        rec = np.load(work / "catalogue" / f"{b:05d}.npy", mmap_mode="r")
+        parts.append(np.array(rec[np.isin(rec["source_id"], wanted)]))
+    rec = np.concatenate(parts) if parts else np.empty(0, RECORD)
+    return pa.table({name: rec[name] for name in RECORD.names}, schema=schemas.CATALOGUE)
