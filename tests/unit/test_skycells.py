@@ -1,0 +1,50 @@
+"""Sky cells of the reference catalogue (pipeline.skycells): a source near a transit is always in the
+cells loaded for it, across the ra wrap and at the poles; a split catalogue loads back whole."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline import geometry, schemas, skycells
+
+
+@given(st.floats(0, 360, exclude_max=True), st.floats(-90, 90), st.floats(0, 2 * np.pi),
+       st.floats(0, 10_000))
+def test_a_source_within_10_arcsec_of_a_transit_is_in_its_cells(ra, dec, angle, sep_mas):
+    # The source: the transit moved by sep_mas (<= 10 arcsec, 20x the match radius) in any direction.
+    u = geometry.unit_from_radec(np.array([ra]), np.array([dec])).reshape(3)
+    pole = np.array([0.0, 0.0, 1.0]) if abs(u[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
+    e1 = np.cross(u, pole)
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(u, e1)
+    theta = sep_mas * geometry.MAS_RAD
+    v = np.cos(theta) * u + np.sin(theta) * (np.cos(angle) * e1 + np.sin(angle) * e2)
+    src_ra, src_dec = geometry.radec_from_unit(v.reshape(1, 3))
+    loaded = skycells.with_neighbours(skycells.cell_of(np.array([ra]), np.array([dec])))
+    assert skycells.cell_of(src_ra, src_dec)[0] in loaded
+
+
+def test_a_split_catalogue_loads_back_whole_and_by_cell(tmp_path, monkeypatch):
+    rng = np.random.default_rng(3)
+    n = 5000
+    table = pa.table({"source_id": np.arange(n, dtype=np.int64), "ra_deg": rng.uniform(0, 360, n),
+                      "dec_deg": np.degrees(np.arcsin(rng.uniform(-1, 1, n))),
+                      "g_mag": rng.uniform(3, 21, n).astype(np.float32),
+                      "g_mag_sigma": rng.uniform(0, 0.1, n).astype(np.float32)}, schema=schemas.CATALOGUE)
+    (tmp_path / "day" / "catalogue").mkdir(parents=True)
+    pq.write_table(table, tmp_path / "day" / "catalogue" / "part-0.parquet")
+    monkeypatch.setattr(skycells, "BATCH_ROWS", 700)  # several batches
+    index = skycells.split(tmp_path / "day", tmp_path / "work")
+    assert index["sources"] == n == skycells.check(tmp_path / "day")
+    whole = skycells.load(tmp_path / "work", index)
+    assert sorted(whole["source_id"].to_pylist()) == list(range(n))
+    cells = np.array([0, 5, 300, skycells.N_RA * skycells.N_DEC - 1])
+    part = skycells.load(tmp_path / "work", index, cells)
+    want = np.flatnonzero(np.isin(skycells.cell_of(table["ra_deg"].to_numpy(), table["dec_deg"].to_numpy()), cells))
+    assert sorted(part["source_id"].to_pylist()) == want.tolist()
+    some = skycells.sources(tmp_path / "work", index, np.array([7, 4999, 123456]))
+    assert sorted(some["source_id"].to_pylist()) == [7, 4999]
