@@ -6,6 +6,7 @@ Views use absolute paths, so the database opens from any working directory.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import duckdb
@@ -25,7 +26,9 @@ def parquet_glob(folder: Path) -> Path:
 
 
 def view_sql(name: str, files: Path) -> str:
-    """SQL creating view ``name`` over the Parquet ``files`` (a path or a glob; absolute)."""
+    """SQL creating view ``name`` (a plain identifier) over the Parquet ``files`` (a path or a glob; absolute)."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        raise ValueError(f"view name {name!r} is not a plain identifier")
     return f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({_quote(files)}, hive_partitioning = true)"
 
 
