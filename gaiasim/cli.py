@@ -74,6 +74,22 @@ def _set_threads(workers: int | None) -> None:
         numba.set_num_threads(min(workers, numba.config.NUMBA_NUM_THREADS))
 
 
+def _executor_options(tasks: str) -> Callable:
+    """--workers, --executor and --scheduler: where a command's ``tasks`` run (any choice, same bytes)."""
+
+    def decorate(fn: Callable) -> Callable:
+        fn = click.option("--scheduler", help="Dask scheduler address (tcp://HOST:PORT) for --executor dask; "
+                          "default: a local cluster of --workers processes")(fn)
+        fn = click.option("--executor", type=click.Choice(["serial", "process", "dask"]), default="serial",
+                          show_default=True, help=f"where the {tasks} run: this process, a local process pool, "
+                          "or Dask distributed (same bytes)")(fn)
+        return click.option("--workers", type=click.IntRange(1, 256), default=None,
+                            help="threads for the numba kernels; with --executor process or dask: worker "
+                            "processes")(fn)
+
+    return decorate
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(ds.code_version(), prog_name="gaiasim")
 def main() -> None:
@@ -89,12 +105,7 @@ def main() -> None:
 @click.option("--faults", type=click.Path(path_type=Path), help="fault plan TOML (datasets/faults/)")
 @click.option("--out", type=click.Path(path_type=Path), help="dataset folder to create")
 @click.option("--dry-run", is_flag=True, help="print the expected counts and bytes, write nothing")
-@click.option("--workers", type=click.IntRange(1, 256), default=None,
-              help="threads for the numba kernels; with --executor process or dask: worker processes")
-@click.option("--executor", type=click.Choice(["serial", "process", "dask"]), default="serial", show_default=True,
-              help="where the time slices run: this process, a local process pool, or Dask distributed")
-@click.option("--scheduler", help="Dask scheduler address (tcp://HOST:PORT) for --executor dask; default: a "
-              "local cluster of --workers processes")
+@_executor_options("time slices")
 @_errors
 def generate(spec, scale, seed, date_, days, faults, out, dry_run, workers, executor, scheduler) -> None:
     """Generate a dataset: TM files, reference catalogue and truth.
@@ -136,12 +147,7 @@ def generate(spec, scale, seed, date_, days, faults, out, dry_run, workers, exec
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="run folder to create (or to resume: a stopped run of the same inputs carries on)")
-@click.option("--workers", type=click.IntRange(1, 256), default=None,
-              help="threads for the numba kernels; with --executor process or dask: worker processes")
-@click.option("--executor", type=click.Choice(["serial", "process", "dask"]), default="serial", show_default=True,
-              help="where the hours run: this process, a local process pool, or Dask distributed (same bytes)")
-@click.option("--scheduler", help="Dask scheduler address (tcp://HOST:PORT) for --executor dask; default: a "
-              "local cluster of --workers processes")
+@_executor_options("hours")
 @click.option("--watch", "inbox", type=click.Path(path_type=Path), default=None,
               help="process the TM files arriving in this folder instead of DATASET/tm (catalogue from DATASET)")
 @click.option("--poll", "poll_s", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
