@@ -111,6 +111,16 @@ def write_bytes(data: bytes | np.ndarray, path: Path) -> None:
 LOCK_NAME = ".lock"
 
 
+def remove_abandoned(folder: Path) -> int:
+    """Remove the temporary files (:func:`_atomic`) that killed writers left under ``folder``; call it
+    holding the folder's lock (:func:`locked_folder`), when no other writer can be at work. Returns how
+    many were removed."""
+    stale = [p for p in Path(folder).rglob(".*.tmp-*") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
+
+
 @contextmanager
 def locked_folder(folder: Path, what: str = "run") -> Iterator[Path]:
     """Hold an exclusive lock on ``folder`` (created if needed) while the block runs.

@@ -165,6 +165,7 @@ def run(dataset: Path, out: Path, config: PipelineConfig | None = None, progress
     fingerprint = _fingerprint(dataset, files, config)
     refuse_foreign(out)
     with io.locked_folder(out):
+        io.remove_abandoned(out)  # what a killed run was writing
         done = _prepare(out, fingerprint)
         if done is not None:
             return done

@@ -88,6 +88,7 @@ def watch(dataset: Path, inbox: Path, out: Path, config: PipelineConfig | None =
                    "config": config.to_json(), "mode": "watch"}
     refuse_foreign(out)
     with io.locked_folder(out):
+        io.remove_abandoned(out)  # what a killed watcher was writing
         state = _load_state(out, fingerprint)
         idle_since = clock_ns()
         info = json.loads((out / RUN_JSON).read_text())
