@@ -2,8 +2,9 @@
 
 An hour is the unit of work and of resumption: its outputs are
 
-- ``ccd/hour=<h>/part-<chunk>.parquet`` (one per :data:`IPD_CHUNK_TRANSITS` transits, in time order),
-- ``transits/hour=<h>/part-0.parquet`` (crossmatched, in time order),
+- ``ccd/hour=<h>/part-<slice>-<chunk>.parquet`` (one per :data:`IPD_CHUNK_TRANSITS` transits, time order),
+- ``transits/hour=<h>/part-<slice>.parquet`` (crossmatched, in time order; one slice unless the hour holds
+  more than :data:`SLICE_TRANSITS` packets),
 - ``gaps/part-h<h>.parquet`` (duplicates, out-of-order spans and gaps inside the hour),
 - ``.work/alerts/<h>.parquet`` (the hour's alert candidates, :func:`pipeline.alerts.candidates`),
 
@@ -30,6 +31,9 @@ from pipeline.ingest import sequence_anomalies
 
 #: Transits fitted at once: the fits' float64 samples and intermediates take ~20x the packets' size.
 IPD_CHUNK_TRANSITS = 50_000
+#: Most star packets processed at once: an hour with more (a full-scale day has ~3 M an hour) is cut into
+#: equal-time slices, so memory stays the same whatever the scale.
+SLICE_TRANSITS = 400_000
 
 
 @dataclass(frozen=True)
@@ -113,9 +117,40 @@ def _transit_table(cols: dict[str, np.ndarray], day: Day) -> tuple[pa.Table, pa.
 def process_hour(day: Day, hour: int, writer: Executor) -> dict:
     """Every output of one OBMT hour (see the module doc); returns its summary.
 
-    Parquet encoding runs on ``writer`` (a one-thread executor) while the next chunk is fitted.
+    An hour of more than :data:`SLICE_TRANSITS` star packets is cut into that many equal-time slices,
+    each processed on its own (memory holds one slice). Parquet encoding runs on ``writer`` (a one-thread
+    executor) while the next chunk is fitted.
     """
     refs, file_k = spool.hour_refs(day.work, len(day.files), day.summaries, hour)
+    n_slices = max(1, -(-len(refs) // SLICE_TRANSITS))
+    slice_of = np.minimum((refs["obmt_ns"] - hour * spool.HOUR_NS) * n_slices // spool.HOUR_NS, n_slices - 1)
+    pending: list[Future] = []
+    parts = []
+    for j in range(n_slices):
+        sel = slice_of == j
+        parts.append(_process_slice(day, hour, j, refs[sel], file_k[sel], writer, pending))
+    gaps = pa.concat_tables([p.pop("gaps") for p in parts] + [boundary_gaps(parts)])
+    candidates = pa.concat_tables([p.pop("candidates") for p in parts])
+    pending.append(writer.submit(io.write_table, candidates, schemas.TRANSITS, day.work / "alerts" / f"{hour}.parquet"))
+    pending.append(writer.submit(io.write_table, gaps, schemas.GAPS, day.out / "gaps" / f"part-h{hour}.parquet"))
+    for future in pending:
+        future.result()  # the hour is done only when every part is on disk
+    ends = {}
+    for apid in map(str, icd.STAR_APIDS):
+        present = [p["ends"][apid] for p in parts if apid in p["ends"]]
+        if present:
+            ends[apid] = {**present[0], "last_seq": present[-1]["last_seq"]}
+    summary = {"hour": hour, "slices": n_slices, "ends": ends,
+               **{key: sum(p[key] for p in parts) for key in
+                  ("packets_used", "duplicates_dropped", "transits", "transits_matched", "ccd_images")}}
+    io.write_json(summary, summary_path(day.work, hour))
+    return summary
+
+
+def _process_slice(day: Day, hour: int, j: int, refs: np.ndarray, file_k: np.ndarray, writer: Executor,
+                   pending: list[Future]) -> dict:
+    """Slice ``j`` of an hour: its CCD and transit parts written (on ``writer``, futures added to
+    ``pending``); returns its counts, first and last packet per APID, gaps and alert candidates."""
     names = np.array([f.name for f in day.files], dtype=object)
     gaps: dict[str, list] = {name: [] for name in schemas.GAPS.names}
     kept, ends, duplicates = [], {}, 0
@@ -135,7 +170,6 @@ def process_hour(day: Day, hour: int, writer: Executor) -> dict:
     kept = np.concatenate(kept) if kept else np.empty(0, np.int64)
     kept = kept[np.argsort(refs["obmt_ns"][kept], kind="stable")]
 
-    pending: list[Future] = []
     parts: list[dict[str, np.ndarray]] = []
     n_ccd = 0
     for c, lo in enumerate(range(0, len(kept), IPD_CHUNK_TRANSITS)):
@@ -153,41 +187,37 @@ def process_hour(day: Day, hour: int, writer: Executor) -> dict:
         table = pa.concat_tables(ccd)
         n_ccd += table.num_rows
         pending.append(writer.submit(io.write_table, table, schemas.CCD,
-                                     day.out / "ccd" / f"hour={hour}" / f"part-{c:04d}.parquet"))
+                                     day.out / "ccd" / f"hour={hour}" / f"part-{j}-{c:04d}.parquet"))
 
     if parts:
         cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        del parts
         order = np.argsort(cols["obmt_ns"], kind="stable")
         table, catalogue = _transit_table({k: v[order] for k, v in cols.items()}, day)
         pending.append(writer.submit(io.write_table, table, schemas.TRANSITS,
-                                     day.out / "transits" / f"hour={hour}" / "part-0.parquet"))
+                                     day.out / "transits" / f"hour={hour}" / f"part-{j}.parquet"))
         candidates = alerts.candidates(table, catalogue, day.alert_config)
     else:
         table = candidates = schemas.TRANSITS.empty_table()
-    pending.append(writer.submit(io.write_table, candidates, schemas.TRANSITS,
-                                 day.work / "alerts" / f"{hour}.parquet"))
-    pending.append(writer.submit(io.write_table, pa.table(gaps, schema=schemas.GAPS), schemas.GAPS,
-                                 day.out / "gaps" / f"part-h{hour}.parquet"))
-    for future in pending:
-        future.result()  # the hour is done only when every part is on disk
-    summary = {
-        "hour": hour,
+    return {
+        "slice": j,
         "packets_used": len(kept),
         "duplicates_dropped": duplicates,
         "transits": table.num_rows,
         "transits_matched": int(table["source_id"].is_valid().to_numpy().sum()) if table.num_rows else 0,
         "ccd_images": n_ccd,
         "ends": ends,
+        "gaps": pa.table(gaps, schema=schemas.GAPS),
+        "candidates": candidates,
     }
-    io.write_json(summary, summary_path(day.work, hour))
-    return summary
 
 
 def boundary_gaps(summaries: list[dict]) -> pa.Table:
-    """Sequence gaps between consecutive hours (each hour's own gaps are in its part), per star APID."""
+    """Sequence gaps between consecutive time slices (hours, or the slices of an hour; each one's own gaps
+    are in its part), per star APID; ``summaries`` in time order."""
     rows: dict[str, list] = {name: [] for name in schemas.GAPS.names}
     for apid in icd.STAR_APIDS:
-        ends = [s["ends"][str(apid)] for s in sorted(summaries, key=lambda s: s["hour"]) if str(apid) in s["ends"]]
+        ends = [s["ends"][str(apid)] for s in summaries if str(apid) in s["ends"]]
         for before, after in itertools.pairwise(ends):
             step = (after["first_seq"] - before["last_seq"]) % icd.SEQ_COUNT_MODULO
             if step == 1:
