@@ -54,11 +54,8 @@ def stage_hit(root: Path) -> str:
     if json.loads((root / "run.json").read_text()).get("status") == "complete":
         return "finish"
     work = root / WORK
-    if not work.is_dir():
-        return "prepare"
-    if (work / "hours").is_dir():
-        return "hours"
-    return "decode" if any(work.glob("attitude-*")) else "ingest"
+    # The attitude file closes stage 2 (decode, a fraction of a second): after it, the hours.
+    return "hours" if work.is_dir() and any(work.glob("attitude-*")) else "ingest"
 
 
 def kill_after(cmd: list[str], delay_s: float) -> bool:
@@ -95,7 +92,7 @@ def kill_until_done(cmd: list[str], out: Path, ready_s: float, duration_s: float
 
     rng = np.random.default_rng(seed)
     early = kills // 5
-    delays = np.r_[rng.uniform(0.3, max(ready_s, 0.4), early), rng.uniform(ready_s, duration_s, kills - early)]
+    delays = np.r_[rng.uniform(0.3, max(ready_s, 0.4), early), rng.uniform(ready_s, 0.95 * duration_s, kills - early)]
     hits: Counter = Counter()
     for delay in np.sort(delays):
         if kill_after(cmd, float(delay)):
