@@ -193,3 +193,39 @@ def test_a_run_killed_in_the_middle_of_a_parquet_write_resumes_to_the_same_bytes
         want.pop(name), got.pop(name)
     assert got == want
     assert not [p for p in out.rglob("*") if ".tmp-" in p.name], "the interrupted write's temporary is left"
+
+
+def test_a_killed_watcher_takes_every_file_once_after_a_restart(faulty_run, tmp_path):
+    """Watch mode under SIGKILL: files arrive while it is down; after restarts each is processed once and
+    the outputs are the batch run's."""
+    import shutil
+
+    import duckdb
+    import numpy as np
+
+    dataset, clean = faulty_run
+    inbox, out = tmp_path / "inbox", tmp_path / "watched"
+    inbox.mkdir()
+    names = sorted(p.name for p in (dataset / "tm").glob("*.tm"))
+    cmd = [*GAIASIM, "run", str(dataset), "--watch", str(inbox), "--out", str(out), "--poll", "0.05",
+           "--max-files", str(len(names))]
+    rng = np.random.default_rng(SEED)
+    hits: Counter = Counter()
+    for name in names:
+        shutil.copy(dataset / "tm" / name, inbox / f".{name}.part")
+        (inbox / f".{name}.part").rename(inbox / name)  # arrives while the watcher is down (or up)
+        if kill_after(cmd, float(rng.uniform(1.0, 6.0))):
+            hits["after the end"] += 1
+            break
+        hits["watching"] += 1
+        assert_no_partial_file_visible(out)
+    subprocess.run(cmd, check=True, capture_output=True)
+    record("watch", hits)
+    want, got = digests(clean), digests(out)
+    for name in ("run.json", "catalog.duckdb"):
+        want.pop(name), got.pop(name)
+    got = {k: v for k, v in got.items() if not k.startswith("latency/")}
+    assert got == want
+    files = duckdb.sql(f"SELECT name FROM read_parquet('{out}/latency/*.parquet') WHERE kind = 'file' "
+                       "ORDER BY name").fetchall()
+    assert [f[0] for f in files] == names  # each file taken exactly once
