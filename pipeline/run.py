@@ -114,8 +114,7 @@ def _prepare(out: Path, fingerprint: dict) -> dict | None:
             raise io.InputError(f"run folder {out} holds a run of other inputs or another pipeline version; "
                                 "choose a new --out folder or remove it")
         return info if info.get("status") == "complete" else None
-    if any(p.name != io.LOCK_NAME for p in out.iterdir()):
-        raise io.InputError(f"run folder {out} is not empty; choose a new --out folder or remove it")
+    refuse_foreign(out)
     io.write_json({"status": "running", "fingerprint": fingerprint}, path)
     return None
 

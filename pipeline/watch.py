@@ -55,19 +55,22 @@ def _hours_touched(work: Path, k: int, summary: dict) -> set[int]:
 
 
 def _load_state(out: Path, fingerprint: dict) -> dict:
+    """The arrivals recorded in ``out`` by an earlier watch of the same inputs, or a new record."""
     path = out / WORK / ARRIVALS
     if (out / RUN_JSON).is_file():
         info = json.loads((out / RUN_JSON).read_text())
-        if info.get("fingerprint") != fingerprint or not path.is_file():
+        if info.get("fingerprint") != fingerprint:
             raise io.InputError(f"run folder {out} holds another run (not a watch of these inputs); choose a "
                                 "new --out folder")
-        return json.loads(path.read_text())
-    if any(p.name != io.LOCK_NAME for p in out.iterdir()):
-        raise io.InputError(f"run folder {out} is not empty; choose a new --out folder or remove it")
+        if path.is_file():
+            return json.loads(path.read_text())
+        # else: stopped before it recorded its first arrival: nothing was processed, start afresh
+    else:
+        refuse_foreign(out)
+        io.write_json({"status": "watching", "fingerprint": fingerprint}, out / RUN_JSON)
     state = {"files": [], "alerts_seen": []}
-    path.parent.mkdir()
+    path.parent.mkdir(exist_ok=True)
     io.write_json(state, path)
-    io.write_json({"status": "watching", "fingerprint": fingerprint}, out / RUN_JSON)
     return state
 
 
