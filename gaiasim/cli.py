@@ -1,4 +1,5 @@
-"""The ``gaiasim`` command: generate, run, validate, query, verify, demo.
+"""The ``gaiasim`` command: generate, run (batch or --watch), validate, query, verify, demo, replay, compare,
+report, history, campaign, trace.
 
 Errors an operator must fix are one line on stderr and exit status 2; a failed validation exits 1.
 Long work shows a progress bar on a terminal and stays quiet otherwise.
