@@ -99,6 +99,15 @@ def refuse_foreign(out: Path) -> None:
         raise io.InputError(f"run folder {out} is not empty; choose a new --out folder or remove it")
 
 
+def _complete(out: Path, fingerprint: dict) -> dict | None:
+    """run.json of ``out`` when it holds this very run, finished; else None."""
+    try:
+        info = json.loads((out / RUN_JSON).read_text())
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        return None
+    return info if info.get("fingerprint") == fingerprint and info.get("status") == "complete" else None
+
+
 def _prepare(out: Path, fingerprint: dict) -> dict | None:
     """The finished run.json when ``out`` already holds this very run; None to (re)start or resume it.
 
@@ -160,8 +169,10 @@ def run(dataset: Path, out: Path, config: PipelineConfig | None = None, progress
     config = config or PipelineConfig()
     dataset, out = Path(dataset).resolve(), Path(out).resolve()
     files = tm_files(dataset)
-    skycells.check(dataset)  # a bad catalogue is refused before anything is written
     fingerprint = _fingerprint(dataset, files, config)
+    if (done := _complete(out, fingerprint)) is not None:  # run.json is written atomically: no lock needed
+        return done
+    skycells.check(dataset)  # a bad catalogue is refused before anything is written
     refuse_foreign(out)
     with io.locked_folder(out):
         io.remove_abandoned(out)  # what a killed run was writing
