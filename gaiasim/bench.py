@@ -98,11 +98,32 @@ def bench_ipd(n: int = 400_000) -> dict:
     return {"windows": n, "numba_s": ours, "numpy_s": theirs, "ratio": theirs / ours, "numba_windows_s": n / ours}
 
 
-def _child(argv: list[str]) -> dict:
-    """Run ``python -m gaiasim.bench --child ...`` and return what it prints (wall time, peak RSS)."""
-    out = subprocess.run([sys.executable, "-m", "gaiasim.bench", "--child", *argv], check=True, capture_output=True,
-                         text=True)
+def _child(argv: list[str], progress: bool = False) -> dict:
+    """Run ``python -m gaiasim.bench --child ...`` and return what it prints (wall time, peak RSS).
+
+    Its errors reach our stderr; with ``progress`` so do its progress lines (for runs of an hour)."""
+    env = dict(os.environ, GAIASIM_BENCH_PROGRESS="1") if progress else None
+    out = subprocess.run([sys.executable, "-m", "gaiasim.bench", "--child", *argv], check=True, stdout=subprocess.PIPE,
+                         text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+class _ProgressLog:
+    """Progress callback writing one stderr line per stage and per 5 % step, with the elapsed time."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind, self.t0, self.last = kind, time.perf_counter(), ("", -1)
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        step = int(fraction * 20)
+        if (stage, step) != self.last:
+            self.last = (stage, step)
+            print(f"[{time.perf_counter() - self.t0:7.0f} s] {self.kind}: {stage} {100 * fraction:3.0f} %",
+                  file=sys.stderr, flush=True)
+
+
+def _child_progress(kind: str):
+    return _ProgressLog(kind) if os.environ.get("GAIASIM_BENCH_PROGRESS") else (lambda _stage, _fraction: None)
 
 
 def _run_child(kind: str, spec_scale: float, folder: Path, workers: int, executor: str = "serial",
@@ -121,7 +142,8 @@ def _run_child(kind: str, spec_scale: float, folder: Path, workers: int, executo
     t = time.perf_counter()
     if kind == "generate":
         with make_executor(executor, workers) as pool:
-            manifest = generate(make_spec(name="bench", scale=spec_scale, seed=5), folder / "dataset", executor=pool)
+            manifest = generate(make_spec(name="bench", scale=spec_scale, seed=5), folder / "dataset", executor=pool,
+                                progress=_child_progress(kind))
         n = manifest["counts"]["transits"]
         print(json.dumps({"transits": n, "slices": manifest["counts"]["slices"], "wall_s": time.perf_counter() - t,
                           "peak_rss_octets": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
@@ -137,7 +159,7 @@ def _run_child(kind: str, spec_scale: float, folder: Path, workers: int, executo
     if kind == "ceiling":
         print(json.dumps(_kernels_only(folder / "dataset")))
         return
-    n = run(folder / "dataset", folder / "run")["counts"]["transits"]
+    n = run(folder / "dataset", folder / "run", progress=_child_progress(kind))["counts"]["transits"]
     wall = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"transits": n, "wall_s": wall, "peak_rss_octets": rss}))
@@ -199,11 +221,20 @@ def _octets(folder: Path) -> int:
 
 def full_day(folder: Path, scale: float, workers: int) -> dict:
     """Generate, run and validate one day at ``scale`` (1.0: the full-scale day) in ``folder``, each in a
-    child process: wall time, peak RSS and bytes on disk of each stage. Kept in ``folder`` for inspection."""
+    child process: wall time, peak RSS and bytes on disk of each stage. Kept in ``folder`` for inspection.
+
+    Each finished stage is recorded in ``folder/fullday.json``; calling again after an interruption keeps
+    the finished stages and goes on (the pipeline run resumes where it stopped)."""
     folder.mkdir(parents=True, exist_ok=True)
     out: dict = {"scale": scale, "workers": workers, "folder": str(folder)}
+    previous = json.loads((folder / "fullday.json").read_text()) if (folder / "fullday.json").is_file() else {}
     for kind in ("generate", "run", "validate"):
-        r = _child([kind, str(scale), str(folder), str(workers)])
+        if kind in previous and previous.get("scale") == scale:
+            out[kind] = previous[kind]  # a stage finished by an earlier (interrupted) call: kept, not redone
+            out["transits"] = previous.get("transits", out.get("transits"))
+            print(f"full day at scale {scale:g}: {kind} done earlier ({out[kind]['wall_s']:.0f} s)", flush=True)
+            continue
+        r = _child([kind, str(scale), str(folder), str(workers)], progress=True)
         out[kind] = {"wall_s": r["wall_s"], "peak_rss_gib": r["peak_rss_octets"] / 2**30}
         if "transits" in r:
             out["transits"] = r["transits"]
@@ -211,6 +242,7 @@ def full_day(folder: Path, scale: float, workers: int) -> dict:
             out[kind].update(checks=r["checks"], failed=r["failed"])
         print(f"full day at scale {scale:g}: {kind} {r['wall_s']:.0f} s, peak RSS "
               f"{r['peak_rss_octets'] / 2**30:.2f} GiB", flush=True)
+        (folder / "fullday.json").write_text(json.dumps(out, indent=2) + "\n")
     out["dataset_gb"] = _octets(folder / "dataset") / 1e9
     out["run_gb"] = _octets(folder / "run") / 1e9
     out["total_s"] = sum(out[k]["wall_s"] for k in ("generate", "run", "validate"))

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -22,6 +23,9 @@ from gaiasim.sim.truth import TRUTH_TABLES
 from pipeline import catalog, io, schemas
 from pipeline.io import sha256_file
 from pipeline.run import RUN_JSON
+
+#: DuckDB's memory limit for validation and ad-hoc queries.
+DUCKDB_MEMORY_LIMIT = "4GB"
 
 
 def read_run_info(run_dir: Path) -> dict:
@@ -39,7 +43,10 @@ def connect(run_dir: Path, dataset: Path | None = None) -> duckdb.DuckDBPyConnec
     """In-memory DuckDB with views over the run (and its dataset's truth, if found)."""
     run_dir = Path(run_dir).resolve()
     info = read_run_info(run_dir)
-    con = duckdb.connect(":memory:")
+    # Bounded memory at any scale (a full day's truth join holds 70 M transits): DuckDB spills to disk past
+    # this limit instead of taking 80 % of the machine.
+    con = duckdb.connect(":memory:", config={"memory_limit": DUCKDB_MEMORY_LIMIT,
+                                             "temp_directory": str(Path(tempfile.gettempdir()) / "gaiasim-duckdb")})
     for name in schemas.RUN_TABLES:
         con.execute(catalog.view_sql(name, catalog.parquet_glob(run_dir / name)))
     if (run_dir / "latency").is_dir():  # watch mode's latencies
