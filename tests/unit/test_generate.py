@@ -77,6 +77,16 @@ def test_dry_run_at_full_scale_lies_in_the_daily_volume():
     assert 360 <= e["octets_per_transit"] <= 1300
 
 
+def test_the_disk_check_falls_back_to_the_dry_run_estimate_when_the_upper_bound_does_not_fit():
+    spec = make_spec(scale=1.0, seed=42)
+    upper = gen.expected_size(spec)["total_octets"]
+    assert gen.needed_octets(spec, int(upper) + 1) == upper
+    tight = gen.needed_octets(spec, 0)
+    e = gen.dry_run(spec)
+    assert e["tm_octets"] < tight < upper, "a day that fits the 80 GB box must not be refused"
+    assert tight >= gen.DISK_MARGIN * e["tm_octets"]
+
+
 def test_slices_are_aligned_and_cover_the_span():
     t0 = obmt_ns_from_date(dt.date(2016, 1, 16))
     t1 = t0 + 86_400_000_000_000
