@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gaiasim.sim import kernels_scanlaw as _kernels
 from pipeline import geometry
 
 #: RMS of each component of the attitude error, rad (~8 arcsec, peaks of ~25 arcsec) [U].
@@ -30,18 +31,14 @@ class AttitudeError:
         # Each term carries an equal share of the variance: amplitude sqrt(2 / N) x RMS.
         self.amplitude = ERROR_RMS_RAD * np.sqrt(2.0 / N_TERMS)
 
-    def rotation_vector(self, obmt_ns: np.ndarray) -> np.ndarray:
-        """(n, 3) rotation vectors in the SRS, rad."""
-        t = np.asarray(obmt_ns, dtype=np.float64)[:, None, None]
-        return self.amplitude * np.sin(2.0 * np.pi * (t % self.period_ns) / self.period_ns + self.phase).sum(axis=2)
+    def error_quats(self, obmt_ns: np.ndarray) -> np.ndarray:
+        """(n, 4) quaternions ``exp(r/2)`` of the error rotation vectors ``r`` (SRS, rad) at ``obmt_ns``."""
+        t = np.ascontiguousarray(obmt_ns, dtype=np.int64)
+        return _kernels.attitude_error_quats(t, self.period_ns, self.phase, self.amplitude)
 
     def apply(self, q_nsl: np.ndarray, obmt_ns: np.ndarray) -> np.ndarray:
         """The realised attitude from the nominal one at the same times."""
-        r = self.rotation_vector(obmt_ns)
-        angle = np.linalg.norm(r, axis=1, keepdims=True)
-        axis = np.divide(r, angle, out=np.zeros_like(r), where=angle > 0)
-        dq = np.concatenate([axis * np.sin(0.5 * angle), np.cos(0.5 * angle)], axis=1)
-        return geometry.quat_multiply(q_nsl, dq)
+        return geometry.quat_multiply(q_nsl, self.error_quats(obmt_ns))
 
 
 def realised_transits(attitude_nsl, error: AttitudeError, u_icrs: np.ndarray, fov: np.ndarray,
