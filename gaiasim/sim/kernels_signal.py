@@ -56,6 +56,21 @@ def normal_pair(key, counter):
             return x * f, y * f, counter
 
 
+_LOG_FACTORIAL_TABLE = np.array([math.lgamma(k + 1.0) for k in range(16)])
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+@jit
+def log_factorial(k):
+    """``ln k!`` of a whole number ``k >= 0`` (float): a table below 16, else Stirling's series to 1/x^7
+    (truncation below 1e-15 relative), as numpy's ``random_loggam``."""
+    if k < 16.0:
+        return _LOG_FACTORIAL_TABLE[int(k)]
+    x = k + 1.0
+    r = 1.0 / (x * x)
+    return (x - 0.5) * math.log(x) - x + _HALF_LOG_2PI + (1.0 / 12.0 - r * (1.0 / 360.0 - r * (1.0 / 1260.0 - r / 1680.0))) / x
+
+
 @jit
 def poisson(lam, key, counter):
     """Poisson deviate of mean ``lam``; returns (value, next counter).
@@ -88,9 +103,10 @@ def poisson(lam, key, counter):
             return k, counter
         if k < 0.0 or (us < 0.013 and v > us):
             continue
-        # Slow path (about 1 draw in 10): the exact acceptance test.
-        lhs = math.log(v) + math.log(1.1239 + 1.1328 / (b - 3.4)) - math.log(a / (us * us) + b)
-        if lhs <= -lam + k * math.log(lam) - math.lgamma(k + 1.0):
+        # Slow path (about 1 draw in 2 at lam ~ 30, 1 in 5 at lam ~ 3000): the exact acceptance test, with
+        # one log on the left and a Stirling log-factorial on the right (libm's lgamma is ~3x slower).
+        lhs = math.log(v * (1.1239 + 1.1328 / (b - 3.4)) / (a / (us * us) + b))
+        if lhs <= -lam + k * math.log(lam) - log_factorial(k):
             return k, counter
 
 
