@@ -3,8 +3,10 @@
 FACTS.md section 4 (GDR2 doc 2.4.8, GEDR3 doc 3.3.5-3.3.6): Gaia's IPD fits each window by maximum
 likelihood with a Poisson model, ``E(N_k) = beta + alpha * L(k - kappa)``: background ``beta`` >= 0
 (e- per sample), flux ``alpha`` (e-) and AL location ``kappa`` (pixels, window frame of
-``pipeline.lsf``: sample ``k`` is centred at ``al_px = k``). The LSF is ``pipeline.lsf`` (Gaussian of
-``sigma_px`` integrated over the pixel, FACTS.md section 5). Gaussian read noise and ADU quantisation
+``pipeline.lsf``: sample ``k`` is centred at ``al_px = k``). The LSF comes from the calibration table
+``datasets/calibration/lsf_af.csv`` through ``pipeline.lsf`` (a Gaussian of ``sigma_px`` integrated over
+the pixel, FACTS.md section 5, tabulated in units of ``sigma_px``). A fit without finite formal errors
+(singular Fisher information) is flagged ``FLAG_NOT_CONVERGED``. Gaussian read noise and ADU quantisation
 enter through the shifted-Poisson approximation ``N + r2 ~ Poisson(E + r2)`` with
 ``r2 = var_extra_e2`` (see :func:`extra_variance_e2`). The algorithm is described in
 ``pipeline.kernels.ipd``.
@@ -418,7 +420,7 @@ def _iterate_np(samples, n, valid, used, r2, sigma_px, max_iter):
     )
     err_ok = (det > 0.0) & (c00 >= 0.0) & (c11 >= 0.0) & (c22 >= 0.0)
     safe_det = np.where(err_ok, det, 1.0)
-    flags = np.where(converged, 0, _k.FLAG_NOT_CONVERGED)
+    flags = np.where(converged & err_ok, 0, _k.FLAG_NOT_CONVERGED)
     flags |= np.where(bad_flux | ~(alpha > _k.ALPHA_FLOOR_E * (1.0 + 1e-9)), _k.FLAG_BAD_FLUX, 0)
     flags |= np.where((kappa >= -0.5) & (kappa <= n - 0.5), 0, _k.FLAG_OUTSIDE_WINDOW)
     return {

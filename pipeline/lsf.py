@@ -13,13 +13,18 @@ Frame convention: sample ``k`` of a window (0-based) is centred at ``al_px = k``
 ``[k - 0.5, k + 0.5)``. An image centred in an ``n``-sample window therefore has
 ``kappa = (n - 1) / 2`` (5.5 for a 12-sample window), and the window covers ``-0.5 <= kappa < n - 0.5``.
 
-Two flavours:
-- scalar functions compiled with numba (``lsf_value``, ``lsf_dkappa``, ``lsf_d2kappa``, ``lsf_edge``),
-  callable from kernels; they use ``math.erf``;
-- numpy functions (``lsf_profile``, ``erf_array``) for the simulator and the numpy reference fit.
-  numpy has no ``erf``, and the pipeline does not depend on scipy, so ``erf_array`` is W. J. Cody's
-  rational Chebyshev approximation (Math. Comp. 23, 631, 1969; the CALERF routine), accurate to a
-  few units in the last place.
+The pipeline reads the LSF from its calibration table, ``datasets/calibration/lsf_af.csv`` (as IDT
+takes its LSF from the calibration database, FACTS.md section 4): the normalised LSF's cdf, pdf and
+slope against ``u = x / sigma``, interpolated by cubic Hermite polynomials (~1e-11 of the flux). The
+simulator renders the instrument itself, the exact Gaussian (``lsf_profile``, ``math.erf``).
+
+- scalar functions compiled with numba (``lsf_edge``, ``lsf_value``, ``lsf_dkappa``, ``lsf_d2kappa``,
+  over ``lsf_table_at``), callable from the fit kernels: a table lookup and two cubics cost about half
+  of the ``erf`` and ``exp`` they replace;
+- numpy functions: ``lsf_edge_array`` (the same table, for the numpy reference fit), and ``lsf_profile``
+  and ``erf_array`` (the exact Gaussian, for the simulator and tests). numpy has no ``erf``, and the
+  pipeline does not depend on scipy, so ``erf_array`` is W. J. Cody's rational Chebyshev approximation
+  (Math. Comp. 23, 631, 1969; the CALERF routine), accurate to a few units in the last place.
 
 Note: numba's on-disk cache of a kernel that calls these functions is not invalidated when this file
 changes; clear ``pipeline/kernels/__pycache__`` after editing it.
@@ -28,9 +33,11 @@ changes; clear ``pipeline/kernels/__pycache__`` after editing it.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
+from pipeline.io import InputError
 from pipeline.kernels import jit
 
 #: Default LSF width: sigma ~ 1 AL pixel (de Bruijne+2015, A&A 576, A74, Fig. 5); FACTS.md section 5.
@@ -41,44 +48,111 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
 
 
+#: The AF LSF calibration table (datasets/calibration/lsf_af.csv, written by make_lsf_table.py there).
+LSF_TABLE_PATH = Path(__file__).resolve().parents[1] / "datasets" / "calibration" / "lsf_af.csv"
+_TABLE_COLUMNS = "u,cdf,pdf,dpdf_du"
+
+
+def read_lsf_table(path: Path = LSF_TABLE_PATH) -> tuple[float, float, np.ndarray]:
+    """Read an LSF calibration table: ``(u0, step, values)``, ``values`` (n, 3) = ``(cdf - 1/2, pdf,
+    dpdf_du)`` at ``u0 + i * step``. Raises :class:`pipeline.io.InputError` naming what is wrong."""
+    try:
+        lines = [ln for ln in Path(path).read_text().splitlines() if ln and not ln.startswith("#")]
+    except OSError as exc:
+        raise InputError(f"LSF calibration table {path}: {exc.strerror or exc}; restore it from the repository "
+                         "(datasets/calibration/make_lsf_table.py writes it)") from None
+    if not lines or lines[0].replace(" ", "") != _TABLE_COLUMNS:
+        raise InputError(f"LSF calibration table {path}: the first row must be the header {_TABLE_COLUMNS!r}")
+    try:
+        data = np.array([[float(v) for v in ln.split(",")] for ln in lines[1:]], dtype=np.float64)
+    except ValueError as exc:
+        raise InputError(f"LSF calibration table {path}: {exc}; every row is 4 numbers") from None
+    if data.ndim != 2 or data.shape[1:] != (4,) or len(data) < 4 or not np.all(np.isfinite(data)):
+        raise InputError(f"LSF calibration table {path}: need at least 4 rows of 4 finite numbers")
+    step = np.diff(data[:, 0])
+    if not (step[0] > 0 and np.allclose(step, step[0], rtol=1e-9, atol=0)):
+        raise InputError(f"LSF calibration table {path}: u must grow in equal steps")
+    if not (np.all(np.diff(data[:, 1]) >= 0) and abs(data[0, 1]) < 1e-9 and abs(data[-1, 1] - 1) < 1e-9):
+        raise InputError(f"LSF calibration table {path}: cdf must grow from 0 to 1 over the table")
+    values = np.ascontiguousarray(np.c_[data[:, 1] - 0.5, data[:, 2], data[:, 3]])
+    return float(data[0, 0]), float(step[0]), values
+
+
+# Frozen into the compiled kernels (numba reads module globals at compile time; after changing the table,
+# clear pipeline/kernels/__pycache__ as for any change to this file).
+_U0, _STEP, _TABLE = read_lsf_table()
+_INV_STEP = 1.0 / _STEP
+_LAST = float(len(_TABLE) - 1)
+
+
+@jit
+def lsf_table_at(u):
+    """``(cdf(u) - 1/2, pdf(u), dpdf/du(u))`` of the calibration table at ``u`` (LSF widths).
+
+    Cubic Hermite interpolation: cdf from its values and slopes (pdf), pdf from its values and slopes
+    (dpdf_du); dpdf/du is the derivative of that pdf cubic. At the table's 1/128 step the cdf is right to
+    ~1e-11 and pdf to ~3e-11 of a Gaussian (a few 1e-9 for dpdf/du). Outside the table: (+-1/2, 0, 0).
+    """
+    x = (u - _U0) * _INV_STEP
+    if x != x:
+        return np.nan, np.nan, np.nan
+    if x <= 0.0:
+        return -0.5, 0.0, 0.0
+    if x >= _LAST:
+        return 0.5, 0.0, 0.0
+    i = int(x)
+    f = x - i
+    f2 = f * f
+    f3 = f2 * f
+    h00 = 2.0 * f3 - 3.0 * f2 + 1.0
+    h10 = (f3 - 2.0 * f2 + f) * _STEP
+    h01 = 3.0 * f2 - 2.0 * f3
+    h11 = (f3 - f2) * _STEP
+    c0 = _TABLE[i, 0]
+    p0 = _TABLE[i, 1]
+    d0 = _TABLE[i, 2]
+    c1 = _TABLE[i + 1, 0]
+    p1 = _TABLE[i + 1, 1]
+    d1 = _TABLE[i + 1, 2]
+    cdf = h00 * c0 + h10 * p0 + h01 * c1 + h11 * p1
+    pdf = h00 * p0 + h10 * d0 + h01 * p1 + h11 * d1
+    dpdf = ((6.0 * f2 - 6.0 * f) * (p0 - p1) * _INV_STEP + (3.0 * f2 - 4.0 * f + 1.0) * d0
+            + (3.0 * f2 - 2.0 * f) * d1)
+    return cdf, pdf, dpdf
+
+
 @jit
 def lsf_edge(t_px, sigma_px):
     """Terms of the LSF at one pixel edge ``t_px`` (edge position minus image centre, AL pixels).
 
-    With ``u = t_px / sigma_px`` returns ``(0.5 * erf(u / sqrt(2)), pdf(u) / sigma_px,
-    u * pdf(u) / sigma_px**2)``, where ``pdf`` is the standard normal density. For sample ``k`` with
-    lower edge ``t0 = k - 0.5 - kappa`` and upper edge ``t1 = t0 + 1`` (terms ``(h0, q0, r0)`` and
-    ``(h1, q1, r1)``): ``L = h1 - h0``, ``dL/dkappa = q0 - q1`` and ``d2L/dkappa2 = r0 - r1``.
-    Adjacent samples share an edge, so a window of ``n`` samples needs ``n + 1`` calls.
+    With ``u = t_px / sigma_px`` returns ``(cdf(u) - 1/2, pdf(u) / sigma_px, -dpdf/du(u) / sigma_px**2)``
+    from the calibration table (:func:`lsf_table_at`; for the Gaussian, ``0.5 erf(u / sqrt 2)``,
+    ``pdf / sigma`` and ``u pdf / sigma**2``). For sample ``k`` with lower edge ``t0 = k - 0.5 - kappa``
+    and upper edge ``t1 = t0 + 1`` (terms ``(h0, q0, r0)`` and ``(h1, q1, r1)``): ``L = h1 - h0``,
+    ``dL/dkappa = q0 - q1`` and ``d2L/dkappa2 = r0 - r1``. Adjacent samples share an edge, so a window
+    of ``n`` samples needs ``n + 1`` calls.
     """
-    u = t_px / sigma_px
-    pdf = _INV_SQRT_2PI * math.exp(-0.5 * u * u)
-    return 0.5 * math.erf(u * _INV_SQRT2), pdf / sigma_px, u * pdf / (sigma_px * sigma_px)
+    cdf, pdf, dpdf = lsf_table_at(t_px / sigma_px)
+    return cdf, pdf / sigma_px, -dpdf / (sigma_px * sigma_px)
 
 
 @jit
 def lsf_value(x_px, sigma_px):
     """Fraction of the flux in a sample at offset ``x_px = k - kappa`` (AL pixels) from the image centre."""
-    return 0.5 * (math.erf((x_px + 0.5) / sigma_px * _INV_SQRT2) - math.erf((x_px - 0.5) / sigma_px * _INV_SQRT2))
+    return lsf_edge(x_px + 0.5, sigma_px)[0] - lsf_edge(x_px - 0.5, sigma_px)[0]
 
 
 @jit
 def lsf_dkappa(x_px, sigma_px):
-    """Derivative of :func:`lsf_value` with respect to the image centre kappa (per AL pixel).
-
-    ``x = k - kappa``, so ``dL/dkappa = -dL/dx = -(pdf(u1) - pdf(u0)) / sigma`` with ``u = (x -+ 0.5)/sigma``.
-    """
-    u1 = (x_px + 0.5) / sigma_px
-    u0 = (x_px - 0.5) / sigma_px
-    return -_INV_SQRT_2PI * (math.exp(-0.5 * u1 * u1) - math.exp(-0.5 * u0 * u0)) / sigma_px
+    """Derivative of :func:`lsf_value` with respect to the image centre kappa (per AL pixel): ``x = k -
+    kappa``, so with edges ``x -+ 0.5``, ``dL/dkappa = q0 - q1`` (:func:`lsf_edge`)."""
+    return lsf_edge(x_px - 0.5, sigma_px)[1] - lsf_edge(x_px + 0.5, sigma_px)[1]
 
 
 @jit
 def lsf_d2kappa(x_px, sigma_px):
     """Second derivative of :func:`lsf_value` with respect to kappa (per AL pixel squared)."""
-    u1 = (x_px + 0.5) / sigma_px
-    u0 = (x_px - 0.5) / sigma_px
-    return -_INV_SQRT_2PI * (u1 * math.exp(-0.5 * u1 * u1) - u0 * math.exp(-0.5 * u0 * u0)) / (sigma_px * sigma_px)
+    return lsf_edge(x_px - 0.5, sigma_px)[2] - lsf_edge(x_px + 0.5, sigma_px)[2]
 
 
 # W. J. Cody (1969) CALERF coefficients: |x| <= 0.46875 (erf), 0.46875 < |x| <= 4 and |x| > 4 (erfc).
@@ -169,11 +243,38 @@ def erf_array(x: np.ndarray) -> np.ndarray:
     return np.copysign(out, x)
 
 
+def lsf_table_array(u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vectorised :func:`lsf_table_at` (the same formulas, for the numpy reference fit)."""
+    u = np.asarray(u, dtype=np.float64)
+    x = (u - _U0) * _INV_STEP
+    inside = (x > 0.0) & (x < _LAST)
+    i = np.where(inside, x, 0.0).astype(np.int64)
+    f = np.where(inside, x - i, 0.0)
+    f2 = f * f
+    f3 = f2 * f
+    h00 = 2.0 * f3 - 3.0 * f2 + 1.0
+    h10 = (f3 - 2.0 * f2 + f) * _STEP
+    h01 = 3.0 * f2 - 2.0 * f3
+    h11 = (f3 - f2) * _STEP
+    c0, p0, d0 = _TABLE[i, 0], _TABLE[i, 1], _TABLE[i, 2]
+    c1, p1, d1 = _TABLE[i + 1, 0], _TABLE[i + 1, 1], _TABLE[i + 1, 2]
+    cdf = h00 * c0 + h10 * p0 + h01 * c1 + h11 * p1
+    pdf = h00 * p0 + h10 * d0 + h01 * p1 + h11 * d1
+    dpdf = ((6.0 * f2 - 6.0 * f) * (p0 - p1) * _INV_STEP + (3.0 * f2 - 4.0 * f + 1.0) * d0
+            + (3.0 * f2 - 2.0 * f) * d1)
+    outside = ~inside
+    cdf[outside] = np.where(x[outside] <= 0.0, -0.5, 0.5)
+    pdf[outside] = 0.0
+    dpdf[outside] = 0.0
+    nan = np.isnan(x)
+    cdf[nan] = pdf[nan] = dpdf[nan] = np.nan
+    return cdf, pdf, dpdf
+
+
 def lsf_edge_array(t_px: np.ndarray, sigma_px: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Vectorised :func:`lsf_edge`: ``(0.5 erf(u/sqrt 2), pdf(u)/sigma, u pdf(u)/sigma**2)``, ``u = t/sigma``."""
-    u = np.asarray(t_px, dtype=np.float64) / sigma_px
-    pdf = _INV_SQRT_2PI * np.exp(-0.5 * u * u)
-    return 0.5 * erf_array(u * _INV_SQRT2), pdf / sigma_px, u * pdf / (sigma_px * sigma_px)
+    """Vectorised :func:`lsf_edge` (the calibration table, as the numba kernels use it)."""
+    cdf, pdf, dpdf = lsf_table_array(np.asarray(t_px, dtype=np.float64) / sigma_px)
+    return cdf, pdf / sigma_px, -dpdf / (sigma_px * sigma_px)
 
 
 def lsf_profile(x_px: np.ndarray, sigma_px: float = LSF_SIGMA_PX) -> np.ndarray:

@@ -68,7 +68,8 @@ def log_factorial(k):
         return _LOG_FACTORIAL_TABLE[int(k)]
     x = k + 1.0
     r = 1.0 / (x * x)
-    return (x - 0.5) * math.log(x) - x + _HALF_LOG_2PI + (1.0 / 12.0 - r * (1.0 / 360.0 - r * (1.0 / 1260.0 - r / 1680.0))) / x
+    series = (1.0 / 12.0 - r * (1.0 / 360.0 - r * (1.0 / 1260.0 - r / 1680.0))) / x
+    return (x - 0.5) * math.log(x) - x + _HALF_LOG_2PI + series
 
 
 @jit

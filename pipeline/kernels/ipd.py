@@ -393,13 +393,16 @@ def _fit_window(
     al_px[i] = kappa
     flux_e[i] = alpha
     bg_e[i] = beta
-    if det > 0.0 and c00 >= 0.0 and c11 >= 0.0 and c22 >= 0.0:
+    errors_ok = det > 0.0 and c00 >= 0.0 and c11 >= 0.0 and c22 >= 0.0
+    if errors_ok:
         al_px_err[i] = math.sqrt(c00 / det)
         flux_e_err[i] = math.sqrt(c11 / det)
         bg_e_err[i] = math.sqrt(c22 / det)
     chi2[i] = chi2_sum / (n_used - 3)
     n_iter[i] = it
-    if not converged:
+    # No formal errors (singular Fisher information: e.g. a star left only in a far masked corner) means
+    # the data do not pin the solution down: not converged, whatever the iterations said.
+    if not converged or not errors_ok:
         status |= FLAG_NOT_CONVERGED
     if bad_flux or not (alpha > ALPHA_FLOOR_E * (1.0 + 1e-9)):
         status |= FLAG_BAD_FLUX

@@ -417,16 +417,21 @@ def _fit_window(samples_e, mask, r2, sig_al, sig_ac, max_iter, cosmic_sigma, ws,
     out[6, i] = x[3]
     # Formal errors: diagonal of the inverse Fisher matrix, column by column.
     g = ws[6]
+    errors_ok = True
     for q in range(N_PAR):
         g[:] = 0.0
         g[q] = 1.0
         if not _solve(f, g, False, e, low):
+            errors_ok = False
             break
         if e[q] >= 0.0:
             out[1 + 2 * q, i] = math.sqrt(e[q])
+        else:
+            errors_ok = False
     out[8, i] = chi2_sum / (n_used - N_PAR)
     out[9, i] = it
-    if not converged:
+    # No formal errors (singular Fisher information): the data do not pin the solution down (as in 1D).
+    if not converged or not errors_ok:
         status |= FLAG_NOT_CONVERGED
     if bad_flux or not (x[2] > ALPHA_FLOOR_E * (1.0 + 1e-9)):
         status |= FLAG_BAD_FLUX

@@ -96,6 +96,9 @@ def test_fit_never_raises_on_any_data(samples, var_extra_e2):
         res = fitter(samples, n, var)
         assert res["flags"].shape == (m,)
         assert np.all((res["flags"] != 0) | np.isfinite(res["al_px"]))
+        clean = res["flags"] == 0
+        for name in ("al_px_err", "flux_e_err", "bg_e_err"):
+            assert np.all(np.isfinite(res[name][clean])), f"a clean fit without {name}"
         assert not np.any(res["flags"] & (ipd.FLAG_SATURATED | ipd.FLAG_COSMIC))
 
 
