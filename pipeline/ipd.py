@@ -29,7 +29,7 @@ import numpy as np
 
 from pipeline.kernels import ipd as _k
 from pipeline.kernels import ipd2d as _k2
-from pipeline.lsf import LSF_SIGMA_PX, lsf_edge_array
+from pipeline.lsf import LSF_SIGMA_PX, lsf_edge_array, require_table
 
 #: The fit did not reach the convergence criterion within ``max_iter`` (or could not step).
 FLAG_NOT_CONVERGED = _k.FLAG_NOT_CONVERGED
@@ -85,6 +85,7 @@ def _check_cosmic_sigma(cosmic_sigma):
 
 
 def _check_inputs(samples_e, n_samples, var_extra_e2, sigma_px, max_iter):
+    require_table()
     if not isinstance(samples_e, np.ndarray) or samples_e.dtype != np.float64 or samples_e.ndim != 2:
         raise ValueError(
             "samples_e must be a float64 numpy array of shape (m, n_max) in electrons; "
@@ -507,6 +508,7 @@ def fit_images_2d(
     dict of arrays of length m, :data:`OUTPUT_NAMES_2D`: as :func:`fit_images` plus ``ac_px`` and
     ``ac_px_err`` (px); ``bg_e`` is per pixel and ``chi2`` has ``n - 4`` degrees of freedom.
     """
+    require_table()
     if not isinstance(samples_e, np.ndarray) or samples_e.dtype != np.float64 or samples_e.ndim != 3:
         raise ValueError(
             "samples_e must be a float64 numpy array of shape (m, n_al, n_ac) in electrons; "

@@ -32,6 +32,7 @@ changes; clear ``pipeline/kernels/__pycache__`` after editing it.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -78,9 +79,24 @@ def read_lsf_table(path: Path = LSF_TABLE_PATH) -> tuple[float, float, np.ndarra
     return float(data[0, 0]), float(step[0]), values
 
 
+def require_table() -> None:
+    """Raise the error that kept the calibration table from loading (a missing or damaged file), if any:
+    called before a run or a fit starts, so the operator gets one line instead of a wrong fit."""
+    if TABLE_ERROR is not None:
+        raise TABLE_ERROR
+
+
 # Frozen into the compiled kernels (numba reads module globals at compile time; after changing the table,
-# clear pipeline/kernels/__pycache__ as for any change to this file).
-_U0, _STEP, _TABLE = read_lsf_table()
+# clear pipeline/kernels/__pycache__ as for any change to this file). A table that does not load leaves
+# zeros here and its error in TABLE_ERROR, for require_table(): importing never fails.
+try:
+    _U0, _STEP, _TABLE = read_lsf_table()
+    TABLE_ERROR: InputError | None = None
+    #: SHA-256 of the table file: an input of every run (run.json).
+    TABLE_SHA256 = hashlib.sha256(LSF_TABLE_PATH.read_bytes()).hexdigest()
+except InputError as _exc:
+    _U0, _STEP, _TABLE = 0.0, 1.0, np.zeros((4, 3))
+    TABLE_ERROR, TABLE_SHA256 = _exc, ""
 _INV_STEP = 1.0 / _STEP
 _LAST = float(len(_TABLE) - 1)
 

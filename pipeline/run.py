@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from pipeline import alerts, attitude, catalog, hourly, icd, io, schemas, skycells, spool
+from pipeline import alerts, attitude, catalog, hourly, icd, io, lsf, schemas, skycells, spool
 from pipeline.config import PipelineConfig
 from pipeline.executor import SerialExecutor
 from pipeline.hkmon import check_hk_table
@@ -90,6 +90,7 @@ def _fingerprint(dataset: Path, files: list[Path], config: PipelineConfig) -> di
         "dataset": str(dataset),
         "config": config.to_json(),
         "files": [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files],
+        "lsf_table_sha256": lsf.TABLE_SHA256,
     }
 
 
@@ -168,6 +169,7 @@ def run(dataset: Path, out: Path, config: PipelineConfig | None = None, progress
     """
     config = config or PipelineConfig()
     dataset, out = Path(dataset).resolve(), Path(out).resolve()
+    lsf.require_table()
     files = tm_files(dataset)
     fingerprint = _fingerprint(dataset, files, config)
     if (done := _complete(out, fingerprint)) is not None:  # run.json is written atomically: no lock needed
@@ -328,7 +330,8 @@ def _finish(day: hourly.Day, hour_summaries: list[dict], day_counts: dict, confi
         "dataset": fingerprint["dataset"],
         "config": config.to_json(),
         "fingerprint": fingerprint,
-        "inputs": {f"tm/{s['file']}": s["sha256"] for s in summaries},
+        "inputs": {**{f"tm/{s['file']}": s["sha256"] for s in summaries},
+                   "calibration/lsf_af.csv": lsf.TABLE_SHA256},
         "counts": counts,
         "timings_s": timings,
         "status": status,

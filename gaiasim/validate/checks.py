@@ -158,7 +158,7 @@ CHECKS: tuple[Check, ...] = (
         "the pipeline read exactly the dataset's TM files, as the manifest records them",
         """
         SELECT (SELECT count(*) FROM run_inputs r LEFT JOIN dataset_files d ON d.name = r.name
-                WHERE d.manifest_sha256 IS DISTINCT FROM r.sha256)
+                WHERE r.name LIKE 'tm/%' AND d.manifest_sha256 IS DISTINCT FROM r.sha256)
              + (SELECT count(*) FROM dataset_files d WHERE d.name LIKE 'tm/%'
                 AND d.name NOT IN (SELECT name FROM run_inputs))
         """,

@@ -144,3 +144,12 @@ def test_an_hour_cut_into_slices_gives_the_same_rows(faulty_run, tmp_path, monke
     # Gaps: the same packets reported, though an out-of-order span may now end at a slice's edge.
     totals = "SELECT apid, kind, sum(count) FROM read_parquet('{}/gaps/*.parquet') GROUP BY ALL ORDER BY ALL"
     assert con.sql(totals.format(out)).fetchall() == con.sql(totals.format(clean)).fetchall()
+
+
+def test_a_missing_lsf_calibration_table_stops_the_run_before_it_writes(tmp_path, monkeypatch):
+    from pipeline import lsf
+
+    monkeypatch.setattr(lsf, "TABLE_ERROR", io.InputError("LSF calibration table x.csv: No such file; restore it"))
+    with pytest.raises(io.InputError, match="LSF calibration table"):
+        run(tmp_path / "anything", tmp_path / "run")
+    assert not (tmp_path / "run").exists()
