@@ -19,17 +19,19 @@ _OPS = {"==": operator.eq, "<=": operator.le, ">=": operator.ge}
 _UNUSABLE = """
     SELECT apid, seq, obmt_ns FROM truth_faults WHERE kind IN ('packet_loss', 'bit_flip', 'truncated_file')
 """
-# Per-CCD centroid pulls of clean fits, binned by G.
+# Per-CCD centroid pulls of clean fits, binned by G. The CCD-level checks read the transits of the
+# sample views (gaiasim.validate.db._sample_views): all of a small day, 1 in S of a large one.
 _PULLS = """
     SELECT floor(t.g_mag) AS g_bin, (c.al_px - tc.al_px) / c.al_px_err AS pull
-    FROM ccd c JOIN truth_ccd tc USING (transit_id, strip) JOIN truth_transits t USING (transit_id)
+    FROM sample_ccd c JOIN sample_truth_ccd tc USING (transit_id, strip) JOIN sample_truth_transits t USING (transit_id)
     WHERE c.flags = 0
 """
 # AC pulls of the clean 2D fits (bright stars), one bin.
 _AC_PULLS = """
     SELECT count(*) AS n, median(p) AS bias, 1.4826 * mad(p) AS width,
            3 * 1.2533 / sqrt(count(*)) AS bias_slack, 3 * 1.166 / sqrt(count(*)) AS width_slack
-    FROM (SELECT (c.ac_px - tc.ac_px) / c.ac_px_err AS p FROM ccd c JOIN truth_ccd tc USING (transit_id, strip)
+    FROM (SELECT (c.ac_px - tc.ac_px) / c.ac_px_err AS p
+          FROM sample_ccd c JOIN sample_truth_ccd tc USING (transit_id, strip)
           WHERE c.flags = 0 AND tc.ac_px IS NOT NULL AND c.ac_px IS NOT NULL)
     HAVING count(*) >= 100
 """
@@ -211,14 +213,14 @@ CHECKS: tuple[Check, ...] = (
         "cosmics_flagged", "REQ-IPD-004",
         "at least 80 % of the windows hit by a cosmic ray of more than 1000 e- are flagged",
         f"""SELECT coalesce(avg(CASE WHEN (c.flags & {_COSMIC_FLAG}) != 0 THEN 1.0 ELSE 0.0 END), 1.0)
-            FROM ccd c JOIN truth_ccd tc USING (transit_id, strip) WHERE tc.cosmic_e > 1000""",
+            FROM sample_ccd c JOIN sample_truth_ccd tc USING (transit_id, strip) WHERE tc.cosmic_e > 1000""",
         ">=", 0.8, "fraction",
     ),
     Check(
         "cosmics_not_invented", "REQ-IPD-005",
         "at most 1 in 1000 windows without a cosmic ray is flagged as hit",
         f"""SELECT coalesce(avg(CASE WHEN (c.flags & {_COSMIC_FLAG}) != 0 THEN 1.0 ELSE 0.0 END), 0.0)
-            FROM ccd c JOIN truth_ccd tc USING (transit_id, strip) WHERE tc.cosmic_e = 0""",
+            FROM sample_ccd c JOIN sample_truth_ccd tc USING (transit_id, strip) WHERE tc.cosmic_e = 0""",
         "<=", 1e-3, "fraction",
     ),
     Check(

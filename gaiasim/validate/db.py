@@ -7,7 +7,8 @@
 - ``run_counts(key, value)``: the per-stage counts of run.json; ``run_inputs(name, sha256)``: its inputs
 - ``dataset_files(name, manifest_sha256, actual_sha256)``: the dataset's files against its manifest
 - truth (when the run's dataset is at hand): ``truth_sources``, ``truth_transits``, ``truth_ccd``,
-  ``truth_faults``, and ``catalogue`` (the reference catalogue the pipeline used)
+  ``truth_faults``, and ``catalogue`` (the reference catalogue the pipeline used); ``sample_ccd``,
+  ``sample_truth_ccd``, ``sample_truth_transits`` and ``sampling``: the CCD-check sample (``_sample_views``)
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from pipeline.run import RUN_JSON
 
 #: DuckDB's memory limit for validation and ad-hoc queries.
 DUCKDB_MEMORY_LIMIT = "4GB"
+#: CCD rows the statistical CCD checks read at most (a day has 10 per transit: 700 M at full scale).
+CCD_ROWS_CHECKED = 20_000_000
 
 
 def read_run_info(run_dir: Path) -> dict:
@@ -73,7 +76,30 @@ def connect(run_dir: Path, dataset: Path | None = None) -> duckdb.DuckDBPyConnec
         for name in TRUTH_TABLES:
             con.execute(catalog.view_sql(f"truth_{name}", catalog.parquet_glob(root / "truth" / name)))
         con.execute(catalog.view_sql("catalogue", catalog.parquet_glob(root / "catalogue")))
+        _sample_views(con)
     return con
+
+
+def ccd_sampling(ccd_rows: int) -> int:
+    """``S``: the CCD-level checks read 1 transit in ``S`` (all of them up to :data:`CCD_ROWS_CHECKED` rows)."""
+    return max(1, -(-ccd_rows // CCD_ROWS_CHECKED))
+
+
+def _sample_views(con: duckdb.DuckDBPyConnection) -> None:
+    """Views ``sample_ccd``, ``sample_truth_ccd`` and ``sample_truth_transits``: the rows of the transits
+    whose id hashes to 0 modulo ``S`` (:func:`ccd_sampling`; ``S`` = 1, every row, up to
+    :data:`CCD_ROWS_CHECKED` CCD rows), and ``sampling(ccd_every)`` holding ``S``.
+
+    The statistical CCD checks (centroid pulls, cosmic-ray flags) join run and truth CCD rows: at full
+    scale 700 M rows each side, a join that would spill tens of GB. A deterministic 1-in-S sample of
+    transits (every CCD row of a sampled transit) keeps millions of pulls, far more than the bounds need.
+    """
+    every = ccd_sampling(con.execute("SELECT count(*) FROM ccd").fetchall()[0][0])
+    con.execute(f"CREATE TABLE sampling AS SELECT {every}::BIGINT AS ccd_every")
+    keep = "" if every == 1 else f" WHERE hash(transit_id) % {every} = 0"
+    for view, table in (("sample_ccd", "ccd"), ("sample_truth_ccd", "truth_ccd"),
+                        ("sample_truth_transits", "truth_transits")):
+        con.execute(f"CREATE VIEW {view} AS SELECT * FROM {table}{keep}")
 
 
 def has_truth(con: duckdb.DuckDBPyConnection) -> bool:

@@ -190,3 +190,27 @@ def test_a_bp_offset_fails_bp_rp_photometry_bias(demo_run, tmp_path):
 
     result = evaluate(mutated_run(run_dir, tmp_path, "transits", brighter_bp), dataset, "bp_rp_photometry_bias")
     assert not result.passed and abs(result.value - 0.05) < 0.01, result.value
+
+
+def test_ccd_checks_of_a_large_day_read_a_whole_transit_sample(demo_run, monkeypatch):
+    dataset, run_dir = demo_run
+    assert db.ccd_sampling(0) == db.ccd_sampling(db.CCD_ROWS_CHECKED) == 1
+    assert db.ccd_sampling(700_000_000) == 35  # a full-scale day's 700 M CCD rows
+    con = db.connect(run_dir, dataset)
+    n_ccd = con.execute("SELECT count(*) FROM ccd").fetchall()[0][0]
+    assert con.execute("SELECT count(*) FROM sample_ccd").fetchall()[0][0] == n_ccd  # a small day: every row
+    monkeypatch.setattr(db, "CCD_ROWS_CHECKED", n_ccd // 4)  # as if the day were 4-5 times larger
+    con = db.connect(run_dir, dataset)
+    every = con.execute("SELECT ccd_every FROM sampling").fetchall()[0][0]
+    assert every == 5
+    n_tr, n_sampled, rows_per = con.execute("""
+        SELECT (SELECT count(DISTINCT transit_id) FROM ccd), (SELECT count(DISTINCT transit_id) FROM sample_ccd),
+               (SELECT max(abs(n - 10)) FROM (SELECT count(*) AS n FROM sample_ccd GROUP BY transit_id))
+    """).fetchall()[0]
+    assert abs(n_sampled - n_tr / every) < 5 * (n_tr / every) ** 0.5, (n_sampled, n_tr)
+    assert rows_per == 0, "a sampled transit keeps all of its 10 CCD rows"
+    same = con.execute("""SELECT count(*) FROM sample_truth_ccd t ANTI JOIN sample_ccd USING (transit_id)
+                          WHERE transit_id IN (SELECT transit_id FROM ccd)""").fetchall()[0][0]
+    assert same == 0, "run and truth are sampled on the same transits"
+    for name in ("centroid_pull_bias", "cosmics_not_invented"):
+        assert checks.evaluate(con, checks.get(name), True).passed
