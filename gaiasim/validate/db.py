@@ -26,7 +26,7 @@ from pipeline.io import sha256_file
 from pipeline.run import RUN_JSON
 
 #: DuckDB's memory limit for validation and ad-hoc queries.
-DUCKDB_MEMORY_LIMIT = "4GB"
+DUCKDB_MEMORY_LIMIT = "8GB"
 #: CCD rows the statistical CCD checks read at most (a day has 10 per transit: 700 M at full scale).
 CCD_ROWS_CHECKED = 20_000_000
 
