@@ -83,7 +83,7 @@ def test_shifted_centroids_fail_centroid_pull_bias(demo_run, tmp_path):
 
     def shift(t: pa.Table) -> pa.Table:
         i = t.schema.get_field_index("al_px")
-        return t.set_column(i, t.schema.field(i), pc.add(t["al_px"], 0.5))
+        return t.set_column(i, t.schema.field(i), pc.add(t["al_px"], pa.scalar(0.5, t.schema.field(i).type)))
 
     copy = mutated_run(run_dir, tmp_path, "ccd", shift)
     result = evaluate(copy, dataset, "centroid_pull_bias")
