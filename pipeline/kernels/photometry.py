@@ -1,0 +1,52 @@
+"""Private numba kernel of the BP/RP spectrum fit (see ``pipeline.photometry``; numpy reference in
+``tests/naive/photometry.py``)."""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from pipeline.kernels import jit_parallel
+
+
+@jit_parallel
+def spectrum_fits(adu, bias_adu, gain_adu_per_e, profile, var_extra_e2, passes):
+    """Flux and its error (e-) of each spectrum (row of ``adu``, (m, n) ADU): the weighted linear fit of
+    ``b + F profile`` with weights ``1 / (max(model, 0) + var_extra_e2)``, the model starting at the
+    counts clipped at 0, refitted ``passes`` times. NaN where the normal equations are singular."""
+    m, n = adu.shape
+    flux = np.empty(m)
+    err = np.empty(m)
+    for i in numba.prange(m):
+        counts = np.empty(n)
+        model = np.empty(n)
+        for k in range(n):
+            counts[k] = (adu[i, k] - bias_adu) / gain_adu_per_e
+            model[k] = max(counts[k], 0.0)
+        f = 0.0
+        e = np.nan
+        for _ in range(passes):
+            s_w = s_p = s_pp = s_y = s_py = 0.0
+            for k in range(n):
+                w = 1.0 / (max(model[k], 0.0) + var_extra_e2)
+                wp = w * profile[k]
+                s_w += w
+                s_p += wp
+                s_pp += wp * profile[k]
+                s_y += w * counts[k]
+                s_py += wp * counts[k]
+            det = s_w * s_pp - s_p * s_p
+            if det != 0.0:
+                f = (s_w * s_py - s_p * s_y) / det
+                b = (s_pp * s_y - s_p * s_py) / det
+                ratio = s_w / det
+                e = math.sqrt(ratio) if ratio >= 0.0 else np.nan
+            else:
+                f = b = e = np.nan
+            for k in range(n):
+                model[k] = b + f * profile[k]
+        flux[i] = f
+        err[i] = e
+    return flux, err
