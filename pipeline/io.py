@@ -120,6 +120,17 @@ def write_npy(array: np.ndarray, path: Path) -> None:
         np.save(f, array, allow_pickle=False)
 
 
+def write_npy_parts(dtype: np.dtype, parts: list[Path], n: int, path: Path) -> None:
+    """Write the raw records of the files ``parts`` (in order, ``n`` records of ``dtype`` in all) as one
+    .npy at ``path``, atomically and streaming (memory holds a 4 MiB buffer, whatever ``n``)."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (n,)}
+    with _atomic(path) as tmp, open(tmp, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        for part in parts:
+            with open(part, "rb") as src:
+                shutil.copyfileobj(src, f, 1 << 22)
+
+
 def write_bytes(data: bytes | np.ndarray, path: Path) -> None:
     with _atomic(path) as tmp, open(tmp, "wb") as f:
         f.write(memoryview(data))

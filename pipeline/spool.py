@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -49,9 +50,16 @@ def spool_file(path: Path, k: int, newest_ns: dict[int, int], out: Path, work: P
     out-of-order flags); the summary carries it on.
     """
     digest = hashlib.sha256()
-    refs, whole_day = [], {apid: [] for apid in WHOLE_DAY_APIDS}
+    whole_day = {apid: [] for apid in WHOLE_DAY_APIDS}
     newest = dict(newest_ns)
     read = quarantined = 0
+    folder = work / "files"
+    # The references go to one raw file per hour as the chunks come (a full-scale pass file holds ~20 M
+    # star packets: held and sorted in memory they took ~1.5 GB), then are joined in hour order.
+    parts = folder / f"{k:04d}.parts"
+    shutil.rmtree(parts, ignore_errors=True)  # what a killed first pass of this file left
+    parts.mkdir(parents=True)
+    per_hour: dict[int, int] = {}
     for c, chunk in enumerate(scan_file(path, digest=digest)):
         index = chunk.index
         read += len(index)
@@ -73,16 +81,18 @@ def spool_file(path: Path, k: int, newest_ns: dict[int, int], out: Path, work: P
         ref = np.empty(int(star.sum()), PACKET_REF)
         ref["obmt_ns"], ref["offset"] = times[star], good["offset"][star] + chunk.base
         ref["apid"], ref["seq"], ref["late"] = good["apid"][star], good["seq"][star], late[star]
-        refs.append(ref)
-    refs = np.concatenate(refs) if refs else np.empty(0, PACKET_REF)
-    hours = hour_of(refs["obmt_ns"])
-    refs = refs[np.argsort(hours, kind="stable")]
-    hours = np.sort(hours)
-    present, first = np.unique(hours, return_index=True)
-    stops = np.r_[first[1:], len(refs)]
-    folder = work / "files"
-    folder.mkdir(parents=True, exist_ok=True)
-    io.write_npy(refs, folder / f"{k:04d}.npy")
+        hours = hour_of(ref["obmt_ns"])
+        for hour in np.unique(hours).tolist():
+            sel = ref[hours == hour]  # reception order within the hour
+            with open(parts / f"{hour}.bin", "ab") as f:
+                f.write(sel.tobytes())
+            per_hour[hour] = per_hour.get(hour, 0) + len(sel)
+    present = sorted(per_hour)
+    stops = np.cumsum([per_hour[h] for h in present], dtype=np.int64)
+    first = stops - np.array([per_hour[h] for h in present], dtype=np.int64)
+    io.write_npy_parts(PACKET_REF, [parts / f"{h}.bin" for h in present], int(stops[-1]) if present else 0,
+                       folder / f"{k:04d}.npy")
+    shutil.rmtree(parts)
     for apid, parts in whole_day.items():
         io.write_npy(np.concatenate(parts) if parts else np.empty(0, icd.packet_dtype(apid)),
                      folder / f"{k:04d}-{apid}.npy")
@@ -91,7 +101,7 @@ def spool_file(path: Path, k: int, newest_ns: dict[int, int], out: Path, work: P
         "sha256": digest.hexdigest(),
         "packets_read": read,
         "packets_quarantined": quarantined,
-        "hours": {str(h): [int(a), int(b)] for h, a, b in zip(present.tolist(), first, stops, strict=True)},
+        "hours": {str(h): [int(a), int(b)] for h, a, b in zip(present, first, stops, strict=True)},
         "newest_ns": {str(a): int(t) for a, t in sorted(newest.items())},
     }
     io.write_json(summary, summary_path(work, k))

@@ -153,3 +153,29 @@ def test_a_missing_lsf_calibration_table_stops_the_run_before_it_writes(tmp_path
     with pytest.raises(io.InputError, match="LSF calibration table"):
         run(tmp_path / "anything", tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_first_pass_stopped_inside_a_file_is_redone_from_its_start(faulty_run, tmp_path, monkeypatch):
+    # The first pass writes each file's packet references hour by hour into a parts folder as the chunks
+    # come (bounded memory); a pass killed inside the file leaves that folder behind. Resumed, the file
+    # starts over from a clean folder and the run ends with the clean run's bytes.
+    dataset, _ = faulty_run
+    out = tmp_path / "run"
+
+    def scan_then_die(*args, **kwargs):
+        for chunk in ingest.scan_file(*args, **kwargs):
+            if any((out / WORK / "files").glob("*.parts/*.bin")):
+                raise Stop("inside a file, after some of its star packets")
+            yield chunk
+
+    monkeypatch.setattr(spool, "scan_file", partial(scan_then_die, chunk_octets=100_000))
+    with pytest.raises(Stop):
+        run(dataset, out)
+    parts = list((out / WORK / "files").glob("*.parts"))
+    assert parts and any(parts[0].iterdir()), "the stopped pass left hour parts"
+    (parts[0] / "999999.bin").write_bytes(b"junk of a killed pass")
+    small_chunks = partial(ingest.scan_file, chunk_octets=100_000)  # as the stopped pass (part names follow)
+    monkeypatch.setattr(spool, "scan_file", small_chunks)
+    info = run(dataset, out)
+    assert info["status"] == "complete" and info["counts"]["balance_ok"]
+    assert parquet_digests(out) == parquet_digests(run(dataset, tmp_path / "clean") and tmp_path / "clean")
