@@ -80,55 +80,14 @@ def read_star_packets(files: list[Path], file_k: np.ndarray, offset: np.ndarray,
     return out
 
 
-#: Attitude sampling for the sky cells an hour sweeps (10 s: 0.17 deg of scan, cells are 10 deg).
-HOUR_CELLS_STEP_NS = 10_000_000_000
-# The catalogue part in memory in this process: the cells of the last hour loaded, their sources and index.
-_CATALOGUE: dict = {}
-
-
-def hour_cells(day: Day, hour: int) -> np.ndarray:
-    """Sky cells, with their neighbours, that the two fields of view sweep during OBMT hour ``hour``
-    (from the attitude, at the centre and both AC edges of the focal plane)."""
-    if not len(day.att_t_ns):
-        return np.empty(0, np.int64)
-    t = np.arange(hour * spool.HOUR_NS, (hour + 1) * spool.HOUR_NS + 1, HOUR_CELLS_STEP_NS, dtype=np.int64)
-    q = geometry.interpolate_attitude(day.att_t_ns, day.att_q, t)
-    zeta = np.array([geometry.ZETA_MIN_RAD, 0.0, -geometry.ZETA_MIN_RAD])
-    cells = []
-    for fov in (1, 2):
-        srs = geometry.srs_direction(np.full(len(zeta), geometry.fov_phi_rad(np.array([fov]))[0]), zeta)
-        ra, dec = geometry.radec_from_unit(geometry.quat_rotate(q[:, None, :], srs[None, :, :]).reshape(-1, 3))
-        cells.append(skycells.cell_of(ra, dec))
-    return skycells.with_neighbours(np.concatenate(cells))
-
-
-def _catalogue_for(day: Day, hour: int, cells: np.ndarray) -> tuple[pa.Table, crossmatch.SkyIndex]:
-    """The catalogue sources of (at least) ``cells`` and their sky index.
-
-    The first slice of an hour loads every cell the hour sweeps (:func:`hour_cells`) and indexes them
-    once; the hour's other slices reuse that while their cells are among them (a slice whose transits
-    lie elsewhere, e.g. under a bad attitude, loads what it needs). A superset of the cells a slice
-    needs gives the same matches: every source within the match radius of a transit is in them.
-    """
-    c = _CATALOGUE
-    if c and c["cells_index"] is day.cells and c["work"] == day.work and np.isin(cells, c["cells"]).all():
-        return c["table"], c["index"]
-    cells = np.union1d(cells, hour_cells(day, hour))
-    _CATALOGUE.clear()  # drop the last hour's before loading this one
-    table = skycells.load(day.work, day.cells, cells)
-    index = crossmatch.build_index(geometry.unit_from_radec(table["ra_deg"].to_numpy(), table["dec_deg"].to_numpy()),
-                                   day.match_radius_mas)
-    _CATALOGUE.update(cells_index=day.cells, work=day.work, cells=cells, table=table, index=index)
-    return table, index
-
-
 def _transit_table(cols: dict[str, np.ndarray], day: Day) -> tuple[pa.Table, pa.Table]:
     """The hour's transits (time order), crossmatched to the catalogue sources of the sky they crossed
-    (conflicts within a scan resolved), and the sources they matched."""
+    (conflicts within a scan resolved), and those sources."""
     positioned = np.isfinite(cols["ra_deg"])
     cells = skycells.with_neighbours(skycells.cell_of(cols["ra_deg"][positioned], cols["dec_deg"][positioned]))
-    hour = int(cols["obmt_ns"][0] // spool.HOUR_NS) if len(cols["obmt_ns"]) else 0
-    catalogue, index = _catalogue_for(day, hour, cells)
+    catalogue = skycells.load(day.work, day.cells, cells)
+    index = crossmatch.build_index(geometry.unit_from_radec(catalogue["ra_deg"].to_numpy(),
+                                                            catalogue["dec_deg"].to_numpy()), day.match_radius_mas)
     u = geometry.unit_from_radec(np.nan_to_num(cols["ra_deg"]), np.nan_to_num(cols["dec_deg"]))
     row, sep = crossmatch.nearest(index, u)
     row = np.where(positioned, row, -1)
@@ -152,8 +111,7 @@ def _transit_table(cols: dict[str, np.ndarray], day: Day) -> tuple[pa.Table, pa.
         },
         schema=schemas.TRANSITS,
     )
-    # The matched sources are all the alert candidates look up (by source_id).
-    return table, catalogue.take(np.unique(resolved[matched]))
+    return table, catalogue
 
 
 def process_hour(day: Day, hour: int, writer: Executor) -> dict:

@@ -48,34 +48,3 @@ def test_a_split_catalogue_loads_back_whole_and_by_cell(tmp_path, monkeypatch):
     assert sorted(part["source_id"].to_pylist()) == want.tolist()
     some = skycells.sources(tmp_path / "work", index, np.array([7, 4999, 123456]))
     assert sorted(some["source_id"].to_pylist()) == [7, 4999]
-
-
-def test_the_cells_an_hour_sweeps_hold_every_transit_of_that_hour(demo_run):
-    # The pipeline loads the catalogue once per hour, for the cells the attitude says the fields of view
-    # sweep (pipeline.hourly.hour_cells): every transit of the hour must lie in them, with its neighbours.
-    import duckdb
-
-    from pipeline import hourly, icd, spool
-    from pipeline.run import tm_files
-
-    dataset, run_dir = demo_run
-    t, q = [], []
-    for f in tm_files(dataset):
-        buf = np.fromfile(f, dtype=np.uint8)
-        att = icd.decode_packets(buf, icd.scan_stream(buf), icd.APID_ATTITUDE)
-        t.append(att["obmt_ns"].astype(np.int64))
-        q.append(att["payload"]["q"].astype(np.float64))
-    t, q = np.concatenate(t), np.concatenate(q)
-    order = np.argsort(t)
-    day = hourly.Day(files=[], summaries=[], out=run_dir, work=run_dir, att_t_ns=t[order], att_q=q[order], cells={},
-                     match_radius_mas=500.0, calibration=None, alert_config=None)
-    rows = duckdb.sql(f"""SELECT obmt_ns, ra_deg, dec_deg FROM read_parquet('{run_dir}/transits/*/*.parquet')
-                          WHERE ra_deg IS NOT NULL""").fetchnumpy()
-    hours = rows["obmt_ns"] // spool.HOUR_NS
-    assert len(np.unique(hours)) > 3
-    for hour in np.unique(hours):
-        sel = hours == hour
-        needed = skycells.with_neighbours(skycells.cell_of(rows["ra_deg"][sel], rows["dec_deg"][sel]))
-        swept = hourly.hour_cells(day, int(hour))
-        assert np.isin(needed, swept).all(), f"hour {hour}: cells {np.setdiff1d(needed, swept)} missed"
-        assert len(swept) < 0.4 * skycells.N_RA * skycells.N_DEC, "an hour sweeps a small part of the sky"
