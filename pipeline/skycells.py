@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from pipeline import io, schemas
 
@@ -43,17 +43,25 @@ def catalogue_files(dataset: Path) -> list[Path]:
 
 
 def batches(dataset: Path):
-    """The catalogue in batches of :data:`BATCH_ROWS`, checked against :data:`pipeline.schemas.CATALOGUE`."""
-    data = pads.dataset([str(f) for f in catalogue_files(dataset)], format="parquet")
-    missing = [f.name for f in schemas.CATALOGUE if f.name not in data.schema.names]
-    if missing:
-        raise io.InputError(f"catalogue has the wrong schema: column {missing[0]!r} is missing "
-                            f"(expected {', '.join(schemas.CATALOGUE.names)})")
-    for batch in data.to_batches(columns=schemas.CATALOGUE.names, batch_size=BATCH_ROWS):
+    """The catalogue in batches of at most :data:`BATCH_ROWS`, checked against
+    :data:`pipeline.schemas.CATALOGUE`. File by file and row group by row group: a dataset scanner over
+    all files held ~1.1 GB of Arrow buffers at full scale (42 M sources); this holds one row group."""
+    for path in catalogue_files(dataset):
         try:
-            yield pa.Table.from_batches([batch]).cast(schemas.CATALOGUE)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise io.InputError(f"catalogue has the wrong schema: {exc}") from None
+            parquet = pq.ParquetFile(path)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise io.InputError(f"catalogue file {path.name} is not readable Parquet ({exc}); "
+                                "regenerate the dataset") from None
+        names = parquet.schema_arrow.names
+        missing = [f.name for f in schemas.CATALOGUE if f.name not in names]
+        if missing:
+            raise io.InputError(f"catalogue has the wrong schema: column {missing[0]!r} is missing "
+                                f"(expected {', '.join(schemas.CATALOGUE.names)})")
+        for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=schemas.CATALOGUE.names):
+            try:
+                yield pa.Table.from_batches([batch]).cast(schemas.CATALOGUE)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise io.InputError(f"catalogue has the wrong schema: {exc}") from None
 
 
 def check(dataset: Path) -> int:
