@@ -101,6 +101,26 @@ _INV_STEP = 1.0 / _STEP
 _LAST = float(len(_TABLE) - 1)
 
 
+def _hermite_py(f, c0, p0, d0, c1, p1, d1):
+    """Cubic Hermite interpolation at fraction ``f`` of a table step between nodes ``(c, p, d)`` = (cdf,
+    pdf, dpdf): cdf from its values and slopes (pdf), pdf from its values and slopes (dpdf), and dpdf as
+    the derivative of that pdf cubic. Plain arithmetic: scalars in the kernels, arrays in numpy."""
+    f2 = f * f
+    f3 = f2 * f
+    h00 = 2.0 * f3 - 3.0 * f2 + 1.0
+    h10 = (f3 - 2.0 * f2 + f) * _STEP
+    h01 = 3.0 * f2 - 2.0 * f3
+    h11 = (f3 - f2) * _STEP
+    cdf = h00 * c0 + h10 * p0 + h01 * c1 + h11 * p1
+    pdf = h00 * p0 + h10 * d0 + h01 * p1 + h11 * d1
+    dpdf = ((6.0 * f2 - 6.0 * f) * (p0 - p1) * _INV_STEP + (3.0 * f2 - 4.0 * f + 1.0) * d0
+            + (3.0 * f2 - 2.0 * f) * d1)
+    return cdf, pdf, dpdf
+
+
+_hermite = jit(_hermite_py)
+
+
 @jit
 def lsf_table_at(u):
     """``(cdf(u) - 1/2, pdf(u), dpdf/du(u))`` of the calibration table at ``u`` (LSF widths).
@@ -117,24 +137,8 @@ def lsf_table_at(u):
     if x >= _LAST:
         return 0.5, 0.0, 0.0
     i = int(x)
-    f = x - i
-    f2 = f * f
-    f3 = f2 * f
-    h00 = 2.0 * f3 - 3.0 * f2 + 1.0
-    h10 = (f3 - 2.0 * f2 + f) * _STEP
-    h01 = 3.0 * f2 - 2.0 * f3
-    h11 = (f3 - f2) * _STEP
-    c0 = _TABLE[i, 0]
-    p0 = _TABLE[i, 1]
-    d0 = _TABLE[i, 2]
-    c1 = _TABLE[i + 1, 0]
-    p1 = _TABLE[i + 1, 1]
-    d1 = _TABLE[i + 1, 2]
-    cdf = h00 * c0 + h10 * p0 + h01 * c1 + h11 * p1
-    pdf = h00 * p0 + h10 * d0 + h01 * p1 + h11 * d1
-    dpdf = ((6.0 * f2 - 6.0 * f) * (p0 - p1) * _INV_STEP + (3.0 * f2 - 4.0 * f + 1.0) * d0
-            + (3.0 * f2 - 2.0 * f) * d1)
-    return cdf, pdf, dpdf
+    return _hermite(x - i, _TABLE[i, 0], _TABLE[i, 1], _TABLE[i, 2], _TABLE[i + 1, 0], _TABLE[i + 1, 1],
+                    _TABLE[i + 1, 2])
 
 
 @jit
@@ -266,18 +270,8 @@ def lsf_table_array(u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     inside = (x > 0.0) & (x < _LAST)
     i = np.where(inside, x, 0.0).astype(np.int64)
     f = np.where(inside, x - i, 0.0)
-    f2 = f * f
-    f3 = f2 * f
-    h00 = 2.0 * f3 - 3.0 * f2 + 1.0
-    h10 = (f3 - 2.0 * f2 + f) * _STEP
-    h01 = 3.0 * f2 - 2.0 * f3
-    h11 = (f3 - f2) * _STEP
-    c0, p0, d0 = _TABLE[i, 0], _TABLE[i, 1], _TABLE[i, 2]
-    c1, p1, d1 = _TABLE[i + 1, 0], _TABLE[i + 1, 1], _TABLE[i + 1, 2]
-    cdf = h00 * c0 + h10 * p0 + h01 * c1 + h11 * p1
-    pdf = h00 * p0 + h10 * d0 + h01 * p1 + h11 * d1
-    dpdf = ((6.0 * f2 - 6.0 * f) * (p0 - p1) * _INV_STEP + (3.0 * f2 - 4.0 * f + 1.0) * d0
-            + (3.0 * f2 - 2.0 * f) * d1)
+    cdf, pdf, dpdf = _hermite_py(f, _TABLE[i, 0], _TABLE[i, 1], _TABLE[i, 2], _TABLE[i + 1, 0], _TABLE[i + 1, 1],
+                                 _TABLE[i + 1, 2])
     outside = ~inside
     cdf[outside] = np.where(x[outside] <= 0.0, -0.5, 0.5)
     pdf[outside] = 0.0
