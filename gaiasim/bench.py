@@ -167,17 +167,17 @@ def _run_child(kind: str, spec_scale: float, folder: Path, workers: int, executo
 
 def _kernels_only(dataset: Path) -> dict:
     """The pipeline's compute on a day whose TM is already in memory: the ceiling of an end-to-end run."""
-    from pipeline import crossmatch, geometry, transits
+    from pipeline import transits
     from pipeline.calibration import Calibration
-    from pipeline.hourly import IPD_CHUNK_TRANSITS
+    from pipeline.config import PipelineConfig
+    from pipeline.hourly import IPD_CHUNK_TRANSITS, catalogue_index, match
     from pipeline.run import read_catalogue, tm_files
 
     buffers = [np.fromfile(f, dtype=np.uint8) for f in tm_files(dataset)]
     catalogue = read_catalogue(dataset)
     cal = Calibration()
     t = time.perf_counter()
-    index = crossmatch.build_index(geometry.unit_from_radec(catalogue["ra_deg"].to_numpy(),
-                                                            catalogue["dec_deg"].to_numpy()), 500.0)
+    index = catalogue_index(catalogue, PipelineConfig().match_radius_mas)
     att_t, att_q, n = np.empty(0, np.int64), np.empty((0, 4)), 0
     for buf in buffers:
         scan = icd.scan_stream(buf)
@@ -194,8 +194,7 @@ def _kernels_only(dataset: Path) -> dict:
                 records = packets[lo:lo + IPD_CHUNK_TRANSITS]
                 fit = transits.fit_star_packets(records, wc, cal)
                 cols = transits.transit_rows(records, wc, fit, cal, att_t, att_q)
-                crossmatch.nearest(index, geometry.unit_from_radec(np.nan_to_num(cols["ra_deg"]),
-                                                                   np.nan_to_num(cols["dec_deg"])))
+                match(index, cols)
                 n += len(records)
     return {"transits": n, "wall_s": time.perf_counter() - t}
 

@@ -80,19 +80,29 @@ def read_star_packets(files: list[Path], file_k: np.ndarray, offset: np.ndarray,
     return out
 
 
+def catalogue_index(catalogue: pa.Table, radius_mas: float) -> crossmatch.SkyIndex:
+    """The crossmatch index of catalogue sources (schemas.CATALOGUE), with their magnitudes."""
+    return crossmatch.build_index(
+        geometry.unit_from_radec(catalogue["ra_deg"].to_numpy(), catalogue["dec_deg"].to_numpy()), radius_mas,
+        catalogue["g_mag"].to_numpy(), catalogue["g_mag_sigma"].to_numpy())
+
+
+def match(index: crossmatch.SkyIndex, cols: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Crossmatch transits (``ra_deg``, ``dec_deg``, ``g_mag``, ``g_mag_err``, ``fov``, ``obmt_ns``):
+    (catalogue row or -1, separation in mas, lost a conflict) (pipeline.crossmatch)."""
+    u = geometry.unit_from_radec(np.nan_to_num(cols["ra_deg"]), np.nan_to_num(cols["dec_deg"]))
+    found = crossmatch.candidates(index, u, cols["g_mag"], cols["g_mag_err"])
+    found.row[~np.isfinite(cols["ra_deg"])] = -1  # no position, no match
+    return crossmatch.resolve_conflicts(found, cols["fov"], cols["obmt_ns"])
+
+
 def _transit_table(cols: dict[str, np.ndarray], day: Day) -> tuple[pa.Table, pa.Table]:
     """The hour's transits (time order), crossmatched to the catalogue sources of the sky they crossed
     (conflicts within a scan resolved), and those sources."""
     positioned = np.isfinite(cols["ra_deg"])
     cells = skycells.with_neighbours(skycells.cell_of(cols["ra_deg"][positioned], cols["dec_deg"][positioned]))
     catalogue = skycells.load(day.work, day.cells, cells)
-    index = crossmatch.build_index(geometry.unit_from_radec(catalogue["ra_deg"].to_numpy(),
-                                                            catalogue["dec_deg"].to_numpy()), day.match_radius_mas)
-    u = geometry.unit_from_radec(np.nan_to_num(cols["ra_deg"]), np.nan_to_num(cols["dec_deg"]))
-    row, sep = crossmatch.nearest(index, u)
-    row = np.where(positioned, row, -1)
-    resolved = crossmatch.resolve_conflicts(row, sep, cols["fov"], cols["obmt_ns"])
-    conflict = (row >= 0) & (resolved < 0)
+    resolved, sep, conflict = match(catalogue_index(catalogue, day.match_radius_mas), cols)
     matched = resolved >= 0
     src = catalogue["source_id"].to_numpy()
     flags = cols["flags"] | np.where(matched, 0, crossmatch.FLAG_UNMATCHED).astype(np.int32)

@@ -23,29 +23,43 @@ def _cell_keys(u, inv_h, offset, n, out):
 
 
 @jit_parallel
-def _nearest(u_query, u_ref_sorted, keys_sorted, inv_h, offset, n, cos_radius, best_index, best_cos):
-    """For each query direction, the sorted-reference row of the nearest direction within the radius.
+def _best_two(u_query, g_query, g_var_query, u_ref_sorted, g_ref_sorted, g_var_ref_sorted, keys_sorted, inv_h,
+              offset, n, cos_radius, inv_var_pos, rows, scores, chord2):
+    """For each query direction, the two best sorted-reference rows within the radius, by score.
 
-    The grid cell size h is at least the match radius (as a chord), so the 27 cells around the query's
-    cell hold every candidate. Rows with no candidate get -1.
+    score = chord^2 * inv_var_pos + (g_query - g_ref)^2 / (g_var_query + g_var_ref), the magnitude term only
+    where both magnitudes are finite (else position alone ranks). The grid cell size h is at least the match
+    radius (as a chord), so the 27 cells around the query's cell hold every candidate. On a tie the
+    earlier sorted row wins. Missing candidates get row -1, score inf, chord2 NaN.
     """
     for i in numba.prange(u_query.shape[0]):
         x, y, z = u_query[i, 0], u_query[i, 1], u_query[i, 2]
         ix = np.int64(np.floor(x * inv_h)) + offset
         iy = np.int64(np.floor(y * inv_h)) + offset
         iz = np.int64(np.floor(z * inv_h)) + offset
-        best = -1
-        best_c = cos_radius
+        g = g_query[i]
+        b0, b1 = -1, -1
+        s0, s1 = np.inf, np.inf
+        c0, c1 = np.nan, np.nan
         for dx in range(-1, 2):
             for dy in range(-1, 2):
                 for dz in range(-1, 2):
                     key = ((ix + dx) * n + (iy + dy)) * n + (iz + dz)
                     j = np.searchsorted(keys_sorted, key)
                     while j < keys_sorted.shape[0] and keys_sorted[j] == key:
-                        c = x * u_ref_sorted[j, 0] + y * u_ref_sorted[j, 1] + z * u_ref_sorted[j, 2]
-                        if c >= best_c:
-                            best_c = c
-                            best = j
+                        rx, ry, rz = u_ref_sorted[j, 0], u_ref_sorted[j, 1], u_ref_sorted[j, 2]
+                        if x * rx + y * ry + z * rz >= cos_radius:
+                            c2 = (x - rx) ** 2 + (y - ry) ** 2 + (z - rz) ** 2
+                            s = c2 * inv_var_pos
+                            dg = g - g_ref_sorted[j]
+                            if np.isfinite(dg):
+                                s += dg * dg / (g_var_query[i] + g_var_ref_sorted[j])
+                            if s < s0 or (s == s0 and j < b0):
+                                b1, s1, c1 = b0, s0, c0
+                                b0, s0, c0 = j, s, c2
+                            elif s < s1 or (s == s1 and j < b1):
+                                b1, s1, c1 = j, s, c2
                         j += 1
-        best_index[i] = best
-        best_cos[i] = best_c
+        rows[i, 0], rows[i, 1] = b0, b1
+        scores[i, 0], scores[i, 1] = s0, s1
+        chord2[i, 0], chord2[i, 1] = c0, c1

@@ -25,3 +25,27 @@ def nearest_brute_force(u_ref: np.ndarray, u_query: np.ndarray, radius_mas: floa
             if dist[i, j] <= radius_mas and (row[i] < 0 or dist[i, j] < dist[i, row[i]]):
                 row[i] = j
     return row, dist
+
+
+def best_two_brute_force(u_ref: np.ndarray, g_ref: np.ndarray, g_var_ref: np.ndarray, u_query: np.ndarray,
+                         g_query: np.ndarray, g_var_query: np.ndarray, radius_mas: float,
+                         position_sigma_mas: float) -> tuple[np.ndarray, np.ndarray]:
+    """(rows (n, 2) of the two lowest match scores within ``radius_mas``, -1 when fewer; scores (n, 2)).
+
+    score = (distance / position_sigma_mas)^2 + (g - g_ref)^2 / (g_var + g_var_ref), the magnitude term
+    only where both magnitudes are finite; every query against every source, ranked by a sort.
+    """
+    dist = angular_distance_mas(u_query[:, None, :], u_ref[None, :, :])
+    rows = np.full((len(u_query), 2), -1, dtype=np.int64)
+    scores = np.full((len(u_query), 2), np.inf)
+    for i in range(len(u_query)):
+        ranked = []
+        for j in range(len(u_ref)):
+            if dist[i, j] <= radius_mas:
+                s = (dist[i, j] / position_sigma_mas) ** 2
+                if np.isfinite(g_query[i]) and np.isfinite(g_ref[j]):
+                    s += (g_query[i] - g_ref[j]) ** 2 / (g_var_query[i] + g_var_ref[j])
+                ranked.append((s, j))
+        for k, (s, j) in enumerate(sorted(ranked)[:2]):
+            rows[i, k], scores[i, k] = j, s
+    return rows, scores

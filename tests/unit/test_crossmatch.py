@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline import crossmatch, geometry
-from tests.naive.crossmatch import nearest_brute_force
+from tests.naive.crossmatch import best_two_brute_force, nearest_brute_force
 
 RADIUS_MAS = 500.0  # the pipeline's default (pipeline.config.PipelineConfig.match_radius_mas)
 
@@ -131,3 +131,94 @@ def test_the_smallest_radius_the_error_message_recommends_works():
     index = crossmatch.build_index(u, crossmatch.MIN_RADIUS_MAS)
     row, _ = crossmatch.nearest(index, u)
     assert row.tolist() == [0]
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["uniform", "clustered", "ra_wrap"]), st.integers(1, 80),
+       st.booleans())
+def test_best_two_candidates_equal_brute_force(seed, kind, n_ref, with_query_mags):
+    """Kernel ranking (position and magnitude score) against the brute-force oracle."""
+    rng = np.random.default_rng(seed)
+    u_ref = sky(rng, kind, n_ref)
+    g_ref = rng.uniform(12, 21, n_ref)
+    sigma_ref = rng.uniform(0, 0.3, n_ref)
+    u_query = np.concatenate([random_offsets(rng, u_ref[rng.integers(0, n_ref, 40)], 2 * RADIUS_MAS),
+                              sky(rng, kind, 10)])
+    g_query = g_ref[rng.integers(0, n_ref, len(u_query))] + rng.normal(0, 0.5, len(u_query))
+    if not with_query_mags:
+        g_query[:] = np.nan
+    err = rng.uniform(0, 0.1, len(u_query))
+    index = crossmatch.build_index(u_ref, RADIUS_MAS, g_ref, sigma_ref)
+    got = crossmatch.candidates(index, u_query, g_query, err)
+    want, score = best_two_brute_force(u_ref, g_ref, sigma_ref**2 + crossmatch.MAG_FLOOR_MAG**2, u_query, g_query,
+                                       err**2, RADIUS_MAS, crossmatch.POSITION_SIGMA_MAS)
+    _, dist = nearest_brute_force(u_ref, u_query, RADIUS_MAS)
+    # Compare rows where the ranking is unambiguous: no source at the radius, no near-tie of the best two
+    # (scores are compared everywhere: a tie does not change them).
+    ambiguous = np.any(np.abs(dist - RADIUS_MAS) < 1e-3, axis=1)
+    two = np.isfinite(score[:, 1])
+    ambiguous[two] |= np.abs(score[two, 1] - score[two, 0]) < 1e-6 * (1 + score[two, 0])
+    ok = ~ambiguous
+    assert np.array_equal(got.row[ok, 0], want[ok, 0])
+    edge = np.any(np.abs(dist - RADIUS_MAS) < 1e-3, axis=1)
+    assert np.allclose(got.score[~edge], score[~edge], rtol=1e-6, atol=1e-9)
+    found = got.row[:, 0] >= 0
+    assert np.allclose(got.sep_mas[found, 0], dist[np.flatnonzero(found), got.row[found, 0]], atol=1e-6)
+    assert np.all(np.isnan(got.sep_mas[~found, 0])) and np.all(np.isinf(got.score[~found, 0]))
+
+
+def pair_sky():
+    """A close pair (120 mas apart, 2 mag apart) as Gaia's AC pixel cannot resolve it."""
+    ra, dec = np.array([80.0, 80.0]), np.array([10.0, 10.0 + 120.0 / 3.6e6])
+    return geometry.unit_from_radec(ra, dec), np.array([17.0, 19.0]), np.zeros(2)
+
+
+def test_magnitude_picks_the_right_member_of_a_close_pair():
+    """A transit of the bright member that lands nearer the faint one (its AC position is one 177 mas pixel)
+    matches the bright one: nearest-only matching made false 2-mag brightenings of such pairs."""
+    u_ref, g_ref, sigma = pair_sky()
+    index = crossmatch.build_index(u_ref, RADIUS_MAS, g_ref, sigma)
+    query = geometry.unit_from_radec(np.array([80.0, 80.0]), np.array([10.0 + 80 / 3.6e6, 10.0 + 40 / 3.6e6]))
+    assert crossmatch.nearest(index, query)[0].tolist() == [1, 0]  # position alone: both wrong
+    got = crossmatch.candidates(index, query, np.array([17.02, 18.97]), np.array([0.01, 0.02]))
+    assert got.row[:, 0].tolist() == [0, 1]
+    assert got.row[:, 1].tolist() == [1, 0]
+    assert np.allclose(got.sep_mas[:, 0], [80.0, 80.0], atol=1e-3)
+
+
+def candidates_of(rows, scores, seps=None) -> crossmatch.Candidates:
+    rows, scores = np.array(rows, dtype=np.int64), np.array(scores, dtype=float)
+    return crossmatch.Candidates(rows, np.full(rows.shape, 50.0) if seps is None else np.array(seps), scores)
+
+
+SCAN = np.array([1, 1, 1], dtype=np.int8), np.array([0, 10_000_000, 20_000_000], dtype=np.int64)
+
+
+def test_conflict_loser_takes_its_second_candidate():
+    c = candidates_of([[0, 1], [0, 1], [2, -1]], [[0.5, 3.0], [1.0, 2.0], [0.1, np.inf]],
+                      [[40.0, 90.0], [60.0, 70.0], [10.0, np.nan]])
+    row, sep, lost = crossmatch.resolve_conflicts(c, *SCAN)
+    assert row.tolist() == [0, 1, 2]
+    assert sep.tolist() == [40.0, 70.0, 10.0]
+    assert lost.tolist() == [False, True, False]
+
+
+def test_conflict_loser_whose_second_is_held_stays_unmatched():
+    c = candidates_of([[0, 1], [0, 1], [1, 0]], [[0.5, 3.0], [1.0, 2.0], [0.1, 4.0]])
+    row, sep, lost = crossmatch.resolve_conflicts(c, *SCAN)
+    assert row.tolist() == [0, -1, 1]
+    assert np.isnan(sep[1]) and lost.tolist() == [False, True, False]
+
+
+def test_losers_competing_for_one_second_candidate_best_score_wins():
+    c = candidates_of([[0, 1], [0, 1], [0, 1]], [[0.5, 3.0], [1.0, 2.5], [0.7, 2.0]])
+    row, _, lost = crossmatch.resolve_conflicts(c, *SCAN)
+    assert row.tolist() == [0, -1, 1]
+    assert lost.tolist() == [False, True, True]
+
+
+def test_transits_of_different_scans_or_fields_keep_their_source():
+    c = candidates_of([[0, -1], [0, -1], [0, -1]], [[0.5, np.inf], [1.0, np.inf], [0.2, np.inf]])
+    fov = np.array([1, 2, 1], dtype=np.int8)
+    obmt = np.array([0, 0, 2 * crossmatch.SCAN_WINDOW_NS], dtype=np.int64)
+    row, _, lost = crossmatch.resolve_conflicts(c, fov, obmt)
+    assert row.tolist() == [0, 0, 0] and not lost.any()
