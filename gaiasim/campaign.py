@@ -341,13 +341,6 @@ def _dataset(day: CampaignDay, cache: Path) -> Path:
     return folder
 
 
-def _clean_run(dataset: Path, cache: Path) -> Path:
-    """The default-configuration run over ``dataset``, once, in the cache (a stopped one resumes)."""
-    folder = cache / "runs" / dataset.name
-    run(dataset, folder, PipelineConfig())
-    return folder
-
-
 def _replay_and_watch(dataset: Path, folder: Path, speed: float, config: PipelineConfig) -> tuple[dict, dict]:
     """Deliver the day's TM files into ``folder/inbox`` on the pass schedule (:mod:`gaiasim.replay`, in a
     thread) while the pipeline's watch mode (:mod:`pipeline.watch`) processes each file as it arrives into
@@ -451,7 +444,7 @@ def _process_day(spec: CampaignSpec, day: CampaignDay, out: Path, cache: Path, h
     baseline = None
     if spec.baseline == "clean":
         progress("baseline run", 0.2)
-        baseline = _clean_run(dataset, cache)
+        baseline = workspace.run_for(dataset, root=cache)  # the default-configuration run, cached
         lap("baseline_run", 0.35)
     elif spec.baseline:
         baseline = Path(spec.baseline)

@@ -12,13 +12,12 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 from pathlib import Path
 
 import numpy as np
 
-from pipeline import io
+from pipeline import io, version
 from pipeline.io import write_table
 
 MANIFEST = "dataset.json"
@@ -37,10 +36,9 @@ __all__ = [
 
 
 def code_version() -> str:
-    try:
-        return importlib.metadata.version("gaiasim")
-    except importlib.metadata.PackageNotFoundError:  # running from a source tree
-        return "0+unknown"
+    """The simulator's version: the package version and a digest of gaiasim/ and pipeline/ (it encodes
+    with pipeline.icd) sources (pipeline.version)."""
+    return version.code_version("gaiasim", "pipeline")
 
 
 def write_tm(path: Path, data: np.ndarray) -> None:

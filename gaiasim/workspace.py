@@ -1,7 +1,8 @@
 """A workspace caches datasets and runs by spec hash, so feature runs never regenerate what they have.
 
-Layout: ``<root>/datasets/<spec-hash>/`` and ``<root>/runs/<dataset-hash>/``. A dataset is created
-atomically (by ``generate``), so one that exists is complete; a run that was stopped is resumed.
+Layout: ``<root>/datasets/<spec-and-code-hash>/`` and ``<root>/runs/<dataset-hash>-<pipeline-code-hash>/``.
+A dataset is created atomically (by ``generate``), so one that exists is complete; a run that was stopped
+is resumed. The code hashes (pipeline.version) make a changed simulator or pipeline start afresh.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from gaiasim.validate.scorecard import scorecard as score
 from pipeline import schemas
 from pipeline.io import sha256_file
 from pipeline.run import run
+from pipeline.version import source_digest
 from pipeline.watch import watch
 
 #: The repository's datasets/ folder (levels and fault plans).
@@ -55,7 +57,9 @@ def level_spec(level: str, seed: int | None = None, faults: str | None = None,
 
 
 def _key(spec: DaySpec, faults_path: Path | None) -> str:
-    h = hashlib.sha256(spec.digest().encode())
+    """A dataset's cache key: its spec, its fault plan and the simulator's code (a changed simulator
+    makes new datasets instead of reusing old ones)."""
+    h = hashlib.sha256(spec.digest().encode() + ds.code_version().encode())
     if faults_path:
         h.update(faults_path.read_bytes())
     return h.hexdigest()[:16]
@@ -72,8 +76,9 @@ def dataset_for(level: str, seed: int | None = None, faults: str | None = None, 
 
 
 def run_for(dataset: Path, root: Path | None = None) -> Path:
-    """The pipeline run over ``dataset`` (run once, then reused; a partial run is redone)."""
-    folder = (root or default_root()) / "runs" / Path(dataset).name
+    """The pipeline run over ``dataset`` by this pipeline (run once, then reused; a partial run is resumed;
+    a changed pipeline makes a run of its own)."""
+    folder = (root or default_root()) / "runs" / f"{Path(dataset).name}-{source_digest('pipeline')}"
     run(dataset, folder)  # returns at once when the run is complete; resumes a stopped one
     return folder
 

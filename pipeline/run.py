@@ -18,7 +18,6 @@ and ``<dataset>/catalogue/``, nothing else of the dataset.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import shutil
 import time
@@ -37,6 +36,7 @@ from pipeline.executor import SerialExecutor
 from pipeline.hkmon import check_hk_table
 from pipeline.ingest import sequence_anomalies
 from pipeline.limits import default_limits_path, load_limit_table
+from pipeline.version import pipeline_version
 
 Progress = Callable[[str, float], None]
 RUN_JSON = "run.json"
@@ -46,13 +46,6 @@ WORK = ".work"
 
 def _noop(_stage: str, _fraction: float) -> None:
     return None
-
-
-def version() -> str:
-    try:
-        return importlib.metadata.version("gaiasim")
-    except importlib.metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 def tm_files(dataset: Path) -> list[Path]:
@@ -86,7 +79,7 @@ def _hk_table(records: np.ndarray | None) -> pa.Table:
 def _fingerprint(dataset: Path, files: list[Path], config: PipelineConfig) -> dict:
     """What a run folder's outputs depend on, cheap to check (sizes and times, not checksums)."""
     return {
-        "pipeline_version": version(),
+        "pipeline_version": pipeline_version(),
         "dataset": str(dataset),
         "config": config.to_json(),
         "files": [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files],
@@ -326,7 +319,7 @@ def _finish(day: hourly.Day, hour_summaries: list[dict], day_counts: dict, confi
         counts["packets_used"] + counts["duplicates_dropped"] + counts["packets_quarantined"]
     )
     info = {
-        "pipeline_version": version(),
+        "pipeline_version": pipeline_version(),
         "dataset": fingerprint["dataset"],
         "config": config.to_json(),
         "fingerprint": fingerprint,

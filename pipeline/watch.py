@@ -38,8 +38,8 @@ from pipeline.run import (
     _noop,
     _Timer,
     refuse_foreign,
-    version,
 )
+from pipeline.version import pipeline_version
 
 ARRIVALS = "arrivals.json"
 
@@ -87,7 +87,7 @@ def watch(dataset: Path, inbox: Path, out: Path, config: PipelineConfig | None =
     if not inbox.is_dir():
         raise io.InputError(f"inbox {inbox} not found; create it or give the folder 'gaiasim replay' delivers to")
     skycells.check(dataset)  # a bad catalogue is refused before anything is written
-    fingerprint = {"pipeline_version": version(), "dataset": str(dataset), "inbox": str(inbox),
+    fingerprint = {"pipeline_version": pipeline_version(), "dataset": str(dataset), "inbox": str(inbox),
                    "config": config.to_json(), "mode": "watch"}
     refuse_foreign(out)
     with io.locked_folder(out):
