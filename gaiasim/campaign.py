@@ -490,8 +490,8 @@ def _process_day(spec: CampaignSpec, day: CampaignDay, out: Path, cache: Path, h
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "fingerprint": fingerprint,
     }
-    # Appended once the day's results are final; a crash between this and the marker appends them twice.
-    hist.append(history or hist.default_path(), info, run_dir, results, card, campaign=spec.name)
+    # Appended once the day's results are final; redone after a crash before the marker, it replaces them.
+    hist.append(history or hist.default_path(), info, run_dir, results, card, campaign=spec.name, replace_same=True)
     io.write_json(summary, folder / DONE)
     return summary, False
 

@@ -41,8 +41,13 @@ def default_path() -> Path:
 
 
 def append(path: Path, run_info: dict, run_dir: Path, results: list[Result], card: Scorecard | None,
-           campaign: str | None = None) -> int:
-    """Append one validation (of ``campaign``, if it belongs to one); returns the number of result rows written."""
+           campaign: str | None = None, replace_same: bool = False) -> int:
+    """Append one validation (of ``campaign``, if it belongs to one); returns the number of result rows written.
+
+    With ``replace_same``, the rows of an earlier validation of the same run folder by the same pipeline
+    version over the same inputs (in the same campaign) are replaced, in one transaction: a campaign day
+    redone after a crash between its append and its done marker is recorded once.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -57,11 +62,19 @@ def append(path: Path, run_info: dict, run_dir: Path, results: list[Result], car
     con = duckdb.connect(str(path))
     try:
         con.execute(_SCHEMA)
+        con.execute("BEGIN TRANSACTION")
+        if replace_same:
+            same = ("run = ? AND pipeline_version = ? AND input_sha256 = ? AND campaign IS NOT DISTINCT FROM ?",
+                    [str(Path(run_dir).resolve()), run_info.get("pipeline_version", ""), inputs, campaign])
+            con.execute(f"DELETE FROM scorecard WHERE run = ? AND recorded_at IN "
+                        f"(SELECT recorded_at FROM results WHERE {same[0]})", [same[1][0], *same[1]])
+            con.execute(f"DELETE FROM results WHERE {same[0]}", same[1])
         if rows:
             con.executemany(f"INSERT INTO results ({_COLUMNS}) VALUES ({', '.join('?' * 12)})", rows)
         if card is not None and card.recall:
             con.executemany("INSERT INTO scorecard VALUES (?, ?, ?, ?, ?)",
                             [(now, str(Path(run_dir).resolve()), kind, n, d) for kind, (d, n) in card.recall.items()])
+        con.execute("COMMIT")
     finally:
         con.close()
     return len(rows)

@@ -107,3 +107,22 @@ def test_cli_prints_the_pass_rate_and_plots_the_trend(tmp_path):
     assert result.exit_code == 0, result.output
     assert "REQ-PHOT-001" in result.stdout and "67%" in result.stdout and "REQ-XM-001" not in result.stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_campaign_day_redone_after_a_crash_is_recorded_once(tmp_path):
+    """replace_same: the same run, code and inputs validated again replaces its rows (and scorecard)."""
+    from gaiasim.validate.scorecard import Scorecard
+
+    db = tmp_path / "history.duckdb"
+    results = [checks.Result(PHOT, 0.002, True)]
+    card = Scorecard({"gap": (3, 3)}, {})
+    for _ in range(2):
+        hist.append(db, RUN_INFO, tmp_path / "run", results, card, "rehearsal", replace_same=True)
+    newer = {**RUN_INFO, "pipeline_version": "0.2.0"}
+    hist.append(db, newer, tmp_path / "run", results, card, "rehearsal", replace_same=True)
+    hist.append(db, RUN_INFO, tmp_path / "run", results, card, "other", replace_same=True)
+    hist.append(db, RUN_INFO, tmp_path / "run", results, card)  # plain appends always add
+    con = duckdb.connect(str(db))
+    got = con.execute("SELECT campaign, pipeline_version, count(*) FROM results GROUP BY ALL ORDER BY ALL").fetchall()
+    assert got == [("other", "0.1.0", 1), ("rehearsal", "0.1.0", 1), ("rehearsal", "0.2.0", 1), (None, "0.1.0", 1)]
+    assert con.execute("SELECT count(*) FROM scorecard").fetchone()[0] == 4
