@@ -101,8 +101,13 @@ def bench_ipd(n: int = 400_000) -> dict:
 def _child(argv: list[str], progress: bool = False) -> dict:
     """Run ``python -m gaiasim.bench --child ...`` and return what it prints (wall time, peak RSS).
 
-    Its errors reach our stderr; with ``progress`` so do its progress lines (for runs of an hour)."""
-    env = dict(os.environ, GAIASIM_BENCH_PROGRESS="1") if progress else None
+    Its errors reach our stderr; with ``progress`` so do its progress lines (for runs of an hour). Children
+    may write bytecode caches whatever ``PYTHONDONTWRITEBYTECODE`` says (this project's machines set it):
+    without them every spawned worker compiles every module from source again (~1.5 s each), which an
+    installed deployment never does, and the warm-up child is there to pay such one-time costs."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if progress:
+        env["GAIASIM_BENCH_PROGRESS"] = "1"
     out = subprocess.run([sys.executable, "-m", "gaiasim.bench", "--child", *argv], check=True, stdout=subprocess.PIPE,
                          text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
