@@ -399,9 +399,7 @@ def _iterate_np(samples, n, valid, used, r2, sigma_px, max_iter):
             bt = np.where(hit_s[pending], 0.0, np.maximum(be[j] + tt * d2[j], 0.0))
             w = act[j]
             evt = _evaluate_np(samples[w], maskf[w], r2[w], sigma_px, kt, at, bt)
-            accept = (lam2[j] < _k.LAM2_QUADRATIC) | (
-                evt["logl"] >= e["logl"][j] + _k.ARMIJO_C * tt * lam2[j] - slack[pending]
-            )
+            accept = evt["logl"] >= e["logl"][j] + _k.ARMIJO_C * tt * lam2[j] - slack[pending]
             wa = w[accept]
             kappa[wa], alpha[wa], beta[wa] = kt[accept], at[accept], bt[accept]
             for key in ev:

@@ -37,7 +37,6 @@ from pipeline.kernels.ipd import (
     FLAG_NOT_CONVERGED,
     FLAG_OUTSIDE_WINDOW,
     LAM2_CONVERGED,
-    LAM2_QUADRATIC,
     LOGL_SLACK_REL,
     MASK_COSMIC,
     MAX_HALVINGS,
@@ -320,7 +319,7 @@ def _newton(samples_e, mask, r2, sig_al, sig_ac, max_iter, x, ws):
             xt[2] = x[2] + t * d[2]
             xt[3] = 0.0 if hit_beta else max(x[3] + t * d[3], 0.0)
             logl_t, chi2_t = _evaluate(samples_e, mask, r2, sig_al, sig_ac, xt, scratch, gt, ht, ft)
-            if lam2 < LAM2_QUADRATIC or logl_t >= logl + ARMIJO_C * t * lam2 - slack:
+            if logl_t >= logl + ARMIJO_C * t * lam2 - slack:
                 accepted = True
                 break
             t *= 0.5
