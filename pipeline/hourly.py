@@ -100,7 +100,8 @@ def _transit_table(cols: dict[str, np.ndarray], day: Day) -> tuple[pa.Table, pa.
     """The hour's transits (time order), crossmatched to the catalogue sources of the sky they crossed
     (conflicts within a scan resolved), and those sources."""
     positioned = np.isfinite(cols["ra_deg"])
-    cells = skycells.with_neighbours(skycells.cell_of(cols["ra_deg"][positioned], cols["dec_deg"][positioned]))
+    cells = skycells.cells_within(cols["ra_deg"][positioned], cols["dec_deg"][positioned],
+                                  day.match_radius_mas / 3.6e6)
     catalogue = skycells.load(day.work, day.cells, cells)
     resolved, sep, conflict = match(catalogue_index(catalogue, day.match_radius_mas), cols)
     matched = resolved >= 0

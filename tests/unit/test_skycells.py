@@ -13,9 +13,10 @@ from pipeline import geometry, schemas, skycells
 
 
 @given(st.floats(0, 360, exclude_max=True), st.floats(-90, 90), st.floats(0, 2 * np.pi),
-       st.floats(0, 10_000))
-def test_a_source_within_10_arcsec_of_a_transit_is_in_its_cells(ra, dec, angle, sep_mas):
-    # The source: the transit moved by sep_mas (<= 10 arcsec, 20x the match radius) in any direction.
+       st.floats(0, 1.0), st.sampled_from([500.0, 10_000.0]))
+def test_a_source_within_the_radius_of_a_transit_is_in_its_cells(ra, dec, angle, fraction, radius_mas):
+    # The source: the transit moved by up to the radius (the match radius, or 20x it) in any direction.
+    sep_mas = fraction * radius_mas
     u = geometry.unit_from_radec(np.array([ra]), np.array([dec])).reshape(3)
     pole = np.array([0.0, 0.0, 1.0]) if abs(u[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
     e1 = np.cross(u, pole)
@@ -24,8 +25,25 @@ def test_a_source_within_10_arcsec_of_a_transit_is_in_its_cells(ra, dec, angle, 
     theta = sep_mas * geometry.MAS_RAD
     v = np.cos(theta) * u + np.sin(theta) * (np.cos(angle) * e1 + np.sin(angle) * e2)
     src_ra, src_dec = geometry.radec_from_unit(v.reshape(1, 3))
-    loaded = skycells.with_neighbours(skycells.cell_of(np.array([ra]), np.array([dec])))
+    loaded = skycells.cells_within(np.array([ra]), np.array([dec]), radius_mas / 3.6e6)
     assert skycells.cell_of(src_ra, src_dec)[0] in loaded
+
+
+@given(st.floats(0, 360, exclude_max=True), st.floats(-86, 86))
+def test_a_transit_away_from_cell_edges_loads_only_its_own_cell(ra, dec):
+    """The point of cells_within: no neighbours where the match circle stays inside the cell."""
+    cell = skycells.cell_of(np.array([ra]), np.array([dec]))
+    r_deg = 500.0 / 3.6e6
+    row, col = cell[0] // skycells.N_RA, cell[0] % skycells.N_RA
+    d_ra = (ra - col * skycells.CELL_DEG) % 360.0
+    d_dec = dec + 90.0 - row * skycells.CELL_DEG
+    margin = 2 * r_deg / np.cos(np.radians(abs(dec) + 1))
+    if margin < d_ra < skycells.CELL_DEG - margin and margin < d_dec < skycells.CELL_DEG - margin:
+        assert skycells.cells_within(np.array([ra]), np.array([dec]), r_deg).tolist() == cell.tolist()
+
+
+def test_no_positions_no_cells():
+    assert skycells.cells_within(np.empty(0), np.empty(0), 1e-4).tolist() == []
 
 
 def test_a_split_catalogue_loads_back_whole_and_by_cell(tmp_path, monkeypatch):
