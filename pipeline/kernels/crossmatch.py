@@ -1,4 +1,4 @@
-"""Numba kernels of the crossmatch: a sorted 3D grid over unit vectors and a nearest-neighbour query."""
+"""Numba kernels of the crossmatch: a sorted 3D grid over unit vectors and a best-two-candidates query."""
 
 from __future__ import annotations
 
