@@ -111,7 +111,8 @@ def nearest(index: SkyIndex, u_query: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return c.row[:, 0], c.sep_mas[:, 0]
 
 
-#: Transit flag: another transit of the same scan matched the same source more closely (left unmatched).
+#: Transit flag: another transit of the same scan took this one's best candidate (it then has its second
+#: candidate, or is left unmatched: see :func:`resolve_conflicts`).
 FLAG_MATCH_CONFLICT = 1 << 19
 #: Two transits of one source in one field of view this close in time belong to the same scan, ns (a
 #: source crosses the focal plane once per scan, in ~50 s; the next scan of a FoV comes 6 h later).
