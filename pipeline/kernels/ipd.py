@@ -12,9 +12,9 @@ and step acceptance is not lost in rounding for bright stars.
 Iterations are Newton steps on (kappa, alpha, beta) using the observed Hessian, falling back to Fisher
 scoring where the Hessian is not negative definite; steps are capped (|dkappa| <= 1 px, alpha shrinks at
 most 10x per step), ``beta >= 0`` is kept by an active set, and a halving line search (Armijo) makes
-every accepted step increase the likelihood. Convergence: Newton decrement ``g . d < 1e-6`` (a step
-below ~1e-3 of the formal errors); that last step is applied without re-evaluation, and Newton's
-quadratic convergence leaves the result within ~1e-6 of the formal errors of the exact optimum. Formal errors come
+every accepted step increase the likelihood. Convergence: Newton decrement ``g . d < 1e-3`` (a step
+below ~3 % of the formal errors); that last step is applied without re-evaluation, and Newton's
+quadratic convergence leaves the result within ~1e-4 of the formal errors of the exact optimum. Formal errors come
 from the inverse Fisher information at the solution. Kernels never raise: bad data give flag bits.
 
 Masked samples (``mask != 0``) are left out of every sum (likelihood, gradient, Hessian, Fisher, chi2)
@@ -48,9 +48,11 @@ ALPHA_FLOOR_E = 1e-3  # lower bound on the flux; a fit pinned here has no star (
 ALPHA_SHRINK = 0.1  # one step may shrink the flux by at most this factor
 MAX_KAPPA_STEP_PX = 1.0  # one step may move the centre by at most this much
 MU_FLOOR_E = 1e-12  # floor on E + r2 (only reachable with r2 = 0 and beta = 0)
-# Newton decrement g.d (~ sum of (step/error)^2) below which the fit has converged. Measured on a scale-1e-3
-# day's windows against 1e-12: results within 1e-6 of the formal errors, 4.10 -> 3.33 iterations a fit.
-LAM2_CONVERGED = 1e-6
+# Newton decrement g.d (~ sum of (step/error)^2) below which the fit has converged (the step is then taken
+# without re-evaluating). Measured on 60,000 scale-1e-2 WC1/WC2 windows against 1e-12: centres and fluxes
+# within 3e-5 of their formal errors, formal errors within 0.2 %, flags equal in all but 1 window;
+# 4.10 -> 2.77 iterations a fit (3.33 at 1e-6). WC0 2D fits are unchanged (bright: they jump below 1e-12).
+LAM2_CONVERGED = 1e-3
 ARMIJO_C = 1e-4  # sufficient-increase constant of the line search
 LOGL_SLACK_REL = 1e-11  # rounding allowance in the likelihood comparison, relative to 1 + |logL|
 MAX_HALVINGS = 40

@@ -24,6 +24,9 @@ import numba
 import numpy as np
 
 from pipeline.kernels import jit, jit_parallel
+
+# These constants are frozen into this module's compiled code, and numba's on-disk cache only notices
+# changes to this file: after changing one in kernels/ipd.py, touch this file (or clear __pycache__).
 from pipeline.kernels.ipd import (
     ALPHA_FLOOR_E,
     ALPHA_SHRINK,

@@ -205,8 +205,10 @@ def test_noiseless_window_recovers_the_parameters():
     assert res["flags"][0] == 0
     assert res["al_px"][0] == pytest.approx(9.37, abs=1e-9)
     assert res["flux_e"][0] == pytest.approx(3e4, rel=1e-9)
-    assert res["bg_e"][0] == pytest.approx(12.0, abs=1e-7)
-    assert res["chi2"][0] == pytest.approx(0.0, abs=1e-12)
+    # The fit stops at a Newton decrement of 1e-3: bg within ~1e-6 of its formal error (~1.4 e- here).
+    assert res["bg_e"][0] == pytest.approx(12.0, abs=1e-6 * res["bg_e_err"][0])
+    # chi2 is that of the last evaluated point, one step of decrement < 1e-3 short of the optimum.
+    assert res["chi2"][0] == pytest.approx(0.0, abs=1e-3)
 
 
 def test_flag_bits_are_distinct_and_reserved_bits_are_never_set():
