@@ -32,7 +32,7 @@ import numba
 import numpy as np
 
 from pipeline.kernels import jit, jit_parallel
-from pipeline.lsf import lsf_edge, lsf_value
+from pipeline.lsf import lsf_edge
 
 # Status bits (re-exported by pipeline.ipd).
 FLAG_NOT_CONVERGED = 1
@@ -69,6 +69,9 @@ COSMIC_MAX_ROUNDS = 3  # detect-mask-refit rounds (one hit each) at most
 # above COSMIC_SIGMA but a chi2 far too large: when chi2 > dof + COSMIC_CHI2_SIGMA sqrt(2 dof), the worst
 # sample is masked if it is above COSMIC_WORST_SIGMA (chi2_9 > 43: p ~ 1e-6 for a clean window).
 COSMIC_CHI2_SIGMA = 8.0
+# Margin in z of the chi2 bound that lets a window skip the cosmic-ray scan (see _fit_window): ~15x the
+# most the final, unevaluated Newton step can move a sample's z.
+COSMIC_SCAN_MARGIN = 0.5
 # Mask values: a sample the caller masked, a sample masked as a cosmic-ray hit.
 MASK_GIVEN = 1
 MASK_COSMIC = 2
@@ -330,16 +333,25 @@ def _mask_cosmics(samples_e, mask, n, r2, sigma_px, kappa, alpha, beta, cosmic_s
     (masking several at once would also pick star samples the distorted model leaves high). Neighbours
     are masked whatever their value (choosing them by their residual would select upward noise).
     Returns the number of samples newly masked."""
-    worst = -np.inf
+    # The worst sample maximises z = (N - E) / sqrt(E + r2). Only z > 0 can pass the thresholds, and for
+    # positive residuals z_k > z_b  <=>  r_k^2 v_b > r_b^2 v_k: no square root or division per sample.
+    r_best = 0.0
+    v_best = 1.0
     k_worst = -1
+    e0 = lsf_edge(-0.5 - kappa, sigma_px)[0]
     for k in range(n):
+        e1 = lsf_edge(k + 0.5 - kappa, sigma_px)[0]  # neighbouring samples share an edge, as in _evaluate
+        lk = e1 - e0
+        e0 = e1
         if mask[k] == 0:
-            # (N - E) / sqrt(E + r2), computed here: a call per sample with array arguments costs more.
-            model = beta + alpha * lsf_value(k - kappa, sigma_px)
-            z = (samples_e[k] - model) / math.sqrt(max(model + r2, MU_FLOOR_E))
-            if z > worst:
-                worst = z
+            model = beta + alpha * lk
+            r = samples_e[k] - model
+            v = max(model + r2, MU_FLOOR_E)
+            if r > 0.0 and (k_worst < 0 or r * r * v_best > r_best * r_best * v):
+                r_best = r
+                v_best = v
                 k_worst = k
+    worst = r_best / math.sqrt(v_best) if k_worst >= 0 else -np.inf
     if not (worst > cosmic_sigma or (chi2_high and worst > COSMIC_WORST_SIGMA)):
         return 0
     new = 0
@@ -391,6 +403,11 @@ def _fit_window(
             dof = n_used - 3
             # chi2 trigger in the first round only: later it would pick star samples' upward noise.
             chi2_high = status == 0 and chi2_sum > dof + COSMIC_CHI2_SIGMA * math.sqrt(2.0 * dof)
+            # A sample's z^2 is its term of chi2_sum, so none can pass cosmic_sigma when sqrt(chi2_sum) is
+            # below it: most windows skip the scan. chi2_sum is that of the last evaluated point; the final
+            # Newton step (decrement < LAM2_CONVERGED) moves any z by at most ~sqrt(LAM2_CONVERGED) = 0.03.
+            if not chi2_high and math.sqrt(chi2_sum) + COSMIC_SCAN_MARGIN < cosmic_sigma:
+                break
             new = _mask_cosmics(samples_e, mask, n, r2, sigma_px, kappa, alpha, beta, cosmic_sigma, chi2_high)
             if new == 0 or n_used - new < MIN_SAMPLES:
                 break  # nothing to mask, or too little would be left: keep the last fit
