@@ -49,7 +49,7 @@ COSMIC_SIGMA = _k.COSMIC_SIGMA
 MASK_GIVEN = _k.MASK_GIVEN
 MASK_COSMIC = _k.MASK_COSMIC
 
-#: Default iteration limit (a converging fit takes ~5 Newton steps).
+#: Default iteration limit (a converging fit takes ~3 Newton steps).
 DEFAULT_MAX_ITER = 30
 
 #: Names of the output arrays, in the order the kernel returns them.
