@@ -226,6 +226,22 @@ def _octets(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+def _stage_code(folder: Path, kind: str) -> tuple[str | None, str]:
+    """(the code version a full-day stage's output records, the current one): the dataset's for
+    ``generate``, the run's (pipeline) for ``run`` and ``validate``."""
+    from gaiasim.dataset import code_version
+    from pipeline.version import pipeline_version
+
+    if kind == "generate":
+        path, key, current = folder / "dataset" / "dataset.json", "code_version", code_version()
+    else:
+        path, key, current = folder / "run" / "run.json", "pipeline_version", pipeline_version()
+    try:
+        return json.loads(path.read_text()).get(key), current
+    except (OSError, json.JSONDecodeError):
+        return None, current
+
+
 def full_day(folder: Path, scale: float, workers: int) -> dict:
     """Generate, run and validate one day at ``scale`` (1.0: the full-scale day) in ``folder``, each in a
     child process: wall time, peak RSS and bytes on disk of each stage. Kept in ``folder`` for inspection.
@@ -240,9 +256,16 @@ def full_day(folder: Path, scale: float, workers: int) -> dict:
             out[kind] = previous[kind]  # a stage finished by an earlier (interrupted) call: kept, not redone
             out["transits"] = previous.get("transits", out.get("transits"))
             print(f"full day at scale {scale:g}: {kind} done earlier ({out[kind]['wall_s']:.0f} s)", flush=True)
+            made_by, current = _stage_code(folder, kind)
+            if made_by != current:  # the figure is that code's: say so rather than pass it off as today's
+                print(f"  note: its output was made by code {made_by}, the code now is {current}; delete "
+                      f"{folder / ('dataset' if kind == 'generate' else 'run')} and its entry in fullday.json "
+                      "to measure the current code", flush=True)
+            out[kind]["code"] = made_by
             continue
         r = _child([kind, str(scale), str(folder), str(workers)], progress=True)
-        out[kind] = {"wall_s": r["wall_s"], "peak_rss_gib": r["peak_rss_octets"] / 2**30}
+        out[kind] = {"wall_s": r["wall_s"], "peak_rss_gib": r["peak_rss_octets"] / 2**30,
+                     "code": _stage_code(folder, kind)[0]}
         if "transits" in r:
             out["transits"] = r["transits"]
         if kind == "validate":

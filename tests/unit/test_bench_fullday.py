@@ -1,0 +1,36 @@
+"""The full-day procedure keeps finished stages, and says when one was measured with other code."""
+
+from __future__ import annotations
+
+import json
+
+from gaiasim import bench
+from gaiasim.dataset import code_version
+from pipeline.version import pipeline_version
+
+
+def _finished_day(tmp_path, dataset_code: str, run_code: str):
+    (tmp_path / "dataset").mkdir()
+    (tmp_path / "dataset" / "dataset.json").write_text(json.dumps({"code_version": dataset_code}))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text(json.dumps({"pipeline_version": run_code}))
+    stages = {kind: {"wall_s": w, "peak_rss_gib": 1.0} for kind, w in (("generate", 10.0), ("run", 20.0),
+                                                                         ("validate", 3.0))}
+    (tmp_path / "fullday.json").write_text(json.dumps({"scale": 1.0, "transits": 7, **stages}))
+
+
+def test_finished_stages_are_kept_and_older_code_is_named(tmp_path, capsys):
+    _finished_day(tmp_path, "0.1.0+src.olddataset00", pipeline_version())
+    out = bench.full_day(tmp_path, 1.0, 2)  # every stage finished: nothing runs again
+    printed = capsys.readouterr().out
+    assert out["total_s"] == 33.0 and out["transits"] == 7
+    assert out["generate"]["code"] == "0.1.0+src.olddataset00"
+    assert f"made by code 0.1.0+src.olddataset00, the code now is {code_version()}" in printed
+    assert out["run"]["code"] == pipeline_version()
+    assert printed.count("note:") == 1  # the run was made by the current pipeline: no note for it
+
+
+def test_current_code_gives_no_note(tmp_path, capsys):
+    _finished_day(tmp_path, code_version(), pipeline_version())
+    bench.full_day(tmp_path, 1.0, 2)
+    assert "note:" not in capsys.readouterr().out
