@@ -264,7 +264,7 @@ def _direction_np(ev, fix_beta):
 
 
 def _fill_masked_np(samples, n, masked):
-    """Masked samples replaced as the kernel's ``_unmasked_values`` reads them (neighbour interpolation)."""
+    """Masked samples replaced as the kernel's ``_value`` reads them (neighbour interpolation)."""
     samples = samples.copy()
     for i in np.flatnonzero(masked.any(axis=1)):
         ni = int(n[i])

@@ -182,73 +182,65 @@ def _direction(g0, g1, g2, h00, h01, h02, h11, h12, h22, f00, f01, f02, f11, f12
 
 
 @jit
-def _unmasked_values(samples_e, mask, n):
-    """``samples_e`` itself if no sample of ``[:n]`` is masked, else a copy with each masked sample
-    replaced by the linear interpolation of its nearest unmasked neighbours (the nearer one alone at the
-    window ends, 0 if none): what the start estimate reads. (Masked windows are rare: only cosmic-ray
-    refits and caller masks pay for the copy.)"""
-    any_masked = False
-    for k in range(n):
-        if mask[k]:
-            any_masked = True
-            break
-    if not any_masked:
-        return samples_e
-    values = np.empty(n)
-    for k in range(n):
-        if not mask[k]:
-            values[k] = samples_e[k]
-            continue
-        lo = k - 1
-        while lo >= 0 and mask[lo]:
-            lo -= 1
-        hi = k + 1
-        while hi < n and mask[hi]:
-            hi += 1
-        if lo >= 0 and hi < n:
-            values[k] = samples_e[lo] + (samples_e[hi] - samples_e[lo]) * (k - lo) / (hi - lo)
-        elif lo >= 0:
-            values[k] = samples_e[lo]
-        elif hi < n:
-            values[k] = samples_e[hi]
-        else:
-            values[k] = 0.0
-    return values
+def _value(samples_e, mask, n, k):
+    """Masked sample ``k`` read as the linear interpolation of its nearest unmasked neighbours (the nearer
+    one alone at the window ends, 0 if none): what the start estimate reads in its place."""
+    lo = k - 1
+    while lo >= 0 and mask[lo]:
+        lo -= 1
+    hi = k + 1
+    while hi < n and mask[hi]:
+        hi += 1
+    if lo >= 0 and hi < n:
+        return samples_e[lo] + (samples_e[hi] - samples_e[lo]) * (k - lo) / (hi - lo)
+    if lo >= 0:
+        return samples_e[lo]
+    if hi < n:
+        return samples_e[hi]
+    return 0.0
 
 
 @jit
 def _start(samples_e, mask, n):
     """Moment start: background from the window edges, centre from the brightest 3 samples, flux by sum.
 
-    Masked samples are read as interpolated from their neighbours (:func:`_unmasked_values`). The
-    samples are read in this function's own loops: a call per sample (with array arguments, not inlined)
-    cost numba ~40 ns each, more than the whole start.
+    Masked samples are read through :func:`_value` (interpolated from their neighbours), and only they:
+    a call with array arguments is not inlined and costs numba ~40 ns, more than the whole start, so
+    unmasked samples are read in place (no scratch array either: the CUDA build allocates nothing).
     """
-    v = _unmasked_values(samples_e, mask, n)
-    beta = min(0.5 * (v[0] + v[1]), 0.5 * (v[n - 2] + v[n - 1]))
+    v0 = samples_e[0] if not mask[0] else _value(samples_e, mask, n, 0)
+    v1 = samples_e[1] if not mask[1] else _value(samples_e, mask, n, 1)
+    v2 = samples_e[n - 2] if not mask[n - 2] else _value(samples_e, mask, n, n - 2)
+    v3 = samples_e[n - 1] if not mask[n - 1] else _value(samples_e, mask, n, n - 1)
+    beta = min(0.5 * (v0 + v1), 0.5 * (v2 + v3))
     if beta < 0.0:
         beta = 0.0
     best = -np.inf
     k_best = 1
+    alpha = v0 - beta
+    prev = v0
+    cur = v1
     for k in range(1, n - 1):
-        s = v[k - 1] + v[k] + v[k + 1]
+        nxt = samples_e[k + 1] if not mask[k + 1] else _value(samples_e, mask, n, k + 1)
+        s = prev + cur + nxt
         if s > best:
             best = s
             k_best = k
+        alpha += cur - beta
+        prev = cur
+        cur = nxt
+    alpha += cur - beta
     # Log-parabola through the 3 brightest samples (exact for a sampled Gaussian), offset within 1 px.
     kappa = float(k_best)
-    x_lo = v[k_best - 1] - beta
-    x_mid = v[k_best] - beta
-    x_hi = v[k_best + 1] - beta
+    x_lo = (samples_e[k_best - 1] if not mask[k_best - 1] else _value(samples_e, mask, n, k_best - 1)) - beta
+    x_mid = (samples_e[k_best] if not mask[k_best] else _value(samples_e, mask, n, k_best)) - beta
+    x_hi = (samples_e[k_best + 1] if not mask[k_best + 1] else _value(samples_e, mask, n, k_best + 1)) - beta
     if x_lo > 0.0 and x_mid > 0.0 and x_hi > 0.0:
         l_lo = math.log(x_lo)
         l_hi = math.log(x_hi)
         curv = l_lo - 2.0 * math.log(x_mid) + l_hi
         if curv < 0.0:
             kappa += min(max(0.5 * (l_lo - l_hi) / curv, -1.0), 1.0)
-    alpha = 0.0
-    for k in range(n):
-        alpha += v[k] - beta
     if alpha < 1.0:
         alpha = 1.0
     return kappa, alpha, beta
