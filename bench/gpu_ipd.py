@@ -22,6 +22,13 @@ With ``COSMIC_SIGMA``: cpu_s 0.808, gpu_s 0.0781, kernel 0.00525 s (ratio 10.4, 
 128 / 256: kernel 4.92 / 4.83 / 5.47 ms. 93.5 % of al_px bit-equal, the rest within 1e-13 of the error; flux
 within 6e-16 and background 2e-14 relative. The copies (240 MB in, 128 MB out, from pageable memory) are ~94 % of
 gpu_s: the kernel fits ~4e8 windows/s.
+
+Measured again (2026-11-27, same machine and versions) after the LSF moved to the calibration table and the
+CPU fit got ~2.2x faster: cpu_s 0.315, gpu_s 0.0955, kernel 0.0188 s (ratio 3.3, kernel 16.7; block sizes 64 /
+128 / 256: 19.8 / 18.8 / 13.6 ms), max |dal| / err 1.7e-13, flags and n_iter equal. The table's lookups (6
+values a pixel edge at data-dependent rows) cost the GPU more than the erf they replaced. Before the table was
+read through one reference (pipeline.lsf.lsf_table_at) the build failed: "File uses too much global constant
+data (0x48090 bytes, 0x10000 max)".
 """
 
 from __future__ import annotations

@@ -137,8 +137,10 @@ def lsf_table_at(u):
     if x >= _LAST:
         return 0.5, 0.0, 0.0
     i = int(x)
-    return _hermite(x - i, _TABLE[i, 0], _TABLE[i, 1], _TABLE[i, 2], _TABLE[i + 1, 0], _TABLE[i + 1, 1],
-                    _TABLE[i + 1, 2])
+    # One reference to the global table: numba's CUDA target makes a constant-memory copy of a global
+    # array at every reference, and six copies of this 49 kB table overflow the GPU's 64 kB of it.
+    table = _TABLE
+    return _hermite(x - i, table[i, 0], table[i, 1], table[i, 2], table[i + 1, 0], table[i + 1, 1], table[i + 1, 2])
 
 
 @jit
