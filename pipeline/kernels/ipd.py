@@ -217,6 +217,7 @@ def _start(samples_e, mask, n):
         beta = 0.0
     best = -np.inf
     k_best = 1
+    x_lo = x_mid = x_hi = 0.0  # the brightest 3 samples, background subtracted
     alpha = v0 - beta
     prev = v0
     cur = v1
@@ -226,15 +227,13 @@ def _start(samples_e, mask, n):
         if s > best:
             best = s
             k_best = k
+            x_lo, x_mid, x_hi = prev - beta, cur - beta, nxt - beta
         alpha += cur - beta
         prev = cur
         cur = nxt
     alpha += cur - beta
     # Log-parabola through the 3 brightest samples (exact for a sampled Gaussian), offset within 1 px.
     kappa = float(k_best)
-    x_lo = (samples_e[k_best - 1] if not mask[k_best - 1] else _value(samples_e, mask, n, k_best - 1)) - beta
-    x_mid = (samples_e[k_best] if not mask[k_best] else _value(samples_e, mask, n, k_best)) - beta
-    x_hi = (samples_e[k_best + 1] if not mask[k_best + 1] else _value(samples_e, mask, n, k_best + 1)) - beta
     if x_lo > 0.0 and x_mid > 0.0 and x_hi > 0.0:
         l_lo = math.log(x_lo)
         l_hi = math.log(x_hi)

@@ -4,7 +4,7 @@ The algorithm is not written twice. Each device function is the CPU kernel's own
 (``dispatcher.py_func``) re-created with :class:`types.FunctionType` over a copy of its module's globals
 in which every jitted helper it names is replaced by that helper's device version, then compiled with
 ``cuda.jit(device=True)``. Helpers are built first (depth-first over the global names a function's code
-uses), so ``_fit_window`` pulls in ``_newton``, ``_mask_cosmics``, ..., and ``lsf_edge`` / ``lsf_value``
+uses), so ``_fit_window`` pulls in ``_newton``, ``_mask_cosmics``, ..., and ``lsf_edge`` / ``lsf_table_at``
 from ``pipeline.lsf`` rebuilt over that module's globals. One kernel, one thread per window, calls the
 device ``_fit_window``, which writes slot ``i`` of the outputs exactly as ``_fit_windows``' ``prange``
 body does on the CPU; cosmic-ray detections go into the device copy of the mask.
