@@ -95,9 +95,9 @@ def candidates(index: SkyIndex, u_query: np.ndarray, g_mag: np.ndarray | None = 
     score = np.empty((m, 2), dtype=np.float64)
     chord2 = np.empty((m, 2), dtype=np.float64)
     inv_var_pos = 1.0 / (POSITION_SIGMA_MAS * MAS_RAD) ** 2  # chord = angle at these scales (1e-11 relative)
+    chord2_radius = (2.0 * np.sin(0.5 * index.radius_mas * MAS_RAD)) ** 2
     _k._best_two(u_query, g, err * err, index.u_sorted, index.g_sorted, index.g_var_sorted, index.keys_sorted,
-                 index.inv_h, index.offset, index.n, np.cos(index.radius_mas * MAS_RAD), inv_var_pos, best, score,
-                 chord2)
+                 index.inv_h, index.offset, index.n, chord2_radius, inv_var_pos, best, score, chord2)
     found = best >= 0
     row = np.where(found, index.order[np.maximum(best, 0)], -1) if len(index.order) else np.full((m, 2), -1)
     # Separation from the chord (stable for small angles, unlike arccos of a cosine near 1).

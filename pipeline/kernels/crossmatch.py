@@ -24,12 +24,14 @@ def _cell_keys(u, inv_h, offset, n, out):
 
 @jit_parallel
 def _best_two(u_query, g_query, g_var_query, u_ref_sorted, g_ref_sorted, g_var_ref_sorted, keys_sorted, inv_h,
-              offset, n, cos_radius, inv_var_pos, rows, scores, chord2):
+              offset, n, chord2_radius, inv_var_pos, rows, scores, chord2):
     """For each query direction, the two best sorted-reference rows within the radius, by score.
 
     score = chord^2 * inv_var_pos + (g_query - g_ref)^2 / (g_var_query + g_var_ref), the magnitude term only
     where both magnitudes are finite (else position alone ranks). The grid cell size h is at least the match
-    radius (as a chord), so the 27 cells around the query's cell hold every candidate. On a tie the
+    radius (as a chord), so the 27 cells around the query's cell hold every candidate. Within the radius
+    means a squared chord of at most ``chord2_radius``: exact to rounding, where a cosine test (dot product
+    against cos(radius)) resolves angles near 1 only to ~3 mas (sqrt of the float64 epsilon). On a tie the
     earlier sorted row wins. Missing candidates get row -1, score inf, chord2 NaN.
     """
     for i in numba.prange(u_query.shape[0]):
@@ -48,8 +50,8 @@ def _best_two(u_query, g_query, g_var_query, u_ref_sorted, g_ref_sorted, g_var_r
                     j = np.searchsorted(keys_sorted, key)
                     while j < keys_sorted.shape[0] and keys_sorted[j] == key:
                         rx, ry, rz = u_ref_sorted[j, 0], u_ref_sorted[j, 1], u_ref_sorted[j, 2]
-                        if x * rx + y * ry + z * rz >= cos_radius:
-                            c2 = (x - rx) ** 2 + (y - ry) ** 2 + (z - rz) ** 2
+                        c2 = (x - rx) ** 2 + (y - ry) ** 2 + (z - rz) ** 2
+                        if c2 <= chord2_radius:
                             s = c2 * inv_var_pos
                             dg = g - g_ref_sorted[j]
                             if np.isfinite(dg):
