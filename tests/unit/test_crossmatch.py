@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pipeline import crossmatch, geometry
@@ -135,6 +135,7 @@ def test_the_smallest_radius_the_error_message_recommends_works():
 
 @given(st.integers(0, 2**32 - 1), st.sampled_from(["uniform", "clustered", "ra_wrap"]), st.integers(1, 80),
        st.booleans())
+@example(94537, "uniform", 4, False)  # a query 500.016 mas from a source: outside the 500 mas radius
 def test_best_two_candidates_equal_brute_force(seed, kind, n_ref, with_query_mags):
     """Kernel ranking (position and magnitude score) against the brute-force oracle."""
     rng = np.random.default_rng(seed)
