@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from gaiasim.validate import alert_checks
+from gaiasim.validate import alert_checks, db
 
 _OPS = {"==": operator.eq, "<=": operator.le, ">=": operator.ge}
 
@@ -19,20 +19,12 @@ _OPS = {"==": operator.eq, "<=": operator.le, ">=": operator.ge}
 _UNUSABLE = """
     SELECT apid, seq, obmt_ns FROM truth_faults WHERE kind IN ('packet_loss', 'bit_flip', 'truncated_file')
 """
-# Per-CCD centroid pulls of clean fits, binned by G. The CCD-level checks read the transits of the
-# sample views (gaiasim.validate.db._sample_views): all of a small day, 1 in S of a large one.
-_PULLS = """
-    SELECT floor(t.g_mag) AS g_bin, (c.al_px - tc.al_px) / c.al_px_err AS pull
-    FROM sample_ccd c JOIN sample_truth_ccd tc USING (transit_id, strip) JOIN sample_truth_transits t USING (transit_id)
-    WHERE c.flags = 0
-"""
-# AC pulls of the clean 2D fits (bright stars), one bin.
+# Centroid pulls of clean fits (flags 0), from the CCD-check sample (gaiasim.validate.db.SAMPLE_PAIRS:
+# all of a small day, 1 transit in S of a large one). The AC pulls: the clean 2D fits (bright stars), one bin.
 _AC_PULLS = """
-    SELECT count(*) AS n, median(p) AS bias, 1.4826 * mad(p) AS width,
+    SELECT count(*) AS n, median(ac_pull) AS bias, 1.4826 * mad(ac_pull) AS width,
            3 * 1.2533 / sqrt(count(*)) AS bias_slack, 3 * 1.166 / sqrt(count(*)) AS width_slack
-    FROM (SELECT (c.ac_px - tc.ac_px) / c.ac_px_err AS p
-          FROM sample_ccd c JOIN sample_truth_ccd tc USING (transit_id, strip)
-          WHERE c.flags = 0 AND tc.ac_px IS NOT NULL AND c.ac_px IS NOT NULL)
+    FROM sample_pairs WHERE flags = 0 AND ac_pull IS NOT NULL
     HAVING count(*) >= 100
 """
 #: The IPD's cosmic-ray flag (pipeline.ipd.FLAG_COSMIC).
@@ -40,10 +32,10 @@ _COSMIC_FLAG = 16
 # Statistical slack of a bin of n pulls: 3 standard errors of the median (1.2533 / sqrt n) and of the
 # normalised MAD (1.166 / sqrt n) of a unit Gaussian, so a small day cannot fail by chance and a large
 # one must meet the bound itself.
-_PULL_BINS = f"""
-    SELECT g_bin, count(*) AS n, median(pull) AS bias, 1.4826 * mad(pull) AS width,
+_PULL_BINS = """
+    SELECT g_bin, count(*) AS n, median(al_pull) AS bias, 1.4826 * mad(al_pull) AS width,
            3 * 1.2533 / sqrt(count(*)) AS bias_slack, 3 * 1.166 / sqrt(count(*)) AS width_slack
-    FROM ({_PULLS}) GROUP BY g_bin HAVING count(*) >= 100
+    FROM sample_pairs WHERE flags = 0 GROUP BY g_bin HAVING count(*) >= 100
 """
 #: Does the ledger fault ``f`` show up where a correct pipeline must report it? (a boolean expression)
 DETECTED = """
@@ -212,15 +204,15 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "cosmics_flagged", "REQ-IPD-004",
         "at least 80 % of the windows hit by a cosmic ray of more than 1000 e- are flagged",
-        f"""SELECT coalesce(avg(CASE WHEN (c.flags & {_COSMIC_FLAG}) != 0 THEN 1.0 ELSE 0.0 END), 1.0)
-            FROM sample_ccd c JOIN sample_truth_ccd tc USING (transit_id, strip) WHERE tc.cosmic_e > 1000""",
+        f"""SELECT coalesce(avg(CASE WHEN (flags & {_COSMIC_FLAG}) != 0 THEN 1.0 ELSE 0.0 END), 1.0)
+            FROM sample_pairs WHERE cosmic_e > 1000""",
         ">=", 0.8, "fraction",
     ),
     Check(
         "cosmics_not_invented", "REQ-IPD-005",
         "at most 1 in 1000 windows without a cosmic ray is flagged as hit",
-        f"""SELECT coalesce(avg(CASE WHEN (c.flags & {_COSMIC_FLAG}) != 0 THEN 1.0 ELSE 0.0 END), 0.0)
-            FROM sample_ccd c JOIN sample_truth_ccd tc USING (transit_id, strip) WHERE tc.cosmic_e = 0""",
+        f"""SELECT coalesce(avg(CASE WHEN (flags & {_COSMIC_FLAG}) != 0 THEN 1.0 ELSE 0.0 END), 0.0)
+            FROM sample_pairs WHERE cosmic_e = 0""",
         "<=", 1e-3, "fraction",
     ),
     Check(
@@ -333,4 +325,6 @@ def evaluate(con: duckdb.DuckDBPyConnection, check: Check, truth: bool = True) -
 
 def evaluate_all(con: duckdb.DuckDBPyConnection, truth: bool = True, rerun: bool = False) -> list[Result]:
     """Every check; those that need a second pipeline run only when ``rerun`` (it doubles the cost)."""
+    if truth:
+        db.cache_sample_pairs(con)  # five checks read it: join the CCD rows once
     return [evaluate(con, c, truth) for c in CHECKS if rerun or not c.needs_rerun]

@@ -8,7 +8,8 @@
 - ``dataset_files(name, manifest_sha256, actual_sha256)``: the dataset's files against its manifest
 - truth (when the run's dataset is at hand): ``truth_sources``, ``truth_transits``, ``truth_ccd``,
   ``truth_faults``, and ``catalogue`` (the reference catalogue the pipeline used); ``sample_ccd``,
-  ``sample_truth_ccd``, ``sample_truth_transits`` and ``sampling``: the CCD-check sample (``_sample_views``)
+  ``sample_truth_ccd``, ``sample_truth_transits`` and ``sampling``: the CCD-check sample (``_sample_views``),
+  and ``sample_pairs``: its run and truth CCD rows joined, as the CCD checks read them
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import duckdb
 from gaiasim import dataset as ds
 from gaiasim.sim.truth import TRUTH_TABLES
 from pipeline import catalog, io, schemas
-from pipeline.io import sha256_file
+from pipeline.io import sha256_files
 from pipeline.run import RUN_JSON
 
 #: DuckDB's memory limit for validation and ad-hoc queries.
@@ -68,9 +69,10 @@ def connect(run_dir: Path, dataset: Path | None = None) -> duckdb.DuckDBPyConnec
         con.execute("CREATE TABLE dataset_files (name VARCHAR, manifest_sha256 VARCHAR, actual_sha256 VARCHAR)")
         files = ds.read_manifest(root)["files"]
         present = {str(p) for p in ds.data_files(root)}
-        rows = [(name, digest, sha256_file(root / name) if name in present else None)
-                for name, digest in sorted(files.items())]
-        rows += [(name, None, sha256_file(root / name)) for name in sorted(present - set(files))]
+        hashed = sorted(present)
+        actual = dict(zip(hashed, sha256_files([root / name for name in hashed]), strict=True))
+        rows = [(name, digest, actual.get(name)) for name, digest in sorted(files.items())]
+        rows += [(name, None, actual[name]) for name in sorted(present - set(files))]
         if rows:
             con.executemany("INSERT INTO dataset_files VALUES (?, ?, ?)", rows)
         for name in TRUTH_TABLES:
@@ -100,6 +102,24 @@ def _sample_views(con: duckdb.DuckDBPyConnection) -> None:
     for view, table in (("sample_ccd", "ccd"), ("sample_truth_ccd", "truth_ccd"),
                         ("sample_truth_transits", "truth_transits")):
         con.execute(f"CREATE VIEW {view} AS SELECT * FROM {table}{keep}")
+    con.execute(f"CREATE VIEW sample_pairs AS {SAMPLE_PAIRS}")
+
+
+#: Each sampled CCD image with its truth: the true G bin, the IPD flags, the true cosmic-ray charge and
+#: the AL and AC centroid pulls (NULL where the window has no AC centre).
+SAMPLE_PAIRS = """
+    SELECT floor(t.g_mag) AS g_bin, c.flags, tc.cosmic_e,
+           (c.al_px - tc.al_px) / c.al_px_err AS al_pull, (c.ac_px - tc.ac_px) / c.ac_px_err AS ac_pull
+    FROM sample_ccd c JOIN sample_truth_ccd tc USING (transit_id, strip) JOIN sample_truth_transits t USING (transit_id)
+"""
+
+
+def cache_sample_pairs(con: duckdb.DuckDBPyConnection) -> None:
+    """Hold ``sample_pairs`` in memory (a temporary table, which DuckDB reads before the view of that name),
+    so that the checks reading it join the run's and the truth's CCD rows once: at full scale each join
+    scans 700 M rows a side. Idempotent; nothing to do without truth."""
+    if has_truth(con):
+        con.execute("CREATE TEMP TABLE IF NOT EXISTS sample_pairs AS SELECT * FROM main.sample_pairs")
 
 
 def has_truth(con: duckdb.DuckDBPyConnection) -> bool:
