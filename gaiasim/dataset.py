@@ -57,7 +57,8 @@ def data_files(root: Path) -> list[Path]:
 def write_manifest(root: Path, manifest: dict) -> None:
     manifest = dict(manifest)
     manifest["code_version"] = code_version()
-    manifest["files"] = {str(p): io.sha256_file(root / p) for p in data_files(root)}
+    files = data_files(root)
+    manifest["files"] = dict(zip(map(str, files), io.sha256_files([root / p for p in files]), strict=True))
     io.write_json(manifest, root / MANIFEST)
 
 
@@ -78,17 +79,22 @@ def verify(root: Path) -> list[str]:
     expected = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(expected, dict):
         raise io.InputError(f"{root / MANIFEST} has no 'files' table of SHA-256 digests; regenerate the dataset")
-    problems = []
+    found = {}  # name -> problem, reported in name order
     inside = root.resolve()
+    present = []
     for name, digest in sorted(expected.items()):
         path = root / name
         # The manifest is data: a name that leads out of the dataset is a problem, never a file to read.
         if not path.resolve().is_relative_to(inside):
-            problems.append(f"{name}: outside the dataset (a manifest must name the dataset's own files)")
+            found[name] = f"{name}: outside the dataset (a manifest must name the dataset's own files)"
         elif not path.is_file():
-            problems.append(f"{name}: missing")
-        elif io.sha256_file(path) != digest:
-            problems.append(f"{name}: SHA-256 differs from the manifest")
+            found[name] = f"{name}: missing"
+        else:
+            present.append((name, digest))
+    for (name, digest), actual in zip(present, io.sha256_files([root / n for n, _ in present]), strict=True):
+        if actual != digest:
+            found[name] = f"{name}: SHA-256 differs from the manifest"
+    problems = [found[name] for name in sorted(found)]
     for p in data_files(root):
         if str(p) not in expected:
             problems.append(f"{p}: not in the manifest")

@@ -9,6 +9,7 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,6 +42,15 @@ def sha256_file(path: Path, chunk_octets: int = 1 << 22) -> str:
         while n := f.readinto(buf):
             h.update(view[:n])
     return h.hexdigest()
+
+
+def sha256_files(paths: list[Path]) -> list[str]:
+    """:func:`sha256_file` of each path, in order, on a thread per core (hashlib and file reads release the
+    GIL: a dataset's tens of GB hash about twice as fast on 2 cores as on one)."""
+    if len(paths) < 2:
+        return [sha256_file(p) for p in paths]
+    with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:
+        return list(pool.map(sha256_file, paths))
 
 
 class OutputError(InputError):
