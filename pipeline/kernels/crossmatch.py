@@ -45,23 +45,23 @@ def _best_two(u_query, g_query, g_var_query, u_ref_sorted, g_ref_sorted, g_var_r
         c0, c1 = np.nan, np.nan
         for dx in range(-1, 2):
             for dy in range(-1, 2):
-                for dz in range(-1, 2):
-                    key = ((ix + dx) * n + (iy + dy)) * n + (iz + dz)
-                    j = np.searchsorted(keys_sorted, key)
-                    while j < keys_sorted.shape[0] and keys_sorted[j] == key:
-                        rx, ry, rz = u_ref_sorted[j, 0], u_ref_sorted[j, 1], u_ref_sorted[j, 2]
-                        c2 = (x - rx) ** 2 + (y - ry) ** 2 + (z - rz) ** 2
-                        if c2 <= chord2_radius:
-                            s = c2 * inv_var_pos
-                            dg = g - g_ref_sorted[j]
-                            if np.isfinite(dg):
-                                s += dg * dg / (g_var_query[i] + g_var_ref_sorted[j])
-                            if s < s0 or (s == s0 and j < b0):
-                                b1, s1, c1 = b0, s0, c0
-                                b0, s0, c0 = j, s, c2
-                            elif s < s1 or (s == s1 and j < b1):
-                                b1, s1, c1 = j, s, c2
-                        j += 1
+                # The 3 cells iz-1..iz+1 of a column have consecutive keys: one binary search per column.
+                first = ((ix + dx) * n + (iy + dy)) * n + (iz - 1)
+                j = np.searchsorted(keys_sorted, first)
+                while j < keys_sorted.shape[0] and keys_sorted[j] <= first + 2:
+                    rx, ry, rz = u_ref_sorted[j, 0], u_ref_sorted[j, 1], u_ref_sorted[j, 2]
+                    c2 = (x - rx) ** 2 + (y - ry) ** 2 + (z - rz) ** 2
+                    if c2 <= chord2_radius:
+                        s = c2 * inv_var_pos
+                        dg = g - g_ref_sorted[j]
+                        if np.isfinite(dg):
+                            s += dg * dg / (g_var_query[i] + g_var_ref_sorted[j])
+                        if s < s0 or (s == s0 and j < b0):
+                            b1, s1, c1 = b0, s0, c0
+                            b0, s0, c0 = j, s, c2
+                        elif s < s1 or (s == s1 and j < b1):
+                            b1, s1, c1 = j, s, c2
+                    j += 1
         rows[i, 0], rows[i, 1] = b0, b1
         scores[i, 0], scores[i, 1] = s0, s1
         chord2[i, 0], chord2[i, 1] = c0, c1
