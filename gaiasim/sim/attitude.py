@@ -50,11 +50,10 @@ def realised_transits(attitude_nsl, error: AttitudeError, u_icrs: np.ndarray, fo
     of arcsec.
     """
     t = np.asarray(obmt_ns, dtype=np.int64)
+    u = np.ascontiguousarray(u_icrs, dtype=np.float64).reshape(-1, 3)
     phi_fov = geometry.fov_phi_rad(fov)
     for _ in range(iterations):
-        q = error.apply(attitude_nsl(t), t)
-        phi, _ = geometry.field_angles(q, u_icrs)
+        phi, _ = _kernels.realised_field_angles(attitude_nsl(t), error.error_quats(t), u)
         eta = (phi - phi_fov + np.pi) % (2.0 * np.pi) - np.pi
         t = t + np.rint(eta / geometry.SCAN_RATE_RAD_S * 1e9).astype(np.int64)
-    q = error.apply(attitude_nsl(t), t)
-    return t, geometry.field_angles(q, u_icrs)[1]
+    return t, _kernels.realised_field_angles(attitude_nsl(t), error.error_quats(t), u)[1]

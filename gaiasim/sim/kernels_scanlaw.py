@@ -529,3 +529,31 @@ def attitude_error_quats(obmt_ns, period_ns, phase_rad, amplitude_rad):
             out[i, 2] = 0.0
         out[i, 3] = math.cos(0.5 * angle)
     return out
+
+
+@jit_parallel
+def realised_field_angles(q_nsl, q_err, u_icrs):
+    """Field angles (phi, zeta) of ICRS directions ``u_icrs`` (n, 3) under the realised attitudes
+    ``q_nsl * q_err`` (n, 4 each, scalar last): the fused, per-row form of
+    ``pipeline.geometry.field_angles(pipeline.geometry.quat_multiply(q_nsl, q_err), u_icrs)``, the same
+    operations in the same order, without its (n, 4) and (n, 3) temporaries. The numpy form is the reference
+    (``tests/naive/attitude.py``).
+    """
+    n = u_icrs.shape[0]
+    phi = np.empty(n)
+    zeta = np.empty(n)
+    for i in prange(n):
+        x, y, z, w = _quat_mul(q_nsl[i, 0], q_nsl[i, 1], q_nsl[i, 2], q_nsl[i, 3],
+                               q_err[i, 0], q_err[i, 1], q_err[i, 2], q_err[i, 3])
+        # Rotate u by the conjugate (-x, -y, -z, w): t = 2 (qv x u), s = u + w t + qv x t.
+        qx, qy, qz = -x, -y, -z
+        vx, vy, vz = u_icrs[i, 0], u_icrs[i, 1], u_icrs[i, 2]
+        tx = 2.0 * (qy * vz - qz * vy)
+        ty = 2.0 * (qz * vx - qx * vz)
+        tz = 2.0 * (qx * vy - qy * vx)
+        sx = vx + w * tx + (qy * tz - qz * ty)
+        sy = vy + w * ty + (qz * tx - qx * tz)
+        sz = vz + w * tz + (qx * ty - qy * tx)
+        phi[i] = math.atan2(sy, sx)
+        zeta[i] = math.asin(min(max(sz, -1.0), 1.0))
+    return phi, zeta

@@ -17,3 +17,10 @@ def error_quats(error, obmt_ns: np.ndarray) -> np.ndarray:
     angle = np.linalg.norm(r, axis=1, keepdims=True)
     axis = np.divide(r, angle, out=np.zeros_like(r), where=angle > 0)
     return np.concatenate([axis * np.sin(0.5 * angle), np.cos(0.5 * angle)], axis=1)
+
+
+def realised_field_angles(q_nsl: np.ndarray, q_err: np.ndarray, u_icrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Field angles (phi, zeta) of ``u_icrs`` under the attitudes ``q_nsl * q_err``, with pipeline.geometry."""
+    from pipeline import geometry
+
+    return geometry.field_angles(geometry.quat_multiply(q_nsl, q_err), u_icrs)
