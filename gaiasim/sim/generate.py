@@ -5,8 +5,8 @@ The span is cut into time slices that stream through in bounded memory (:mod:`ga
 A. per slice (parallel): crossed sky pixels, their sources, the transits in the slice;
 B. here: sequence counts per APID and slice, housekeeping and attitude packets for the whole span;
 C. per slice (parallel): windows, packets and packet faults, spooled per downlink pass and APID;
-D. here: each pass file assembled from its spools in downlink order, the fault ledger, the reference
-   catalogue and the source truth, the manifest.
+D. here: each pass file assembled from its spools in downlink order and the fault ledger, while the
+   reference catalogue and the source truth are made in chunks (parallel); then the manifest.
 
 The folder is built under a temporary name beside ``out`` and renamed at the end, so a failed or killed
 generation never leaves a half-written dataset behind.
@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import numpy as np
@@ -260,16 +260,19 @@ def _assemble_passes(ctx: slices.SliceContext, plan: faults.FaultPlan, found: li
         ledger.add(kind, last_file.name, apid, seq, t, start, expected)
 
 
-def _sources_and_catalogue(spec: DaySpec, pixels: np.ndarray, root: Path) -> int:
-    """Source truth and the reference catalogue of every crossed pixel, written in bounded chunks."""
-    n = 0
+def _sources_and_catalogue(spec: DaySpec, pixels: np.ndarray, root: Path, executor: Executor) -> list[Future]:
+    """Source truth and the reference catalogue of every crossed pixel, in bounded chunks, as tasks on
+    ``executor``: futures of each chunk's source count."""
     chunks = slices.pixel_chunks(pixels, spec.scale) or [np.empty(0, np.int64)]
-    for i, chunk in enumerate(chunks):
-        sources = sky.materialise(spec.seed, chunk, spec.scale)
-        n += sources.num_rows
-        write_part(root / "truth" / "sources", f"{i:05d}", sources)
-        catalogue.write(root / "catalogue", sources, np.random.default_rng([spec.seed, 3, i]), part=i)
-    return n
+    return [executor.submit(_source_chunk, spec, i, chunk, root) for i, chunk in enumerate(chunks)]
+
+
+def _source_chunk(spec: DaySpec, i: int, pixels: np.ndarray, root: Path) -> int:
+    """Task: the sources of chunk ``i`` of the crossed pixels, their truth and catalogue parts; their count."""
+    sources = sky.materialise(spec.seed, pixels, spec.scale)
+    write_part(root / "truth" / "sources", f"{i:05d}", sources)
+    catalogue.write(root / "catalogue", sources, np.random.default_rng([spec.seed, 3, i]), part=i)
+    return sources.num_rows
 
 
 def _place_transients(spec: DaySpec, ctx: slices.SliceContext) -> slices.SliceContext:
@@ -315,6 +318,9 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
         found += future.result()
         progress("windows", 0.45 + 0.4 * (done + 1) / n)
 
+    # The catalogue chunks run on the executor's workers while the pass files are assembled here (disk-bound).
+    pixels = np.unique(np.concatenate([s["pixels"] for s in summaries]))
+    sources = _sources_and_catalogue(spec, pixels, root, executor)
     ledger = faults.Ledger()
     _assemble_passes(ctx, plan, found, ledger, root)
     write_part(root / "truth" / "faults", "00000", ledger.table())
@@ -322,8 +328,7 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
     if ctx.new_sources.num_rows:
         write_part(root / "truth" / "sources", "new", ctx.new_sources)  # in the sky, not in the catalogue
     progress("catalogue", 0.9)
-    pixels = np.unique(np.concatenate([s["pixels"] for s in summaries]))
-    n_sources = _sources_and_catalogue(spec, pixels, root)
+    n_sources = sum(future.result() for future in sources)
     shutil.rmtree(root / ".work")
     for stale in (root / "truth").rglob(".*.tmp-*"):  # a part half-written by a lost worker (its task ran again)
         stale.unlink()
