@@ -12,3 +12,6 @@ import numba
 jit = numba.njit(cache=True, nogil=True)
 #: Parallel driver (``numba.prange`` over independent items).
 jit_parallel = numba.njit(cache=True, nogil=True, parallel=True)
+#: Serial helper inlined into its callers at numba's IR level: a call with array arguments is otherwise
+#: a real call that passes each array with reference counting (~40-70 ns), more than a small helper costs.
+jit_inline = numba.njit(cache=True, nogil=True, inline="always")

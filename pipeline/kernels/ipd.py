@@ -31,7 +31,7 @@ import math
 import numba
 import numpy as np
 
-from pipeline.kernels import jit, jit_parallel
+from pipeline.kernels import jit, jit_inline, jit_parallel
 from pipeline.lsf import lsf_edge
 
 # Status bits (re-exported by pipeline.ipd).
@@ -77,7 +77,7 @@ MASK_GIVEN = 1
 MASK_COSMIC = 2
 
 
-@jit
+@jit_inline
 def _evaluate(samples_e, mask, n, r2, sigma_px, kappa, alpha, beta):
     """Log-likelihood, gradient, observed negative Hessian, Fisher matrix and chi2 sum at one point.
 
@@ -353,7 +353,7 @@ def _mask_cosmics(samples_e, mask, n, r2, sigma_px, kappa, alpha, beta, cosmic_s
     return new
 
 
-@jit
+@jit_inline
 def _fit_window(
     samples_e, mask, n, var_extra_e2, sigma_px, max_iter, cosmic_sigma, i,
     al_px, al_px_err, flux_e, flux_e_err, bg_e, bg_e_err, chi2, n_iter, flags,
