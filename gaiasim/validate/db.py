@@ -105,10 +105,10 @@ def _sample_views(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE VIEW sample_pairs AS {SAMPLE_PAIRS}")
 
 
-#: Each sampled CCD image with its truth: the true G bin, the IPD flags, the true cosmic-ray charge and
-#: the AL and AC centroid pulls (NULL where the window has no AC centre).
+#: Each sampled CCD image with its truth: the true G and its bin, the IPD flags, the true cosmic-ray charge
+#: and the AL and AC centroid pulls (NULL where the window has no AC centre).
 SAMPLE_PAIRS = """
-    SELECT floor(t.g_mag) AS g_bin, c.flags, tc.cosmic_e,
+    SELECT t.g_mag, floor(t.g_mag) AS g_bin, c.flags, tc.cosmic_e,
            (c.al_px - tc.al_px) / c.al_px_err AS al_pull, (c.ac_px - tc.ac_px) / c.ac_px_err AS ac_pull
     FROM sample_ccd c JOIN sample_truth_ccd tc USING (transit_id, strip) JOIN sample_truth_transits t USING (transit_id)
 """

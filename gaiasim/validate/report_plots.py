@@ -203,12 +203,8 @@ def _binned(x: np.ndarray, y: np.ndarray, min_n: int) -> tuple[np.ndarray, np.nd
 
 
 def centroid_pulls(con: duckdb.DuckDBPyConnection) -> Plot:
-    # The same clean-fit join as the checks' pulls (checks._PULLS), with the continuous G of the source.
-    pts = con.execute(_sample("""
-        SELECT t.g_mag, (c.al_px - tc.al_px) / c.al_px_err AS pull
-        FROM sample_ccd c JOIN sample_truth_ccd tc USING (transit_id, strip)
-             JOIN sample_truth_transits t USING (transit_id)
-        WHERE c.flags = 0""")).fetchnumpy()
+    # The clean fits' pulls the checks read (gaiasim.validate.db.SAMPLE_PAIRS), with the continuous G of the source.
+    pts = con.execute(_sample("SELECT g_mag, al_pull AS pull FROM sample_pairs WHERE flags = 0")).fetchnumpy()
     # The bins REQ-IPD-001/002 judge, computed by the check's own query over every row.
     bins = con.execute(f"SELECT g_bin, n, bias, width FROM ({checks._PULL_BINS}) ORDER BY g_bin").fetchnumpy()
     fig = new_figure(12, 4.0)
