@@ -7,7 +7,7 @@ import math
 import numba
 import numpy as np
 
-from gaiasim.sim.kernels_signal import normal_pair, poisson, stream_key, uniform
+from gaiasim.sim.kernels_random import normal, poisson, stream_key, uniform
 from pipeline.kernels import jit_parallel
 
 #: Draws 0 .. 2^20 - 1 of a pixel's stream decide its source count; the sources use the draws after.
@@ -41,5 +41,5 @@ def _fill_sources(seed, pixels, offsets, n_z, n_ra, log_n, g_of_log_n, colour_me
             ra_out[j] = ra0 + (two_pi / n_ra) * uniform(key, counter + 1)
             target = math.log10(uniform(key, counter + 2)) + log_n[-1]
             g_out[j] = np.interp(max(target, log_n[0]), log_n, g_of_log_n)
-            c, _, counter = normal_pair(key, counter + 3)
+            c, counter = normal(key, counter + 3)
             bp_rp_out[j] = min(max(colour_mean + colour_sigma * c, colour_min), colour_max)

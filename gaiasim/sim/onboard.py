@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from gaiasim.sim.kernels_signal import stream_key, uniform
+from gaiasim.sim.kernels_random import stream_key, uniform
 from pipeline.kernels import jit_parallel
 
 DEAD_TIME_FRACTION = 0.062

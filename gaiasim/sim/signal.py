@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from gaiasim.sim import kernels_random
 from gaiasim.sim import kernels_signal as _ks
 from pipeline import geometry, icd, schemas
 from pipeline.calibration import Calibration
@@ -155,7 +156,7 @@ def make_windows(
                             cosmic_e[:, :s_1d], adu[:, :s_1d])
         if n_ac > 1:
             if ac_offset_px is None:
-                phase = _ks.uniform_array(seed, tid, _ks.AC_PHASE_COUNTER) - 0.5
+                phase = kernels_random.uniform_array(seed, tid, _ks.AC_PHASE_COUNTER) - 0.5
             else:
                 phase = np.asarray(ac_offset_px, dtype=np.float64)[sel]
             ac_centre = 0.5 * (n_ac - 1) + phase

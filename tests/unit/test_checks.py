@@ -199,10 +199,11 @@ def test_ccd_checks_of_a_large_day_read_a_whole_transit_sample(demo_run, monkeyp
     con = db.connect(run_dir, dataset)
     n_ccd = con.execute("SELECT count(*) FROM ccd").fetchall()[0][0]
     assert con.execute("SELECT count(*) FROM sample_ccd").fetchall()[0][0] == n_ccd  # a small day: every row
-    monkeypatch.setattr(db, "CCD_ROWS_CHECKED", n_ccd // 4)  # as if the day were 4-5 times larger
+    # As if the day were 4 times larger: n_ccd / (n_ccd // 4 + 1) lies in (3, 4] whatever n_ccd modulo 4.
+    monkeypatch.setattr(db, "CCD_ROWS_CHECKED", n_ccd // 4 + 1)
     con = db.connect(run_dir, dataset)
     every = con.execute("SELECT ccd_every FROM sampling").fetchall()[0][0]
-    assert every == 5
+    assert every == 4
     n_tr, n_sampled, rows_per = con.execute("""
         SELECT (SELECT count(DISTINCT transit_id) FROM ccd), (SELECT count(DISTINCT transit_id) FROM sample_ccd),
                (SELECT max(abs(n - 10)) FROM (SELECT count(*) AS n FROM sample_ccd GROUP BY transit_id))

@@ -1,4 +1,4 @@
-"""The simulator's counter-based random numbers (gaiasim.sim.kernels_signal) against their distributions.
+"""The simulator's counter-based random numbers (gaiasim.sim.kernels_random) against their distributions.
 
 Draws are deterministic (a hash of key and counter), so each test is reproducible; the thresholds
 (p > 1e-4 with 200,000 draws) would catch a sampler off by a fraction of a percent in any bin.
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gaiasim.sim import kernels_signal as ks
+from gaiasim.sim import kernels_random as ks
 
 N_DRAWS = 200_000
 
@@ -33,8 +33,8 @@ def _normal_draws(seed, n):
     key = ks.stream_key(seed, 5)
     out = np.empty(n)
     counter = 0
-    for i in range(0, n, 2):
-        out[i], out[i + 1], counter = ks.normal_pair(key, counter)
+    for i in range(n):
+        out[i], counter = ks.normal(key, counter)
     return out
 
 
@@ -53,7 +53,11 @@ def _chi2_p(draws: np.ndarray, lam: float) -> float:
     return float(stats.chisquare(o, e * o.sum() / e.sum()).pvalue)
 
 
-@pytest.mark.parametrize("lam", [0.3, 3.0, 9.99, 10.0, 30.0, 300.0, 3000.0, 1e5])
+# Means on and between the tables' grid points (integer + multiple of 1/64 + remainder), at the end of the
+# tables (129) and on PTRS beyond them.
+@pytest.mark.parametrize(
+    "lam", [0.01, 0.3, 1.0, 3.0, 9.99, 10.0, 26.53, 30.0, 64.015625, 128.99, 129.0, 300.0, 3000.0, 1e5]
+)
 def test_poisson_sampler_follows_the_poisson_distribution(lam):
     draws = _poisson_draws(lam, 1, N_DRAWS)
     assert np.all(draws == np.floor(draws)) and draws.min() >= 0
@@ -67,6 +71,20 @@ def test_poisson_of_zero_or_negative_mean_is_zero():
     assert ks.poisson(-3.0, 1, 0)[0] == 0.0
 
 
+def test_alias_tables_reproduce_the_poisson_probabilities():
+    """Each alias table gives every k back its probability (column share plus the shares aliased to it)."""
+    for offsets, sizes, threshold, alias, means in (
+        (ks._INT_OFFSET, ks._INT_SIZE, ks._INT_THRESHOLD, ks._INT_ALIAS, np.arange(ks.POISSON_TABLE_MAX + 1)),
+        (ks._FRAC_OFFSET, ks._FRAC_SIZE, ks._FRAC_THRESHOLD, ks._FRAC_ALIAS,
+         np.arange(ks.POISSON_FRACTION_STEPS) / ks.POISSON_FRACTION_STEPS),
+    ):
+        for o, size, mean in zip(offsets, sizes, means, strict=True):
+            th, al = threshold[o:o + size], alias[o:o + size]
+            prob = th.copy()
+            np.add.at(prob, al, 1.0 - th)
+            np.testing.assert_allclose(prob / size, stats.poisson.pmf(np.arange(size), mean), rtol=1e-9, atol=1e-15)
+
+
 def test_log_factorial_equals_lgamma():
     k = np.r_[np.arange(0, 200), np.geomspace(200, 1e9, 200).round()]
     got = np.array([ks.log_factorial(float(x)) for x in k])
@@ -74,11 +92,24 @@ def test_log_factorial_equals_lgamma():
     np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-14)
 
 
-def test_normal_pairs_are_standard_normal():
+def test_normals_are_standard_normal():
     draws = _normal_draws(3, N_DRAWS)
     assert stats.kstest(draws, "norm").pvalue > 1e-4
-    # The two members of a pair are independent.
-    assert abs(np.corrcoef(draws[0::2], draws[1::2])[0, 1]) < 5 / math.sqrt(N_DRAWS / 2)
+    # Successive draws are independent.
+    assert abs(np.corrcoef(draws[:-1], draws[1:])[0, 1]) < 5 / math.sqrt(N_DRAWS)
+
+
+def test_normal_tails_and_wedges_follow_the_distribution():
+    """The ziggurat's rare paths (the wedges, ~1 % of draws, and the tail beyond r = 3.654, 2.6e-4)
+    have the right mass: 4e6 draws in bins of the normal's quantiles, up to 6 sigma."""
+    draws = _normal_draws(11, 4_000_000)
+    edges = np.r_[-np.inf, stats.norm.ppf(np.linspace(0.0, 1.0, 201)[1:-1]), np.inf]
+    observed = np.histogram(draws, edges)[0]
+    assert stats.chisquare(observed).pvalue > 1e-4
+    for cut in (2.0, 3.0, ks._ZIG_R, 4.5):
+        expected = 2 * stats.norm.sf(cut) * len(draws)
+        assert abs((np.abs(draws) > cut).sum() - expected) < 5 * math.sqrt(expected) + 1
+    assert np.abs(draws).max() < 7.0
 
 
 def test_uniforms_are_uniform_and_differ_between_keys():
