@@ -3,10 +3,12 @@ and the pipeline's fits of them (pipeline.transits.fit_star_packets) against the
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
-from gaiasim.sim import signal
+from gaiasim.sim import kernels_signal, signal
 from pipeline import icd, ipd, transits
 from pipeline.calibration import DEFAULT as CAL
 
@@ -121,3 +123,12 @@ def test_given_ac_offset_sets_the_ac_centre():
                                ac_offset_px=offset)
     ac = w.truth_ccd["ac_px"].to_numpy(zero_copy_only=False).reshape(-1, 10)[:, 1:]
     assert np.all(np.abs(ac - (5.5 + offset[:, None])) <= signal.WINDOW_AC_JITTER_PX + 1e-12)
+
+
+def test_psf_table_equals_the_gaussian_cdf():
+    """The renderer's tabulated PSF profile (kernels_signal.psf_half_cdf) is Phi(u) - 1/2 within 1e-11,
+    inside the table, at its nodes and beyond its +-9 width ends."""
+    u = np.r_[np.random.default_rng(5).uniform(-10.0, 10.0, 20_000), np.arange(-9.0, 9.01, 1 / 128), -50.0, 50.0]
+    got = np.array([kernels_signal.psf_half_cdf(x) for x in u])
+    want = np.array([0.5 * math.erf(x / math.sqrt(2.0)) for x in u])
+    assert np.abs(got - want).max() < 1e-11
