@@ -488,46 +488,118 @@ def transit_fill(
     return counts
 
 
+@jit
+def _error_vector(t, period_ns, phase_rad, amplitude_rad, derivative):
+    """Rotation vector ``r(t)`` of the attitude error at ``t`` (float ns; rad), or its time derivative
+    ``dr/dt`` (rad/ns) when ``derivative``: ``r_i = amplitude * sum_j sin(2 pi (t mod P_ij) / P_ij +
+    phase_ij)``."""
+    r0 = 0.0
+    r1 = 0.0
+    r2 = 0.0
+    for j in range(period_ns.shape[1]):
+        # Cycles t / P, reduced to [0, 1): as t mod P but without fmod's long division (~1e-11 of a
+        # cycle off at t ~ 1e17 ns, 1e-16 arcsec of error).
+        c0 = t / period_ns[0, j]
+        c1 = t / period_ns[1, j]
+        c2 = t / period_ns[2, j]
+        a0 = TWO_PI * (c0 - math.floor(c0)) + phase_rad[0, j]
+        a1 = TWO_PI * (c1 - math.floor(c1)) + phase_rad[1, j]
+        a2 = TWO_PI * (c2 - math.floor(c2)) + phase_rad[2, j]
+        if derivative:
+            r0 += math.cos(a0) * (TWO_PI / period_ns[0, j])
+            r1 += math.cos(a1) * (TWO_PI / period_ns[1, j])
+            r2 += math.cos(a2) * (TWO_PI / period_ns[2, j])
+        else:
+            r0 += math.sin(a0)
+            r1 += math.sin(a1)
+            r2 += math.sin(a2)
+    return r0 * amplitude_rad, r1 * amplitude_rad, r2 * amplitude_rad
+
+
+@jit
+def _rotation_quat(r0, r1, r2, out, i):
+    """Row ``i`` of ``out``: the quaternion ``exp(r/2)`` (x, y, z, w) of the rotation vector ``r``."""
+    a2 = r0 * r0 + r1 * r1 + r2 * r2
+    if a2 < 1e-6:
+        # Below 1e-3 rad (attitude errors are ~1e-4): Taylor series of sin(a/2)/a and cos(a/2), whose
+        # next terms (a^6 / 645120, a^8 / 10321920) are below 1e-23.
+        s = 0.5 - a2 * (1.0 / 48.0 - a2 * (1.0 / 3840.0))
+        out[i, 0] = r0 * s
+        out[i, 1] = r1 * s
+        out[i, 2] = r2 * s
+        out[i, 3] = 1.0 - a2 * (1.0 / 8.0 - a2 * (1.0 / 384.0 - a2 * (1.0 / 46080.0)))
+        return
+    angle = math.sqrt(a2)
+    if angle > 0.0:
+        s = math.sin(0.5 * angle) / angle
+        out[i, 0] = r0 * s
+        out[i, 1] = r1 * s
+        out[i, 2] = r2 * s
+    else:
+        out[i, 0] = 0.0
+        out[i, 1] = 0.0
+        out[i, 2] = 0.0
+    out[i, 3] = math.cos(0.5 * angle)
+
+
 @jit_parallel
 def attitude_error_quats(obmt_ns, period_ns, phase_rad, amplitude_rad):
-    """Quaternions ``exp(r/2)`` (x, y, z, w) of the attitude error rotation vectors
-    ``r_i(t) = amplitude * sum_j sin(2 pi (t mod P_ij) / P_ij + phase_ij)`` (``gaiasim.sim.attitude``),
-    one row per time of ``obmt_ns`` (int64 ns); ``period_ns`` and ``phase_rad`` are (3, n_terms).
+    """Quaternions ``exp(r/2)`` (x, y, z, w) of the attitude error rotation vectors ``r(t)``
+    (``gaiasim.sim.attitude``), one row per time of ``obmt_ns`` (int64 ns); ``period_ns`` and
+    ``phase_rad`` are (3, n_terms).
 
     The numpy reference is ``tests/naive/attitude.py`` (this is ~10x faster: no (n, 3, n_terms)
     temporaries, and it runs on every thread).
     """
     n = obmt_ns.shape[0]
-    n_terms = period_ns.shape[1]
     out = np.empty((n, 4))
     for i in prange(n):
-        t = np.float64(obmt_ns[i])
-        r0 = 0.0
-        r1 = 0.0
-        r2 = 0.0
-        for j in range(n_terms):
-            # Cycles t / P, reduced to [0, 1): as t mod P but without fmod's long division (~1e-11 of a
-            # cycle off at t ~ 1e17 ns, 1e-16 arcsec of error).
-            c = t / period_ns[0, j]
-            r0 += math.sin(TWO_PI * (c - math.floor(c)) + phase_rad[0, j])
-            c = t / period_ns[1, j]
-            r1 += math.sin(TWO_PI * (c - math.floor(c)) + phase_rad[1, j])
-            c = t / period_ns[2, j]
-            r2 += math.sin(TWO_PI * (c - math.floor(c)) + phase_rad[2, j])
-        r0 *= amplitude_rad
-        r1 *= amplitude_rad
-        r2 *= amplitude_rad
-        angle = math.sqrt(r0 * r0 + r1 * r1 + r2 * r2)
-        if angle > 0.0:
-            s = math.sin(0.5 * angle) / angle
-            out[i, 0] = r0 * s
-            out[i, 1] = r1 * s
-            out[i, 2] = r2 * s
-        else:
-            out[i, 0] = 0.0
-            out[i, 1] = 0.0
-            out[i, 2] = 0.0
-        out[i, 3] = math.cos(0.5 * angle)
+        r0, r1, r2 = _error_vector(np.float64(obmt_ns[i]), period_ns, phase_rad, amplitude_rad, False)
+        _rotation_quat(r0, r1, r2, out, i)
+    return out
+
+
+@jit_parallel
+def attitude_error_nodes(t0_ns, step_ns, n, period_ns, phase_rad, amplitude_rad):
+    """The error's rotation vector and its derivative per step (rad) at ``t0_ns + k step_ns``, k < n:
+    the nodes of :func:`attitude_error_quats_hermite`, (n, 3) each."""
+    r = np.empty((n, 3))
+    dr = np.empty((n, 3))
+    for k in prange(n):
+        t = np.float64(t0_ns + k * step_ns)
+        r0, r1, r2 = _error_vector(t, period_ns, phase_rad, amplitude_rad, False)
+        d0, d1, d2 = _error_vector(t, period_ns, phase_rad, amplitude_rad, True)
+        r[k, 0] = r0
+        r[k, 1] = r1
+        r[k, 2] = r2
+        dr[k, 0] = d0 * step_ns
+        dr[k, 1] = d1 * step_ns
+        dr[k, 2] = d2 * step_ns
+    return r, dr
+
+
+@jit_parallel
+def attitude_error_quats_hermite(obmt_ns, t0_ns, step_ns, r, dr):
+    """:func:`attitude_error_quats` with ``r(t)`` interpolated by cubic Hermite polynomials between the
+    nodes of :func:`attitude_error_nodes` (values and derivatives per step at ``t0_ns + k step_ns``);
+    times must lie within the nodes."""
+    n = obmt_ns.shape[0]
+    out = np.empty((n, 4))
+    last = r.shape[0] - 2
+    for i in prange(n):
+        dt = obmt_ns[i] - t0_ns
+        k = min(max(dt // step_ns, 0), last)
+        f = np.float64(dt - k * step_ns) / step_ns
+        f2 = f * f
+        f3 = f2 * f
+        h00 = 2.0 * f3 - 3.0 * f2 + 1.0
+        h10 = f3 - 2.0 * f2 + f
+        h01 = 3.0 * f2 - 2.0 * f3
+        h11 = f3 - f2
+        r0 = h00 * r[k, 0] + h10 * dr[k, 0] + h01 * r[k + 1, 0] + h11 * dr[k + 1, 0]
+        r1 = h00 * r[k, 1] + h10 * dr[k, 1] + h01 * r[k + 1, 1] + h11 * dr[k + 1, 1]
+        r2 = h00 * r[k, 2] + h10 * dr[k, 2] + h01 * r[k + 1, 2] + h11 * dr[k + 1, 2]
+        _rotation_quat(r0, r1, r2, out, i)
     return out
 
 

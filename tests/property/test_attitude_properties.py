@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -56,3 +57,17 @@ def test_realised_field_angles_equal_the_numpy_reference(seed, n):
     np.testing.assert_allclose(zeta, zeta_ref, rtol=0, atol=1e-15)
     np.testing.assert_allclose(np.cos(phi), np.cos(phi_ref), rtol=0, atol=1e-15)
     np.testing.assert_allclose(np.sin(phi), np.sin(phi_ref), rtol=0, atol=1e-15)
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 10**18), st.integers(1, 400 * 10**9), st.integers(1, 300))
+def test_interpolated_error_equals_the_direct_one(seed, t_lo_ns, span_ns, n):
+    """AttitudeError.near (cubic Hermite between 1-s nodes) against error_quats, anywhere in its span,
+    its ends included; a time outside the span is refused."""
+    error = AttitudeError(seed)
+    near = error.near(t_lo_ns, t_lo_ns + span_ns)
+    t = np.r_[np.random.default_rng(seed).integers(t_lo_ns, t_lo_ns + span_ns, n), t_lo_ns, t_lo_ns + span_ns]
+    # 1e-16 rad of interpolation error (attitude.NODE_STEP_NS) and the direct form's rounding.
+    np.testing.assert_allclose(near(t), error.error_quats(t), rtol=0, atol=2e-15)
+    with pytest.raises(ValueError, match="outside"):
+        near(np.array([t_lo_ns + span_ns + 2 * 10**9]))
