@@ -16,7 +16,8 @@ Frame convention: sample ``k`` of a window (0-based) is centred at ``al_px = k``
 The pipeline reads the LSF from its calibration table, ``datasets/calibration/lsf_af.csv`` (as IDT
 takes its LSF from the calibration database, FACTS.md section 4): the normalised LSF's cdf, pdf and
 slope against ``u = x / sigma``, interpolated by cubic Hermite polynomials (~1e-11 of the flux). The
-simulator renders the instrument itself, the exact Gaussian (``lsf_profile``, ``math.erf``).
+simulator renders the instrument itself: the Gaussian from its own table of ``math.erf``
+(``gaiasim.sim.kernels_signal.psf_half_cdf``, within 5e-12 of the flux; ``lsf_profile`` here, for tests and benchmarks).
 
 - scalar functions compiled with numba (``lsf_edge``, ``lsf_value``, ``lsf_dkappa``, ``lsf_d2kappa``,
   over ``lsf_table_at``), callable from the fit kernels: a table lookup and two cubics cost about half

@@ -123,7 +123,7 @@ def make_windows(
     sub-pixel phase of the image in its window. ``ac_offset_px`` is the source's AC position relative
     to the centre of the transit id's AC pixel, in AC pixels ([-0.5, 0.5)); when None it is drawn
     uniformly from each transit's stream. The noise of each transit comes from its own counter-based
-    random stream (``kernels_signal``), keyed by ``seed`` and its transit id.
+    random stream (``kernels_random``), keyed by ``seed`` and its transit id.
     """
     wclass = window_class_of(g_mag)
     gate = gate_of(g_mag)
