@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -75,15 +76,17 @@ def _set_threads(workers: int | None) -> None:
         numba.set_num_threads(min(workers, numba.config.NUMBA_NUM_THREADS))
 
 
-def _executor_options(tasks: str) -> Callable:
-    """--workers, --executor and --scheduler: where a command's ``tasks`` run (any choice, same bytes)."""
+def _executor_options(tasks: str, auto: str = "") -> Callable:
+    """--workers, --executor and --scheduler: where a command's ``tasks`` run (any choice, same bytes).
+    With ``auto`` (what the command then picks), ``auto`` is a choice and the default."""
 
     def decorate(fn: Callable) -> Callable:
         fn = click.option("--scheduler", help="Dask scheduler address (tcp://HOST:PORT) for --executor dask; "
                           "default: a local cluster of --workers processes")(fn)
-        fn = click.option("--executor", type=click.Choice(["serial", "process", "dask"]), default="serial",
-                          show_default=True, help=f"where the {tasks} run: this process, a local process pool, "
-                          "or Dask distributed (same bytes)")(fn)
+        fn = click.option("--executor", type=click.Choice([*(["auto"] if auto else []), "serial", "process", "dask"]),
+                          default="auto" if auto else "serial", show_default=True,
+                          help=f"where the {tasks} run: this process, a local process pool, or Dask distributed "
+                          f"(same bytes){'; auto: ' + auto if auto else ''}")(fn)
         return click.option("--workers", type=click.IntRange(1, 256), default=None,
                             help="threads for the numba kernels; with --executor process or dask: worker "
                             "processes")(fn)
@@ -106,7 +109,7 @@ def main() -> None:
 @click.option("--faults", type=click.Path(path_type=Path), help="fault plan TOML (datasets/faults/)")
 @click.option("--out", type=click.Path(path_type=Path), help="dataset folder to create")
 @click.option("--dry-run", is_flag=True, help="print the expected counts and bytes, write nothing")
-@_executor_options("time slices")
+@_executor_options("time slices", auto="a process pool when every worker gets a slice, else this process")
 @_errors
 def generate(spec, scale, seed, date_, days, faults, out, dry_run, workers, executor, scheduler) -> None:
     """Generate a dataset: TM files, reference catalogue and truth.
@@ -136,7 +139,10 @@ def generate(spec, scale, seed, date_, days, faults, out, dry_run, workers, exec
         raise SpecError("--out is required: give the dataset folder to create (or use --dry-run)")
     _set_threads(workers)
     from gaiasim.executors import make_executor
+    from gaiasim.sim.generate import auto_executor
 
+    if executor == "auto":
+        executor = auto_executor(day, workers or os.cpu_count() or 1)
     with make_executor(executor, workers, scheduler) as pool, _progress("generate") as progress:
         manifest = run_generate(day, out, faults_path, progress, pool)
     c = manifest["counts"]

@@ -63,6 +63,16 @@ def slice_bounds(t0_ns: int, t1_ns: int, scale: float) -> tuple[int, ...]:
     return (t0_ns, *[b for b in interior if t0_ns < b < t1_ns], t1_ns)
 
 
+def auto_executor(spec: DaySpec, workers: int) -> str:
+    """The executor ``gaiasim generate`` picks by default: a process pool when there are several workers
+    and at least one slice for each (its Python and numpy parts then run in parallel too: 48.5 s instead
+    of 61.7 s at scale 5e-2 on 2 cores), else this process (a day of one slice would wait on the start-up
+    of worker processes, each with one numba thread, instead of using every thread in one)."""
+    t0 = obmt_ns_from_date(spec.date)
+    n_slices = len(slice_bounds(t0, t0 + spec.days * 86_400_000_000_000, spec.scale)) - 1
+    return "process" if 2 <= workers <= n_slices else "serial"
+
+
 def expected_size(spec: DaySpec) -> dict[str, float]:
     """A generous upper estimate of a dataset's octets for the up-front disk-space check (cheap: no sky
     is sampled; :func:`dry_run` gives the date-specific estimate)."""

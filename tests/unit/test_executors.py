@@ -14,6 +14,7 @@ from gaiasim import executors
 from gaiasim.cli import main
 from gaiasim.executors import SerialExecutor, make_executor
 from gaiasim.sim import generate as gen
+from gaiasim.sim.timescale import obmt_ns_from_date
 from gaiasim.spec import SpecError, make_spec
 
 SPEC = make_spec(scale=1e-5, seed=42)  # the tiny level: about 700 transits
@@ -103,4 +104,18 @@ def test_unknown_executor_on_the_command_line_exits_2(tmp_path):
     result = CliRunner().invoke(main, ["generate", "--scale", "1e-5", "--out", str(tmp_path / "d"),
                                        "--executor", "threads"])
     assert result.exit_code == 2
-    assert "'threads' is not one of 'serial', 'process', 'dask'" in result.stderr
+    assert "'threads' is not one of 'auto', 'serial', 'process', 'dask'" in result.stderr
+
+
+def test_generate_picks_a_process_pool_only_when_every_worker_gets_a_slice():
+    one_slice = make_spec(scale=1e-3, seed=1)  # ~70 k transits: one slice
+    assert gen.auto_executor(one_slice, 2) == "serial"
+    spec = make_spec(scale=1e-2, seed=1)
+    t0 = obmt_ns_from_date(spec.date)
+    n = len(gen.slice_bounds(t0, t0 + 86_400_000_000_000, spec.scale)) - 1
+    assert n >= 2
+    assert gen.auto_executor(spec, 1) == "serial"
+    assert gen.auto_executor(spec, 2) == "process"
+    assert gen.auto_executor(spec, n) == "process"
+    assert gen.auto_executor(spec, n + 1) == "serial"  # a worker would have nothing to do
+    assert gen.auto_executor(make_spec(scale=1e-3, seed=1, days=3), 3) == "process"  # a slice a day at least
