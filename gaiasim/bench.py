@@ -134,7 +134,7 @@ def _child_progress(kind: str):
     return _ProgressLog(kind) if os.environ.get("GAIASIM_BENCH_PROGRESS") else (lambda _stage, _fraction: None)
 
 
-def _run_child(kind: str, spec_scale: float, folder: Path, workers: int, executor: str = "serial",
+def _run_child(kind: str, spec_scale: float, folder: Path, workers: int, executor: str = "auto",
                transits_per_slice: int = 0) -> None:
     """In the child: one job, then its wall time and peak RSS on stdout as JSON. Generation runs its
     slices on ``executor`` (started and shut down inside the timing), in slices of ``transits_per_slice``
@@ -149,11 +149,13 @@ def _run_child(kind: str, spec_scale: float, folder: Path, workers: int, executo
         gen.TRANSITS_PER_SLICE = transits_per_slice
     t = time.perf_counter()
     if kind == "generate":
+        spec = make_spec(name="bench", scale=spec_scale, seed=5)
+        executor = gen.auto_executor(spec, workers) if executor == "auto" else executor  # the CLI's default
         with make_executor(executor, workers) as pool:
-            manifest = generate(make_spec(name="bench", scale=spec_scale, seed=5), folder / "dataset", executor=pool,
-                                progress=_child_progress(kind))
+            manifest = generate(spec, folder / "dataset", executor=pool, progress=_child_progress(kind))
         n = manifest["counts"]["transits"]
-        print(json.dumps({"transits": n, "slices": manifest["counts"]["slices"], "wall_s": time.perf_counter() - t,
+        print(json.dumps({"transits": n, "slices": manifest["counts"]["slices"], "executor": executor,
+                          "wall_s": time.perf_counter() - t,
                           "peak_rss_octets": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                           # The largest worker process (process pool), reaped when the pool shut down.
                           "peak_rss_worker_octets": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}))
@@ -217,11 +219,14 @@ def bench_day(tmp: Path, scale: float, workers: int) -> dict:
     r = _child(["run", str(scale), str(folder), str(workers)])
     c = _child(["ceiling", str(scale), str(folder), str(workers)])
     n = g["transits"]
-    return {"scale": scale, "workers": workers, "transits": n, "generate_s": g["wall_s"], "run_s": r["wall_s"],
+    return {"scale": scale, "workers": workers, "transits": n, "generate_executor": g["executor"],
+            "generate_s": g["wall_s"], "run_s": r["wall_s"],
             "kernels_only_s": c["wall_s"], "run_vs_ceiling": c["wall_s"] / r["wall_s"],
             "generate_transits_s": n / g["wall_s"], "run_transits_s": n / r["wall_s"],
             "run_x_real_time": n / r["wall_s"] / REAL_TIME_TRANSITS_S,
-            "generate_peak_rss_gib": g["peak_rss_octets"] / 2**30, "run_peak_rss_gib": r["peak_rss_octets"] / 2**30}
+            # A process pool's workers are children: the peak is the larger of the parent and its largest worker.
+            "generate_peak_rss_gib": max(g["peak_rss_octets"], g["peak_rss_worker_octets"]) / 2**30,
+            "run_peak_rss_gib": r["peak_rss_octets"] / 2**30}
 
 
 def _octets(folder: Path) -> int:
@@ -321,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
         kind, scale, folder, workers = argv[1:5]
-        executor, per_slice = (argv[5], int(argv[6])) if len(argv) > 6 else ("serial", 0)
+        executor, per_slice = (argv[5], int(argv[6])) if len(argv) > 6 else ("auto", 0)
         _run_child(kind, float(scale), Path(folder), int(workers), executor, per_slice)
         return 0
     parser = argparse.ArgumentParser(prog="python -m gaiasim.bench", description=__doc__.splitlines()[0])
@@ -368,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
                 d = bench_day(Path(tmp), scale, workers)
                 results["days"].append(d)
                 print(f"scale {scale:g}, {workers} core(s): {d['transits']} transits; generate "
-                      f"{d['generate_transits_s']:.3g}/s (peak {d['generate_peak_rss_gib']:.2f} GiB), run "
+                      f"{d['generate_transits_s']:.3g}/s ({d['generate_executor']} executor, peak "
+                      f"{d['generate_peak_rss_gib']:.2f} GiB), run "
                       f"{d['run_transits_s']:.3g}/s = {d['run_x_real_time']:.1f}x real time "
                       f"(peak {d['run_peak_rss_gib']:.2f} GiB; {d['run_vs_ceiling']:.2f} of its kernels-only "
                       f"ceiling, {d['transits'] / d['kernels_only_s']:.3g}/s)")

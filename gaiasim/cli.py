@@ -109,7 +109,7 @@ def main() -> None:
 @click.option("--faults", type=click.Path(path_type=Path), help="fault plan TOML (datasets/faults/)")
 @click.option("--out", type=click.Path(path_type=Path), help="dataset folder to create")
 @click.option("--dry-run", is_flag=True, help="print the expected counts and bytes, write nothing")
-@_executor_options("time slices", auto="a process pool when every worker gets a slice, else this process")
+@_executor_options("time slices", auto="a process pool when every worker gets 4 slices or more, else this process")
 @_errors
 def generate(spec, scale, seed, date_, days, faults, out, dry_run, workers, executor, scheduler) -> None:
     """Generate a dataset: TM files, reference catalogue and truth.

@@ -107,15 +107,15 @@ def test_unknown_executor_on_the_command_line_exits_2(tmp_path):
     assert "'threads' is not one of 'auto', 'serial', 'process', 'dask'" in result.stderr
 
 
-def test_generate_picks_a_process_pool_only_when_every_worker_gets_a_slice():
-    one_slice = make_spec(scale=1e-3, seed=1)  # ~70 k transits: one slice
-    assert gen.auto_executor(one_slice, 2) == "serial"
-    spec = make_spec(scale=1e-2, seed=1)
+def test_generate_picks_a_process_pool_only_when_every_worker_gets_several_slices():
+    per_worker = gen.AUTO_PROCESS_SLICES_PER_WORKER
+    assert gen.auto_executor(make_spec(scale=1e-3, seed=1), 2) == "serial"  # ~70 k transits: one slice
+    spec = make_spec(scale=5e-2, seed=1)
     t0 = obmt_ns_from_date(spec.date)
     n = len(gen.slice_bounds(t0, t0 + 86_400_000_000_000, spec.scale)) - 1
-    assert n >= 2
+    assert n >= 2 * per_worker
     assert gen.auto_executor(spec, 1) == "serial"
     assert gen.auto_executor(spec, 2) == "process"
-    assert gen.auto_executor(spec, n) == "process"
-    assert gen.auto_executor(spec, n + 1) == "serial"  # a worker would have nothing to do
-    assert gen.auto_executor(make_spec(scale=1e-3, seed=1, days=3), 3) == "process"  # a slice a day at least
+    assert gen.auto_executor(spec, n // per_worker) == "process"
+    assert gen.auto_executor(spec, n // per_worker + 1) == "serial"  # the pool's start-up would not pay
+    assert gen.auto_executor(make_spec(scale=1e-3, seed=1, days=12), 2) == "process"  # 8 slices over 12 days
