@@ -234,12 +234,12 @@ def _poisson_ptrs(lam, key, counter):
 
 @jit
 def poisson(lam, key, counter):
-    """Poisson deviate of mean ``lam`` (0 when ``lam`` <= 0); returns (value as float, next counter).
+    """Poisson deviate of mean ``lam`` (0 when ``lam`` <= 0 or NaN); returns (value as float, next counter).
 
     Below POISSON_TABLE_MAX + 1: lam = n + j / POISSON_FRACTION_STEPS + delta, a draw from the alias
     table of each of the first two and a sequential inversion for delta (three draws of the stream).
     """
-    if lam <= 0.0:
+    if not lam > 0.0:  # NaN too: it would index the tables out of bounds
         return 0.0, counter
     if lam >= POISSON_TABLE_MAX + 1.0:
         return _poisson_ptrs(lam, key, counter)

@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 from gaiasim.sim.kernels_random import mix64, normal, poisson, stream_key, uniform
-from pipeline.kernels import jit, jit_parallel
+from pipeline.kernels import jit, jit_inline, jit_parallel
 
 #: The renderer's Gaussian PSF profile: Phi(u) - 1/2 (u in PSF widths) and the density, tabulated from
 #: math.erf at 1/128 of a width over +-9 widths and interpolated by cubic Hermite polynomials: within
@@ -40,6 +40,18 @@ def psf_half_cdf(u):
     table = _PSF_TABLE
     return ((2.0 * f3 - 3.0 * f2 + 1.0) * table[i, 0] + (3.0 * f2 - 2.0 * f3) * table[i + 1, 0]
             + _PSF_STEP * ((f3 - 2.0 * f2 + f) * table[i, 1] + (f3 - f2) * table[i + 1, 1]))
+
+
+@jit_inline
+def _pixel_profile(kappa, inv_sigma, out):
+    """Fraction of the flux of an image centred at ``kappa`` (pixels) in each pixel of ``out``: the PSF
+    integrated over the pixel, sigma = 1 / ``inv_sigma``. Neighbouring pixels share an edge: n + 1
+    profile evaluations for n pixels."""
+    edge = psf_half_cdf((-0.5 - kappa) * inv_sigma)
+    for k in range(out.shape[0]):
+        nxt = psf_half_cdf((k + 0.5 - kappa) * inv_sigma)
+        out[k] = nxt - edge
+        edge = nxt
 
 
 @jit
@@ -171,12 +183,7 @@ def _render_windows(seed, transit_id, flux_e, bg_e, centre_px, jitter_px, read_n
                 cosmic_params[3], cosmic_params[4])
             cosmic_e_out[i, jj] = total
             counter = (j + 1) * _STRIP_COUNTER
-            # Neighbouring samples share a pixel edge: n + 1 profile evaluations per window.
-            edge = psf_half_cdf((-0.5 - kappa) * scale)
-            for k in range(n):
-                nxt = psf_half_cdf((k + 0.5 - kappa) * scale)
-                profile[k] = nxt - edge
-                edge = nxt
+            _pixel_profile(kappa, scale, profile)
             for k in range(n):
                 e, counter = poisson(bg_e[i] + flux_e[i] * profile[k], key, counter)
                 z, counter = normal(key, counter)
@@ -216,16 +223,8 @@ def _render_windows_2d(seed, transit_id, flux_e, bg_e, centre_px, ac_centre_px, 
                 key, j, cosmic_lam[i], n_al, n_ac, cosmic_params[0], cosmic_params[1], cosmic_params[2],
                 cosmic_params[3], cosmic_params[4])
             cosmic_e_out[i, jj] = total
-            edge = psf_half_cdf((-0.5 - kappa) * scale_al)
-            for k in range(n_al):
-                nxt = psf_half_cdf((k + 0.5 - kappa) * scale_al)
-                prof_al[k] = nxt - edge
-                edge = nxt
-            edge = psf_half_cdf((-0.5 - kappa_ac) * scale_ac)
-            for k in range(n_ac):
-                nxt = psf_half_cdf((k + 0.5 - kappa_ac) * scale_ac)
-                prof_ac[k] = nxt - edge
-                edge = nxt
+            _pixel_profile(kappa, scale_al, prof_al)
+            _pixel_profile(kappa_ac, scale_ac, prof_ac)
             counter = (j + 1) * _STRIP_COUNTER
             for k in range(n_al):
                 for ac in range(n_ac):

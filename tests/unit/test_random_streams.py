@@ -66,9 +66,10 @@ def test_poisson_sampler_follows_the_poisson_distribution(lam):
     assert _chi2_p(draws, lam) > 1e-4
 
 
-def test_poisson_of_zero_or_negative_mean_is_zero():
+def test_poisson_of_zero_negative_or_nan_mean_is_zero():
     assert ks.poisson(0.0, 1, 0)[0] == 0.0
     assert ks.poisson(-3.0, 1, 0)[0] == 0.0
+    assert ks.poisson(math.nan, 1, 0) == (0.0, 0)
 
 
 def test_alias_tables_reproduce_the_poisson_probabilities():
