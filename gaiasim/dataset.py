@@ -54,11 +54,17 @@ def data_files(root: Path) -> list[Path]:
     return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and p.name != MANIFEST)
 
 
-def write_manifest(root: Path, manifest: dict) -> None:
+def write_manifest(root: Path, manifest: dict, known: dict[str, str] | None = None) -> None:
+    """Write the manifest: ``manifest`` with the code version and the SHA-256 of every data file.
+    ``known`` gives the digests of files hashed as they were written (dataset-relative names); the
+    others are read and hashed here."""
     manifest = dict(manifest)
     manifest["code_version"] = code_version()
-    files = data_files(root)
-    manifest["files"] = dict(zip(map(str, files), io.sha256_files([root / p for p in files]), strict=True))
+    known = known or {}
+    files = list(map(str, data_files(root)))
+    todo = [name for name in files if name not in known]
+    digests = dict(zip(todo, io.sha256_files([root / name for name in todo]), strict=True))
+    manifest["files"] = {name: known[name] if name in known else digests[name] for name in files}
     io.write_json(manifest, root / MANIFEST)
 
 

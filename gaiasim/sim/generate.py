@@ -15,6 +15,7 @@ generation never leaves a half-written dataset behind.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 import shutil
@@ -172,9 +173,9 @@ def generate(spec: DaySpec, out: Path, faults_path: Path | None = None, progress
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         vplan = variability.load_plan(faults_path) if faults_path else variability.VariabilityPlan()
-        manifest = _generate_into(spec, plan, tmp, progress, executor or SerialExecutor(), vplan)
+        manifest, digests = _generate_into(spec, plan, tmp, progress, executor or SerialExecutor(), vplan)
         manifest["faults_plan"] = str(faults_path) if faults_path else ""
-        ds.write_manifest(tmp, manifest)
+        ds.write_manifest(tmp, manifest, known=digests)
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -240,40 +241,66 @@ def _hk_and_attitude(spec: DaySpec, ctx: slices.SliceContext, summaries: list[di
     return found
 
 
-def _assemble_passes(ctx: slices.SliceContext, plan: faults.FaultPlan, found: list[tuple], ledger: faults.Ledger,
-                     root: Path) -> None:
-    """Concatenate each pass's spools in downlink order into its TM file; file offsets for the ledger."""
-    tm_dir = root / "tm"
-    tm_dir.mkdir(parents=True, exist_ok=True)
-    base: dict[tuple[int, int, int], int] = {}
-    last_file, last_octets = None, 0
-    for p, name in enumerate(ctx.pass_names):
-        path = tm_dir / f"{name}.tm"
+class _PassFiles:
+    """Phase D's TM files: each pass file concatenated from its spools in downlink order as soon as every
+    slice that feeds it is rendered (while the workers render later slices), and hashed as it is written
+    (the manifest then need not read tens of GB again)."""
+
+    def __init__(self, ctx: slices.SliceContext, root: Path) -> None:
+        self.ctx, self.root = ctx, root
+        (root / "tm").mkdir(parents=True, exist_ok=True)
+        self.base: dict[tuple[int, int, int], int] = {}  # (pass, apid, slice) -> offset of its spool in the file
+        self.digests: dict[str, str] = {}  # dataset-relative path -> SHA-256
+        self.assembled = 0
+        self.last_octets = 0  # packet length of the last file's last packet (for the truncation fault)
+        # Pass p carries the packets made before its start, and what pass p - 1 delivers late or sends
+        # again: it is complete once every slice that starts before it is rendered.
+        firsts = np.array(ctx.bounds_ns[:-1], dtype=np.int64)
+        self.needs = [int(np.searchsorted(firsts, start)) for start in ctx.pass_starts_ns]
+
+    def rendered(self, n_slices: int) -> None:
+        """Slices 0 .. ``n_slices`` - 1 are rendered (their spools in place): write the passes they complete."""
+        while self.assembled < len(self.needs) and self.needs[self.assembled] <= n_slices:
+            self._write(self.assembled)
+            self.assembled += 1
+
+    def _write(self, p: int) -> None:
+        path = self.root / "tm" / f"{self.ctx.pass_names[p]}.tm"
+        digest = hashlib.sha256()
+        buf = bytearray(1 << 22)
+        view = memoryview(buf)
         offset = 0
         with open(path, "wb") as out:
             for apid in sorted(icd.PAYLOADS, key=downlink.PRIORITY.__getitem__):
-                folder = Path(ctx.work) / "spool" / f"{p:04d}" / f"{apid:04d}"
+                folder = Path(self.ctx.work) / "spool" / f"{p:04d}" / f"{apid:04d}"
                 for spool in sorted(folder.glob("*.bin")) if folder.is_dir() else []:
-                    base[(p, apid, int(spool.stem))] = offset
-                    with open(spool, "rb") as f:
-                        shutil.copyfileobj(f, out, 1 << 22)
-                    size = spool.stat().st_size
-                    if size:
-                        last_octets = icd.packet_octets(apid)
-                    offset += size
+                    self.base[(p, apid, int(spool.stem))] = offset
+                    with open(spool, "rb", buffering=0) as f:
+                        while n := f.readinto(buf):
+                            digest.update(view[:n])
+                            out.write(view[:n])
+                            offset += n
+                            self.last_octets = icd.packet_octets(apid)
                     spool.unlink()
-        last_file = path
-    for p, apid, k, rel, kind, seq, t, expected in found:
-        offset = base[(p, apid, k)] + rel if k >= 0 else -1
-        ledger.add(kind, f"{ctx.pass_names[p]}.tm", apid, seq, t, offset, expected)
-    if plan.truncated_files and last_file is not None and last_octets:
-        size = last_file.stat().st_size
-        with open(last_file, "rb") as f:
-            f.seek(size - last_octets)
-            tail = np.frombuffer(f.read(last_octets), dtype=np.uint8)
-        end, (kind, apid, seq, t, start, expected) = faults.truncation(plan, tail, size)
-        os.truncate(last_file, end)
-        ledger.add(kind, last_file.name, apid, seq, t, start, expected)
+        self.digests[f"tm/{path.name}"] = digest.hexdigest()
+
+    def finish(self, plan: faults.FaultPlan, found: list[tuple], ledger: faults.Ledger) -> None:
+        """Write the passes left, then the fault ledger with file offsets, and truncate the last file if
+        the plan says so (its digest is then left to the manifest)."""
+        self.rendered(self.ctx.n_slices)
+        for p, apid, k, rel, kind, seq, t, expected in found:
+            offset = self.base[(p, apid, k)] + rel if k >= 0 else -1
+            ledger.add(kind, f"{self.ctx.pass_names[p]}.tm", apid, seq, t, offset, expected)
+        if plan.truncated_files and self.ctx.pass_names and self.last_octets:
+            last_file = self.root / "tm" / f"{self.ctx.pass_names[-1]}.tm"
+            size = last_file.stat().st_size
+            with open(last_file, "rb") as f:
+                f.seek(size - self.last_octets)
+                tail = np.frombuffer(f.read(self.last_octets), dtype=np.uint8)
+            end, (kind, apid, seq, t, start, expected) = faults.truncation(plan, tail, size)
+            os.truncate(last_file, end)
+            ledger.add(kind, last_file.name, apid, seq, t, start, expected)
+            del self.digests[f"tm/{last_file.name}"]
 
 
 def _sources_and_catalogue(spec: DaySpec, pixels: np.ndarray, root: Path, executor: Executor) -> list[Future]:
@@ -305,7 +332,9 @@ def _place_transients(spec: DaySpec, ctx: slices.SliceContext) -> slices.SliceCo
 
 
 def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: Progress, executor: Executor,
-                   vplan: variability.VariabilityPlan) -> dict:
+                   vplan: variability.VariabilityPlan) -> tuple[dict, dict[str, str]]:
+    """Write the dataset's files under ``root``: (the manifest without its digests, the SHA-256 of the TM
+    files already known)."""
     t0 = obmt_ns_from_date(spec.date)
     t1 = t0 + spec.days * 86_400_000_000_000
     passes = downlink.pass_schedule(spec.date, spec.days, t0)
@@ -328,17 +357,19 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
     found = _hk_and_attitude(spec, ctx, summaries, seq0)
     progress("housekeeping", 0.45)
 
+    pass_files = _PassFiles(ctx, root)
     futures = {executor.submit(slices.render_slice, ctx, k, seq_start[k], totals, index_start[k]): k
                for k in range(n)}
     for done, future in enumerate(futures):
         found += future.result()
+        pass_files.rendered(done + 1)  # disk-bound, here while the workers render the next slices
         progress("windows", 0.45 + 0.4 * (done + 1) / n)
 
-    # The catalogue chunks run on the executor's workers while the pass files are assembled here (disk-bound).
+    # The catalogue chunks run on the executor's workers while the last pass file is written here.
     pixels = np.unique(np.concatenate([s["pixels"] for s in summaries]))
     sources = _sources_and_catalogue(spec, pixels, root, executor)
     ledger = faults.Ledger()
-    _assemble_passes(ctx, plan, found, ledger, root)
+    pass_files.finish(plan, found, ledger)
     write_part(root / "truth" / "faults", "00000", ledger.table())
     write_part(root / "truth" / "transients", "00000", ctx.transients)
     if ctx.new_sources.num_rows:
@@ -357,7 +388,7 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
     ds.write_logbook(root, logbook.entries(spec.seed, spec.date, spec.days, list(ctx.pass_names), octets,
                                            [(r["kind"], r["file"]) for r in ledger_rows], per_day))
     progress("manifest", 0.95)
-    return {
+    manifest = {
         "spec": spec.to_json(),
         "obmt_start_ns": t0,
         "obmt_end_ns": t1,
@@ -371,4 +402,5 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
             "transients": ctx.transients.num_rows,
         },
     }
+    return manifest, pass_files.digests
 
