@@ -333,8 +333,8 @@ def _place_transients(spec: DaySpec, ctx: slices.SliceContext) -> slices.SliceCo
 
 def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: Progress, executor: Executor,
                    vplan: variability.VariabilityPlan) -> tuple[dict, dict[str, str]]:
-    """Write the dataset's files under ``root``: (the manifest without its digests, the SHA-256 of the TM
-    files already known)."""
+    """Write the dataset's files under ``root``: (the manifest without its digests, the SHA-256 of the files
+    hashed as they were written: the TM files and the slices' truth parts)."""
     t0 = obmt_ns_from_date(spec.date)
     t1 = t0 + spec.days * 86_400_000_000_000
     passes = downlink.pass_schedule(spec.date, spec.days, t0)
@@ -358,10 +358,13 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
     progress("housekeeping", 0.45)
 
     pass_files = _PassFiles(ctx, root)
+    known: dict[str, str] = {}  # SHA-256 of the truth parts, hashed by the workers that wrote them
     futures = {executor.submit(slices.render_slice, ctx, k, seq_start[k], totals, index_start[k]): k
                for k in range(n)}
     for done, future in enumerate(futures):
-        found += future.result()
+        slice_faults, digests = future.result()
+        found += slice_faults
+        known.update(digests)
         pass_files.rendered(done + 1)  # disk-bound, here while the workers render the next slices
         progress("windows", 0.45 + 0.4 * (done + 1) / n)
 
@@ -402,5 +405,5 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
             "transients": ctx.transients.num_rows,
         },
     }
-    return manifest, pass_files.digests
+    return manifest, {**known, **pass_files.digests}
 

@@ -29,6 +29,7 @@ from gaiasim.sim.scanlaw import ScanLaw, ScanLawParams
 from gaiasim.sim.truth import TRUTH_TRANSITS, write_part
 from pipeline import geometry, icd
 from pipeline.calibration import DEFAULT as CALIBRATION
+from pipeline.io import sha256_file
 
 #: Sampling of the scan to find the sky pixels a slice crosses: along scan (ns) and across scan.
 COVERAGE_STEP_NS = 1_000_000_000
@@ -231,12 +232,14 @@ def write_spools(ctx: SliceContext, k: int, apid: int, seq: np.ndarray, t: np.nd
 
 
 def render_slice(ctx: SliceContext, k: int, seq_start: dict[int, int], totals: dict[int, int],
-                 index_start: dict[int, int]) -> list[tuple]:
+                 index_start: dict[int, int]) -> tuple[list[tuple], dict[str, str]]:
     """Phase C: star packets of slice ``k``, spooled per pass and APID, and the slice's truth parts.
 
     ``seq_start`` is each APID's sequence count at the slice's first packet, ``index_start`` its packet
     index in the dataset and ``totals`` the dataset's packet count (for the protected first and last
-    packets, :func:`gaiasim.sim.faults.inject`).
+    packets, :func:`gaiasim.sim.faults.inject`). Returns the packet faults (:func:`write_spools`) and the
+    SHA-256 of each truth part written (dataset-relative names), hashed here while the part is in the
+    page cache, on the worker, rather than read again for the manifest.
     """
     with np.load(Path(ctx.work) / "transits" / f"{k:05d}.npz") as f:
         tr = {key: f[key] for key in f.files}
@@ -244,6 +247,7 @@ def render_slice(ctx: SliceContext, k: int, seq_start: dict[int, int], totals: d
     stage = Path(ctx.work) / "stage" / f"{k:05d}-{uuid.uuid4().hex}"
     rng = np.random.default_rng([ctx.seed, 4, k])
     found = []
+    written: list[Path] = []
     apid_of = np.array(icd.STAR_APIDS)[tr["window_class"]]
     seq_of = np.zeros(len(apid_of), dtype=np.int32)
     for apid in icd.STAR_APIDS:
@@ -264,7 +268,7 @@ def render_slice(ctx: SliceContext, k: int, seq_start: dict[int, int], totals: d
             idx = index[lo:lo + TRANSITS_PER_CHUNK]
             protected = (idx == 0) | (idx >= totals[apid] - 2)
             found += write_spools(ctx, k, apid, seq_of[part], tr["obmt_ns"][part], rows, protected, rng, stage)
-            write_part(Path(ctx.root) / "truth" / "ccd", f"{k:05d}-{apid}-{lo:09d}", w.truth_ccd)
+            written.append(write_part(Path(ctx.root) / "truth" / "ccd", f"{k:05d}-{apid}-{lo:09d}", w.truth_ccd))
     names = np.array(ctx.pass_names)
     file_of = names[np.searchsorted(np.array(ctx.pass_starts_ns), tr["obmt_ns"], side="right")] if len(names) \
         else np.empty(0, str)
@@ -280,10 +284,10 @@ def render_slice(ctx: SliceContext, k: int, seq_start: dict[int, int], totals: d
         },
         schema=TRUTH_TRANSITS,
     )
-    write_part(Path(ctx.root) / "truth" / "transits", f"{k:05d}", table)
+    written.append(write_part(Path(ctx.root) / "truth" / "transits", f"{k:05d}", table))
     for staged in sorted(stage.rglob("*.bin")):
         final = Path(ctx.work) / staged.relative_to(stage)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged, final)
     shutil.rmtree(stage, ignore_errors=True)
-    return found
+    return found, {str(path.relative_to(ctx.root)): sha256_file(path) for path in written}

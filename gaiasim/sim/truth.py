@@ -44,6 +44,8 @@ TRUTH_TABLES: dict[str, pa.Schema] = {
 }
 
 
-def write_part(folder: Path, name: str, table: pa.Table) -> None:
-    """Write one part of a truth table (atomic; schema checked against :data:`TRUTH_TABLES`)."""
-    write_table(table, TRUTH_TABLES[Path(folder).name], Path(folder) / f"part-{name}.parquet")
+def write_part(folder: Path, name: str, table: pa.Table) -> Path:
+    """Write one part of a truth table (atomic; schema checked against :data:`TRUTH_TABLES`); its path."""
+    path = Path(folder) / f"part-{name}.parquet"
+    write_table(table, TRUTH_TABLES[Path(folder).name], path)
+    return path
