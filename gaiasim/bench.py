@@ -101,8 +101,20 @@ def bench_ipd(n: int = 400_000) -> dict:
     return {"windows": n, "numba_s": ours, "numpy_s": theirs, "ratio": theirs / ours, "numba_windows_s": n / ours}
 
 
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(steal, total) CPU ticks of the machine so far (/proc/stat; None where there is none): the time a
+    shared machine's hypervisor gave to other guests, which slows a timing without showing in it."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    except (OSError, ValueError):
+        return None
+    return (ticks[7], sum(ticks)) if len(ticks) == 8 else None
+
+
 def _child(argv: list[str], progress: bool = False) -> dict:
-    """Run ``python -m gaiasim.bench --child ...`` and return what it prints (wall time, peak RSS).
+    """Run ``python -m gaiasim.bench --child ...`` and return what it prints (wall time, peak RSS), with the
+    machine's CPU steal meanwhile (``cpu_steal_fraction``, where /proc/stat tells it).
 
     Its errors reach our stderr; with ``progress`` so do its progress lines (for runs of an hour). Children
     may write bytecode caches whatever ``PYTHONDONTWRITEBYTECODE`` says (this project's machines set it):
@@ -111,9 +123,14 @@ def _child(argv: list[str], progress: bool = False) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     if progress:
         env["GAIASIM_BENCH_PROGRESS"] = "1"
+    before = _cpu_ticks()
     out = subprocess.run([sys.executable, "-m", "gaiasim.bench", "--child", *argv], check=True, stdout=subprocess.PIPE,
                          text=True, env=env)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    after = _cpu_ticks()
+    if before and after and after[1] > before[1]:
+        result["cpu_steal_fraction"] = (after[0] - before[0]) / (after[1] - before[1])
+    return result
 
 
 class _ProgressLog:
@@ -226,7 +243,9 @@ def bench_day(tmp: Path, scale: float, workers: int) -> dict:
             "run_x_real_time": n / r["wall_s"] / REAL_TIME_TRANSITS_S,
             # A process pool's workers are children: the peak is the larger of the parent and its largest worker.
             "generate_peak_rss_gib": max(g["peak_rss_octets"], g["peak_rss_worker_octets"]) / 2**30,
-            "run_peak_rss_gib": r["peak_rss_octets"] / 2**30}
+            "run_peak_rss_gib": r["peak_rss_octets"] / 2**30,
+            "generate_cpu_steal_fraction": g.get("cpu_steal_fraction"),
+            "run_cpu_steal_fraction": r.get("cpu_steal_fraction")}
 
 
 def _octets(folder: Path) -> int:
@@ -275,7 +294,7 @@ def full_day(folder: Path, scale: float, workers: int) -> dict:
         executor = ["process", "0"] if kind == "generate" and workers > 1 else []  # (executor, default slices)
         r = _child([kind, str(scale), str(folder), str(workers), *executor], progress=True)
         out[kind] = {"wall_s": r["wall_s"], "peak_rss_gib": r["peak_rss_octets"] / 2**30,
-                     "code": _stage_code(folder, kind)[0]}
+                     "cpu_steal_fraction": r.get("cpu_steal_fraction"), "code": _stage_code(folder, kind)[0]}
         if executor:
             out[kind].update(executor=executor[0], peak_rss_worker_gib=r["peak_rss_worker_octets"] / 2**30)
         if "transits" in r:
@@ -284,7 +303,8 @@ def full_day(folder: Path, scale: float, workers: int) -> dict:
             out[kind].update(checks=r["checks"], failed=r["failed"])
         print(f"full day at scale {scale:g}: {kind} {r['wall_s']:.0f} s, peak RSS "
               f"{r['peak_rss_octets'] / 2**30:.2f} GiB"
-              + (f" (largest worker {r['peak_rss_worker_octets'] / 2**30:.2f} GiB)" if executor else ""), flush=True)
+              + (f" (largest worker {r['peak_rss_worker_octets'] / 2**30:.2f} GiB)" if executor else "")
+              + (f", CPU steal {100 * r['cpu_steal_fraction']:.1f} %" if "cpu_steal_fraction" in r else ""), flush=True)
         (folder / "fullday.json").write_text(json.dumps(out, indent=2) + "\n")
     out["dataset_gb"] = _octets(folder / "dataset") / 1e9
     out["run_gb"] = _octets(folder / "run") / 1e9
@@ -377,7 +397,10 @@ def main(argv: list[str] | None = None) -> int:
                       f"{d['generate_peak_rss_gib']:.2f} GiB), run "
                       f"{d['run_transits_s']:.3g}/s = {d['run_x_real_time']:.1f}x real time "
                       f"(peak {d['run_peak_rss_gib']:.2f} GiB; {d['run_vs_ceiling']:.2f} of its kernels-only "
-                      f"ceiling, {d['transits'] / d['kernels_only_s']:.3g}/s)")
+                      f"ceiling, {d['transits'] / d['kernels_only_s']:.3g}/s)"
+                      + (f"; CPU steal {100 * d['generate_cpu_steal_fraction']:.1f} % / "
+                         f"{100 * d['run_cpu_steal_fraction']:.1f} %"
+                         if d["run_cpu_steal_fraction"] is not None else ""))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n")

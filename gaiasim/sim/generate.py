@@ -4,9 +4,11 @@ The span is cut into time slices that stream through in bounded memory (:mod:`ga
 
 A. per slice (parallel): crossed sky pixels, their sources, the transits in the slice;
 B. here: sequence counts per APID and slice, housekeeping and attitude packets for the whole span;
-C. per slice (parallel): windows, packets and packet faults, spooled per downlink pass and APID;
-D. here: each pass file assembled from its spools in downlink order and the fault ledger, while the
-   reference catalogue and the source truth are made in chunks (parallel); then the manifest.
+C. per slice (parallel): windows, packets and packet faults, spooled per downlink pass and APID, and the
+   truth parts (hashed by the worker that wrote them);
+D. here, while C goes on: each pass file assembled from its spools in downlink order (and hashed) as soon
+   as the slices that feed it are done; then the reference catalogue and the source truth in chunks
+   (parallel, queued behind C), the fault ledger, and the manifest.
 
 The folder is built under a temporary name beside ``out`` and renamed at the end, so a failed or killed
 generation never leaves a half-written dataset behind.
@@ -21,7 +23,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -267,20 +269,28 @@ class _PassFiles:
     def _write(self, p: int) -> None:
         path = self.root / "tm" / f"{self.ctx.pass_names[p]}.tm"
         digest = hashlib.sha256()
-        buf = bytearray(1 << 22)
-        view = memoryview(buf)
-        offset = 0
-        with open(path, "wb") as out:
+        # Two buffers: one chunk is hashed on a thread (hashlib releases the GIL) while it is written here
+        # and the next one is read into the other buffer.
+        views = (memoryview(bytearray(1 << 22)), memoryview(bytearray(1 << 22)))
+        hashing: list[Future | None] = [None, None]
+        turn = offset = 0
+        with open(path, "wb") as out, ThreadPoolExecutor(1) as hasher:
             for apid in sorted(icd.PAYLOADS, key=downlink.PRIORITY.__getitem__):
                 folder = Path(self.ctx.work) / "spool" / f"{p:04d}" / f"{apid:04d}"
                 for spool in sorted(folder.glob("*.bin")) if folder.is_dir() else []:
                     self.base[(p, apid, int(spool.stem))] = offset
                     with open(spool, "rb", buffering=0) as f:
-                        while n := f.readinto(buf):
-                            digest.update(view[:n])
-                            out.write(view[:n])
+                        while True:
+                            if hashing[turn] is not None:
+                                hashing[turn].result()  # that buffer's previous chunk is hashed: reuse it
+                            n = f.readinto(views[turn])
+                            if not n:
+                                break
+                            hashing[turn] = hasher.submit(digest.update, views[turn][:n])
+                            out.write(views[turn][:n])
                             offset += n
                             self.last_octets = icd.packet_octets(apid)
+                            turn ^= 1
                     spool.unlink()
         self.digests[f"tm/{path.name}"] = digest.hexdigest()
 
@@ -361,6 +371,10 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
     known: dict[str, str] = {}  # SHA-256 of the truth parts, hashed by the workers that wrote them
     futures = {executor.submit(slices.render_slice, ctx, k, seq_start[k], totals, index_start[k]): k
                for k in range(n)}
+    # Queued behind the slices: the catalogue chunks keep the workers busy while the last pass files are
+    # written here.
+    pixels = np.unique(np.concatenate([s["pixels"] for s in summaries]))
+    sources = _sources_and_catalogue(spec, pixels, root, executor)
     for done, future in enumerate(futures):
         slice_faults, digests = future.result()
         found += slice_faults
@@ -368,9 +382,6 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
         pass_files.rendered(done + 1)  # disk-bound, here while the workers render the next slices
         progress("windows", 0.45 + 0.4 * (done + 1) / n)
 
-    # The catalogue chunks run on the executor's workers while the last pass file is written here.
-    pixels = np.unique(np.concatenate([s["pixels"] for s in summaries]))
-    sources = _sources_and_catalogue(spec, pixels, root, executor)
     ledger = faults.Ledger()
     pass_files.finish(plan, found, ledger)
     write_part(root / "truth" / "faults", "00000", ledger.table())
