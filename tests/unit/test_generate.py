@@ -62,6 +62,15 @@ def test_verify_passes_on_a_fresh_dataset(twin_datasets):
     assert ds.verify(root / "a") == []
 
 
+def test_the_manifest_holds_the_digest_of_a_tm_file_cut_short_after_it_was_hashed(faulty_run):
+    """Pass files are hashed as they are assembled; the truncated-file fault then cuts the last one, whose
+    digest must be that of the bytes left (verify reads every file again)."""
+    dataset, _ = faulty_run
+    kinds = pq.read_table(dataset / "truth" / "faults").column("kind").to_pylist()
+    assert "truncated_file" in kinds
+    assert ds.verify(dataset) == []
+
+
 def test_dry_run_estimates_the_transit_count(twin_datasets):
     root, _ = twin_datasets
     actual = ds.read_manifest(root / "a")["counts"]["transits"]
