@@ -34,3 +34,14 @@ def test_current_code_gives_no_note(tmp_path, capsys):
     _finished_day(tmp_path, code_version(), pipeline_version())
     bench.full_day(tmp_path, 1.0, 2)
     assert "note:" not in capsys.readouterr().out
+
+
+def test_cpu_steal_is_read_as_the_eighth_column_of_proc_stat(tmp_path, monkeypatch):
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 0 50 800 10 0 5 35 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n")
+    real_open = open
+    monkeypatch.setattr("builtins.open",
+                        lambda path, *a, **k: real_open(stat if path == "/proc/stat" else path, *a, **k))
+    assert bench._cpu_ticks() == (35, 1000)
+    stat.write_text("cpu  1 2 3\n")  # too few columns (not Linux's format): no figure rather than a wrong one
+    assert bench._cpu_ticks() is None
