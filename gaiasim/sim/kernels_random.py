@@ -17,8 +17,8 @@ both samplers are table driven and exact up to float64 rounding of their tables:
   (Insurance Math. Econom. 12, 1993), as numpy's generator.
 
 Measured on one core of this 2-core machine (``tests/unit/test_random_streams.py`` checks the
-distributions): ~20 ns a Poisson deviate below 129 e- (42 ns with PTRS), ~7 ns a normal (10 ns with
-the polar method).
+distributions): ~17 ns a Poisson deviate below 129 e- (21 ns before the alias tables were packed, 42 ns
+with PTRS), ~7 ns a normal (10 ns with the polar method).
 """
 
 from __future__ import annotations
@@ -163,19 +163,32 @@ def _alias_tables(means) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     return offsets[:-1], np.diff(offsets), np.concatenate(thresholds), np.concatenate(aliases).astype(np.int64)
 
 
-_INT_OFFSET, _INT_SIZE, _INT_THRESHOLD, _INT_ALIAS = _alias_tables(range(POISSON_TABLE_MAX + 1))
-_FRAC_OFFSET, _FRAC_SIZE, _FRAC_THRESHOLD, _FRAC_ALIAS = _alias_tables(
-    np.arange(POISSON_FRACTION_STEPS) / POISSON_FRACTION_STEPS)
+def _packed(offsets, sizes, threshold, alias) -> tuple[np.ndarray, np.ndarray]:
+    """The alias tables as the sampler reads them: ``head`` int32 (tables, 2) = (offset, size) and ``cells``
+    float64 (2 * columns,) = (threshold, alias) side by side. A draw then reads one 8-byte head and one
+    16-byte cell (one cache line) instead of four arrays: ~20 % faster Poisson deviates, the same values
+    (an alias index is exact in float64)."""
+    head = np.stack([offsets, sizes], axis=1).astype(np.int32)
+    cells = np.empty(2 * len(threshold))
+    cells[0::2] = threshold
+    cells[1::2] = alias
+    return head, cells
+
+
+_INT_HEAD, _INT_CELLS = _packed(*_alias_tables(range(POISSON_TABLE_MAX + 1)))
+_FRAC_HEAD, _FRAC_CELLS = _packed(*_alias_tables(np.arange(POISSON_FRACTION_STEPS) / POISSON_FRACTION_STEPS))
 
 
 @jit
-def _alias_draw(offset, size, threshold, alias, u):
-    """Draw from a Walker alias table with one uniform: its integer part picks the column, the rest the
-    side."""
+def _alias_draw(head, cells, table, u):
+    """Draw from Walker alias table number ``table`` with one uniform: its integer part picks the column,
+    the rest the side."""
+    size = head[table, 1]
     x = u * size
     column = min(int(x), size - 1)
-    other = alias[offset + column]  # read unconditionally: the choice below is then a select, not a branch
-    return column if x - column < threshold[offset + column] else other
+    cell = 2 * (head[table, 0] + column)
+    other = cells[cell + 1]  # read unconditionally: the choice below is then a select, not a branch
+    return float(column) if x - column < cells[cell] else other
 
 
 _LOG_FACTORIAL_TABLE = np.array([math.lgamma(k + 1.0) for k in range(16)])
@@ -247,7 +260,7 @@ def poisson(lam, key, counter):
     steps = (lam - n) * POISSON_FRACTION_STEPS
     j = min(int(steps), POISSON_FRACTION_STEPS - 1)
     delta = (steps - j) * (1.0 / POISSON_FRACTION_STEPS)
-    k = _alias_draw(_INT_OFFSET[n], _INT_SIZE[n], _INT_THRESHOLD, _INT_ALIAS, uniform(key, counter))
-    k += _alias_draw(_FRAC_OFFSET[j], _FRAC_SIZE[j], _FRAC_THRESHOLD, _FRAC_ALIAS, uniform(key, counter + 1))
+    k = _alias_draw(_INT_HEAD, _INT_CELLS, n, uniform(key, counter))
+    k += _alias_draw(_FRAC_HEAD, _FRAC_CELLS, j, uniform(key, counter + 1))
     k += _poisson_small(delta, uniform(key, counter + 2))
-    return float(k), counter + 3
+    return k, counter + 3

@@ -73,16 +73,18 @@ def test_poisson_of_zero_negative_or_nan_mean_is_zero():
 
 
 def test_alias_tables_reproduce_the_poisson_probabilities():
-    """Each alias table gives every k back its probability (column share plus the shares aliased to it)."""
-    for offsets, sizes, threshold, alias, means in (
-        (ks._INT_OFFSET, ks._INT_SIZE, ks._INT_THRESHOLD, ks._INT_ALIAS, np.arange(ks.POISSON_TABLE_MAX + 1)),
-        (ks._FRAC_OFFSET, ks._FRAC_SIZE, ks._FRAC_THRESHOLD, ks._FRAC_ALIAS,
-         np.arange(ks.POISSON_FRACTION_STEPS) / ks.POISSON_FRACTION_STEPS),
+    """Each alias table, as the sampler reads it (packed heads and cells), gives every k back its probability
+    (column share plus the shares aliased to it)."""
+    for head, cells, means in (
+        (ks._INT_HEAD, ks._INT_CELLS, np.arange(ks.POISSON_TABLE_MAX + 1)),
+        (ks._FRAC_HEAD, ks._FRAC_CELLS, np.arange(ks.POISSON_FRACTION_STEPS) / ks.POISSON_FRACTION_STEPS),
     ):
-        for o, size, mean in zip(offsets, sizes, means, strict=True):
-            th, al = threshold[o:o + size], alias[o:o + size]
+        assert len(head) == len(means)
+        for (o, size), mean in zip(head, means, strict=True):
+            th, al = cells[2 * o:2 * (o + size):2], cells[2 * o + 1:2 * (o + size):2]
+            assert np.array_equal(al, al.astype(np.int64)) and al.min() >= 0 and al.max() < size
             prob = th.copy()
-            np.add.at(prob, al, 1.0 - th)
+            np.add.at(prob, al.astype(np.int64), 1.0 - th)
             np.testing.assert_allclose(prob / size, stats.poisson.pmf(np.arange(size), mean), rtol=1e-9, atol=1e-15)
 
 
