@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gaiasim.sim import kernels_signal, signal
-from pipeline import icd, ipd, transits
+from pipeline import icd, ipd, lsf, transits
 from pipeline.calibration import DEFAULT as CAL
 
 
@@ -132,3 +132,17 @@ def test_psf_table_equals_the_gaussian_cdf():
     got = np.array([kernels_signal.psf_half_cdf(x) for x in u])
     want = np.array([0.5 * math.erf(x / math.sqrt(2.0)) for x in u])
     assert np.abs(got - want).max() < 1e-11
+
+
+@pytest.mark.parametrize("sigma_px", [1.0, 0.5, 0.8, 1.3])
+def test_pixel_profile_integrates_the_gaussian_over_each_pixel(sigma_px):
+    """kernels_signal._pixel_profile (shared Hermite weights when 1 / sigma is a whole number of table steps,
+    as at sigma = 1 and 0.5; one table lookup per edge otherwise) equals the exact pixel-integrated Gaussian
+    (pipeline.lsf.lsf_profile, from erf) within 2e-11 (two edges, each within 1e-11), for centres inside, at the edge of and far outside
+    the window (where the edges leave the table)."""
+    rng = np.random.default_rng(17)
+    for kappa in np.r_[rng.uniform(-2.0, 13.0, 300), -0.5, 11.5, 5.5, -30.0, 40.0]:
+        out = np.empty(12)
+        kernels_signal._pixel_profile(kappa, 1.0 / sigma_px, out)
+        want = lsf.lsf_profile(np.arange(12) - kappa, sigma_px)
+        assert np.abs(out - want).max() < 2e-11, kappa
