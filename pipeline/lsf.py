@@ -21,7 +21,8 @@ simulator renders the instrument itself: the Gaussian from its own table of ``ma
 
 - scalar functions compiled with numba (``lsf_edge``, ``lsf_value``, ``lsf_dkappa``, ``lsf_d2kappa``,
   over ``lsf_table_at``), callable from the fit kernels: a table lookup and two cubics cost about half
-  of the ``erf`` and ``exp`` they replace;
+  of the ``erf`` and ``exp`` they replace; ``lsf_walk`` and ``lsf_walk_edge`` walk a window's edges with
+  the cubics' weights computed once (all edges share their fraction of a table step at sigma = 1);
 - numpy functions: ``lsf_edge_array`` (the same table, for the numpy reference fit), and ``lsf_profile``
   and ``erf_array`` (the exact Gaussian, for the simulator and tests). numpy has no ``erf``, and the
   pipeline does not depend on scipy, so ``erf_array`` is W. J. Cody's rational Chebyshev approximation
@@ -159,6 +160,62 @@ def lsf_edge(t_px, sigma_px):
     # edges (sigma_px is loop-invariant there); for the calibrated sigma_px = 1 the results are identical.
     inv_sigma = 1.0 / sigma_px
     cdf, pdf, dpdf = lsf_table_at(t_px * inv_sigma)
+    return cdf, pdf * inv_sigma, -dpdf * (inv_sigma * inv_sigma)
+
+
+#: Bound on a walk's start and stride in table steps (far beyond any window; keeps the indices integers).
+_WALK_MAX_STEPS = 1e12
+_LAST_ROW = len(_TABLE) - 1
+
+
+@jit
+def lsf_walk(t0_px, sigma_px, n_edges):
+    """Set-up of a walk over the ``n_edges`` pixel edges ``t0_px``, ``t0_px + 1``, ... (AL pixels from the
+    image centre), as a fit evaluates a window: edge ``k`` is :func:`lsf_walk_edge` at ``i + k * stride``.
+
+    Edges one pixel apart lie ``1 / (sigma_px * step)`` table steps apart. For the calibrated sigma = 1
+    pixel that is 128, a whole number, so every edge falls at the same fraction of its table step and the
+    Hermite weights are the same for all: computed here once, :func:`lsf_walk_edge` then costs 6 table
+    reads and 11 multiply-adds an edge (a 12-sample fit ran ~1.3x faster than with :func:`lsf_edge` per
+    edge). Returns ``(ok, clamp, first, i, stride, w00, w10, w01, w11, v0, v1, v2, inv_sigma)``; ``ok`` is
+    False (use :func:`lsf_edge`) when the stride is not whole or ``t0_px`` is not finite; ``clamp`` says an
+    edge lies on or beyond the table's ends (pass it and ``first``, the first step inside, to
+    :func:`lsf_walk_edge`: without ``clamp`` the walk has no branch).
+    The values equal :func:`lsf_edge`'s to rounding (the fraction is computed once, not per edge).
+    """
+    inv_sigma = 1.0 / sigma_px
+    x0 = (t0_px * inv_sigma - _U0) * _INV_STEP
+    stride = inv_sigma * _INV_STEP
+    if not (stride == math.floor(stride) and stride < _WALK_MAX_STEPS and abs(x0) < _WALK_MAX_STEPS):
+        return False, False, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, inv_sigma
+    i = math.floor(x0)
+    f = x0 - i
+    # lsf_table_at gives the tails at x <= 0 and x >= the last row: step 0 is inside only when f > 0.
+    first = 1 if f == 0.0 else 0
+    clamp = i < first or i + (n_edges - 1) * stride >= _LAST_ROW
+    f2 = f * f
+    f3 = f2 * f
+    # The weights of _hermite_py: cdf and pdf cubics (w..), and the derivative of the pdf cubic (v.).
+    return (True, clamp, first, int(i), int(stride), 2.0 * f3 - 3.0 * f2 + 1.0, (f3 - 2.0 * f2 + f) * _STEP,
+            3.0 * f2 - 2.0 * f3, (f3 - f2) * _STEP, (6.0 * f2 - 6.0 * f) * _INV_STEP, 3.0 * f2 - 4.0 * f + 1.0,
+            3.0 * f2 - 2.0 * f, inv_sigma)
+
+
+@jit
+def lsf_walk_edge(i, clamp, first, w00, w10, w01, w11, v0, v1, v2, inv_sigma):
+    """:func:`lsf_edge`'s terms at table step ``i`` of a walk set up by :func:`lsf_walk` (its ``clamp``,
+    ``first`` and weights); with ``clamp``, on or beyond the table's ends, its tails (-+1/2, 0, 0)."""
+    if clamp:
+        if i < first:
+            return -0.5, 0.0, 0.0
+        if i >= _LAST_ROW:
+            return 0.5, 0.0, 0.0
+    table = _TABLE  # one reference to the global table (see lsf_table_at)
+    c0, p0, d0 = table[i, 0], table[i, 1], table[i, 2]
+    c1, p1, d1 = table[i + 1, 0], table[i + 1, 1], table[i + 1, 2]
+    cdf = w00 * c0 + w10 * p0 + w01 * c1 + w11 * p1
+    pdf = w00 * p0 + w10 * d0 + w01 * p1 + w11 * d1
+    dpdf = v0 * (p0 - p1) + v1 * d0 + v2 * d1
     return cdf, pdf * inv_sigma, -dpdf * (inv_sigma * inv_sigma)
 
 

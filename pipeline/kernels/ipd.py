@@ -32,7 +32,7 @@ import numba
 import numpy as np
 
 from pipeline.kernels import jit, jit_inline, jit_parallel
-from pipeline.lsf import lsf_edge
+from pipeline.lsf import lsf_edge, lsf_walk, lsf_walk_edge
 
 # Status bits (re-exported by pipeline.ipd).
 FLAG_NOT_CONVERGED = 1
@@ -91,9 +91,20 @@ def _evaluate(samples_e, mask, n, r2, sigma_px, kappa, alpha, beta):
     h00 = h01 = h02 = h11 = h12 = h22 = 0.0
     f00 = f01 = f02 = f11 = f12 = f22 = 0.0
     chi2_sum = 0.0
-    e0, q0, s0 = lsf_edge(-0.5 - kappa, sigma_px)
+    # The n + 1 pixel edges by a table walk (pipeline.lsf.lsf_walk: a fit ~1.3x faster at sigma = 1), or
+    # one lookup per edge where the walk does not apply.
+    (walk, clamp, first, i, stride,
+     w00, w10, w01, w11, v0, v1, v2, inv_sigma) = lsf_walk(-0.5 - kappa, sigma_px, n + 1)  # fmt: skip
+    if walk:
+        e0, q0, s0 = lsf_walk_edge(i, clamp, first, w00, w10, w01, w11, v0, v1, v2, inv_sigma)
+    else:
+        e0, q0, s0 = lsf_edge(-0.5 - kappa, sigma_px)
     for k in range(n):
-        e1, q1, s1 = lsf_edge(k + 0.5 - kappa, sigma_px)
+        if walk:
+            i += stride
+            e1, q1, s1 = lsf_walk_edge(i, clamp, first, w00, w10, w01, w11, v0, v1, v2, inv_sigma)
+        else:
+            e1, q1, s1 = lsf_edge(k + 0.5 - kappa, sigma_px)
         lk = e1 - e0  # L(k - kappa)
         dk = q0 - q1  # dL/dkappa
         d2k = s0 - s1  # d2L/dkappa2
@@ -329,9 +340,19 @@ def _mask_cosmics(samples_e, mask, n, r2, sigma_px, kappa, alpha, beta, cosmic_s
     r_best = 0.0
     v_best = 1.0
     k_worst = -1
-    e0 = lsf_edge(-0.5 - kappa, sigma_px)[0]
+    (walk, clamp, first, i, stride,
+     w00, w10, w01, w11, v0, v1, v2, inv_sigma) = lsf_walk(-0.5 - kappa, sigma_px, n + 1)  # fmt: skip
+    if walk:
+        e0 = lsf_walk_edge(i, clamp, first, w00, w10, w01, w11, v0, v1, v2, inv_sigma)[0]
+    else:
+        e0 = lsf_edge(-0.5 - kappa, sigma_px)[0]
     for k in range(n):
-        e1 = lsf_edge(k + 0.5 - kappa, sigma_px)[0]  # neighbouring samples share an edge, as in _evaluate
+        # Neighbouring samples share an edge, and the edges come as in _evaluate (the same model values).
+        if walk:
+            i += stride
+            e1 = lsf_walk_edge(i, clamp, first, w00, w10, w01, w11, v0, v1, v2, inv_sigma)[0]
+        else:
+            e1 = lsf_edge(k + 0.5 - kappa, sigma_px)[0]
         lk = e1 - e0
         e0 = e1
         if mask[k] == 0:

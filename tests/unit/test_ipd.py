@@ -16,9 +16,12 @@ from pipeline.lsf import (
     erf_array,
     lsf_d2kappa,
     lsf_dkappa,
+    lsf_edge,
     lsf_profile,
     lsf_table_array,
     lsf_value,
+    lsf_walk,
+    lsf_walk_edge,
     read_lsf_table,
 )
 
@@ -76,6 +79,27 @@ def test_scalar_lsf_and_derivatives_match_the_gaussian_and_finite_differences():
         fd2 = -(lsf_dkappa(x + h, sigma) - lsf_dkappa(x - h, sigma)) / (2 * h)
         assert lsf_dkappa(x, sigma) == pytest.approx(fd1, abs=3e-8)
         assert lsf_d2kappa(x, sigma) == pytest.approx(fd2, abs=1e-8)
+
+
+@pytest.mark.parametrize("sigma_px", [1.0, 0.5, 0.25, 0.9, 1.3])
+def test_lsf_walk_gives_the_terms_of_lsf_edge_at_every_edge(sigma_px):
+    """A walk over a window's pixel edges (weights computed once: sigma = 1, 1/2, 1/4 are whole strides of
+    the 1/128 table) gives lsf_edge's (cdf, pdf, slope) terms at every edge to rounding, the table's tails
+    included (clamp set when an edge lies beyond them); it declines (ok False: the fit then calls
+    lsf_edge per edge) for other widths and for a centre that is not finite."""
+    whole = (128.0 / sigma_px) == int(128.0 / sigma_px)
+    for kappa in np.r_[np.random.default_rng(3).uniform(-12.0, 30.0, 400), 0.0, 5.5, 8.5, 17.0, 1e9]:
+        walk, clamp, first, i, stride, *weights = lsf_walk(-0.5 - kappa, sigma_px, 19)
+        assert walk == whole
+        if not walk:
+            continue
+        inside = abs(-0.5 - kappa) / sigma_px < 8 and abs(17.5 - kappa) / sigma_px < 8
+        assert clamp != inside
+        for k in range(19):
+            got = lsf_walk_edge(i + k * stride, clamp, first, *weights)
+            want = lsf_edge(k - 0.5 - kappa, sigma_px)
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    assert not lsf_walk(math.nan, 1.0, 13)[0] and not lsf_walk(math.inf, 1.0, 13)[0]
 
 
 def test_lsf_table_interpolation_is_exact_at_the_nodes_and_continuous_between():

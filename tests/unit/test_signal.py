@@ -138,8 +138,8 @@ def test_psf_table_equals_the_gaussian_cdf():
 def test_pixel_profile_integrates_the_gaussian_over_each_pixel(sigma_px):
     """kernels_signal._pixel_profile (shared Hermite weights when 1 / sigma is a whole number of table steps,
     as at sigma = 1 and 0.5; one table lookup per edge otherwise) equals the exact pixel-integrated Gaussian
-    (pipeline.lsf.lsf_profile, from erf) within 2e-11 (two edges, each within 1e-11), for centres inside, at the edge of and far outside
-    the window (where the edges leave the table)."""
+    (pipeline.lsf.lsf_profile, from erf) within 2e-11 (two edges, each within 1e-11), for centres inside,
+    at the edge of and far outside the window (where the edges leave the table)."""
     rng = np.random.default_rng(17)
     for kappa in np.r_[rng.uniform(-2.0, 13.0, 300), -0.5, 11.5, 5.5, -30.0, 40.0]:
         out = np.empty(12)
