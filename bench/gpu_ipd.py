@@ -29,6 +29,12 @@ CPU fit got ~2.2x faster: cpu_s 0.315, gpu_s 0.0955, kernel 0.0188 s (ratio 3.3,
 values a pixel edge at data-dependent rows) cost the GPU more than the erf they replaced. Before the table was
 read through one reference (pipeline.lsf.lsf_table_at) the build failed: "File uses too much global constant
 data (0x48090 bytes, 0x10000 max)".
+
+Measured again (2026-11-27, same machine and versions) after the fit walks a window's pixel edges with the
+table's weights computed once (pipeline.lsf.lsf_walk; the table still read in one function, lsf._rows): cpu_s
+0.227, gpu_s 0.101, kernel 0.0148 s (ratio 2.25, kernel 15.4; block sizes 64 / 128 / 256: 15.8 / 14.8 / 13.7
+ms), max |dal| / err 8.4e-14, flags and n_iter equal (with COSMIC_SIGMA: cpu_s 0.212, gpu_s 0.105, kernel
+0.0156 s).
 """
 
 from __future__ import annotations

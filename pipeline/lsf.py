@@ -139,10 +139,19 @@ def lsf_table_at(u):
     if x >= _LAST:
         return 0.5, 0.0, 0.0
     i = int(x)
-    # One reference to the global table: numba's CUDA target makes a constant-memory copy of a global
-    # array at every reference, and six copies of this 49 kB table overflow the GPU's 64 kB of it.
+    c0, p0, d0, c1, p1, d1 = _rows(i)
+    return _hermite(x - i, c0, p0, d0, c1, p1, d1)
+
+
+@jit
+def _rows(i):
+    """Rows ``i`` and ``i + 1`` of the calibration table: ``(c0, p0, d0, c1, p1, d1)``.
+
+    The one reference to the global table in the kernels: numba's CUDA target makes a constant-memory copy
+    of a global array in every function that names it, and two copies of this 49 kB table overflow the
+    GPU's 64 kB of it."""
     table = _TABLE
-    return _hermite(x - i, table[i, 0], table[i, 1], table[i, 2], table[i + 1, 0], table[i + 1, 1], table[i + 1, 2])
+    return table[i, 0], table[i, 1], table[i, 2], table[i + 1, 0], table[i + 1, 1], table[i + 1, 2]
 
 
 @jit
@@ -210,9 +219,7 @@ def lsf_walk_edge(i, clamp, first, w00, w10, w01, w11, v0, v1, v2, inv_sigma):
             return -0.5, 0.0, 0.0
         if i >= _LAST_ROW:
             return 0.5, 0.0, 0.0
-    table = _TABLE  # one reference to the global table (see lsf_table_at)
-    c0, p0, d0 = table[i, 0], table[i, 1], table[i, 2]
-    c1, p1, d1 = table[i + 1, 0], table[i + 1, 1], table[i + 1, 2]
+    c0, p0, d0, c1, p1, d1 = _rows(i)
     cdf = w00 * c0 + w10 * p0 + w01 * c1 + w11 * p1
     pdf = w00 * p0 + w10 * d0 + w01 * p1 + w11 * d1
     dpdf = v0 * (p0 - p1) + v1 * d0 + v2 * d1
