@@ -33,6 +33,7 @@ RECORD = np.dtype([("source_id", "i8"), ("ra_deg", "f8"), ("dec_deg", "f8"), ("g
 #: Rows per batch read from the catalogue (bounds the memory of the split).
 BATCH_ROWS = 1 << 20
 INDEX = "index.json"
+BOUNDS = "bounds.npy"
 
 
 def catalogue_files(dataset: Path) -> list[Path]:
@@ -96,13 +97,17 @@ def cells_within(ra_deg: np.ndarray, dec_deg: np.ndarray, radius_deg: float) -> 
 
 
 def split(dataset: Path, work: Path) -> dict:
-    """Write the catalogue into ``work/catalogue`` by cell (once: a finished split is kept); its index."""
+    """Write the catalogue into ``work/catalogue`` by cell (once: a finished split is kept); its index:
+    ``sources``, ``cell_deg`` and ``cell_bounds`` (int64 (batches, cells + 1): the rows of cell ``c`` in
+    batch ``b`` are ``cell_bounds[b, c]:cell_bounds[b, c + 1]``; kept in ``bounds.npy`` beside the
+    index, as JSON lists of 16,201 numbers a batch took ~0.6 s to write and read back at scale 1e-2)."""
     folder = work / "catalogue"
     try:
         index = json.loads((folder / INDEX).read_text())
-        if index.get("cell_deg") == CELL_DEG:  # a split made with other cells (older code) is redone
-            return index
-    except (FileNotFoundError, json.JSONDecodeError):
+        # A split made with other cells or an older layout (bounds in the JSON) is redone.
+        if index.get("cell_deg") == CELL_DEG and index.get("bounds") == BOUNDS:
+            return {**index, "cell_bounds": np.load(folder / BOUNDS)}
+    except (FileNotFoundError, json.JSONDecodeError, ValueError):
         pass
     parts, total = [], 0
     for b, table in enumerate(batches(dataset)):
@@ -112,12 +117,13 @@ def split(dataset: Path, work: Path) -> dict:
         cells = cell_of(rec["ra_deg"], rec["dec_deg"])
         order = np.argsort(cells, kind="stable")
         io.write_npy(rec[order], folder / f"{b:05d}.npy")
-        bounds = np.searchsorted(cells[order], np.arange(N_RA * N_DEC + 1))
-        parts.append(bounds.tolist())
+        parts.append(np.searchsorted(cells[order], np.arange(N_RA * N_DEC + 1)))
         total += table.num_rows
-    index = {"sources": total, "cell_deg": CELL_DEG, "cell_bounds": parts}
-    io.write_json(index, folder / INDEX)
-    return index
+    bounds = np.array(parts, dtype=np.int64).reshape(len(parts), N_RA * N_DEC + 1)
+    io.write_npy(bounds, folder / BOUNDS)
+    index = {"sources": total, "cell_deg": CELL_DEG, "bounds": BOUNDS}
+    io.write_json(index, folder / INDEX)  # last: its presence says the split is complete
+    return {**index, "cell_bounds": bounds}
 
 
 def load(work: Path, index: dict, cells: np.ndarray | None = None) -> pa.Table:

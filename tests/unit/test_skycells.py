@@ -3,6 +3,8 @@ cells loaded for it, across the ra wrap and at the poles; a split catalogue load
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -66,3 +68,21 @@ def test_a_split_catalogue_loads_back_whole_and_by_cell(tmp_path, monkeypatch):
     assert sorted(part["source_id"].to_pylist()) == want.tolist()
     some = skycells.sources(tmp_path / "work", index, np.array([7, 4999, 123456]))
     assert sorted(some["source_id"].to_pylist()) == [7, 4999]
+    # A finished split is read back (bounds from bounds.npy), not redone.
+    again = skycells.split(tmp_path / "day", tmp_path / "work")
+    assert again["sources"] == n and np.array_equal(again["cell_bounds"], index["cell_bounds"])
+
+
+def test_a_split_of_the_older_layout_is_redone(tmp_path):
+    """An index.json of older code (cell bounds as JSON lists, no bounds.npy) is not trusted: split again."""
+    table = pa.table({"source_id": np.arange(3, dtype=np.int64), "ra_deg": [1.0, 100.0, 250.0],
+                      "dec_deg": [-60.0, 0.5, 45.0], "g_mag": np.full(3, 15.0, np.float32),
+                      "g_mag_sigma": np.full(3, 0.01, np.float32)}, schema=schemas.CATALOGUE)
+    (tmp_path / "day" / "catalogue").mkdir(parents=True)
+    pq.write_table(table, tmp_path / "day" / "catalogue" / "part-0.parquet")
+    (tmp_path / "work" / "catalogue").mkdir(parents=True)
+    old = {"sources": 99, "cell_deg": skycells.CELL_DEG, "cell_bounds": [[0] * (skycells.N_RA * skycells.N_DEC + 1)]}
+    (tmp_path / "work" / "catalogue" / skycells.INDEX).write_text(json.dumps(old))
+    index = skycells.split(tmp_path / "day", tmp_path / "work")
+    assert index["sources"] == 3 and index["cell_bounds"].shape == (1, skycells.N_RA * skycells.N_DEC + 1)
+    assert sorted(skycells.load(tmp_path / "work", index)["source_id"].to_pylist()) == [0, 1, 2]
