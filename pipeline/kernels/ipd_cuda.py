@@ -4,10 +4,11 @@ The algorithm is not written twice. Each device function is the CPU kernel's own
 (``dispatcher.py_func``) re-created with :class:`types.FunctionType` over a copy of its module's globals
 in which every jitted helper it names is replaced by that helper's device version, then compiled with
 ``cuda.jit(device=True)``. Helpers are built first (depth-first over the global names a function's code
-uses), so ``_fit_window`` pulls in ``_newton``, ``_mask_cosmics``, ..., and ``lsf_edge`` / ``lsf_table_at``
-from ``pipeline.lsf`` rebuilt over that module's globals. One kernel, one thread per window, calls the
-device ``_fit_window``, which writes slot ``i`` of the outputs exactly as ``_fit_windows``' ``prange``
-body does on the CPU; cosmic-ray detections go into the device copy of the mask.
+uses), so ``_fit_window`` pulls in ``_newton``, ``_mask_cosmics``, ..., and ``lsf_edge`` / ``lsf_table_at`` /
+``lsf_walk`` / ``lsf_walk_edge`` / ``_rows`` from ``pipeline.lsf`` rebuilt over that module's globals (``_rows``
+is the one function that names the LSF table: one constant-memory copy of it). One kernel, one thread per
+window, calls the device ``_fit_window``, which writes slot ``i`` of the outputs exactly as
+``_fit_windows``' ``prange`` body does on the CPU; cosmic-ray detections go into the device copy of the mask.
 
 Everything the kernels use has a CUDA lowering (``math.erf``/``log1p``/``exp``/``sqrt``/``isfinite``,
 ``np.nan``/``np.inf`` as constants, tuple returns, ``abs``, ``float``, row views ``a[i]``, stores at index
