@@ -103,24 +103,32 @@ _INV_STEP = 1.0 / _STEP
 _LAST = float(len(_TABLE) - 1)
 
 
-def _hermite_py(f, c0, p0, d0, c1, p1, d1):
-    """Cubic Hermite interpolation at fraction ``f`` of a table step between nodes ``(c, p, d)`` = (cdf,
-    pdf, dpdf): cdf from its values and slopes (pdf), pdf from its values and slopes (dpdf), and dpdf as
-    the derivative of that pdf cubic. Plain arithmetic: scalars in the kernels, arrays in numpy."""
+def _weights_py(f):
+    """Cubic Hermite weights at fraction ``f`` of a table step: ``(w00, w10, w01, w11)`` of the value and
+    slope at the step's two nodes, and ``(v0, v1, v2)`` of the derivative of that cubic (see
+    :func:`_combine_py`). Plain arithmetic: scalars in the kernels, arrays in numpy."""
     f2 = f * f
     f3 = f2 * f
-    h00 = 2.0 * f3 - 3.0 * f2 + 1.0
-    h10 = (f3 - 2.0 * f2 + f) * _STEP
-    h01 = 3.0 * f2 - 2.0 * f3
-    h11 = (f3 - f2) * _STEP
-    cdf = h00 * c0 + h10 * p0 + h01 * c1 + h11 * p1
-    pdf = h00 * p0 + h10 * d0 + h01 * p1 + h11 * d1
-    dpdf = ((6.0 * f2 - 6.0 * f) * (p0 - p1) * _INV_STEP + (3.0 * f2 - 4.0 * f + 1.0) * d0
-            + (3.0 * f2 - 2.0 * f) * d1)
-    return cdf, pdf, dpdf
+    return (2.0 * f3 - 3.0 * f2 + 1.0, (f3 - 2.0 * f2 + f) * _STEP, 3.0 * f2 - 2.0 * f3, (f3 - f2) * _STEP,
+            (6.0 * f2 - 6.0 * f) * _INV_STEP, 3.0 * f2 - 4.0 * f + 1.0, 3.0 * f2 - 2.0 * f)
 
 
-_hermite = jit(_hermite_py)
+def _combine_py(w00, w10, w01, w11, v0, v1, v2, c0, p0, d0, c1, p1, d1):
+    """(cdf, pdf, dpdf) between nodes ``(c, p, d)`` = (cdf, pdf, dpdf) with the weights of
+    :func:`_weights_py`: cdf from its values and slopes (pdf), pdf from its values and slopes (dpdf), and
+    dpdf as the derivative of that pdf cubic."""
+    return (w00 * c0 + w10 * p0 + w01 * c1 + w11 * p1, w00 * p0 + w10 * d0 + w01 * p1 + w11 * d1,
+            v0 * (p0 - p1) + v1 * d0 + v2 * d1)
+
+
+def _hermite_py(f, c0, p0, d0, c1, p1, d1):
+    """Cubic Hermite interpolation at fraction ``f`` of a table step (:func:`_weights_py`,
+    :func:`_combine_py`)."""
+    return _combine_py(*_weights_py(f), c0, p0, d0, c1, p1, d1)
+
+
+_weights = jit(_weights_py)
+_combine = jit(_combine_py)
 
 
 @jit
@@ -140,7 +148,8 @@ def lsf_table_at(u):
         return 0.5, 0.0, 0.0
     i = int(x)
     c0, p0, d0, c1, p1, d1 = _rows(i)
-    return _hermite(x - i, c0, p0, d0, c1, p1, d1)
+    w00, w10, w01, w11, v0, v1, v2 = _weights(x - i)
+    return _combine(w00, w10, w01, w11, v0, v1, v2, c0, p0, d0, c1, p1, d1)
 
 
 @jit
@@ -202,12 +211,8 @@ def lsf_walk(t0_px, sigma_px, n_edges):
     # lsf_table_at gives the tails at x <= 0 and x >= the last row: step 0 is inside only when f > 0.
     first = 1 if f == 0.0 else 0
     clamp = i < first or i + (n_edges - 1) * stride >= _LAST_ROW
-    f2 = f * f
-    f3 = f2 * f
-    # The weights of _hermite_py: cdf and pdf cubics (w..), and the derivative of the pdf cubic (v.).
-    return (True, clamp, first, int(i), int(stride), 2.0 * f3 - 3.0 * f2 + 1.0, (f3 - 2.0 * f2 + f) * _STEP,
-            3.0 * f2 - 2.0 * f3, (f3 - f2) * _STEP, (6.0 * f2 - 6.0 * f) * _INV_STEP, 3.0 * f2 - 4.0 * f + 1.0,
-            3.0 * f2 - 2.0 * f, inv_sigma)
+    w00, w10, w01, w11, v0, v1, v2 = _weights(f)
+    return True, clamp, first, int(i), int(stride), w00, w10, w01, w11, v0, v1, v2, inv_sigma
 
 
 @jit
@@ -220,9 +225,7 @@ def lsf_walk_edge(i, clamp, first, w00, w10, w01, w11, v0, v1, v2, inv_sigma):
         if i >= _LAST_ROW:
             return 0.5, 0.0, 0.0
     c0, p0, d0, c1, p1, d1 = _rows(i)
-    cdf = w00 * c0 + w10 * p0 + w01 * c1 + w11 * p1
-    pdf = w00 * p0 + w10 * d0 + w01 * p1 + w11 * d1
-    dpdf = v0 * (p0 - p1) + v1 * d0 + v2 * d1
+    cdf, pdf, dpdf = _combine(w00, w10, w01, w11, v0, v1, v2, c0, p0, d0, c1, p1, d1)
     return cdf, pdf * inv_sigma, -dpdf * (inv_sigma * inv_sigma)
 
 
