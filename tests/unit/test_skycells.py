@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -68,7 +69,8 @@ def test_a_split_catalogue_loads_back_whole_and_by_cell(tmp_path, monkeypatch):
     assert sorted(part["source_id"].to_pylist()) == want.tolist()
     some = skycells.sources(tmp_path / "work", index, np.array([7, 4999, 123456]))
     assert sorted(some["source_id"].to_pylist()) == [7, 4999]
-    # A finished split is read back (bounds from bounds.npy), not redone.
+    # A finished split is read back (bounds from bounds.npy), not redone: the catalogue is not read again.
+    monkeypatch.setattr(skycells, "batches", lambda _dataset: pytest.fail("the finished split was redone"))
     again = skycells.split(tmp_path / "day", tmp_path / "work")
     assert again["sources"] == n and np.array_equal(again["cell_bounds"], index["cell_bounds"])
 
