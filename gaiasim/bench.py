@@ -158,7 +158,7 @@ def _run_child(kind: str, spec_scale: float, folder: Path, workers: int, executo
     when given."""
     import numba
 
-    from gaiasim.executors import make_executor
+    from gaiasim.executors import auto_run_executor, make_executor
     from gaiasim.sim import generate as gen
 
     numba.set_num_threads(min(workers, numba.config.NUMBA_NUM_THREADS))
@@ -188,7 +188,8 @@ def _run_child(kind: str, spec_scale: float, folder: Path, workers: int, executo
     if kind == "ceiling":
         print(json.dumps(_kernels_only(folder / "dataset")))
         return
-    n = run(folder / "dataset", folder / "run", progress=_child_progress(kind))["counts"]["transits"]
+    with make_executor(auto_run_executor(workers), workers) as pool:  # gaiasim run's default
+        n = run(folder / "dataset", folder / "run", progress=_child_progress(kind), executor=pool)["counts"]["transits"]
     wall = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"transits": n, "wall_s": wall, "peak_rss_octets": rss}))

@@ -76,20 +76,23 @@ def _set_threads(workers: int | None) -> None:
         numba.set_num_threads(min(workers, numba.config.NUMBA_NUM_THREADS))
 
 
-def _executor_options(tasks: str, auto: str = "") -> Callable:
+def _executor_options(tasks: str, auto: str = "", kinds: tuple[str, ...] = ("serial", "process", "dask")) -> Callable:
     """--workers, --executor and --scheduler: where a command's ``tasks`` run (any choice, same bytes).
     With ``auto`` (what the command then picks), ``auto`` is a choice and the default."""
+
+    threads = "threads" in kinds
 
     def decorate(fn: Callable) -> Callable:
         fn = click.option("--scheduler", help="Dask scheduler address (tcp://HOST:PORT) for --executor dask; "
                           "default: a local cluster of --workers processes")(fn)
-        fn = click.option("--executor", type=click.Choice([*(["auto"] if auto else []), "serial", "process", "dask"]),
+        fn = click.option("--executor", type=click.Choice([*(["auto"] if auto else []), *kinds]),
                           default="auto" if auto else "serial", show_default=True,
-                          help=f"where the {tasks} run: this process, a local process pool, or Dask distributed "
-                          f"(same bytes){'; auto: ' + auto if auto else ''}")(fn)
+                          help=f"where the {tasks} run: this process{' (threads: several at once)' if threads else ''}, "
+                          f"a local process pool, or Dask distributed (same bytes){'; auto: ' + auto if auto else ''}"
+                          )(fn)
         return click.option("--workers", type=click.IntRange(1, 256), default=None,
-                            help="threads for the numba kernels; with --executor process or dask: worker "
-                            "processes")(fn)
+                            help=f"threads for the numba kernels; with --executor {'threads, ' if threads else ''}"
+                            "process or dask: task threads or worker processes (one numba thread each)")(fn)
 
     return decorate
 
@@ -154,7 +157,8 @@ def generate(spec, scale, seed, date_, days, faults, out, dry_run, workers, exec
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="run folder to create (or to resume: a stopped run of the same inputs carries on)")
-@_executor_options("hours")
+@_executor_options("hours", auto="with 2 cores or more, an hour per core at a time on threads of this "
+                  "process, else this process", kinds=("serial", "threads", "process", "dask"))
 @click.option("--watch", "inbox", type=click.Path(path_type=Path), default=None,
               help="process the TM files arriving in this folder instead of DATASET/tm (catalogue from DATASET)")
 @click.option("--poll", "poll_s", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
@@ -184,8 +188,10 @@ def run_cmd(dataset, out, workers, executor, scheduler, inbox, poll_s, idle_s, m
         info = watch(dataset, inbox, out, poll_s=poll_s, idle_exit_s=idle_s, max_files=max_files,
                      progress=announce)
     else:
-        from gaiasim.executors import make_executor
+        from gaiasim.executors import auto_run_executor, make_executor
 
+        if executor == "auto":
+            executor = auto_run_executor(workers)
         with make_executor(executor, workers, scheduler) as pool, _progress("run") as progress:
             info = run(dataset, out, progress=progress, executor=pool)
     c = info.get("counts")

@@ -1,6 +1,8 @@
 """Executors for per-slice tasks: the standard ``concurrent.futures`` interface.
 
 - ``serial``: in-process, one task after the other (tests, debugging); numba kernels use every core.
+- ``threads``: in-process, a task per thread (one per core), one numba thread each: the run's hours
+  overlap their single-threaded stages instead of leaving cores idle (``auto`` for ``gaiasim run``).
 - ``process``: a local process pool (spawned workers, one numba thread each).
 - ``dask``: a Dask distributed client's executor (optional extra ``dask``): a local cluster, or the
   cluster of a running scheduler. Its workers must see the dataset's folder (a shared filesystem) and
@@ -16,11 +18,11 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from multiprocessing import get_context
 
 from gaiasim.spec import SpecError
-from pipeline.executor import SerialExecutor
+from pipeline.executor import SerialExecutor, ThreadExecutor, threads_can_overlap
 
-__all__ = ["EXECUTORS", "DaskExecutor", "SerialExecutor", "make_executor"]
+__all__ = ["EXECUTORS", "DaskExecutor", "SerialExecutor", "ThreadExecutor", "auto_run_executor", "make_executor"]
 
-EXECUTORS = ("serial", "process", "dask")
+EXECUTORS = ("serial", "threads", "process", "dask")
 #: Seconds to wait for a Dask scheduler before telling the operator it cannot be reached.
 DASK_CONNECT_TIMEOUT_S = 10.0
 
@@ -95,7 +97,8 @@ def make_executor(kind: str = "serial", workers: int | None = None, scheduler: s
                   processes: bool = True) -> Executor:
     """An executor by name, to use as a context manager.
 
-    ``serial``; ``process`` (``workers`` processes, default one per core); ``dask``: the executor of a
+    ``serial``; ``threads`` (``workers`` threads, default one per core); ``process`` (``workers``
+    processes, default one per core); ``dask``: the executor of a
     client of the scheduler at ``scheduler``, or of a new local cluster of ``workers`` single-threaded
     workers (in-process threads when ``processes`` is false: fast to start, for tests). A missing Dask,
     an unreachable scheduler or an unknown kind raise :class:`~gaiasim.spec.SpecError` (one line).
@@ -104,9 +107,22 @@ def make_executor(kind: str = "serial", workers: int | None = None, scheduler: s
         raise SpecError(f"a scheduler address is only used by the dask executor, not {kind!r}; add --executor dask")
     if kind == "serial":
         return SerialExecutor()
+    if kind == "threads":
+        if not threads_can_overlap():
+            raise SpecError("numba's workqueue threading layer cannot run kernels on several threads at once; "
+                            "install tbb (pip install tbb) or use --executor serial")
+        return ThreadExecutor(workers)
     if kind == "process":
         return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
                                    initializer=_one_numba_thread)
     if kind == "dask":
         return _dask_executor(workers, scheduler, processes)
     raise SpecError(f"unknown executor {kind!r}; use one of {', '.join(EXECUTORS)}")
+
+
+def auto_run_executor(workers: int | None) -> str:
+    """What ``gaiasim run --executor auto`` picks: ``threads`` with 2 cores or more (a run then uses ~1.95
+    cores instead of ~1.6: 60-69 k instead of 49-52 k transits/s on a scale-1e-2 day on 2 cores), ``serial``
+    on one core or where numba's threading layer cannot overlap kernels (:func:`threads_can_overlap`)."""
+    n = workers or os.cpu_count() or 1
+    return "threads" if n >= 2 and threads_can_overlap() else "serial"

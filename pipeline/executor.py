@@ -1,9 +1,21 @@
-"""The in-process executor (``concurrent.futures`` interface) of the pipeline's per-hour tasks, and of
-the simulator's per-slice tasks (``gaiasim.executors`` adds the process pool and Dask)."""
+"""The in-process executors (``concurrent.futures`` interface) of the pipeline's per-hour tasks, and of
+the simulator's per-slice tasks (``gaiasim.executors`` adds the process pool and Dask).
+
+- :class:`SerialExecutor`: one task after the other, each using every core through numba's threads.
+- :class:`ThreadExecutor`: several tasks at once on threads of this process, one numba thread each. A
+  task's numpy, pyarrow and Python stages (crossmatch, positions, Parquet) are single-threaded and would
+  leave the other cores idle under the serial executor; two tasks at once keep them busy instead.
+"""
 
 from __future__ import annotations
 
-from concurrent.futures import Executor, Future
+import os
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+
+import numba
+import numpy as np
+
+from pipeline.kernels import jit_parallel
 
 
 class _LazyFuture(Future):
@@ -30,3 +42,36 @@ class SerialExecutor(Executor):
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
         return _LazyFuture(fn, args, kwargs)
+
+
+def _one_numba_thread() -> None:
+    numba.set_num_threads(1)  # numba's thread count is per thread
+
+
+class ThreadExecutor(ThreadPoolExecutor):
+    """Tasks on ``workers`` threads of this process (default one per core), each running numba kernels on
+    one thread. Needs a numba threading layer that allows parallel regions from several threads at once
+    (:func:`threads_can_overlap`)."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        super().__init__(max_workers=workers or os.cpu_count() or 1, thread_name_prefix="task",
+                         initializer=_one_numba_thread)
+
+
+@jit_parallel
+def _touch(x):
+    total = 0.0
+    for i in numba.prange(x.shape[0]):
+        total += x[i]
+    return total
+
+
+def threads_can_overlap() -> bool:
+    """Whether numba kernels may run from several threads at once: its ``omp`` and ``tbb`` threading
+    layers allow it, ``workqueue`` (the fallback when neither library is installed) aborts the process.
+    The layer is chosen at the first parallel launch, so this launches a trivial kernel first."""
+    _touch(np.zeros(2))
+    try:
+        return numba.threading_layer() in ("omp", "tbb")
+    except ValueError:  # NUMBA_DISABLE_JIT: no layer, kernels are Python and hold the GIL
+        return True

@@ -74,7 +74,25 @@ def test_dask_executor_closes_its_client_and_cluster():
 
 
 def test_unknown_executor_is_a_spec_error():
-    with pytest.raises(SpecError, match="use one of serial, process, dask"):
+    with pytest.raises(SpecError, match="use one of serial, threads, process, dask"):
+        make_executor("cluster")
+
+
+def test_thread_executor_runs_each_task_with_one_numba_thread():
+    import numba
+
+    with make_executor("threads", workers=2) as pool:
+        assert pool.submit(numba.get_num_threads).result() == 1
+        assert pool._max_workers == 2
+
+
+def test_run_picks_threads_only_with_several_cores_and_a_layer_that_allows_them(monkeypatch):
+    monkeypatch.setattr(executors, "threads_can_overlap", lambda: True)
+    assert executors.auto_run_executor(2) == "threads"
+    assert executors.auto_run_executor(1) == "serial"
+    monkeypatch.setattr(executors, "threads_can_overlap", lambda: False)
+    assert executors.auto_run_executor(2) == "serial"
+    with pytest.raises(SpecError, match=r"install tbb \(pip install tbb\) or use --executor serial"):
         make_executor("threads")
 
 

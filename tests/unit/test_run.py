@@ -115,7 +115,7 @@ def test_transits_are_partitioned_by_obmt_hour(faulty_run):
     assert (clean / RUN_JSON).is_file()
 
 
-@pytest.mark.parametrize("kind", ["process", "dask"])
+@pytest.mark.parametrize("kind", ["threads", "process", "dask"])
 def test_hours_on_any_executor_give_the_same_bytes(faulty_run, tmp_path, kind):
     from gaiasim.executors import make_executor
 
