@@ -31,7 +31,7 @@ import math
 import numba
 import numpy as np
 
-from pipeline.kernels import jit, jit_inline, jit_parallel
+from pipeline.kernels import jit_fit, jit_fit_inline, jit_fit_parallel
 from pipeline.lsf import lsf_edge, lsf_walk, lsf_walk_edge
 
 # Status bits (re-exported by pipeline.ipd).
@@ -77,7 +77,7 @@ MASK_GIVEN = 1
 MASK_COSMIC = 2
 
 
-@jit_inline
+@jit_fit_inline
 def _evaluate(samples_e, mask, n, r2, sigma_px, kappa, alpha, beta):
     """Log-likelihood, gradient, observed negative Hessian, Fisher matrix and chi2 sum at one point.
 
@@ -148,7 +148,7 @@ def _evaluate(samples_e, mask, n, r2, sigma_px, kappa, alpha, beta):
     return logl, g0, g1, g2, h00, h01, h02, h11, h12, h22, f00, f01, f02, f11, f12, f22, chi2_sum
 
 
-@jit
+@jit_fit
 def _solve3(a00, a01, a02, a11, a12, a22, b0, b1, b2, fix_beta):
     """Solve the symmetric positive-definite 3x3 system ``A x = b`` by Cholesky.
 
@@ -183,7 +183,7 @@ def _solve3(a00, a01, a02, a11, a12, a22, b0, b1, b2, fix_beta):
     return True, x0, x1, x2
 
 
-@jit
+@jit_fit
 def _direction(g0, g1, g2, h00, h01, h02, h11, h12, h22, f00, f01, f02, f11, f12, f22, fix_beta):
     """Newton direction from the observed Hessian, or the Fisher-scoring one if that is not an ascent."""
     ok, d0, d1, d2 = _solve3(h00, h01, h02, h11, h12, h22, g0, g1, g2, fix_beta)
@@ -192,7 +192,7 @@ def _direction(g0, g1, g2, h00, h01, h02, h11, h12, h22, f00, f01, f02, f11, f12
     return ok, d0, d1, d2
 
 
-@jit
+@jit_fit
 def _value(samples_e, mask, n, k):
     """Masked sample ``k`` read as the linear interpolation of its nearest unmasked neighbours (the nearer
     one alone at the window ends, 0 if none): what the start estimate reads in its place."""
@@ -211,7 +211,7 @@ def _value(samples_e, mask, n, k):
     return 0.0
 
 
-@jit
+@jit_fit
 def _start(samples_e, mask, n):
     """Moment start: background from the window edges, centre from the brightest 3 samples, flux by sum.
 
@@ -256,7 +256,7 @@ def _start(samples_e, mask, n):
     return kappa, alpha, beta
 
 
-@jit
+@jit_fit
 def _newton(samples_e, mask, n, r2, sigma_px, max_iter):
     """Maximise the likelihood from the moment start. Returns ``(kappa, alpha, beta, f00, f01, f02, f11,
     f12, f22, chi2_sum, n_iter, converged, bad_flux)``."""
@@ -327,7 +327,7 @@ def _newton(samples_e, mask, n, r2, sigma_px, max_iter):
     return kappa, alpha, beta, f00, f01, f02, f11, f12, f22, chi2_sum, it, converged, bad_flux
 
 
-@jit
+@jit_fit
 def _mask_cosmics(samples_e, mask, n, r2, sigma_px, kappa, alpha, beta, cosmic_sigma, chi2_high):
     """Mask (``MASK_COSMIC``) the worst sample and its 2 neighbours (a hit may share its charge with one)
     if it lies more than ``cosmic_sigma`` above the model, or more than ``COSMIC_WORST_SIGMA`` when
@@ -374,7 +374,7 @@ def _mask_cosmics(samples_e, mask, n, r2, sigma_px, kappa, alpha, beta, cosmic_s
     return new
 
 
-@jit_inline
+@jit_fit_inline
 def _fit_window(
     samples_e, mask, n, var_extra_e2, sigma_px, max_iter, cosmic_sigma, i,
     al_px, al_px_err, flux_e, flux_e_err, bg_e, bg_e_err, chi2, n_iter, flags,
@@ -454,7 +454,7 @@ def _fit_window(
     flags[i] = status
 
 
-@jit_parallel
+@jit_fit_parallel
 def _fit_windows(samples_e, n_samples, var_extra_e2, sigma_px, max_iter, mask, cosmic_sigma):
     """Fit every window (row of ``samples_e``, float64 (m, n_max) electrons) in parallel.
 
