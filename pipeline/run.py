@@ -190,16 +190,21 @@ class _Timer:
         self._clock = now
 
 
-def _ingest(files: list[Path], out: Path, work: Path, summaries: list[dict], progress: Progress) -> list[dict]:
-    """Stage 1 for the files after the ``summaries`` already made (reception order): all summaries."""
+def _ingest(files: list[Path], out: Path, work: Path, summaries: list[dict], progress: Progress,
+            executor: Executor | None = None) -> list[dict]:
+    """Stage 1 for the files after the ``summaries`` already made (reception order): all summaries.
+    Files not yet spooled are tasks on ``executor`` (they are independent, :mod:`pipeline.spool`)."""
+    executor = executor or SerialExecutor()
     summaries = list(summaries)
-    newest = {int(a): t for a, t in summaries[-1]["newest_ns"].items()} if summaries else {}
+    pending = {}
     for k in range(len(summaries), len(files)):
         summary = spool.load_summary(work, k)
         if summary is None or summary["file"] != files[k].name:
-            summary = spool.spool_file(files[k], k, newest, out, work)
-        newest = {int(a): t for a, t in summary["newest_ns"].items()}
-        summaries.append(summary)
+            pending[k] = executor.submit(spool.spool_file, files[k], k, out, work)
+        else:
+            pending[k] = summary
+    for k, job in pending.items():
+        summaries.append(job if isinstance(job, dict) else job.result())
         progress("ingest", 0.3 * (k + 1) / max(len(files), 1))
     return summaries
 
@@ -336,7 +341,7 @@ def _finish(day: hourly.Day, hour_summaries: list[dict], day_counts: dict, confi
 def _run(dataset: Path, files: list[Path], out: Path, config: PipelineConfig, fingerprint: dict,
          progress: Progress, executor: Executor) -> dict:
     timer = _Timer()
-    summaries = _ingest(files, out, out / WORK, [], progress)
+    summaries = _ingest(files, out, out / WORK, [], progress, executor)
     timer.lap("ingest")
     day, day_counts = _day(dataset, files, summaries, out, config)
     progress("decode", 0.32)

@@ -9,6 +9,11 @@ For file ``k`` (reception order) it writes:
 - ``.work/files/<k>.json``: the summary (counts, the file's SHA-256, hour ranges, newest time per APID);
   written last, so a file whose summary exists is done and a resumed run skips it.
 
+Files are independent of each other, so they may be spooled at once (``gaiasim run`` does so on its
+executor). The one thing a packet's flags owe to earlier files, whether it arrived after a newer packet
+of its APID ("late"), is split in two: the spool flags packets late within their own file, and
+:func:`hour_refs` adds the files received before (:func:`newest_before`).
+
 Only star packets are left in the TM files: the time slices of the second pass read them from there by
 offset (:mod:`pipeline.hourly`), so nothing of the day's volume is copied.
 """
@@ -43,15 +48,15 @@ def summary_path(work: Path, k: int) -> Path:
     return work / "files" / f"{k:04d}.json"
 
 
-def spool_file(path: Path, k: int, newest_ns: dict[int, int], out: Path, work: Path) -> dict:
+def spool_file(path: Path, k: int, out: Path, work: Path) -> dict:
     """First pass over TM file number ``k`` (see the module doc); returns its summary.
 
-    ``newest_ns`` is the newest packet time per APID received in the files before this one (for the
-    out-of-order flags); the summary carries it on.
+    Star packets are flagged late against the packets before them in this file; the summary's
+    ``newest_ns`` (newest time per APID in this file) lets :func:`hour_refs` add the earlier files.
     """
     digest = hashlib.sha256()
     whole_day = {apid: [] for apid in WHOLE_DAY_APIDS}
-    newest = dict(newest_ns)
+    newest: dict[int, int] = {}
     read = quarantined = 0
     folder = work / "files"
     # The references go to one raw file per hour as the chunks come (a full-scale pass file holds ~20 M
@@ -116,15 +121,29 @@ def load_summary(work: Path, k: int) -> dict | None:
         return None
 
 
+def newest_before(summaries: list[dict]) -> list[dict[int, int]]:
+    """Per file (reception order), the newest packet time per APID in the files received before it."""
+    newest: dict[int, int] = {}
+    before = []
+    for summary in summaries:
+        before.append(dict(newest))
+        for apid, t in summary["newest_ns"].items():
+            newest[int(apid)] = max(newest.get(int(apid), t), t)
+    return before
+
+
 def hour_refs(work: Path, n_files: int, summaries: list[dict], hour: int) -> tuple[np.ndarray, np.ndarray]:
     """The star-packet references of one hour from every file, in reception order, and each one's file
-    number."""
+    number; ``late`` also marks packets older than one of their APID in an earlier file."""
     refs, files = [], []
+    before = newest_before(summaries[:n_files])
     for k in range(n_files):
         span = summaries[k]["hours"].get(str(hour))
         if span:
-            part = np.load(work / "files" / f"{k:04d}.npy", mmap_mode="r")[span[0]:span[1]]
-            refs.append(np.array(part))
+            part = np.array(np.load(work / "files" / f"{k:04d}.npy", mmap_mode="r")[span[0]:span[1]])
+            for apid, t in before[k].items():
+                part["late"] |= (part["apid"] == apid) & (part["obmt_ns"] < t)
+            refs.append(part)
             files.append(np.full(len(part), k, dtype=np.int32))
     if not refs:
         return np.empty(0, PACKET_REF), np.empty(0, np.int32)

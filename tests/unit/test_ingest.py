@@ -441,3 +441,10 @@ def test_late_flags_carry_the_newest_time_across_calls():
     assert flags.tolist() == [False, True, False] and newest == 9
     flags, newest = late_flags(np.array([8, 10]), newest)
     assert flags.tolist() == [True, False] and newest == 10
+
+
+def test_files_received_before_give_each_file_the_newest_time_per_apid():
+    from pipeline.spool import newest_before
+
+    summaries = [{"newest_ns": {"5": 10}}, {"newest_ns": {"5": 7, "6": 3}}, {"newest_ns": {}}]
+    assert newest_before(summaries) == [{}, {5: 10}, {5: 10, 6: 3}]
