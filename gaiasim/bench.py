@@ -186,7 +186,7 @@ def _run_child(kind: str, spec_scale: float, folder: Path, workers: int, executo
                           "peak_rss_octets": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
         return
     if kind == "ceiling":
-        print(json.dumps(_kernels_only(folder / "dataset")))
+        print(json.dumps(_kernels_only(folder / "dataset", workers)))
         return
     with make_executor(auto_run_executor(workers), workers) as pool:  # gaiasim run's default
         n = run(folder / "dataset", folder / "run", progress=_child_progress(kind), executor=pool)["counts"]["transits"]
@@ -195,8 +195,11 @@ def _run_child(kind: str, spec_scale: float, folder: Path, workers: int, executo
     print(json.dumps({"transits": n, "wall_s": wall, "peak_rss_octets": rss}))
 
 
-def _kernels_only(dataset: Path) -> dict:
-    """The pipeline's compute on a day whose TM is already in memory: the ceiling of an end-to-end run."""
+def _kernels_only(dataset: Path, workers: int) -> dict:
+    """The pipeline's compute on a day whose TM is already in memory: the ceiling of an end-to-end run.
+    Its chunks run on the executor ``gaiasim run`` would pick (threads with 2 cores or more), so the
+    ceiling has the run's parallelism."""
+    from gaiasim.executors import auto_run_executor, make_executor
     from pipeline import transits
     from pipeline.calibration import Calibration
     from pipeline.config import PipelineConfig
@@ -208,24 +211,29 @@ def _kernels_only(dataset: Path) -> dict:
     cal = Calibration()
     t = time.perf_counter()
     index = catalogue_index(catalogue, PipelineConfig().match_radius_mas)
-    att_t, att_q, n = np.empty(0, np.int64), np.empty((0, 4)), 0
-    for buf in buffers:
-        scan = icd.scan_stream(buf)
+    scans = [icd.scan_stream(buf) for buf in buffers]
+    att_t, att_q = np.empty(0, np.int64), np.empty((0, 4))
+    for buf, scan in zip(buffers, scans, strict=True):
         att = icd.decode_packets(buf, scan, icd.APID_ATTITUDE)
         att_t = np.r_[att_t, att["obmt_ns"].astype(np.int64)]
         att_q = np.r_[att_q, att["payload"]["q"].astype(np.float64)]
     order = np.argsort(att_t)
     att_t, att_q = att_t[order], att_q[order]
-    for buf in buffers:
-        scan = icd.scan_stream(buf)
-        for wc, apid in enumerate(icd.STAR_APIDS):
-            packets = icd.decode_packets(buf, scan, apid)
-            for lo in range(0, len(packets), IPD_CHUNK_TRANSITS):
-                records = packets[lo:lo + IPD_CHUNK_TRANSITS]
-                fit = transits.fit_star_packets(records, wc, cal)
-                cols = transits.transit_rows(records, wc, fit, cal, att_t, att_q)
-                match(index, cols)
-                n += len(records)
+
+    def chunk(buf: np.ndarray, offsets: np.ndarray, wc: int) -> int:
+        records = icd.gather_packets(buf, offsets, icd.STAR_APIDS[wc])
+        fit = transits.fit_star_packets(records, wc, cal)
+        match(index, transits.transit_rows(records, wc, fit, cal, att_t, att_q))
+        return len(records)
+
+    with make_executor(auto_run_executor(workers), workers) as pool:
+        jobs = []
+        for buf, scan in zip(buffers, scans, strict=True):
+            for wc, apid in enumerate(icd.STAR_APIDS):
+                offsets = scan["offset"][(scan["apid"] == apid) & (scan["status"] == icd.STATUS_OK)]
+                jobs += [pool.submit(chunk, buf, offsets[lo:lo + IPD_CHUNK_TRANSITS], wc)
+                         for lo in range(0, len(offsets), IPD_CHUNK_TRANSITS)]
+        n = sum(job.result() for job in jobs)
     return {"transits": n, "wall_s": time.perf_counter() - t}
 
 
