@@ -218,10 +218,17 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "crossmatch_correct", "REQ-XM-001",
         "at least 99.9 % of transits are matched to the right source",
+        # Right: matched to the true source, or unmatched when that source is not in the catalogue. The
+        # catalogue is joined to the unmatched transits only: joined to every transit as well as the truth
+        # (a left join), a full day's query ran out of DuckDB's 8 GB; so it takes 5.1 GB and 11 s.
         """
-        SELECT coalesce(avg(CASE WHEN r.source_id = t.source_id THEN 1.0
-                                 WHEN r.source_id IS NULL AND c.source_id IS NULL THEN 1.0 ELSE 0.0 END), 1.0)
-        FROM transits r JOIN truth_transits t USING (transit_id) LEFT JOIN catalogue c ON c.source_id = t.source_id
+        WITH pairs AS (
+            SELECT r.source_id AS got, t.source_id AS want FROM transits r JOIN truth_transits t USING (transit_id)),
+        unmatched AS (SELECT want FROM pairs WHERE got IS NULL)
+        SELECT coalesce((count(*) FILTER (WHERE got = want)
+                         + (SELECT count(*) FROM unmatched u ANTI JOIN catalogue c ON c.source_id = u.want))
+                        / nullif(count(*), 0), 1.0)
+        FROM pairs
         """,
         ">=", 0.999, "fraction",
     ),
