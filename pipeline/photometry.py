@@ -19,7 +19,7 @@ PASSES = 3
 
 def spectrum_fluxes(adu: np.ndarray, cal: Calibration, band: str) -> tuple[np.ndarray, np.ndarray]:
     """(flux_e, flux_err_e) of each spectrum (m, n) of ``band`` ('BP' or 'RP'), in parallel (numba)."""
-    adu = np.ascontiguousarray(adu, dtype=np.float64)  # packets carry big-endian uint16
+    adu = np.ascontiguousarray(adu, dtype=np.uint16)  # packets carry big-endian uint16: native for numba
     profile = np.ascontiguousarray(cal.spectrum_profile(adu.shape[1]), dtype=np.float64)
     return _k.spectrum_fits(adu, float(cal.bias_adu), float(cal.gain_adu_per_e), profile,
                             float(cal.var_extra_e2(band)), PASSES)
