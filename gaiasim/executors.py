@@ -18,19 +18,13 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from multiprocessing import get_context
 
 from gaiasim.spec import SpecError
-from pipeline.executor import SerialExecutor, ThreadExecutor, threads_can_overlap
+from pipeline.executor import SerialExecutor, ThreadExecutor, one_numba_thread, threads_can_overlap
 
 __all__ = ["EXECUTORS", "DaskExecutor", "SerialExecutor", "ThreadExecutor", "auto_run_executor", "make_executor"]
 
 EXECUTORS = ("serial", "threads", "process", "dask")
 #: Seconds to wait for a Dask scheduler before telling the operator it cannot be reached.
 DASK_CONNECT_TIMEOUT_S = 10.0
-
-
-def _one_numba_thread() -> None:
-    import numba
-
-    numba.set_num_threads(1)
 
 
 class _InOneNumbaThread:
@@ -45,7 +39,7 @@ class _InOneNumbaThread:
         self.func = func
 
     def __call__(self, *args, **kwargs):
-        _one_numba_thread()
+        one_numba_thread()
         return self.func(*args, **kwargs)
 
 
@@ -114,7 +108,7 @@ def make_executor(kind: str = "serial", workers: int | None = None, scheduler: s
         return ThreadExecutor(workers)
     if kind == "process":
         return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                                   initializer=_one_numba_thread)
+                                   initializer=one_numba_thread)
     if kind == "dask":
         return _dask_executor(workers, scheduler, processes)
     raise SpecError(f"unknown executor {kind!r}; use one of {', '.join(EXECUTORS)}")

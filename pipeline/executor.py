@@ -44,8 +44,10 @@ class SerialExecutor(Executor):
         return _LazyFuture(fn, args, kwargs)
 
 
-def _one_numba_thread() -> None:
-    numba.set_num_threads(1)  # numba's thread count is per thread
+def one_numba_thread() -> None:
+    """Run this thread's numba kernels on one thread (numba's thread count is per thread): for a task
+    sharing the cores with other tasks."""
+    numba.set_num_threads(1)
 
 
 class ThreadExecutor(ThreadPoolExecutor):
@@ -55,7 +57,7 @@ class ThreadExecutor(ThreadPoolExecutor):
 
     def __init__(self, workers: int | None = None) -> None:
         super().__init__(max_workers=workers or os.cpu_count() or 1, thread_name_prefix="task",
-                         initializer=_one_numba_thread)
+                         initializer=one_numba_thread)
 
 
 @jit_parallel
