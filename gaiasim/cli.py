@@ -81,15 +81,15 @@ def _executor_options(tasks: str, auto: str = "", kinds: tuple[str, ...] = ("ser
     With ``auto`` (what the command then picks), ``auto`` is a choice and the default."""
 
     threads = "threads" in kinds
+    threads_note = " (threads: several at once)" if threads else ""
 
     def decorate(fn: Callable) -> Callable:
         fn = click.option("--scheduler", help="Dask scheduler address (tcp://HOST:PORT) for --executor dask; "
                           "default: a local cluster of --workers processes")(fn)
         fn = click.option("--executor", type=click.Choice([*(["auto"] if auto else []), *kinds]),
                           default="auto" if auto else "serial", show_default=True,
-                          help=f"where the {tasks} run: this process{' (threads: several at once)' if threads else ''}, "
-                          f"a local process pool, or Dask distributed (same bytes){'; auto: ' + auto if auto else ''}"
-                          )(fn)
+                          help=f"where the {tasks} run: this process{threads_note}, a local process pool, or Dask "
+                          f"distributed (same bytes){'; auto: ' + auto if auto else ''}")(fn)
         return click.option("--workers", type=click.IntRange(1, 256), default=None,
                             help=f"threads for the numba kernels; with --executor {'threads, ' if threads else ''}"
                             "process or dask: task threads or worker processes (one numba thread each)")(fn)
