@@ -210,36 +210,40 @@ def _run_child(kind: str, spec_scale: float, folder: Path, workers: int, executo
 
 def _kernels_only(dataset: Path, workers: int) -> dict:
     """The pipeline's compute on a day whose TM is already in memory: the ceiling of an end-to-end run.
-    Its chunks run on the executor ``gaiasim run`` would pick (threads with 2 cores or more), so the
-    ceiling has the run's parallelism."""
+    Its tasks (the scan of each file, the sky index, the chunks) run on the executor ``gaiasim run`` would
+    pick (threads with 2 cores or more), so the ceiling has the run's parallelism."""
     from gaiasim.executors import auto_run_executor, make_executor
-    from pipeline import transits
+    from pipeline import crossmatch, geometry, transits
     from pipeline.calibration import Calibration
     from pipeline.config import PipelineConfig
-    from pipeline.hourly import IPD_CHUNK_TRANSITS, catalogue_index, match
+    from pipeline.hourly import IPD_CHUNK_TRANSITS, match
     from pipeline.run import read_catalogue, tm_files
 
     buffers = [np.fromfile(f, dtype=np.uint8) for f in tm_files(dataset)]
     catalogue = read_catalogue(dataset)
     cal = Calibration()
     t = time.perf_counter()
-    index = catalogue_index(catalogue, PipelineConfig().match_radius_mas)
-    scans = [icd.scan_stream(buf) for buf in buffers]
-    att_t, att_q = np.empty(0, np.int64), np.empty((0, 4))
-    for buf, scan in zip(buffers, scans, strict=True):
-        att = icd.decode_packets(buf, scan, icd.APID_ATTITUDE)
-        att_t = np.r_[att_t, att["obmt_ns"].astype(np.int64)]
-        att_q = np.r_[att_q, att["payload"]["q"].astype(np.float64)]
-    order = np.argsort(att_t)
-    att_t, att_q = att_t[order], att_q[order]
-
-    def chunk(buf: np.ndarray, offsets: np.ndarray, wc: int) -> int:
-        records = icd.gather_packets(buf, offsets, icd.STAR_APIDS[wc])
-        fit = transits.fit_star_packets(records, wc, cal)
-        match(index, transits.transit_rows(records, wc, fit, cal, att_t, att_q))
-        return len(records)
-
     with make_executor(auto_run_executor(workers), workers) as pool:
+        # The scans (headers, CRC) and the sky index are independent tasks too, as in a run.
+        index = pool.submit(lambda: crossmatch.build_index(
+            geometry.unit_from_radec(catalogue["ra_deg"].to_numpy(), catalogue["dec_deg"].to_numpy()),
+            PipelineConfig().match_radius_mas, catalogue["g_mag"].to_numpy(), catalogue["g_mag_sigma"].to_numpy()))
+        scans = [job.result() for job in [pool.submit(icd.scan_stream, buf) for buf in buffers]]
+        att_t, att_q = np.empty(0, np.int64), np.empty((0, 4))
+        for buf, scan in zip(buffers, scans, strict=True):
+            att = icd.decode_packets(buf, scan, icd.APID_ATTITUDE)
+            att_t = np.r_[att_t, att["obmt_ns"].astype(np.int64)]
+            att_q = np.r_[att_q, att["payload"]["q"].astype(np.float64)]
+        order = np.argsort(att_t)
+        att_t, att_q = att_t[order], att_q[order]
+        index = index.result()
+
+        def chunk(buf: np.ndarray, offsets: np.ndarray, wc: int) -> int:
+            records = icd.gather_packets(buf, offsets, icd.STAR_APIDS[wc])
+            fit = transits.fit_star_packets(records, wc, cal)
+            match(index, transits.transit_rows(records, wc, fit, cal, att_t, att_q))
+            return len(records)
+
         jobs = []
         for buf, scan in zip(buffers, scans, strict=True):
             for wc, apid in enumerate(icd.STAR_APIDS):

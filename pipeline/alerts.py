@@ -156,8 +156,9 @@ def _groups(key: np.ndarray, obmt_ns: np.ndarray, fov: np.ndarray, transit_id: n
     return out
 
 
-def _deviations(transits: pa.Table, catalogue: pa.Table) -> dict:
-    """The transit columns the alerts use, and each transit's deviation from its catalogue source."""
+def _deviations(transits: pa.Table, catalogue: pa.Table, catalogue_row: np.ndarray | None = None) -> dict:
+    """The transit columns the alerts use, and each transit's deviation from its catalogue source (its row
+    in ``catalogue`` looked up by source id, or ``catalogue_row`` when the caller has it: -1 for none)."""
     cols = {name: _column(transits, name, "the transits table", "TRANSITS") for name in _TRANSIT_COLUMNS}
     cat = {name: _column(catalogue, name, "the catalogue", "CATALOGUE") for name in schemas.CATALOGUE.names}
     d = {
@@ -175,16 +176,19 @@ def _deviations(transits: pa.Table, catalogue: pa.Table) -> dict:
     d["usable"] = np.isfinite(d["g"]) & np.isfinite(d["g_err"]) & ((d["fov"] == 1) | (d["fov"] == 2))
     # Known sources: deviations from the catalogue mean.
     cat_id = cat["source_id"].to_numpy().astype(np.int64)
-    cat_order = np.argsort(cat_id, kind="stable")
+    sorted_ids: list[np.ndarray] = []  # the catalogue's order by id, sorted once and only when asked for
 
     def cat_row(source_id: np.ndarray) -> np.ndarray:
         """Catalogue row of each source id, -1 when it is not in the catalogue."""
+        if not sorted_ids:
+            sorted_ids.append(np.argsort(cat_id, kind="stable"))
+        cat_order = sorted_ids[0]
         pos = np.minimum(np.searchsorted(cat_id[cat_order], source_id), len(cat_id))
         row = np.append(cat_order, -1)[pos]
         return np.where(np.append(cat_id, -1)[row] == source_id, row, -1)
 
     d["cat_row"] = cat_row
-    row = cat_row(d["sid"])
+    row = cat_row(d["sid"]) if catalogue_row is None else np.asarray(catalogue_row, dtype=np.int64)
     d["known"] = d["matched"] & d["usable"] & (row >= 0)
     d["delta"] = d["g"] - _at(_floats(cat["g_mag"]), row)
     cat_sigma = _at(_floats(cat["g_mag_sigma"]), row)
@@ -202,11 +206,16 @@ def _new_source_evidence(d: dict, config: AlertConfig) -> np.ndarray:
             & (d["g"] < config.new_source_g_limit_mag))
 
 
-def candidates(transits: pa.Table, catalogue: pa.Table, config: AlertConfig | None = None) -> pa.Table:
+def candidates(transits: pa.Table, catalogue: pa.Table, config: AlertConfig | None = None,
+               catalogue_row: np.ndarray | None = None) -> pa.Table:
     """The transits that may be evidence of an alert: :func:`raise_alerts` over any set of transits that
-    holds these gives the same alerts, so a streaming run keeps only these from each time slice."""
+    holds these gives the same alerts, so a streaming run keeps only these from each time slice.
+
+    ``catalogue_row``: each transit's row in ``catalogue`` (-1 when unmatched), when the caller has it from
+    the crossmatch; it spares sorting the catalogue by source id (a full-scale slice loads ~2 M sources).
+    """
     config = config or AlertConfig()
-    d = _deviations(transits, catalogue)
+    d = _deviations(transits, catalogue, catalogue_row)
     keep = _deviating(d, -1.0, config) | _deviating(d, 1.0, config) | _new_source_evidence(d, config)
     return transits.filter(pa.array(keep))
 

@@ -54,20 +54,26 @@ def build_index(u_ref: np.ndarray, radius_mas: float, g_mag: np.ndarray | None =
                 g_mag_sigma: np.ndarray | None = None) -> SkyIndex:
     """Index catalogue unit vectors (n, 3) for matches within ``radius_mas``; with the sources' mean G
     and its scatter (mag) when candidates are to be ranked by magnitude too (:func:`candidates`)."""
-    u_ref = np.ascontiguousarray(u_ref, dtype=np.float64).reshape(-1, 3)
+    u_ref = np.asarray(u_ref, dtype=np.float64).reshape(-1, 3)  # any strides (a RECORD column, say)
+    m = len(u_ref)
     if not MIN_RADIUS_MAS <= radius_mas < 3.6e6:
         raise ValueError(f"match radius {radius_mas} mas must lie in [{MIN_RADIUS_MAS:g} mas, 1 deg)")
     h = 2.0 * np.sin(0.5 * radius_mas * MAS_RAD)  # chord of the radius
     inv_h = 1.0 / h
     offset = int(np.ceil(inv_h)) + 2
     n = 2 * offset + 1
-    keys = np.empty(len(u_ref), dtype=np.int64)
+    keys = np.empty(m, dtype=np.int64)
     _k._cell_keys(u_ref, inv_h, offset, n, keys)
-    order = np.argsort(keys, kind="stable")
-    g = np.full(len(u_ref), np.nan) if g_mag is None else np.asarray(g_mag, dtype=np.float64)[order]
-    sigma = np.zeros(len(u_ref)) if g_mag_sigma is None else np.asarray(g_mag_sigma, dtype=np.float64)[order]
-    return SkyIndex(np.ascontiguousarray(u_ref[order]), keys[order], order, inv_h, offset, n, radius_mas,
-                    np.ascontiguousarray(g), sigma * sigma + MAG_FLOOR_MAG**2)
+    # The stable order of the keys: numpy's quicksort (SIMD) and then equal keys in row order, ~3x faster
+    # than its stable sort on a full-scale slice's ~2 M sources (0.05 s against 0.18 s).
+    order = np.argsort(keys)
+    keys_sorted = np.empty(m, dtype=np.int64)
+    _k._sort_ties_by_row(keys, order, keys_sorted)
+    g = np.full(m, np.nan) if g_mag is None else np.asarray(g_mag)
+    sigma = np.zeros(m) if g_mag_sigma is None else np.asarray(g_mag_sigma)
+    u_sorted, g_sorted, g_var_sorted = np.empty((m, 3)), np.empty(m), np.empty(m)
+    _k._gather_sorted(order, u_ref, g, sigma, MAG_FLOOR_MAG**2, u_sorted, g_sorted, g_var_sorted)
+    return SkyIndex(u_sorted, keys_sorted, order, inv_h, offset, n, radius_mas, g_sorted, g_var_sorted)
 
 
 @dataclass(frozen=True)

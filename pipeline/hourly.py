@@ -82,13 +82,6 @@ def read_star_packets(files: list[Path], file_k: np.ndarray, offset: np.ndarray,
     return out
 
 
-def catalogue_index(catalogue: pa.Table, radius_mas: float) -> crossmatch.SkyIndex:
-    """The crossmatch index of catalogue sources (schemas.CATALOGUE), with their magnitudes."""
-    return crossmatch.build_index(
-        geometry.unit_from_radec(catalogue["ra_deg"].to_numpy(), catalogue["dec_deg"].to_numpy()), radius_mas,
-        catalogue["g_mag"].to_numpy(), catalogue["g_mag_sigma"].to_numpy())
-
-
 def match(index: crossmatch.SkyIndex, cols: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Crossmatch transits (``ra_deg``, ``dec_deg``, ``g_mag``, ``g_mag_err``, ``fov``, ``obmt_ns``):
     (catalogue row or -1, separation in mas, lost a conflict) (pipeline.crossmatch)."""
@@ -98,16 +91,17 @@ def match(index: crossmatch.SkyIndex, cols: dict[str, np.ndarray]) -> tuple[np.n
     return crossmatch.resolve_conflicts(found, cols["fov"], cols["obmt_ns"])
 
 
-def _transit_table(cols: dict[str, np.ndarray], day: Day) -> tuple[pa.Table, pa.Table]:
+def _transit_table(cols: dict[str, np.ndarray], day: Day) -> tuple[pa.Table, pa.Table, np.ndarray]:
     """The hour's transits (time order), crossmatched to the catalogue sources of the sky they crossed
-    (conflicts within a scan resolved), and those sources."""
+    (conflicts within a scan resolved); the sources matched, and each transit's row among them (-1: none)."""
     positioned = np.isfinite(cols["ra_deg"])
     cells = skycells.cells_within(cols["ra_deg"][positioned], cols["dec_deg"][positioned],
                                   day.match_radius_mas / 3.6e6)
-    catalogue = skycells.load(day.work, day.cells, cells)
-    resolved, sep, conflict = match(catalogue_index(catalogue, day.match_radius_mas), cols)
+    records = skycells.load_records(day.work, day.cells, cells)
+    index = crossmatch.build_index(records["u"], day.match_radius_mas, records["g_mag"], records["g_mag_sigma"])
+    resolved, sep, conflict = match(index, cols)
     matched = resolved >= 0
-    src = catalogue["source_id"].to_numpy()
+    src = records["source_id"]
     flags = cols["flags"] | np.where(matched, 0, crossmatch.FLAG_UNMATCHED).astype(np.int32)
     flags |= np.where(conflict, crossmatch.FLAG_MATCH_CONFLICT, 0).astype(np.int32)
     table = pa.table(
@@ -124,7 +118,11 @@ def _transit_table(cols: dict[str, np.ndarray], day: Day) -> tuple[pa.Table, pa.
         },
         schema=schemas.TRANSITS,
     )
-    return table, catalogue
+    # The sources matched, for the alert candidates (a full-scale slice loads ~10 sources per transit).
+    used, inverse = np.unique(resolved[matched], return_inverse=True)
+    row = np.full(len(resolved), -1, dtype=np.int64)
+    row[matched] = inverse
+    return table, skycells.table(records[used]), row
 
 
 def process_hour(day: Day, hour: int, writer: Executor) -> dict:
@@ -206,10 +204,10 @@ def _process_slice(day: Day, hour: int, j: int, refs: np.ndarray, file_k: np.nda
         cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         del parts
         order = np.argsort(cols["obmt_ns"], kind="stable")
-        table, catalogue = _transit_table({k: v[order] for k, v in cols.items()}, day)
+        table, catalogue, row = _transit_table({k: v[order] for k, v in cols.items()}, day)
         pending.append(writer.submit(io.write_table, table, schemas.TRANSITS,
                                      day.out / "transits" / f"hour={hour}" / f"part-{j}.parquet"))
-        candidates = alerts.candidates(table, catalogue, day.alert_config)
+        candidates = alerts.candidates(table, catalogue, day.alert_config, catalogue_row=row)
     else:
         table = candidates = schemas.TRANSITS.empty_table()
     return {

@@ -22,6 +22,36 @@ def _cell_keys(u, inv_h, offset, n, out):
         out[i] = _cell_key(u[i, 0], u[i, 1], u[i, 2], inv_h, offset, n)
 
 
+@jit
+def _sort_ties_by_row(keys, order, keys_sorted):
+    """Given ``order`` sorting ``keys`` (any sort), write ``keys_sorted`` and put each run of equal keys in
+    ascending row order: ``order`` is then the stable argsort of ``keys``."""
+    n = order.shape[0]
+    for i in range(n):
+        keys_sorted[i] = keys[order[i]]
+    i = 0
+    while i < n:
+        j = i + 1
+        while j < n and keys_sorted[j] == keys_sorted[i]:
+            j += 1
+        if j - i > 1:
+            order[i:j] = np.sort(order[i:j])
+        i = j
+
+
+@jit
+def _gather_sorted(order, u, g, sigma, floor2, u_sorted, g_sorted, g_var_sorted):
+    """Rows of the catalogue (unit vectors, G and its scatter as scatter^2 + ``floor2``) in index order."""
+    for i in range(order.shape[0]):
+        r = order[i]
+        u_sorted[i, 0] = u[r, 0]
+        u_sorted[i, 1] = u[r, 1]
+        u_sorted[i, 2] = u[r, 2]
+        g_sorted[i] = g[r]
+        s = np.float64(sigma[r])
+        g_var_sorted[i] = s * s + floor2
+
+
 @jit_parallel
 def _best_two(u_query, g_query, g_var_query, u_ref_sorted, g_ref_sorted, g_var_ref_sorted, keys_sorted, inv_h,
               offset, n, chord2_radius, inv_var_pos, rows, scores, chord2):

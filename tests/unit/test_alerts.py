@@ -159,6 +159,18 @@ def test_raise_alerts_equals_the_naive_oracle(seed, n_known, n_new, config):
     assert_same_alerts(alerts.raise_alerts(transits, cat, config), naive.raise_alerts(transits, cat, config))
 
 
+@given(st.integers(0, 2**32 - 1), st.integers(0, 12), st.integers(0, 6), alert_configs())
+def test_the_candidates_of_a_slice_raise_the_same_alerts(seed, n_known, n_new, config):
+    """What a streaming run keeps of each slice (alerts.candidates) raises the alerts of all its transits;
+    the crossmatch's catalogue rows, when given, select the same candidates as a lookup by source id."""
+    transits, cat = random_day(np.random.default_rng(seed), n_known, n_new)
+    kept = alerts.candidates(transits, cat, config)
+    row_of = {sid: row for row, sid in enumerate(cat["source_id"].to_pylist())}
+    rows = np.array([-1 if sid is None else row_of.get(sid, -1) for sid in transits["source_id"].to_pylist()])
+    assert alerts.candidates(transits, cat, config, catalogue_row=rows).equals(kept)
+    assert alerts.raise_alerts(kept, cat, config).equals(alerts.raise_alerts(transits, cat, config))
+
+
 def test_the_oracle_comparison_sees_alerts_of_every_kind():
     """The property above is only worth something if its days raise alerts of each kind."""
     kinds = set()

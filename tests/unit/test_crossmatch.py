@@ -8,7 +8,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pipeline import crossmatch, geometry
-from tests.naive.crossmatch import best_two_brute_force, nearest_brute_force
+from tests.naive.crossmatch import best_two_brute_force, nearest_brute_force, sorted_index_naive
 
 RADIUS_MAS = 500.0  # the pipeline's default (pipeline.config.PipelineConfig.match_radius_mas)
 
@@ -40,6 +40,25 @@ def sky(rng, kind: str, n: int) -> np.ndarray:
         centres = sky(rng, "uniform", max(1, n // 50))
         return random_offsets(rng, centres[rng.integers(0, len(centres), n)], 3 * RADIUS_MAS)
     raise ValueError(kind)
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(0, 300), st.sampled_from(["uniform", "clustered"]),
+       st.floats(0.0, 0.9), st.sampled_from([crossmatch.MIN_RADIUS_MAS, RADIUS_MAS, 60_000.0]))
+def test_the_index_is_the_stable_sort_of_the_grid_keys(seed, n, kind, repeated, radius_mas):
+    """build_index's sort (quicksort, then equal keys in row order) and gathers equal the plain stable sort;
+    many sources share a grid cell (repeated positions, clusters) so the tie order is exercised. The
+    unit vectors come as a strided column of a record array, as the run's catalogue cells give them."""
+    rng = np.random.default_rng(seed)
+    u = sky(rng, kind, n)
+    copies = rng.random(n) < repeated  # a source at the position of an earlier one: equal keys
+    u[copies] = u[rng.integers(0, np.arange(n)[copies] + 1)] if n else u[copies]
+    rec = np.zeros(n, np.dtype([("id", "i8"), ("u", "f8", (3,)), ("g", "f4"), ("s", "f4")]))
+    rec["u"], rec["g"], rec["s"] = u, rng.uniform(3, 21, n), rng.uniform(0, 0.1, n)
+    index = crossmatch.build_index(rec["u"], radius_mas, rec["g"], rec["s"])
+    keys, order, u_sorted, g, g_var = sorted_index_naive(u, radius_mas, rec["g"], rec["s"], crossmatch.MAG_FLOOR_MAG)
+    assert np.array_equal(index.keys_sorted, keys) and np.array_equal(index.order, order)
+    assert np.array_equal(index.u_sorted, u_sorted) and np.array_equal(index.g_sorted, g)
+    assert np.array_equal(index.g_var_sorted, g_var)
 
 
 def assert_matches_oracle(u_ref: np.ndarray, u_query: np.ndarray, radius_mas: float) -> None:
