@@ -3,7 +3,8 @@
 Stages, in bounded memory whatever the scale:
 
 1. **ingest** (:mod:`pipeline.spool`): each TM file read once in chunks; quarantine written, star packets
-   indexed by OBMT hour, housekeeping and attitude decoded;
+   indexed by OBMT hour, housekeeping and attitude decoded; beside it, the reference catalogue split by
+   sky cell (:mod:`pipeline.skycells`);
 2. **decode** (whole day, small): housekeeping and attitude sequence checks, ``hk``, attitude glitches
    and HK limit events;
 3. **hours** (:mod:`pipeline.hourly`): per OBMT hour, image parameters, sky positions, crossmatch,
@@ -197,13 +198,15 @@ def _ingest(files: list[Path], out: Path, work: Path, summaries: list[dict], pro
     executor = executor or SerialExecutor()
     summaries = list(summaries)
     pending = {}
-    for k in range(len(summaries), len(files)):
+    # Largest files first, so that the pool's last task is a small one (a lazy serial executor still
+    # spools them in reception order, as their results are asked for).
+    for k in sorted(range(len(summaries), len(files)), key=lambda k: -files[k].stat().st_size):
         summary = spool.load_summary(work, k)
         if summary is None or summary["file"] != files[k].name:
             pending[k] = executor.submit(spool.spool_file, files[k], k, out, work)
         else:
             pending[k] = summary
-    for k, job in pending.items():
+    for k, job in sorted(pending.items()):
         summaries.append(job if isinstance(job, dict) else job.result())
         progress("ingest", 0.3 * (k + 1) / max(len(files), 1))
     return summaries
@@ -230,16 +233,17 @@ def _attitude_path(work: Path, n_files: int) -> Path:
     return work / f"attitude-{n_files}.npz"
 
 
-def _day(dataset: Path, files: list[Path], summaries: list[dict], out: Path, config: PipelineConfig
-         ) -> tuple[hourly.Day, dict]:
+def _day(dataset: Path, files: list[Path], summaries: list[dict], out: Path, config: PipelineConfig,
+         cells: dict | None = None) -> tuple[hourly.Day, dict]:
     """Stage 2 (housekeeping and attitude of the files so far) and what every hour shares (also left in
-    the work area for worker processes)."""
+    the work area for worker processes); ``cells``: the catalogue's split by sky cell, if already made."""
     work = out / WORK
     att_t, att_q, day_counts = _whole_day(out, work, files)
     with io._atomic(_attitude_path(work, len(files))) as tmp, open(tmp, "wb") as f:
         np.savez(f, t=att_t, q=att_q)
     day = hourly.Day(files=files, summaries=summaries, out=out, work=work, att_t_ns=att_t, att_q=att_q,
-                     cells=skycells.split(dataset, work), match_radius_mas=config.match_radius_mas,
+                     cells=skycells.split(dataset, work) if cells is None else cells,
+                     match_radius_mas=config.match_radius_mas,
                      calibration=config.calibration,
                      alert_config=alerts.load_alert_config(alerts.DEFAULT_CONFIG_PATH))
     _DAYS.clear()
@@ -272,9 +276,16 @@ def _hours(day: hourly.Day, dataset: Path, config: PipelineConfig, redo: set[int
            executor: Executor) -> list[dict]:
     """Stage 3: every hour of the day's files not yet done (and those in ``redo``), as tasks on
     ``executor``; all hour summaries, in hour order."""
-    hours = sorted({int(h) for s in day.summaries for h in s["hours"]})
+    packets: dict[int, int] = {}
+    for s in day.summaries:
+        for h, (first, stop) in s["hours"].items():
+            packets[int(h)] = packets.get(int(h), 0) + stop - first
+    hours = sorted(packets)
     pending = {}
-    for hour in hours:
+    # Largest hours first: on a pool the last tasks to start are then the shortest, so the cores finish
+    # together (hours differ ~3x in size as the scans cross the galactic plane). A lazy serial executor
+    # still runs them in hour order, as their results are asked for.
+    for hour in sorted(hours, key=lambda h: (-packets[h], h)):
         if hour in redo or hourly.load_summary(day.work, hour) is None:
             job = HourJob(dataset, day.out, tuple(day.files), tuple(day.summaries), config, hour)
             pending[hour] = executor.submit(run_hour, job)
@@ -341,9 +352,11 @@ def _finish(day: hourly.Day, hour_summaries: list[dict], day_counts: dict, confi
 def _run(dataset: Path, files: list[Path], out: Path, config: PipelineConfig, fingerprint: dict,
          progress: Progress, executor: Executor) -> dict:
     timer = _Timer()
+    # The catalogue's split by sky cell needs no TM: it runs beside the files' first pass.
+    cells = executor.submit(skycells.split, dataset, out / WORK)
     summaries = _ingest(files, out, out / WORK, [], progress, executor)
     timer.lap("ingest")
-    day, day_counts = _day(dataset, files, summaries, out, config)
+    day, day_counts = _day(dataset, files, summaries, out, config, cells.result())
     progress("decode", 0.32)
     timer.lap("decode")
     hour_summaries = _hours(day, dataset, config, set(), progress, executor)
