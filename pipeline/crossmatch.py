@@ -2,8 +2,9 @@
 
 A simplified form of IDT's preliminary crossmatch (FACTS.md section 4, Torra+2021): the provisional
 observation-to-source match. Transits without a source within the radius are new-source candidates
-(``source_id`` null and :data:`FLAG_UNMATCHED`). The index is a 3D grid on unit vectors with cells one
-radius wide, sorted by cell key (numba), so a query looks at 27 cells whatever the sky density.
+(``source_id`` null and :data:`FLAG_UNMATCHED`). The index is a 3D grid on unit vectors with cells two
+radius chords wide, sorted by cell key (numba), so a query looks at the 8 cells nearest to it whatever the
+sky density.
 
 The candidates within the radius are ranked by a score, not by distance alone: the squared distance in
 units of the transit's position error plus the squared magnitude difference in units of the expected
@@ -37,6 +38,10 @@ POSITION_SIGMA_MAS = 60.0
 MAG_FLOOR_MAG = 0.2
 
 
+#: Grid cell size of the index, in chords of the match radius (a little over 2: see build_index).
+CELL_CHORDS = 2.000001
+
+
 @dataclass(frozen=True)
 class SkyIndex:
     u_sorted: np.ndarray  # (n, 3) catalogue unit vectors, sorted by cell key
@@ -58,7 +63,9 @@ def build_index(u_ref: np.ndarray, radius_mas: float, g_mag: np.ndarray | None =
     m = len(u_ref)
     if not MIN_RADIUS_MAS <= radius_mas < 3.6e6:
         raise ValueError(f"match radius {radius_mas} mas must lie in [{MIN_RADIUS_MAS:g} mas, 1 deg)")
-    h = 2.0 * np.sin(0.5 * radius_mas * MAS_RAD)  # chord of the radius
+    # Cells two radius chords wide (and a hair more, against rounding): every source within the radius of a
+    # query lies in the 2 x 2 x 2 cells nearest to it (kernels._best_two), 4 binary searches, not 9.
+    h = CELL_CHORDS * 2.0 * np.sin(0.5 * radius_mas * MAS_RAD)
     inv_h = 1.0 / h
     offset = int(np.ceil(inv_h)) + 2
     n = 2 * offset + 1

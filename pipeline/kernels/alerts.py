@@ -19,7 +19,7 @@ def _root(parent, i):
 def _friends_of_friends(u_sorted, keys_sorted, inv_h, offset, n, chord2, label):
     """Connected components of "closer than the radius" over unit vectors sorted by grid cell key.
 
-    Same grid as :func:`pipeline.kernels.crossmatch._best_two` (cells at least one radius wide, so the 27 cells
+    Same grid as :func:`pipeline.kernels.crossmatch._best_two` (cells at least one radius wide: the 27 cells
     around a point hold all its neighbours). Two points are linked when their chord squared is <= ``chord2``.
     Writes, for every point, the smallest sorted row of its component: union by smaller root keeps every
     root the smallest row of its component.

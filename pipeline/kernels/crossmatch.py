@@ -58,27 +58,31 @@ def _best_two(u_query, g_query, g_var_query, u_ref_sorted, g_ref_sorted, g_var_r
     """For each query direction, the two best sorted-reference rows within the radius, by score.
 
     score = chord^2 * inv_var_pos + (g_query - g_ref)^2 / (g_var_query + g_var_ref), the magnitude term only
-    where both magnitudes are finite (else position alone ranks). The grid cell size h is at least the match
-    radius (as a chord), so the 27 cells around the query's cell hold every candidate. Within the radius
+    where both magnitudes are finite (else position alone ranks). The grid cell size h is at least twice the
+    match radius (as a chord), so along each axis a candidate lies in the query's cell or in the neighbour on
+    the side of the cell's half the query is in: 2 x 2 x 2 cells hold every candidate. Within the radius
     means a squared chord of at most ``chord2_radius``: exact to rounding, where a cosine test (dot product
     against cos(radius)) resolves angles near 1 only to ~3 mas (sqrt of the float64 epsilon). On a tie the
     earlier sorted row wins. Missing candidates get row -1, score inf, chord2 NaN.
     """
     for i in numba.prange(u_query.shape[0]):
         x, y, z = u_query[i, 0], u_query[i, 1], u_query[i, 2]
-        ix = np.int64(np.floor(x * inv_h)) + offset
-        iy = np.int64(np.floor(y * inv_h)) + offset
-        iz = np.int64(np.floor(z * inv_h)) + offset
+        # The lower of the 2 cells to look at along each axis: the query's own, or the one below it when the
+        # query lies in the lower half of its cell.
+        fx, fy, fz = np.floor(x * inv_h), np.floor(y * inv_h), np.floor(z * inv_h)
+        ix = np.int64(fx) + offset - (1 if x * inv_h - fx < 0.5 else 0)
+        iy = np.int64(fy) + offset - (1 if y * inv_h - fy < 0.5 else 0)
+        iz = np.int64(fz) + offset - (1 if z * inv_h - fz < 0.5 else 0)
         g = g_query[i]
         b0, b1 = -1, -1
         s0, s1 = np.inf, np.inf
         c0, c1 = np.nan, np.nan
-        for dx in range(-1, 2):
-            for dy in range(-1, 2):
-                # The 3 cells iz-1..iz+1 of a column have consecutive keys: one binary search per column.
-                first = ((ix + dx) * n + (iy + dy)) * n + (iz - 1)
+        for dx in range(2):
+            for dy in range(2):
+                # The 2 cells iz, iz+1 of a column have consecutive keys: one binary search per column.
+                first = ((ix + dx) * n + (iy + dy)) * n + iz
                 j = np.searchsorted(keys_sorted, first)
-                while j < keys_sorted.shape[0] and keys_sorted[j] <= first + 2:
+                while j < keys_sorted.shape[0] and keys_sorted[j] <= first + 1:
                     rx, ry, rz = u_ref_sorted[j, 0], u_ref_sorted[j, 1], u_ref_sorted[j, 2]
                     c2 = (x - rx) ** 2 + (y - ry) ** 2 + (z - rz) ** 2
                     if c2 <= chord2_radius:

@@ -52,11 +52,12 @@ def best_two_brute_force(u_ref: np.ndarray, g_ref: np.ndarray, g_var_ref: np.nda
 
 
 def sorted_index_naive(u_ref: np.ndarray, radius_mas: float, g_mag: np.ndarray, g_mag_sigma: np.ndarray,
-                       mag_floor_mag: float) -> tuple[np.ndarray, ...]:
-    """What ``pipeline.crossmatch.build_index`` sorts, the plain way: grid key of each source (cell one radius
-    chord wide), numpy's stable argsort, fancy indexing. Returns (keys, order, u, g, g_var), sorted."""
+                       mag_floor_mag: float, cell_chords: float) -> tuple[np.ndarray, ...]:
+    """What ``pipeline.crossmatch.build_index`` sorts, the plain way: grid key of each source (cells
+    ``cell_chords`` radius chords wide), numpy's stable argsort, fancy indexing. Returns (keys, order, u, g,
+    g_var), sorted."""
     u = np.asarray(u_ref, dtype=np.float64).reshape(-1, 3)
-    h = 2.0 * np.sin(0.5 * radius_mas * np.pi / (180.0 * 3600.0 * 1000.0))
+    h = cell_chords * 2.0 * np.sin(0.5 * radius_mas * np.pi / (180.0 * 3600.0 * 1000.0))
     offset = int(np.ceil(1.0 / h)) + 2
     n = 2 * offset + 1
     ijk = np.floor(u * (1.0 / h)).astype(np.int64) + offset

@@ -55,7 +55,8 @@ def test_the_index_is_the_stable_sort_of_the_grid_keys(seed, n, kind, repeated, 
     rec = np.zeros(n, np.dtype([("id", "i8"), ("u", "f8", (3,)), ("g", "f4"), ("s", "f4")]))
     rec["u"], rec["g"], rec["s"] = u, rng.uniform(3, 21, n), rng.uniform(0, 0.1, n)
     index = crossmatch.build_index(rec["u"], radius_mas, rec["g"], rec["s"])
-    keys, order, u_sorted, g, g_var = sorted_index_naive(u, radius_mas, rec["g"], rec["s"], crossmatch.MAG_FLOOR_MAG)
+    keys, order, u_sorted, g, g_var = sorted_index_naive(u, radius_mas, rec["g"], rec["s"], crossmatch.MAG_FLOOR_MAG,
+                                                   crossmatch.CELL_CHORDS)
     assert np.array_equal(index.keys_sorted, keys) and np.array_equal(index.order, order)
     assert np.array_equal(index.u_sorted, u_sorted) and np.array_equal(index.g_sorted, g)
     assert np.array_equal(index.g_var_sorted, g_var)
