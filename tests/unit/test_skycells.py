@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline import geometry, schemas, skycells
+from tests.naive.skycells import cells_within_naive
 
 
 @given(st.floats(0, 360, exclude_max=True), st.floats(-90, 90), st.floats(0, 2 * np.pi),
@@ -43,6 +44,23 @@ def test_a_transit_away_from_cell_edges_loads_only_its_own_cell(ra, dec):
     margin = 2 * r_deg / np.cos(np.radians(abs(dec) + 1))
     if margin < d_ra < skycells.CELL_DEG - margin and margin < d_dec < skycells.CELL_DEG - margin:
         assert skycells.cells_within(np.array([ra]), np.array([dec]), r_deg).tolist() == cell.tolist()
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(0, 200), st.sampled_from([500.0, 10_000.0, 3.6e6]),
+       st.sampled_from(["anywhere", "polar", "ra_wrap", "cell_edges"]))
+def test_the_cells_kernel_equals_the_numpy_reference(seed, n, radius_mas, where):
+    rng = np.random.default_rng(seed)
+    ra, dec = rng.uniform(0, 360, n), np.degrees(np.arcsin(rng.uniform(-1, 1, n)))
+    if where == "polar":
+        dec = np.sign(dec) * rng.uniform(85, 90, n)
+    elif where == "ra_wrap":
+        ra = rng.uniform(-0.01, 0.01, n) % 360.0
+    elif where == "cell_edges":  # on a cell boundary, or a radius away from it
+        ra = rng.integers(0, skycells.N_RA, n) * skycells.CELL_DEG + rng.choice([0.0, 1.0, -1.0], n) * radius_mas / 3.6e6
+        dec = rng.integers(-45, 46, n) * skycells.CELL_DEG + rng.choice([0.0, 1.0, -1.0], n) * radius_mas / 3.6e6
+        ra, dec = ra % 360.0, np.clip(dec, -90, 90)
+    got = skycells.cells_within(ra, dec, radius_mas / 3.6e6)
+    assert np.array_equal(got, cells_within_naive(ra, dec, radius_mas / 3.6e6))
 
 
 def test_no_positions_no_cells():
