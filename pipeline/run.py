@@ -196,20 +196,20 @@ def _ingest(files: list[Path], out: Path, work: Path, summaries: list[dict], pro
     """Stage 1 for the files after the ``summaries`` already made (reception order): all summaries.
     Files not yet spooled are tasks on ``executor`` (they are independent, :mod:`pipeline.spool`)."""
     executor = executor or SerialExecutor()
-    summaries = list(summaries)
+    # Largest files first, so that the pool's last task is a small one; results awaited in that order.
+    order = sorted(range(len(summaries), len(files)), key=lambda k: (-files[k].stat().st_size, k))
     pending = {}
-    # Largest files first, so that the pool's last task is a small one (a lazy serial executor still
-    # spools them in reception order, as their results are asked for).
-    for k in sorted(range(len(summaries), len(files)), key=lambda k: -files[k].stat().st_size):
+    for k in order:
         summary = spool.load_summary(work, k)
         if summary is None or summary["file"] != files[k].name:
             pending[k] = executor.submit(spool.spool_file, files[k], k, out, work)
         else:
             pending[k] = summary
-    for k, job in sorted(pending.items()):
-        summaries.append(job if isinstance(job, dict) else job.result())
-        progress("ingest", 0.3 * (k + 1) / max(len(files), 1))
-    return summaries
+    for i, k in enumerate(order):
+        if not isinstance(pending[k], dict):
+            pending[k] = pending[k].result()
+        progress("ingest", 0.3 * (len(summaries) + i + 1) / max(len(files), 1))
+    return list(summaries) + [pending[k] for k in range(len(summaries), len(files))]
 
 
 @dataclass(frozen=True)
@@ -281,19 +281,20 @@ def _hours(day: hourly.Day, dataset: Path, config: PipelineConfig, redo: set[int
         for h, (first, stop) in s["hours"].items():
             packets[int(h)] = packets.get(int(h), 0) + stop - first
     hours = sorted(packets)
-    pending = {}
     # Largest hours first: on a pool the last tasks to start are then the shortest, so the cores finish
-    # together (hours differ ~3x in size as the scans cross the galactic plane). A lazy serial executor
-    # still runs them in hour order, as their results are asked for.
-    for hour in sorted(hours, key=lambda h: (-packets[h], h)):
+    # together (hours differ ~3x in size as the scans cross the galactic plane). Results are awaited in the
+    # same order (about the order they finish in, so progress moves steadily).
+    order = sorted(hours, key=lambda h: (-packets[h], h))
+    pending = {}
+    for hour in order:
         if hour in redo or hourly.load_summary(day.work, hour) is None:
             job = HourJob(dataset, day.out, tuple(day.files), tuple(day.summaries), config, hour)
             pending[hour] = executor.submit(run_hour, job)
-    done = []
-    for i, hour in enumerate(hours):
-        done.append(pending[hour].result() if hour in pending else hourly.load_summary(day.work, hour))
+    done = {}
+    for i, hour in enumerate(order):
+        done[hour] = pending[hour].result() if hour in pending else hourly.load_summary(day.work, hour)
         progress("hours", 0.32 + 0.6 * (i + 1) / max(len(hours), 1))
-    return done
+    return [done[hour] for hour in hours]
 
 
 def _finish(day: hourly.Day, hour_summaries: list[dict], day_counts: dict, config: PipelineConfig,

@@ -128,6 +128,27 @@ def test_hours_on_any_executor_give_the_same_bytes(faulty_run, tmp_path, kind):
     assert parquet_digests(out) == parquet_digests(clean)
 
 
+@pytest.mark.parametrize("stage", ["ingest", "hours"])
+def test_progress_follows_the_tasks_a_pool_finishes(faulty_run, tmp_path, stage):
+    """Tasks go to a pool largest first; the progress of a stage must count what is done, not wait for the
+    first file or hour in time order (a small one, so done last: progress then stalled all stage long)."""
+    from pipeline.executor import ThreadExecutor
+
+    dataset, _clean = faulty_run
+    out = tmp_path / "run"
+    done_at_calls = []
+
+    def progress(name: str, _fraction: float) -> None:
+        if name == stage:
+            folder = out / WORK / ("files" if stage == "ingest" else "hours")
+            done_at_calls.append(len(list(folder.glob("*.json"))))
+
+    with ThreadExecutor(1) as pool:  # one task at a time, in submission order
+        run(dataset, out, progress=progress, executor=pool)
+    assert len(done_at_calls) >= 3
+    assert done_at_calls == list(range(1, len(done_at_calls) + 1))
+
+
 def test_an_hour_cut_into_slices_gives_the_same_rows(faulty_run, tmp_path, monkeypatch):
     dataset, clean = faulty_run
     monkeypatch.setattr(hourly, "SLICE_TRANSITS", 10)  # every hour of the tiny day in several slices
