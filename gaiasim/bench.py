@@ -22,6 +22,8 @@ import argparse
 import json
 import os
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -254,22 +256,32 @@ def _kernels_only(dataset: Path, workers: int) -> dict:
     return {"transits": n, "wall_s": time.perf_counter() - t}
 
 
-def bench_day(tmp: Path, scale: float, workers: int) -> dict:
-    """Generate and run one day in child processes (compiled kernels cached on disk beforehand)."""
+def bench_day(tmp: Path, scale: float, workers: int, repeats: int = 3) -> dict:
+    """Generate one day, then run it and time its ceiling ``repeats`` times in turn, in child processes
+    (compiled kernels cached on disk beforehand). On a shared, noisy machine the same run varies by 10-25 %
+    from minute to minute: each ratio comes from a run and the ceiling right after it, and the medians are
+    reported (every pair is kept in the JSON)."""
     folder = tmp / f"day-{scale:g}-{workers}"
     folder.mkdir()
     g = _child(["generate", str(scale), str(folder), str(workers)])
-    r = _child(["run", str(scale), str(folder), str(workers)])
-    c = _child(["ceiling", str(scale), str(folder), str(workers)])
+    pairs = []
+    for _ in range(repeats):
+        shutil.rmtree(folder / "run", ignore_errors=True)  # a complete run folder would be returned at once
+        pairs.append((_child(["run", str(scale), str(folder), str(workers)]),
+                      _child(["ceiling", str(scale), str(folder), str(workers)])))
+    r = sorted((p[0] for p in pairs), key=lambda x: x["wall_s"])[len(pairs) // 2]
+    c_s = statistics.median(p[1]["wall_s"] for p in pairs)
+    ratios = [p[1]["wall_s"] / p[0]["wall_s"] for p in pairs]
     n = g["transits"]
     return {"scale": scale, "workers": workers, "transits": n, "generate_executor": g["executor"],
-            "generate_s": g["wall_s"], "run_s": r["wall_s"],
-            "kernels_only_s": c["wall_s"], "run_vs_ceiling": c["wall_s"] / r["wall_s"],
+            "generate_s": g["wall_s"], "run_s": r["wall_s"], "kernels_only_s": c_s,
+            "run_vs_ceiling": statistics.median(ratios), "run_vs_ceiling_each": ratios,
+            "run_s_each": [p[0]["wall_s"] for p in pairs], "kernels_only_s_each": [p[1]["wall_s"] for p in pairs],
             "generate_transits_s": n / g["wall_s"], "run_transits_s": n / r["wall_s"],
             "run_x_real_time": n / r["wall_s"] / REAL_TIME_TRANSITS_S,
             # A process pool's workers are children: the peak is the larger of the parent and its largest worker.
             "generate_peak_rss_gib": max(g["peak_rss_octets"], g["peak_rss_worker_octets"]) / 2**30,
-            "run_peak_rss_gib": r["peak_rss_octets"] / 2**30,
+            "run_peak_rss_gib": max(p[0]["peak_rss_octets"] for p in pairs) / 2**30,
             "generate_cpu_steal_fraction": g.get("cpu_steal_fraction"),
             "run_cpu_steal_fraction": r.get("cpu_steal_fraction")}
 
@@ -381,11 +393,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--executors-scale", type=float, default=1e-3,
                         help="scale of the day generated on each executor (default 1e-3)")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS, help="run only these benchmarks")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of each day, each followed by its ceiling; medians reported (default 3)")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--full-day", type=Path, metavar="FOLDER",
                         help="instead: generate, run and validate one day at --full-day-scale in FOLDER")
     parser.add_argument("--full-day-scale", type=float, default=1.0)
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     if args.full_day:
         result = full_day(args.full_day, args.full_day_scale, os.cpu_count() or 1)
         print(json.dumps(result, indent=2))
@@ -416,14 +432,16 @@ def main(argv: list[str] | None = None) -> int:
         results["days"] = []
         for scale in args.scales if "days" in args.only else []:
             for workers in (1, os.cpu_count() or 1):
-                d = bench_day(Path(tmp), scale, workers)
+                d = bench_day(Path(tmp), scale, workers, args.repeats)
                 results["days"].append(d)
                 print(f"scale {scale:g}, {workers} core(s): {d['transits']} transits; generate "
                       f"{d['generate_transits_s']:.3g}/s ({d['generate_executor']} executor, peak "
                       f"{d['generate_peak_rss_gib']:.2f} GiB), run "
                       f"{d['run_transits_s']:.3g}/s = {d['run_x_real_time']:.1f}x real time "
                       f"(peak {d['run_peak_rss_gib']:.2f} GiB; {d['run_vs_ceiling']:.2f} of its kernels-only "
-                      f"ceiling, {d['transits'] / d['kernels_only_s']:.3g}/s)"
+                      f"ceiling, {d['transits'] / d['kernels_only_s']:.3g}/s; medians of "
+                      f"{len(d['run_s_each'])}, ratios {min(d['run_vs_ceiling_each']):.2f}-"
+                      f"{max(d['run_vs_ceiling_each']):.2f})"
                       + (f"; CPU steal {100 * d['generate_cpu_steal_fraction']:.1f} % / "
                          f"{100 * d['run_cpu_steal_fraction']:.1f} %"
                          if d["run_cpu_steal_fraction"] is not None else ""))

@@ -198,7 +198,7 @@ def _process_slice(day: Day, hour: int, j: int, refs: np.ndarray, file_k: np.nda
         table = pa.concat_tables(ccd)
         n_ccd += table.num_rows
         pending.append(writer.submit(io.write_table, table, schemas.CCD,
-                                     day.out / "ccd" / f"hour={hour}" / f"part-{j}-{c:04d}.parquet"))
+                                     day.out / "ccd" / f"hour={hour}" / f"part-{j}-{c:04d}.parquet", io.HOT_CODEC))
 
     if parts:
         cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -206,7 +206,7 @@ def _process_slice(day: Day, hour: int, j: int, refs: np.ndarray, file_k: np.nda
         order = np.argsort(cols["obmt_ns"], kind="stable")
         table, catalogue, row = _transit_table({k: v[order] for k, v in cols.items()}, day)
         pending.append(writer.submit(io.write_table, table, schemas.TRANSITS,
-                                     day.out / "transits" / f"hour={hour}" / f"part-{j}.parquet"))
+                                     day.out / "transits" / f"hour={hour}" / f"part-{j}.parquet", io.HOT_CODEC))
         candidates = alerts.candidates(table, catalogue, day.alert_config, catalogue_row=row)
     else:
         table = candidates = schemas.TRANSITS.empty_table()

@@ -1,4 +1,5 @@
-"""Parquet write -> read is the identity for every table schema (run tables, catalogue and truth)."""
+"""Parquet write -> read is the identity for every table schema (run tables, catalogue and truth), with
+both codecs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from gaiasim.sim.truth import TRUTH_TABLES
 from pipeline import schemas
-from pipeline.io import write_table
+from pipeline.io import HOT_CODEC, write_table
 
 SCHEMAS = {**{f"run:{k}": v for k, v in schemas.RUN_TABLES.items()}, "catalogue": schemas.CATALOGUE,
            **{f"truth:{k}": v for k, v in TRUTH_TABLES.items()}}
@@ -51,14 +52,15 @@ def tables(draw, schema: pa.Schema) -> pa.Table:
     return pa.table({f.name: pa.array(columns[f.name], type=f.type) for f in schema}, schema=schema)
 
 
+@pytest.mark.parametrize("codec", ["zstd", HOT_CODEC])
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
-def test_write_then_read_is_the_identity(name, tmp_path_factory):
+def test_write_then_read_is_the_identity(name, codec, tmp_path_factory):
     schema = SCHEMAS[name]
 
     @given(tables(schema))
     def check(table):
         path = tmp_path_factory.mktemp("rt") / "t.parquet"
-        write_table(table, schema, path)
+        write_table(table, schema, path, codec)
         back = pq.read_table(path, schema=schema)
         assert back.equals(table), f"{name}: read back differs"
 
