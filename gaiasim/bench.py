@@ -315,12 +315,14 @@ def full_day(folder: Path, scale: float, workers: int) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     out: dict = {"scale": scale, "workers": workers, "folder": str(folder)}
     previous = json.loads((folder / "fullday.json").read_text()) if (folder / "fullday.json").is_file() else {}
+    redone = False  # a stage done by this call: the stages after it depend on its output, so they are redone
     for kind in ("generate", "run", "validate"):
-        if kind in previous and previous.get("scale") == scale:
-            out[kind] = previous[kind]  # a stage finished by an earlier (interrupted) call: kept, not redone
+        made_by, current = _stage_code(folder, kind)
+        # A stage finished by an earlier (interrupted) call is kept, not redone, while its output is there.
+        if kind in previous and previous.get("scale") == scale and made_by is not None and not redone:
+            out[kind] = previous[kind]
             out["transits"] = previous.get("transits", out.get("transits"))
             print(f"full day at scale {scale:g}: {kind} done earlier ({out[kind]['wall_s']:.0f} s)", flush=True)
-            made_by, current = _stage_code(folder, kind)
             if made_by != current:  # the figure is that code's: say so rather than pass it off as today's
                 print(f"  note: its output was made by code {made_by}, the code now is {current}; delete "
                       f"{folder / ('dataset' if kind == 'generate' else 'run')} and its entry in fullday.json "
@@ -330,6 +332,7 @@ def full_day(folder: Path, scale: float, workers: int) -> dict:
         # A full day's slices are generated on a process pool (Python and numpy parts run in parallel too:
         # 1.25x the serial executor's 2 numba threads at scale 0.1); the run keeps one process (memory).
         executor = ["process", "0"] if kind == "generate" and workers > 1 else []  # (executor, default slices)
+        redone = True
         r = _child([kind, str(scale), str(folder), str(workers), *executor], progress=True)
         out[kind] = {"wall_s": r["wall_s"], "peak_rss_gib": r["peak_rss_octets"] / 2**30,
                      "cpu_steal_fraction": r.get("cpu_steal_fraction"), "code": _stage_code(folder, kind)[0]}

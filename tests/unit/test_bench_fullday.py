@@ -36,6 +36,27 @@ def test_current_code_gives_no_note(tmp_path, capsys):
     assert "note:" not in capsys.readouterr().out
 
 
+def test_a_stage_whose_output_was_removed_is_redone_and_so_are_the_stages_after_it(tmp_path, monkeypatch):
+    """Deleting RUN to measure new pipeline code must measure it: the run and the validation of that run."""
+    import shutil
+
+    _finished_day(tmp_path, code_version(), pipeline_version())
+    shutil.rmtree(tmp_path / "run")
+    ran = []
+
+    def child(argv, progress=False):
+        ran.append(argv[0])
+        if argv[0] == "run":
+            (tmp_path / "run").mkdir()
+            (tmp_path / "run" / "run.json").write_text(json.dumps({"pipeline_version": pipeline_version()}))
+        return {"wall_s": 1.0, "peak_rss_octets": 2**30, "transits": 7, "checks": 21, "failed": []}
+
+    monkeypatch.setattr(bench, "_child", child)
+    out = bench.full_day(tmp_path, 1.0, 2)
+    assert ran == ["run", "validate"]
+    assert out["generate"]["wall_s"] == 10.0 and out["run"]["wall_s"] == 1.0 and out["validate"]["wall_s"] == 1.0
+
+
 def test_cpu_steal_is_read_as_the_eighth_column_of_proc_stat(tmp_path, monkeypatch):
     stat = tmp_path / "stat"
     stat.write_text("cpu  100 0 50 800 10 0 5 35 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n")
