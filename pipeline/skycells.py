@@ -164,10 +164,6 @@ def table(records: np.ndarray) -> pa.Table:
     return pa.table({name: records[name] for name in schemas.CATALOGUE.names}, schema=schemas.CATALOGUE)
 
 
-def load(work: Path, index: dict, cells: np.ndarray | None = None) -> pa.Table:
-    """The catalogue sources in ``cells`` (all of them when None), in batch and cell order."""
-    return table(load_records(work, index, cells))
-
 
 def sources(work: Path, index: dict, source_ids: np.ndarray) -> pa.Table:
     """The catalogue rows of ``source_ids`` (read batch by batch)."""

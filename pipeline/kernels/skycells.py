@@ -15,7 +15,7 @@ def _mark_cells(ra_deg, lo_deg, hi_deg, dra_deg, cell_deg, n_ra, n_dec, marked):
     ``col = floor((ra mod 360) / cell_deg) mod n_ra``, as ``pipeline.skycells.cell_of`` computes it."""
     for i in range(ra_deg.shape[0]):
         for s in (-1.0, 1.0):
-            col = int(math.floor(((ra_deg[i] + s * dra_deg[i]) % 360.0) / cell_deg)) % n_ra
+            col = math.floor(((ra_deg[i] + s * dra_deg[i]) % 360.0) / cell_deg) % n_ra
             for d in (lo_deg[i], hi_deg[i]):
                 row = min(max(math.floor((d + 90.0) / cell_deg), 0.0), n_dec - 1.0)
                 r = int(row)

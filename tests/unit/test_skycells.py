@@ -56,8 +56,9 @@ def test_the_cells_kernel_equals_the_numpy_reference(seed, n, radius_mas, where)
     elif where == "ra_wrap":
         ra = rng.uniform(-0.01, 0.01, n) % 360.0
     elif where == "cell_edges":  # on a cell boundary, or a radius away from it
-        ra = rng.integers(0, skycells.N_RA, n) * skycells.CELL_DEG + rng.choice([0.0, 1.0, -1.0], n) * radius_mas / 3.6e6
-        dec = rng.integers(-45, 46, n) * skycells.CELL_DEG + rng.choice([0.0, 1.0, -1.0], n) * radius_mas / 3.6e6
+        shift_deg = radius_mas / 3.6e6
+        ra = rng.integers(0, skycells.N_RA, n) * skycells.CELL_DEG + rng.choice([0.0, 1.0, -1.0], n) * shift_deg
+        dec = rng.integers(-45, 46, n) * skycells.CELL_DEG + rng.choice([0.0, 1.0, -1.0], n) * shift_deg
         ra, dec = ra % 360.0, np.clip(dec, -90, 90)
     got = skycells.cells_within(ra, dec, radius_mas / 3.6e6)
     assert np.array_equal(got, cells_within_naive(ra, dec, radius_mas / 3.6e6))
@@ -79,12 +80,15 @@ def test_a_split_catalogue_loads_back_whole_and_by_cell(tmp_path, monkeypatch):
     monkeypatch.setattr(skycells, "BATCH_ROWS", 700)  # several batches
     index = skycells.split(tmp_path / "day", tmp_path / "work")
     assert index["sources"] == n == skycells.check(tmp_path / "day")
-    whole = skycells.load(tmp_path / "work", index)
-    assert sorted(whole["source_id"].to_pylist()) == list(range(n))
+    whole = skycells.load_records(tmp_path / "work", index)
+    assert sorted(whole["source_id"].tolist()) == list(range(n))
+    # Each source's unit vector, stored by the split, is its (ra, dec)'s.
+    assert np.array_equal(whole["u"], geometry.unit_from_radec(whole["ra_deg"], whole["dec_deg"]))
+    assert skycells.table(whole).schema.equals(schemas.CATALOGUE)
     cells = np.array([0, 5, 300, skycells.N_RA * skycells.N_DEC - 1])
-    part = skycells.load(tmp_path / "work", index, cells)
+    part = skycells.load_records(tmp_path / "work", index, cells)
     want = np.flatnonzero(np.isin(skycells.cell_of(table["ra_deg"].to_numpy(), table["dec_deg"].to_numpy()), cells))
-    assert sorted(part["source_id"].to_pylist()) == want.tolist()
+    assert sorted(part["source_id"].tolist()) == want.tolist()
     some = skycells.sources(tmp_path / "work", index, np.array([7, 4999, 123456]))
     assert sorted(some["source_id"].to_pylist()) == [7, 4999]
     # A finished split is read back (bounds from bounds.npy), not redone: the catalogue is not read again.
@@ -105,4 +109,4 @@ def test_a_split_of_the_older_layout_is_redone(tmp_path):
     (tmp_path / "work" / "catalogue" / skycells.INDEX).write_text(json.dumps(old))
     index = skycells.split(tmp_path / "day", tmp_path / "work")
     assert index["sources"] == 3 and index["cell_bounds"].shape == (1, skycells.N_RA * skycells.N_DEC + 1)
-    assert sorted(skycells.load(tmp_path / "work", index)["source_id"].to_pylist()) == [0, 1, 2]
+    assert sorted(skycells.load_records(tmp_path / "work", index)["source_id"].tolist()) == [0, 1, 2]
