@@ -23,6 +23,7 @@ combined detection signal-to-noise sqrt(sum SNR^2), SNR = 2.5 / ln 10 / g_mag_er
 
 from __future__ import annotations
 
+import functools
 import math
 import tomllib
 from dataclasses import dataclass, fields
@@ -176,14 +177,17 @@ def _deviations(transits: pa.Table, catalogue: pa.Table, catalogue_row: np.ndarr
     d["usable"] = np.isfinite(d["g"]) & np.isfinite(d["g_err"]) & ((d["fov"] == 1) | (d["fov"] == 2))
     # Known sources: deviations from the catalogue mean.
     cat_id = cat["source_id"].to_numpy().astype(np.int64)
-    sorted_ids: list[np.ndarray] = []  # the catalogue's order by id, sorted once and only when asked for
+
+    @functools.cache
+    def by_id() -> tuple[np.ndarray, np.ndarray]:
+        """The catalogue's order by source id and the ids in that order (sorted once, when first asked for)."""
+        order = np.argsort(cat_id, kind="stable")
+        return order, cat_id[order]
 
     def cat_row(source_id: np.ndarray) -> np.ndarray:
         """Catalogue row of each source id, -1 when it is not in the catalogue."""
-        if not sorted_ids:
-            sorted_ids.append(np.argsort(cat_id, kind="stable"))
-        cat_order = sorted_ids[0]
-        pos = np.minimum(np.searchsorted(cat_id[cat_order], source_id), len(cat_id))
+        cat_order, ids_sorted = by_id()
+        pos = np.minimum(np.searchsorted(ids_sorted, source_id), len(cat_id))
         row = np.append(cat_order, -1)[pos]
         return np.where(np.append(cat_id, -1)[row] == source_id, row, -1)
 

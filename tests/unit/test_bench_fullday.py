@@ -66,3 +66,29 @@ def test_cpu_steal_is_read_as_the_eighth_column_of_proc_stat(tmp_path, monkeypat
     assert bench._cpu_ticks() == (35, 1000)
     stat.write_text("cpu  1 2 3\n")  # too few columns (not Linux's format): no figure rather than a wrong one
     assert bench._cpu_ticks() is None
+
+
+def test_a_day_is_run_and_its_ceiling_timed_in_turn_with_median_figures(tmp_path, monkeypatch):
+    """bench_day: each run starts from no run folder (a complete one would be returned at once), is followed
+    by its ceiling, and the reported ratio is the median of the pairs' ratios."""
+    walls = {"run": iter([10.0, 20.0, 12.0]), "ceiling": iter([8.0, 8.0, 12.0])}
+    calls = []
+
+    def child(argv, progress=False):
+        kind, folder = argv[0], tmp_path / "day-0.01-2"
+        calls.append(kind)
+        if kind == "generate":
+            return {"transits": 1000, "wall_s": 1.0, "executor": "serial", "peak_rss_octets": 2**30,
+                    "peak_rss_worker_octets": 0}
+        if kind == "run":
+            assert not (folder / "run").exists(), "each run must start from an empty run folder"
+            (folder / "run").mkdir()
+            return {"transits": 1000, "wall_s": next(walls["run"]), "peak_rss_octets": len(calls) * 2**30}
+        return {"transits": 1000, "wall_s": next(walls["ceiling"])}
+
+    monkeypatch.setattr(bench, "_child", child)
+    d = bench.bench_day(tmp_path, 0.01, 2, repeats=3)
+    assert calls == ["generate", "run", "ceiling", "run", "ceiling", "run", "ceiling"]
+    assert d["run_vs_ceiling_each"] == [0.8, 0.4, 1.0] and d["run_vs_ceiling"] == 0.8
+    assert d["run_s"] == 12.0 and d["kernels_only_s"] == 8.0  # medians
+    assert d["run_peak_rss_gib"] == 6.0  # the largest of the runs' peaks
