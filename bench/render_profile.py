@@ -135,7 +135,7 @@ def main() -> None:
     t_int = signal.integration_s(signal.gate_of(g))
     flux = 10.0 ** (-0.4 * (g - CAL.zero_point_g_mag)) * t_int
     bg = signal.SKY_BG_E_PER_PX_S * signal.AC_BINNING_PX * t_int
-    centre = 5.5 + (tr["obmt_ns"][faint] - geometry.decode_transit_id(tid)[0]) / geometry.TDI_PERIOD_NS
+    centre = 5.5 + (tr["obmt_ns"][faint] - icd.decode_transit_id(tid)[0]) / geometry.TDI_PERIOD_NS
     read_noise = np.array([CAL.read_noise_e[s] for s in ("SM1", *geometry.AF_STRIPS)])
     lam = signal.COSMIC_FLUX_PER_CM2_S * signal.PIXEL_AREA_CM2 * 12 * icd.WINDOW_AC_PX * t_int  # as make_windows
     cosmic = np.array([signal.COSMIC_MPV_E, signal.COSMIC_WIDTH_E, signal.COSMIC_MIN_E, signal.COSMIC_MAX_E,

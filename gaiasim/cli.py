@@ -194,6 +194,8 @@ def run_cmd(dataset, out, workers, executor, scheduler, inbox, poll_s, idle_s, m
             executor = auto_run_executor(workers)
         with make_executor(executor, workers, scheduler) as pool, _progress("run") as progress:
             info = run(dataset, out, progress=progress, executor=pool)
+    for warning in info.get("warnings", []):
+        click.echo(f"gaiasim: warning: {warning}", err=True)
     c = info.get("counts")
     if not c:
         click.echo(f"run {out}: no TM file has arrived yet")

@@ -52,9 +52,6 @@ STRIP_PITCH_NS = 4_850_000_000
 # Offset of each strip's centre line from AF1's, in ns (AF1 is the field-angle origin, eta = 0).
 STRIP_OFFSET_NS = {name: (i - 2) * STRIP_PITCH_NS for i, name in enumerate(STRIPS)}
 
-# transit_id bit layout, GDR3 doc section 20.9.1 (FACTS.md section 1).
-TRANSIT_ID_OBMT_QUANTUM_NS = 204_800
-
 
 def fov_phi_rad(fov: np.ndarray) -> np.ndarray:
     """Field angle phi of the line of sight of FoV 1 (+basic angle / 2) or FoV 2 (-basic angle / 2)."""
@@ -78,24 +75,6 @@ def zeta_of_ac_px(ac_px: np.ndarray, ccd_row: np.ndarray) -> np.ndarray:
     """Across-scan field angle of the centre of AC pixel ``ac_px`` in ``ccd_row`` (inverse of the above)."""
     row_start = ZETA_MIN_RAD + (np.asarray(ccd_row) - 1) * ROW_WIDTH_RAD
     return row_start + (np.asarray(ac_px) - AC_PRESCAN_PX + 0.5) * PIXEL_AC_RAD
-
-
-def encode_transit_id(obmt_ns: np.ndarray, fov: np.ndarray, ccd_row: np.ndarray, ac_px: np.ndarray) -> np.ndarray:
-    """Gaia's transit_id: OBMT / 204800 ns << 17 | FoV - 1 << 15 | row << 12 | AC pixel in AF1."""
-    obmt_units = np.asarray(obmt_ns, dtype=np.int64) // TRANSIT_ID_OBMT_QUANTUM_NS
-    return (
-        (obmt_units << 17)
-        | ((np.asarray(fov, dtype=np.int64) - 1) << 15)
-        | (np.asarray(ccd_row, dtype=np.int64) << 12)
-        | (np.asarray(ac_px, dtype=np.int64) & 0xFFF)
-    )
-
-
-def decode_transit_id(transit_id: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Inverse of :func:`encode_transit_id`: (obmt_ns quantised, fov, ccd_row, ac_px)."""
-    tid = np.asarray(transit_id, dtype=np.int64)
-    obmt_ns = ((tid >> 17) & 0x3FFFFFFFFFF) * TRANSIT_ID_OBMT_QUANTUM_NS
-    return obmt_ns, 1 + ((tid >> 15) & 0x3), (tid >> 12) & 0x7, tid & 0xFFF
 
 
 # --- quaternions (scalar last) -----------------------------------------------------------------------

@@ -5,7 +5,9 @@ An hour is the unit of work and of resumption: its outputs are
 - ``ccd/hour=<h>/part-<slice>-<chunk>.parquet`` (one per :data:`IPD_CHUNK_TRANSITS` transits, time order),
 - ``transits/hour=<h>/part-<slice>.parquet`` (crossmatched, in time order; one slice unless the hour holds
   more than :data:`SLICE_TRANSITS` packets),
-- ``gaps/part-h<h>.parquet`` (duplicates, out-of-order spans and gaps inside the hour),
+- ``gaps/part-h<h>.parquet`` (duplicates, out-of-order spans, gaps and stalls inside the hour),
+- ``quarantine/part-h<h>.parquet`` (star packets in conflict: copies that disagree, or a transit_id that
+  two packets claim; only when there are some),
 - ``.work/alerts/<h>.parquet`` (the hour's alert candidates, :func:`pipeline.alerts.candidates`),
 
 and then ``.work/hours/<h>.json``, its summary, written last: an hour with a summary is done. Every
@@ -27,7 +29,7 @@ import pyarrow as pa
 
 from pipeline import alerts, crossmatch, geometry, icd, io, schemas, skycells, spool, transits
 from pipeline.calibration import Calibration
-from pipeline.ingest import sequence_anomalies
+from pipeline.ingest import classify_steps, quarantine_packets, sequence_anomalies
 
 #: Transits fitted at once: the fits' float64 samples and intermediates take ~20x the packets' size.
 IPD_CHUNK_TRANSITS = 50_000
@@ -134,13 +136,19 @@ def process_hour(day: Day, hour: int, writer: Executor) -> dict:
     """
     refs, file_k = spool.hour_refs(day.work, len(day.files), day.summaries, hour)
     n_slices = max(1, -(-len(refs) // SLICE_TRANSITS))
-    slice_of = np.minimum((refs["obmt_ns"] - hour * spool.HOUR_NS) * n_slices // spool.HOUR_NS, n_slices - 1)
+    # Slices are cut on transit_id time quanta (an hour holds exactly 17,578,125 of them), so the packets
+    # that claim one transit_id always meet in one slice.
+    quanta = spool.HOUR_NS // icd.TRANSIT_ID_OBMT_QUANTUM_NS
+    quantum = (refs["obmt_ns"] - hour * spool.HOUR_NS) // icd.TRANSIT_ID_OBMT_QUANTUM_NS
+    slice_of = np.minimum(quantum * n_slices // quanta, n_slices - 1)
     pending: list[Future] = []
     parts = []
     for j in range(n_slices):
         sel = slice_of == j
         parts.append(_process_slice(day, hour, j, refs[sel], file_k[sel], writer, pending))
     gaps = pa.concat_tables([p.pop("gaps") for p in parts] + [boundary_gaps(parts)])
+    quarantine = pa.concat_tables([p.pop("quarantine") for p in parts])
+    io.write_or_remove(quarantine, schemas.QUARANTINE, day.out / "quarantine" / f"part-h{hour}.parquet")
     candidates = pa.concat_tables([p.pop("candidates") for p in parts])
     pending.append(writer.submit(io.write_table, candidates, schemas.TRANSITS, day.work / "alerts" / f"{hour}.parquet"))
     pending.append(writer.submit(io.write_table, gaps, schemas.GAPS, day.out / "gaps" / f"part-h{hour}.parquet"))
@@ -150,10 +158,11 @@ def process_hour(day: Day, hour: int, writer: Executor) -> dict:
     for apid in map(str, icd.STAR_APIDS):
         present = [p["ends"][apid] for p in parts if apid in p["ends"]]
         if present:
-            ends[apid] = {**present[0], "last_seq": present[-1]["last_seq"]}
+            ends[apid] = {**present[0], **{k: present[-1][k] for k in ("last_seq", "last_obmt_ns", "typical_ns")}}
     summary = {"hour": hour, "slices": n_slices, "ends": ends,
                **{key: sum(p[key] for p in parts) for key in
-                  ("packets_used", "duplicates_dropped", "transits", "transits_matched", "ccd_images")}}
+                  ("packets_used", "duplicates_dropped", "packets_quarantined", "transits", "transits_matched",
+                   "ccd_images")}}
     io.write_json(summary, summary_path(day.work, hour))
     return summary
 
@@ -164,22 +173,43 @@ def _process_slice(day: Day, hour: int, j: int, refs: np.ndarray, file_k: np.nda
     ``pending``); returns its counts, first and last packet per APID, gaps and alert candidates."""
     names = np.array([f.name for f in day.files], dtype=object)
     gaps: dict[str, list] = {name: [] for name in schemas.GAPS.names}
-    kept, ends, duplicates = [], {}, 0
+    kept, ends, duplicates, quarantine = [], {}, 0, []
     for apid in icd.STAR_APIDS:
         sel = np.flatnonzero(refs["apid"] == apid)
         if not len(sel):
             continue
-        keep, rows = sequence_anomalies(apid, refs["seq"][sel].astype(np.int64), refs["obmt_ns"][sel],
-                                        names[file_k[sel]], late=refs["late"][sel])
-        duplicates += len(sel) - len(keep)
-        for key, values in rows.items():
+
+        def octets(i: np.ndarray, sel: np.ndarray = sel, apid: int = apid) -> np.ndarray:
+            return _packet_octets(day.files, file_k[sel[i]], refs["offset"][sel[i]], apid)
+
+        found = sequence_anomalies(apid, refs["seq"][sel].astype(np.int64), refs["obmt_ns"][sel],
+                                   names[file_k[sel]], octets, late=refs["late"][sel])
+        keep = found.keep
+        duplicates += len(sel) - len(keep) - len(found.conflict)
+        for key, values in found.gaps.items():
             gaps[key].extend(values)
-        first, last = sel[keep[0]], sel[keep[-1]]
-        ends[str(apid)] = {"first_seq": int(refs["seq"][first]), "first_obmt_ns": int(refs["obmt_ns"][first]),
-                           "first_file": str(names[file_k[first]]), "last_seq": int(refs["seq"][last])}
+        if len(found.conflict):
+            quarantine.append(_quarantine(day, refs, file_k, sel[found.conflict], apid, icd.CONFLICT))
+        if len(keep):
+            first, last = sel[keep[0]], sel[keep[-1]]
+            ends[str(apid)] = {"first_seq": int(refs["seq"][first]), "first_obmt_ns": int(refs["obmt_ns"][first]),
+                               "first_file": str(names[file_k[first]]), "last_seq": int(refs["seq"][last]),
+                               "last_obmt_ns": int(refs["obmt_ns"][last]), "typical_ns": found.typical_ns}
         kept.append(sel[keep])
     kept = np.concatenate(kept) if kept else np.empty(0, np.int64)
     kept = kept[np.argsort(refs["obmt_ns"][kept], kind="stable")]
+    # A transit_id claimed by two packets (of any window class): neither can be trusted.
+    tid = spool.transit_ids(refs[kept])
+    order = np.argsort(tid, kind="stable")
+    twice = np.zeros(len(kept), dtype=bool)
+    same = tid[order][1:] == tid[order][:-1]
+    twice[order[1:][same]] = twice[order[:-1][same]] = True
+    for apid in icd.STAR_APIDS:
+        claimed = kept[twice & (refs["apid"][kept] == apid)]
+        if len(claimed):
+            quarantine.append(_quarantine(day, refs, file_k, claimed, apid, icd.TRANSIT_CONFLICT))
+    kept = kept[~twice]
+    quarantine = pa.concat_tables(quarantine) if quarantine else schemas.QUARANTINE.empty_table()
 
     parts: list[dict[str, np.ndarray]] = []
     n_ccd = 0
@@ -214,13 +244,29 @@ def _process_slice(day: Day, hour: int, j: int, refs: np.ndarray, file_k: np.nda
         "slice": j,
         "packets_used": len(kept),
         "duplicates_dropped": duplicates,
+        "packets_quarantined": quarantine.num_rows,
         "transits": table.num_rows,
         "transits_matched": int(table["source_id"].is_valid().to_numpy().sum()) if table.num_rows else 0,
         "ccd_images": n_ccd,
         "ends": ends,
         "gaps": pa.table(gaps, schema=schemas.GAPS),
+        "quarantine": quarantine,
         "candidates": candidates,
     }
+
+
+def _packet_octets(files: list[Path], file_k: np.ndarray, offset: np.ndarray, apid: int) -> np.ndarray:
+    """The octets of the star packets of ``apid`` at ``offset`` in ``files[file_k]``, one row each."""
+    records = read_star_packets(files, file_k, offset, apid)
+    return records.view(np.uint8).reshape(len(records), records.dtype.itemsize)
+
+
+def _quarantine(day: Day, refs: np.ndarray, file_k: np.ndarray, which: np.ndarray, apid: int, reason: int) -> pa.Table:
+    """Quarantine rows of the star packets ``refs[which]`` of ``apid``, all for ``reason``."""
+    which = np.sort(which)
+    return quarantine_packets(np.array([day.files[k].name for k in file_k[which]], dtype=object),
+                              refs["offset"][which], apid, refs["seq"][which], np.full(len(which), reason),
+                              _packet_octets(day.files, file_k[which], refs["offset"][which], apid))
 
 
 def boundary_gaps(summaries: list[dict]) -> pa.Table:
@@ -231,12 +277,17 @@ def boundary_gaps(summaries: list[dict]) -> pa.Table:
         ends = [s["ends"][str(apid)] for s in summaries if str(apid) in s["ends"]]
         for before, after in itertools.pairwise(ends):
             step = (after["first_seq"] - before["last_seq"]) % icd.SEQ_COUNT_MODULO
-            if step == 1:
+            typical = before["typical_ns"] or after["typical_ns"]
+            kind, count = classify_steps(np.array([step]), np.array([after["first_obmt_ns"] - before["last_obmt_ns"]]),
+                                         icd.PERIOD_NS.get(apid), typical)
+            if kind[0] == "":
                 continue
-            missing = (step - 1) % icd.SEQ_COUNT_MODULO
-            values = (apid, "gap", (before["last_seq"] + 1) % icd.SEQ_COUNT_MODULO,
-                      (after["first_seq"] - 1) % icd.SEQ_COUNT_MODULO, missing, after["first_obmt_ns"],
-                      after["first_file"])
+            if kind[0] == "stall":
+                first = last = after["first_seq"]
+            else:
+                first = (before["last_seq"] + 1) % icd.SEQ_COUNT_MODULO
+                last = (after["first_seq"] - 1) % icd.SEQ_COUNT_MODULO
+            values = (apid, str(kind[0]), first, last, int(count[0]), after["first_obmt_ns"], after["first_file"])
             for key, value in zip(schemas.GAPS.names, values, strict=True):
                 rows[key].append(value)
     return pa.table(rows, schema=schemas.GAPS)

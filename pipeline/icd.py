@@ -100,6 +100,40 @@ def star_payload_dtype(window_class: int) -> np.dtype:
 #: integration to 32 ms (Riello+2018 Fig. 3). The other gates and the G at which they open are [U]
 #: placeholders with the spacing halving towards the serial register (Crowley+2016 Fig. 2).
 GATE_INTEGRATION_S = {0: 4.4226, 9: 1.1057, 7: 0.2764, 5: 0.032}
+#: The gates a star packet may name (any other value breaks the ICD).
+GATES = frozenset(GATE_INTEGRATION_S)
+
+# --- transit_id: Gaia's bit layout (GDR3 documentation section 20.9.1) ---------------------------------
+#: | bits 17-58: OBMT / 204800 ns | bits 15-16: FoV - 1 | bits 12-14: CCD row | bits 0-11: AC pixel |
+#: Bits 59-63 are zero. The OBMT field is the transit's AF1 crossing time, which is also the star packet's
+#: secondary-header time: ``packet OBMT // 204800 == transit_id >> 17``.
+TRANSIT_ID_OBMT_QUANTUM_NS = 204_800
+TRANSIT_ID_TIME_SHIFT = 17
+TRANSIT_ID_TIME_BITS = 42
+#: Valid FoV (1 preceding, 2 following) and CCD row (1..7) values of a transit_id.
+TRANSIT_ID_FOVS = (1, 2)
+TRANSIT_ID_ROWS = (1, 7)
+#: Valid AC pixels: Gaia's AC coordinate counts 14 prescan pixels, then 1966 columns (GEDR3 documentation
+#: section 3.3.2), so a transit's AF1 AC pixel lies in 14..1979.
+TRANSIT_ID_AC_PX = (14, 14 + 1966 - 1)
+
+
+def encode_transit_id(obmt_ns: np.ndarray, fov: np.ndarray, ccd_row: np.ndarray, ac_px: np.ndarray) -> np.ndarray:
+    """Gaia's transit_id: OBMT / 204800 ns << 17 | FoV - 1 << 15 | row << 12 | AC pixel in AF1."""
+    obmt_units = np.asarray(obmt_ns, dtype=np.int64) // TRANSIT_ID_OBMT_QUANTUM_NS
+    return (
+        (obmt_units << TRANSIT_ID_TIME_SHIFT)
+        | ((np.asarray(fov, dtype=np.int64) - 1) << 15)
+        | (np.asarray(ccd_row, dtype=np.int64) << 12)
+        | (np.asarray(ac_px, dtype=np.int64) & 0xFFF)
+    )
+
+
+def decode_transit_id(transit_id: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Inverse of :func:`encode_transit_id`: (obmt_ns quantised, fov, ccd_row, ac_px)."""
+    tid = np.asarray(transit_id).astype(np.int64)
+    units = (tid >> TRANSIT_ID_TIME_SHIFT) & ((1 << TRANSIT_ID_TIME_BITS) - 1)
+    return units * TRANSIT_ID_OBMT_QUANTUM_NS, 1 + ((tid >> 15) & 0x3), (tid >> 12) & 0x7, tid & 0xFFF
 
 # --- attitude and housekeeping packets -----------------------------------------------------------------
 #: Attitude: quaternion (scalar last, SRS -> ICRS) and inertial rate about SRS x, y, z (rad/s).
@@ -125,6 +159,14 @@ HK_CHANNELS: tuple[HkChannel, ...] = (
     HkChannel("star_rate_fov2_hz", "1/s", "stars detected per second in FoV 2 (AOCS statistics)"),
 )
 HK_PAYLOAD = np.dtype([("value", ">f4", (len(HK_CHANNELS),))])
+
+#: Packet cadence of the periodic APIDs, ns: attitude at 1 Hz (FACTS.md section 3), housekeeping every 10 s
+#: (this project's value; real HK channels are sampled from 1 s to minutes). Star packets come one per
+#: transit, at no fixed rate (and none in on-board dead time).
+PERIOD_NS = {APID_HK: 10_000_000_000, APID_ATTITUDE: 1_000_000_000}
+#: An attitude quaternion is a unit quaternion to this tolerance (a float64 product of unit quaternions
+#: stays within ~1e-15 of 1; anything further is not an attitude).
+ATTITUDE_NORM_TOLERANCE = 1e-6
 
 PAYLOADS: dict[int, np.dtype] = {
     APID_HK: HK_PAYLOAD,
@@ -162,14 +204,35 @@ for _apid in PAYLOADS:
 MIN_PACKET_OCTETS = PRIMARY_HEADER_OCTETS + SECONDARY_HEADER_OCTETS + CRC_OCTETS
 
 # --- scanning a stream ------------------------------------------------------------------------------------
-QUARANTINE_REASONS = {
-    _k.CRC_ERROR: "crc_error",
-    _k.TRUNCATED: "truncated",
-    _k.BAD_HEADER: "bad_header",
-    _k.UNKNOWN_APID: "unknown_apid",
-    _k.BAD_LENGTH: "bad_length",
-}
 STATUS_OK = _k.OK
+# Packets whose structure is sound (header, length, CRC) but whose content breaks the ICD (check_packets).
+BAD_WINDOW_CLASS = 6
+BAD_GATE = 7
+BAD_TRANSIT_ID = 8
+TIME_MISMATCH = 9
+BAD_ATTITUDE = 10
+BAD_HK_VALUE = 11
+# Sound packets the receiver cannot use (assigned by the ground segment's ingest, not by this module).
+OUTSIDE_DAY = 12
+CONFLICT = 13
+TRANSIT_CONFLICT = 14
+#: Reason code of every quarantine row (the ``reason`` column of the quarantine table), with its meaning.
+QUARANTINE_REASONS = {
+    _k.CRC_ERROR: "crc_error",  # the packet error control does not match its octets
+    _k.TRUNCATED: "truncated",  # the stream ends inside the packet
+    _k.BAD_HEADER: "bad_header",  # not a TM primary header (version, type, flags): resynchronised past it
+    _k.UNKNOWN_APID: "unknown_apid",  # an APID the ICD does not define
+    _k.BAD_LENGTH: "bad_length",  # the length field disagrees with the APID's packet length
+    BAD_WINDOW_CLASS: "bad_window_class",  # a star packet's window class is not the one of its APID
+    BAD_GATE: "bad_gate",  # a star packet's gate is none of GATES
+    BAD_TRANSIT_ID: "bad_transit_id",  # FoV, CCD row or AC pixel out of range, or bits 59-63 set
+    TIME_MISMATCH: "time_mismatch",  # a star packet's OBMT is not the time its transit_id encodes
+    BAD_ATTITUDE: "bad_attitude",  # a quaternion or rate not finite, or a quaternion not of unit norm
+    BAD_HK_VALUE: "bad_hk_value",  # a housekeeping value that is not finite
+    OUTSIDE_DAY: "outside_day",  # OBMT outside the day being processed (and its margin)
+    CONFLICT: "conflict",  # same APID, sequence count and OBMT as another packet, different octets
+    TRANSIT_CONFLICT: "transit_conflict",  # same transit_id as another star packet
+}
 
 
 def crc16(data: np.ndarray) -> int:
@@ -268,6 +331,76 @@ def scan_stream(buf: np.ndarray) -> np.ndarray:
     out["offset"], out["octets"], out["apid"] = offset[:n], octets[:n], apid[:n]
     out["seq"], out["status"] = seq[:n], status[:n]
     return out
+
+
+#: Octet offsets in a packet of the secondary header's OBMT and of the payload fields checked below.
+_OBMT_AT = PRIMARY_HEADER_OCTETS
+_PAYLOAD_AT = PRIMARY_HEADER_OCTETS + SECONDARY_HEADER_OCTETS
+
+
+def _field(buf: np.ndarray, offsets: np.ndarray, at: int, dtype: str, count: int = 1) -> np.ndarray:
+    """``count`` big-endian values of ``dtype`` at octet ``at`` of each packet starting at ``offsets``:
+    shape (n,) for one value, (n, count) for several, in native byte order."""
+    size = np.dtype(dtype).itemsize * count
+    octets = buf[np.asarray(offsets, dtype=np.int64)[:, None] + (at + np.arange(size))]
+    values = np.ascontiguousarray(octets).view(dtype).astype(np.dtype(dtype).newbyteorder("="))
+    return values.reshape(-1) if count == 1 else values.reshape(-1, count)
+
+
+def gather_field(buf: np.ndarray, offsets: np.ndarray, name: str) -> np.ndarray:
+    """Star-packet payload field ``name`` (a scalar field: transit_id, window_class or gate) of the
+    packets at ``offsets``, native byte order."""
+    dtype, at = PAYLOADS[APID_STAR_WC2].fields[name][:2]  # the same place in every window class
+    return _field(buf, offsets, _PAYLOAD_AT + at, dtype.str)
+
+
+def packet_obmt_ns(buf: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """OBMT (ns) of the packets at ``offsets``: the secondary header's 8 octets, as int64 (an OBMT of
+    2^63 ns or more, which no mission reaches, reads as negative)."""
+    return _field(buf, offsets, _OBMT_AT, ">i8")
+
+
+def check_packets(buf: np.ndarray, offsets: np.ndarray, apid: int) -> np.ndarray:
+    """Status of each sound packet of ``apid`` at ``offsets`` (scanned OK: header, length and CRC good)
+    against the content rules of the ICD: :data:`STATUS_OK` or the code of the first rule it breaks.
+
+    - star packets: window class = the APID's; gate in :data:`GATES`; transit_id with FoV 1-2, CCD row
+      1-7, AC pixel in :data:`TRANSIT_ID_AC_PX` and bits 59-63 clear; OBMT // 204800 = transit_id >> 17;
+    - attitude: finite quaternion of unit norm (:data:`ATTITUDE_NORM_TOLERANCE`) and finite rates;
+    - housekeeping: finite values.
+    Never raises on data.
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    status = np.full(len(offsets), STATUS_OK, dtype=np.int8)
+
+    def fail(code: int, bad: np.ndarray) -> None:
+        status[(status == STATUS_OK) & bad] = code
+
+    if apid in STAR_APIDS:
+        payload = PAYLOADS[apid]
+        wc = _field(buf, offsets, _PAYLOAD_AT + payload.fields["window_class"][1], "u1")
+        gate = _field(buf, offsets, _PAYLOAD_AT + payload.fields["gate"][1], "u1")
+        tid = _field(buf, offsets, _PAYLOAD_AT + payload.fields["transit_id"][1], ">u8")
+        obmt = _field(buf, offsets, _OBMT_AT, ">u8")
+        fov_bits, row, ac = (tid >> np.uint64(15)) & np.uint64(3), (tid >> np.uint64(12)) & np.uint64(7), \
+            tid & np.uint64(0xFFF)
+        fail(BAD_WINDOW_CLASS, wc != STAR_APIDS.index(apid))
+        fail(BAD_GATE, ~np.isin(gate, sorted(GATES)))
+        fail(BAD_TRANSIT_ID, ((tid >> np.uint64(TRANSIT_ID_TIME_SHIFT + TRANSIT_ID_TIME_BITS)) != 0)
+             | (fov_bits > TRANSIT_ID_FOVS[1] - 1) | (row < TRANSIT_ID_ROWS[0]) | (row > TRANSIT_ID_ROWS[1])
+             | (ac < TRANSIT_ID_AC_PX[0]) | (ac > TRANSIT_ID_AC_PX[1]))
+        fail(TIME_MISMATCH, obmt // np.uint64(TRANSIT_ID_OBMT_QUANTUM_NS) != tid >> np.uint64(TRANSIT_ID_TIME_SHIFT))
+    elif apid == APID_ATTITUDE:
+        q = _field(buf, offsets, _PAYLOAD_AT + ATTITUDE_PAYLOAD.fields["q"][1], ">f8", 4)
+        rate = _field(buf, offsets, _PAYLOAD_AT + ATTITUDE_PAYLOAD.fields["rate_rad_s"][1], ">f8", 3)
+        with np.errstate(over="ignore", invalid="ignore"):
+            norm_off = np.abs(np.sqrt((q * q).sum(axis=1)) - 1.0)
+        fail(BAD_ATTITUDE, ~(np.isfinite(q).all(axis=1) & np.isfinite(rate).all(axis=1)
+                             & (norm_off <= ATTITUDE_NORM_TOLERANCE)))
+    elif apid == APID_HK:
+        values = _field(buf, offsets, _PAYLOAD_AT, ">f4", len(HK_CHANNELS))
+        fail(BAD_HK_VALUE, ~np.isfinite(values).all(axis=1))
+    return status
 
 
 def decode_packets(buf: np.ndarray, index: np.ndarray, apid: int) -> np.ndarray:

@@ -1,4 +1,11 @@
-"""Ingest: TM files -> good packets per APID, quarantine rows and sequence anomalies.
+"""Ingest: the checks every TM packet goes through before the pipeline uses it.
+
+- :func:`scan_file`: a TM file in bounded chunks, split into sound packets (header, length, CRC) and
+  quarantined spans (:func:`pipeline.icd.scan_stream`);
+- :func:`check_chunk`: each sound packet's content against the ICD (:func:`pipeline.icd.check_packets`)
+  and its time against the day being processed (:data:`DAY_MARGIN_NS`);
+- :func:`sequence_anomalies`: per APID, duplicates, conflicts, gaps, stalls, count jumps and out-of-order
+  spans, from the sequence counts and the times.
 
 Conservation (checked in ``run.json`` and by the validation): every packet read is used, dropped as a
 duplicate (counted, and listed in ``gaps``) or quarantined with its raw octets and a reason;
@@ -8,9 +15,9 @@ duplicate (counted, and listed in ``gaps``) or quarantined with its raw octets a
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +25,37 @@ import pyarrow as pa
 
 from pipeline import icd, io, schemas
 
+#: How far outside the day being processed a packet's OBMT may lie and still be used, ns. The day's
+#: bounds come from the ground's schedule (``dataset.json``); a packet a few minutes outside them is
+#: the day's (an on-board clock offset, a boundary set on another time scale: UTC and TCB differ by
+#: about a minute). Further out, it is another day's packet or a corrupt time: quarantined as
+#: ``outside_day``. This project's choice.
+DAY_MARGIN_NS = 10 * 60 * 1_000_000_000
+#: A sequence count repeated at a later time is a stalled counter, unless the time step spans at least
+#: this many typical packet intervals: then the count went once round (16383 packets lost).
+STALL_MAX_INTERVALS = icd.SEQ_COUNT_MODULO // 2
 
-@dataclass
-class Ingested:
-    packets: dict[int, np.ndarray]  # APID -> packet records (icd.packet_dtype), deduplicated, time order
-    files: dict[int, np.ndarray]  # APID -> name of the file each packet came from
-    quarantine: pa.Table
-    gaps: pa.Table
-    counts: dict[str, int] = field(default_factory=dict)
+#: The octets of the packets at the given indices, one row each (exact comparison of copies).
+Octets = Callable[[np.ndarray], np.ndarray]
+
+
+def check_chunk(chunk: Chunk, span_ns: tuple[int, int]) -> None:
+    """Quarantine, in ``chunk.index`` (its ``status``), the sound packets that break the ICD's content
+    rules (:func:`pipeline.icd.check_packets`) or whose OBMT lies outside ``span_ns`` = [start, end) of
+    the day being processed, widened by :data:`DAY_MARGIN_NS` on each side."""
+    index = chunk.index
+    good = np.flatnonzero(index["status"] == icd.STATUS_OK)
+    if not len(good):
+        return
+    status = np.full(len(good), icd.STATUS_OK, dtype=np.int8)
+    apids = index["apid"][good]
+    for apid in np.unique(apids).tolist():
+        sel = np.flatnonzero(apids == apid)
+        status[sel] = icd.check_packets(chunk.buf, index["offset"][good[sel]], apid)
+    t = icd.packet_obmt_ns(chunk.buf, index["offset"][good])
+    outside = (t < span_ns[0] - DAY_MARGIN_NS) | (t >= span_ns[1] + DAY_MARGIN_NS)
+    status[(status == icd.STATUS_OK) & outside] = icd.OUTSIDE_DAY
+    index["status"][good] = status
 
 
 def _spans(mask: np.ndarray, breaks: np.ndarray | None = None) -> list[tuple[int, int]]:
@@ -43,15 +73,62 @@ def _spans(mask: np.ndarray, breaks: np.ndarray | None = None) -> list[tuple[int
     return out
 
 
-def sequence_anomalies(apid: int, seq: np.ndarray, obmt_ns: np.ndarray, files: np.ndarray,
-                       late: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
-    """Duplicates, gaps and out-of-order spans of one APID's packets given in reception order.
+def classify_steps(step: np.ndarray, dt_ns: np.ndarray, period_ns: int | None,
+                   typical_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """What lies between consecutive packets of one APID (time order) whose counts advance by ``step``
+    (modulo 16384) in ``dt_ns``: per step a gaps ``kind`` ('' for nothing) and its ``count``.
 
-    Returns the indices of the packets to keep, in time order, and the ``gaps`` rows. A duplicate is a
-    packet with the same sequence count and time as one received before it. Gaps are read in time
-    order, where consecutive counts must differ by 1 modulo 16384 (CCSDS 133.0-B). ``late`` marks the
-    packets older than one received before them when that was decided over more packets than these
-    (the streaming run's time slices, :func:`late_flags`); by default it is decided here.
+    - Periodic APIDs (``period_ns``, :data:`pipeline.icd.PERIOD_NS`): the times say how many packets are
+      missing (``round(dt / period) - 1``). When the counts agree modulo 16384, a ``gap`` of that many
+      (so 16384 lost packets, invisible in the counts, are found); a repeated count one period later is a
+      ``stall``; any other disagreement a ``count_jump``, counted with the packets the times imply.
+    - Star packets (no fixed rate, none in dead time: times cannot count them): a ``gap`` of
+      ``step - 1`` (modulo 16384); a repeated count is a ``stall``, or 16383 lost packets when the time
+      step spans :data:`STALL_MAX_INTERVALS` typical intervals (``typical_ns``; 0: unknown).
+    """
+    step = np.asarray(step, dtype=np.int64)
+    dt_ns = np.asarray(dt_ns, dtype=np.int64)
+    by_count = (step - 1) % icd.SEQ_COUNT_MODULO
+    kind = np.full(len(step), "", dtype=object)
+    if period_ns:
+        by_time = np.rint(dt_ns / period_ns).astype(np.int64) - 1
+        agree = (by_time >= 0) & ((by_time - by_count) % icd.SEQ_COUNT_MODULO == 0)
+        stall = ~agree & (step == 0) & (by_time <= 0)
+        kind[agree & (by_time > 0)] = "gap"
+        kind[stall] = "stall"
+        kind[~agree & ~stall] = "count_jump"
+        count = np.where(agree, by_time, np.where(stall, 1, np.maximum(by_time, 0)))
+    else:
+        wrapped = dt_ns >= STALL_MAX_INTERVALS * typical_ns if typical_ns > 0 else np.zeros(len(step), bool)
+        stall = (step == 0) & ~wrapped
+        kind[step != 1] = "gap"
+        kind[stall] = "stall"
+        count = np.where(stall, 1, by_count)
+    return kind, count
+
+
+@dataclass
+class Sequence:
+    """What :func:`sequence_anomalies` found in one APID's packets."""
+
+    keep: np.ndarray  # indices of the packets to use, in time order
+    conflict: np.ndarray  # indices of copies that disagree: none of them is used (quarantine, 'conflict')
+    gaps: dict[str, list]  # rows of pipeline.schemas.GAPS
+    typical_ns: int  # median time step between packets with consecutive counts (0: none)
+
+
+def sequence_anomalies(apid: int, seq: np.ndarray, obmt_ns: np.ndarray, files: np.ndarray, octets: Octets,
+                       late: np.ndarray | None = None) -> Sequence:
+    """Duplicates, conflicts, gaps, stalls, count jumps and out-of-order spans of one APID's packets given
+    in reception order.
+
+    Packets with the same sequence count and time are copies: ``octets`` (the packets' octets at given
+    indices) compares them. Identical copies are duplicates: the first received is kept, the others are
+    dropped and listed. Copies that differ are a conflict: none can be trusted, all are returned in
+    ``conflict`` (the caller quarantines them). Counts are then read in time order
+    (:func:`classify_steps`). ``late`` marks the packets older than one received before them when that
+    was decided over more packets than these (the streaming run's time slices, :func:`late_flags`); by
+    default it is decided here.
     """
     rows: dict[str, list] = {name: [] for name in schemas.GAPS.names}
 
@@ -62,11 +139,20 @@ def sequence_anomalies(apid: int, seq: np.ndarray, obmt_ns: np.ndarray, files: n
     n = len(seq)
     # Time order (stable, so of identical copies the first received comes first).
     order = np.lexsort((seq, obmt_ns))
+    same = (obmt_ns[order][1:] == obmt_ns[order][:-1]) & (seq[order][1:] == seq[order][:-1])
     dup = np.zeros(n, dtype=bool)
-    dup[1:] = (obmt_ns[order][1:] == obmt_ns[order][:-1]) & (seq[order][1:] == seq[order][:-1])
+    clash = np.zeros(n, dtype=bool)
+    starts = np.flatnonzero(np.r_[True, ~same])
+    for a, b in zip(starts.tolist(), [*starts[1:].tolist(), n], strict=True):
+        if b - a > 1:  # copies (rare): compare their octets
+            copies = octets(order[a:b])
+            if (copies == copies[0]).all():
+                dup[a + 1:b] = True
+            else:
+                clash[a:b] = True
     for i in order[dup]:
         add("duplicate", int(seq[i]), int(seq[i]), 1, int(obmt_ns[i]), str(files[i]))
-    keep = order[~dup]
+    keep = order[~dup & ~clash]
     # Out of order: first copies older than a packet already received (late arrivals, reordering); a
     # second copy is a duplicate, whenever it comes.
     first = np.sort(keep)
@@ -83,12 +169,17 @@ def sequence_anomalies(apid: int, seq: np.ndarray, obmt_ns: np.ndarray, files: n
         add("out_of_order", int(seq[first[a]]), int(seq[first[b - 1]]), b - a, int(obmt_ns[first[a]]),
             str(files[first[a]]))
     step = (np.diff(seq[keep]) % icd.SEQ_COUNT_MODULO).astype(np.int64)
-    for j in np.flatnonzero(step != 1):
+    dt = np.diff(obmt_ns[keep]).astype(np.int64)
+    typical = int(np.median(dt[step == 1])) if (step == 1).any() else 0
+    kinds, counts = classify_steps(step, dt, icd.PERIOD_NS.get(apid), typical)
+    for j in np.flatnonzero(kinds != ""):
         before, after = keep[j], keep[j + 1]
-        missing = int((step[j] - 1) % icd.SEQ_COUNT_MODULO)
-        add("gap", int((seq[before] + 1) % icd.SEQ_COUNT_MODULO), int((seq[after] - 1) % icd.SEQ_COUNT_MODULO),
-            missing, int(obmt_ns[after]), str(files[after]))
-    return keep, rows
+        if kinds[j] == "stall":
+            add("stall", int(seq[after]), int(seq[after]), 1, int(obmt_ns[after]), str(files[after]))
+        else:
+            add(str(kinds[j]), int((seq[before] + 1) % icd.SEQ_COUNT_MODULO),
+                int((seq[after] - 1) % icd.SEQ_COUNT_MODULO), int(counts[j]), int(obmt_ns[after]), str(files[after]))
+    return Sequence(keep, np.sort(order[clash]), rows, typical)
 
 
 def late_flags(obmt_ns: np.ndarray, newest_ns: int) -> tuple[np.ndarray, int]:
@@ -178,6 +269,21 @@ def scan_file(path: Path, chunk_octets: int = CHUNK_OCTETS, digest: hashlib._Has
             base += consumed
 
 
+def quarantine_packets(files: np.ndarray, offsets: np.ndarray, apid: int, seq: np.ndarray, reasons: np.ndarray,
+                       octets: np.ndarray) -> pa.Table:
+    """:data:`pipeline.schemas.QUARANTINE` rows of whole packets of one APID found unusable after the scan
+    (conflicts): their files, file offsets, sequence counts, reason codes and octets (one row each)."""
+    return pa.table({
+        "file": [str(f) for f in files],
+        "offset": np.asarray(offsets, dtype=np.int64),
+        "octets": np.full(len(offsets), octets.shape[1] if octets.ndim == 2 else 0, dtype=np.int64),
+        "apid": np.full(len(offsets), apid, dtype=np.int32),
+        "seq": np.asarray(seq, dtype=np.int32),
+        "reason": [icd.QUARANTINE_REASONS[int(r)] for r in reasons],
+        "raw": [row.tobytes() for row in octets],
+    }, schema=schemas.QUARANTINE)
+
+
 def quarantine_rows(name: str, chunk: Chunk) -> dict[str, list]:
     """:data:`pipeline.schemas.QUARANTINE` rows (as lists) of a chunk's unusable rows, file offsets."""
     index = chunk.index
@@ -191,55 +297,3 @@ def quarantine_rows(name: str, chunk: Chunk) -> dict[str, list]:
         "reason": [icd.QUARANTINE_REASONS[int(s)] for s in bad["status"]],
         "raw": [chunk.buf[o : o + n].tobytes() for o, n in zip(bad["offset"], bad["octets"], strict=True)],
     }
-
-
-def packet_times(buf: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """OBMT (ns) of the packets at ``offsets``: the secondary header's big-endian 8 octets."""
-    at = np.asarray(offsets, dtype=np.int64)[:, None] + (icd.PRIMARY_HEADER_OCTETS + np.arange(8))
-    return buf[at].copy().view(">i8").reshape(-1).astype(np.int64)
-
-
-def ingest_files(paths: list[Path], chunk_octets: int = CHUNK_OCTETS) -> Ingested:
-    """Read and check every TM file (in the given order, which is reception order), all in memory.
-
-    For a few files (tests, tools); ``gaiasim run`` streams the same steps in time slices
-    (:mod:`pipeline.run`).
-    """
-    quarantine: dict[str, list] = {name: [] for name in schemas.QUARANTINE.names}
-    per_apid: dict[int, list[np.ndarray]] = {}
-    per_apid_file: dict[int, list[np.ndarray]] = {}
-    read = 0
-    for path in paths:
-        for chunk in scan_file(path, chunk_octets):
-            index = chunk.index
-            read += len(index)
-            for key, values in quarantine_rows(path.name, chunk).items():
-                quarantine[key].extend(values)
-            for apid in np.unique(index["apid"][index["status"] == icd.STATUS_OK]):
-                records = icd.decode_packets(chunk.buf, index, int(apid))
-                per_apid.setdefault(int(apid), []).append(records)
-                per_apid_file.setdefault(int(apid), []).append(np.full(len(records), path.name, dtype=object))
-
-    packets, files = {}, {}
-    gaps: dict[str, list] = {name: [] for name in schemas.GAPS.names}
-    duplicates = 0
-    for apid in sorted(per_apid):
-        records = np.concatenate(per_apid[apid])
-        names = np.concatenate(per_apid_file[apid])
-        seq = (records["word1"] & 0x3FFF).astype(np.int64)
-        keep, rows = sequence_anomalies(apid, seq, records["obmt_ns"].astype(np.int64), names)
-        duplicates += len(records) - len(keep)
-        for key, values in rows.items():
-            gaps[key].extend(values)
-        packets[apid], files[apid] = records[keep], names[keep]
-
-    quarantined = len(quarantine["file"])
-    used = sum(len(p) for p in packets.values())
-    return Ingested(
-        packets=packets,
-        files=files,
-        quarantine=pa.table(quarantine, schema=schemas.QUARANTINE),
-        gaps=pa.table(gaps, schema=schemas.GAPS),
-        counts={"packets_read": read, "packets_used": used, "duplicates_dropped": duplicates,
-                "packets_quarantined": quarantined, "files": len(paths)},
-    )

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,38 @@ import pyarrow.parquet as pq
 
 class InputError(Exception):
     """An input the operator must fix (missing file, wrong schema): one line, exit status 2."""
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def require_regular_files(paths: list[Path], root: Path) -> list[Path]:
+    """``paths``, once each is known to be a regular file inside ``root`` (a symbolic link is followed only
+    to a regular file inside ``root``); else one :class:`InputError` naming the first one that is not. A
+    dataset is data that may come from anywhere: a link in it must not make a run read (and copy into its
+    quarantine) a file elsewhere, and a FIFO or device would block or never end."""
+    root = Path(root).resolve()
+    for path in paths:
+        shown = path.relative_to(root) if path.is_relative_to(root) else path
+        try:
+            target = path.resolve(strict=True)
+            mode = target.stat().st_mode
+        except (OSError, RuntimeError):
+            raise InputError(f"{root.name}/{shown} is a link to nothing; remove it or put the file itself "
+                             "there") from None
+        if not target.is_relative_to(root):
+            raise InputError(f"{root.name}/{shown} is a link to {target}, outside the dataset {root}; a run reads only "
+                             "files inside its dataset: copy the file into it")
+        if not stat.S_ISREG(mode):
+            raise InputError(f"{root.name}/{shown} is {_kind(mode)}; a run reads only regular files: remove it or "
+                             "put the file itself there")
+    return paths
 
 
 def read_tm_file(path: Path) -> np.ndarray:
@@ -110,6 +143,16 @@ def write_table(table: pa.Table, schema: pa.Schema, path: Path, compression: str
         pq.write_table(table.replace_schema_metadata(None).cast(schema), tmp, compression=compression,
                        use_dictionary=[name for name in schema.names if name not in encoding],
                        column_encoding=encoding)
+
+
+def write_or_remove(table: pa.Table, schema: pa.Schema, path: Path) -> None:
+    """:func:`write_table` when ``table`` has rows, else remove ``path`` (a part that a redone hour or day
+    no longer needs, e.g. a quarantine part whose packets are now fine): a table's parts are always those
+    of the last pass."""
+    if table.num_rows:
+        write_table(table, schema, path)
+    else:
+        Path(path).unlink(missing_ok=True)
 
 
 def _column_encoding(schema: pa.Schema) -> dict[str, str]:

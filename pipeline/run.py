@@ -13,8 +13,9 @@ Stages, in bounded memory whatever the scale:
 
 Every file is written atomically and each file (stage 1) and hour (stage 3) records that it is done,
 so a run that is stopped or killed resumes where it was and gives the same bytes as an uninterrupted
-one. The run folder is locked while a run writes into it. The pipeline reads ``<dataset>/tm/*.tm``
-and ``<dataset>/catalogue/``, nothing else of the dataset.
+one. The run folder is locked while a run writes into it. The pipeline reads ``<dataset>/tm/*.tm``,
+``<dataset>/catalogue/`` and, of ``<dataset>/dataset.json``, the day's OBMT span (``obmt_start_ns``,
+``obmt_end_ns``): nothing else of the dataset, and only regular files inside it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pipeline import alerts, attitude, catalog, hourly, icd, io, lsf, schemas, s
 from pipeline.config import PipelineConfig
 from pipeline.executor import SerialExecutor
 from pipeline.hkmon import check_hk_table
-from pipeline.ingest import sequence_anomalies
+from pipeline.ingest import quarantine_packets, sequence_anomalies
 from pipeline.limits import default_limits_path, load_limit_table
 from pipeline.version import pipeline_version
 
@@ -50,11 +51,31 @@ def _noop(_stage: str, _fraction: float) -> None:
 
 
 def tm_files(dataset: Path) -> list[Path]:
-    """TM files of a dataset in reception order (their names are the pass start times)."""
+    """TM files of a dataset in reception order (their names are the pass start times); refuses anything
+    but regular files inside the dataset (:func:`pipeline.io.require_regular_files`)."""
     tm = Path(dataset) / "tm"
     if not tm.is_dir():
         raise io.InputError(f"{dataset} has no tm/ folder; give a dataset made by 'gaiasim generate'")
-    return sorted(tm.glob("*.tm"))
+    return io.require_regular_files(sorted(tm.glob("*.tm")), Path(dataset))
+
+
+def day_span(dataset: Path) -> tuple[int, int]:
+    """[start, end) OBMT (ns) of the day(s) a dataset holds, from its ``dataset.json``: packets outside it
+    (and its margin, :data:`pipeline.ingest.DAY_MARGIN_NS`) are quarantined as ``outside_day``."""
+    path = Path(dataset) / "dataset.json"
+    try:
+        info = json.loads(path.read_text())
+        span = int(info["obmt_start_ns"]), int(info["obmt_end_ns"])
+    except FileNotFoundError:
+        raise io.InputError(f"{dataset} has no dataset.json to give the day's OBMT span; give a dataset made by "
+                            "'gaiasim generate'") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        raise io.InputError(f"{path} gives no day span (integers obmt_start_ns < obmt_end_ns); regenerate the "
+                            "dataset") from None
+    if not span[0] < span[1]:
+        raise io.InputError(f"{path} gives no day span (integers obmt_start_ns < obmt_end_ns); regenerate the "
+                            "dataset")
+    return span
 
 
 def read_catalogue(dataset: Path) -> pa.Table:
@@ -77,11 +98,12 @@ def _hk_table(records: np.ndarray | None) -> pa.Table:
     )
 
 
-def _fingerprint(dataset: Path, files: list[Path], config: PipelineConfig) -> dict:
+def _fingerprint(dataset: Path, files: list[Path], config: PipelineConfig, span: tuple[int, int]) -> dict:
     """What a run folder's outputs depend on, cheap to check (sizes and times, not checksums)."""
     return {
         "pipeline_version": pipeline_version(),
         "dataset": str(dataset),
+        "day_span_ns": list(span),
         "config": config.to_json(),
         "files": [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files],
         "lsf_table_sha256": lsf.TABLE_SHA256,
@@ -128,16 +150,22 @@ def _whole_day(out: Path, work: Path, files: list[Path]) -> tuple[np.ndarray, np
     (glitches removed) and the stage's counts."""
     names = [f.name for f in files]
     gaps: dict[str, list] = {name: [] for name in schemas.GAPS.names}
-    packets, used, duplicates = {}, 0, 0
+    packets, used, duplicates, quarantine = {}, 0, 0, []
     for apid in spool.WHOLE_DAY_APIDS:
-        records, received_in = spool.whole_day_records(work, len(files), names, apid)
+        records, received_in, offsets = spool.whole_day_records(work, len(files), names, apid)
+        # As on the link: the records' fields may have come back in native byte order (numpy concatenates so).
+        wire = records.astype(icd.packet_dtype(apid))
+        octets = wire.view(np.uint8).reshape(len(wire), wire.dtype.itemsize)
         seq = (records["word1"] & 0x3FFF).astype(np.int64)
-        keep, rows = sequence_anomalies(apid, seq, records["obmt_ns"].astype(np.int64), received_in)
-        for key, values in rows.items():
+        found = sequence_anomalies(apid, seq, records["obmt_ns"].astype(np.int64), received_in, octets.__getitem__)
+        for key, values in found.gaps.items():
             gaps[key].extend(values)
-        packets[apid] = records[keep]
-        used += len(keep)
-        duplicates += len(records) - len(keep)
+        c = found.conflict
+        quarantine.append(quarantine_packets(received_in[c], offsets[c], apid, seq[c],
+                                             np.full(len(c), icd.CONFLICT), octets[c]))
+        packets[apid] = records[found.keep]
+        used += len(found.keep)
+        duplicates += len(records) - len(found.keep) - len(c)
     att = packets[icd.APID_ATTITUDE]
     att_t, att_q = att["obmt_ns"].astype(np.int64), att["payload"]["q"].astype(np.float64)
     # Corrupted attitude solutions are reported and left out of the attitude used for sky positions.
@@ -148,8 +176,10 @@ def _whole_day(out: Path, work: Path, files: list[Path]) -> tuple[np.ndarray, np
     io.write_table(hk, schemas.HK, out / "hk" / "part-0.parquet")
     io.write_table(events, schemas.HK_EVENTS, out / "hk_events" / "part-0.parquet")
     io.write_table(pa.table(gaps, schema=schemas.GAPS), schemas.GAPS, out / "gaps" / "part-whole-day.parquet")
-    counts = {"packets_used": used, "duplicates_dropped": duplicates, "hk_samples": hk.num_rows,
-              "hk_limit_events": hk_limit_events.num_rows}
+    quarantine = pa.concat_tables(quarantine)
+    io.write_or_remove(quarantine, schemas.QUARANTINE, out / "quarantine" / "part-whole-day.parquet")
+    counts = {"packets_used": used, "duplicates_dropped": duplicates, "packets_quarantined": quarantine.num_rows,
+              "hk_samples": hk.num_rows, "hk_limit_events": hk_limit_events.num_rows}
     return att_t[~glitched], att_q[~glitched], counts
 
 
@@ -165,7 +195,7 @@ def run(dataset: Path, out: Path, config: PipelineConfig | None = None, progress
     dataset, out = Path(dataset).resolve(), Path(out).resolve()
     lsf.require_table()
     files = tm_files(dataset)
-    fingerprint = _fingerprint(dataset, files, config)
+    fingerprint = _fingerprint(dataset, files, config, day_span(dataset))
     if (done := _complete(out, fingerprint)) is not None:  # run.json is written atomically: no lock needed
         return done
     skycells.check(dataset)  # a bad catalogue is refused before anything is written
@@ -191,10 +221,11 @@ class _Timer:
         self._clock = now
 
 
-def _ingest(files: list[Path], out: Path, work: Path, summaries: list[dict], progress: Progress,
-            executor: Executor | None = None) -> list[dict]:
-    """Stage 1 for the files after the ``summaries`` already made (reception order): all summaries.
-    Files not yet spooled are tasks on ``executor`` (they are independent, :mod:`pipeline.spool`)."""
+def _ingest(files: list[Path], out: Path, work: Path, summaries: list[dict], span: tuple[int, int],
+            progress: Progress, executor: Executor | None = None) -> list[dict]:
+    """Stage 1 for the files after the ``summaries`` already made (reception order) of the day ``span``:
+    all summaries. Files not yet spooled are tasks on ``executor`` (they are independent,
+    :mod:`pipeline.spool`)."""
     executor = executor or SerialExecutor()
     # Largest files first, so that the pool's last task is a small one; results awaited in that order.
     order = sorted(range(len(summaries), len(files)), key=lambda k: (-files[k].stat().st_size, k))
@@ -202,7 +233,7 @@ def _ingest(files: list[Path], out: Path, work: Path, summaries: list[dict], pro
     for k in order:
         summary = spool.load_summary(work, k)
         if summary is None or summary["file"] != files[k].name:
-            pending[k] = executor.submit(spool.spool_file, files[k], k, out, work)
+            pending[k] = executor.submit(spool.spool_file, files[k], k, out, work, span)
         else:
             pending[k] = summary
     for i, k in enumerate(order):
@@ -297,6 +328,20 @@ def _hours(day: hourly.Day, dataset: Path, config: PipelineConfig, redo: set[int
     return [done[hour] for hour in hours]
 
 
+def day_warnings(summaries: list[dict], span: list[int]) -> list[str]:
+    """One line per TM file holding packets outside the day (quarantined as ``outside_day``, so nothing is
+    lost): a file none of whose packets is usable is most likely another day's, to move to its own dataset."""
+    lines = []
+    for s in summaries:
+        n = s["packets_outside_day"]
+        if n:
+            whole = s["packets_read"] == s["packets_quarantined"]
+            lines.append(f"tm/{s['file']}: {'all ' if whole else ''}{n} of its {s['packets_read']} packets lie "
+                         f"outside this day's OBMT span [{span[0]}, {span[1]}) ns, quarantined as outside_day"
+                         + ("; a file of another day? move it to its own dataset" if whole else ""))
+    return lines
+
+
 def _finish(day: hourly.Day, hour_summaries: list[dict], day_counts: dict, config: PipelineConfig,
             fingerprint: dict, timings: dict, status: str) -> dict:
     """Stage 4: alerts over the day's candidates, gaps between hours, catalog and run.json."""
@@ -322,7 +367,9 @@ def _finish(day: hourly.Day, hour_summaries: list[dict], day_counts: dict, confi
         "packets_read": total("packets_read", summaries),
         "packets_used": day_counts["packets_used"] + total("packets_used", hour_summaries),
         "duplicates_dropped": day_counts["duplicates_dropped"] + total("duplicates_dropped", hour_summaries),
-        "packets_quarantined": total("packets_quarantined", summaries),
+        "packets_quarantined": total("packets_quarantined", summaries) + day_counts["packets_quarantined"]
+        + total("packets_quarantined", hour_summaries),
+        "packets_outside_day": total("packets_outside_day", summaries),
         "transits": total("transits", hour_summaries),
         "transits_matched": total("transits_matched", hour_summaries),
         "ccd_images": total("ccd_images", hour_summaries),
@@ -343,6 +390,7 @@ def _finish(day: hourly.Day, hour_summaries: list[dict], day_counts: dict, confi
         "inputs": {**{f"tm/{s['file']}": s["sha256"] for s in summaries},
                    "calibration/lsf_af.csv": lsf.TABLE_SHA256},
         "counts": counts,
+        "warnings": day_warnings(summaries, fingerprint["day_span_ns"]),
         "timings_s": timings,
         "status": status,
     }
@@ -355,7 +403,7 @@ def _run(dataset: Path, files: list[Path], out: Path, config: PipelineConfig, fi
     timer = _Timer()
     # The catalogue's split by sky cell needs no TM: it runs beside the files' first pass.
     cells = executor.submit(skycells.split, dataset, out / WORK)
-    summaries = _ingest(files, out, out / WORK, [], progress, executor)
+    summaries = _ingest(files, out, out / WORK, [], tuple(fingerprint["day_span_ns"]), progress, executor)
     timer.lap("ingest")
     day, day_counts = _day(dataset, files, summaries, out, config, cells.result())
     progress("decode", 0.32)

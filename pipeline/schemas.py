@@ -83,7 +83,9 @@ QUARANTINE = pa.schema(
         _f("octets", pa.int64(), "octet", "length of the quarantined span"),
         _f("apid", pa.int32(), "", "APID read from the header at offset (may be corrupt)"),
         _f("seq", pa.int32(), "", "sequence count read from the header at offset (may be corrupt)"),
-        _f("reason", pa.string(), "", "crc_error, truncated, bad_header, unknown_apid, bad_length"),
+        _f("reason", pa.string(), "", "why the packet is unusable: a key of pipeline.icd.QUARANTINE_REASONS "
+           "(crc_error, truncated, bad_header, unknown_apid, bad_length, bad_window_class, bad_gate, "
+           "bad_transit_id, time_mismatch, bad_attitude, bad_hk_value, outside_day, conflict, transit_conflict)"),
         _f("raw", pa.binary(), "", "the raw octets"),
     ]
 )
@@ -91,7 +93,9 @@ QUARANTINE = pa.schema(
 GAPS = pa.schema(
     [
         _f("apid", pa.int32(), "", "APID"),
-        _f("kind", pa.string(), "", "gap (packets missing), duplicate (dropped copy), out_of_order"),
+        _f("kind", pa.string(), "", "gap (packets missing), duplicate (dropped copy), out_of_order, stall (a count "
+           "repeated at a later time), count_jump (counts that disagree with the packet times; "
+           "pipeline.ingest.classify_steps)"),
         _f("first_seq", pa.int32(), "", "first sequence count concerned"),
         _f("last_seq", pa.int32(), "", "last sequence count concerned (wraps at 16384)"),
         _f("count", pa.int64(), "", "number of packets missing, dropped or out of order"),

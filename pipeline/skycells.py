@@ -47,7 +47,7 @@ def catalogue_files(dataset: Path) -> list[Path]:
     files = sorted(folder.rglob("*.parquet")) if folder.is_dir() else []
     if not files:
         raise io.InputError(f"{dataset} has no reference catalogue (catalogue/*.parquet); regenerate the dataset")
-    return files
+    return io.require_regular_files(files, Path(dataset))
 
 
 def batches(dataset: Path):

@@ -92,7 +92,7 @@ def transit_rows(records: np.ndarray, window_class: int, fit: dict[str, np.ndarr
     """Per-transit columns (everything in schemas.TRANSITS but the crossmatch ones)."""
     payload = records["payload"]
     tid = payload["transit_id"].astype(np.int64)
-    t_ref, fov, row, ac_px = geometry.decode_transit_id(tid)
+    t_ref, fov, row, ac_px = icd.decode_transit_id(tid)
     n = icd.WINDOW_SAMPLES[window_class]
     af = slice(1, 10)
     # A window whose cosmic-ray hit was masked and refitted is good (FLAG_COSMIC is informative).

@@ -37,6 +37,7 @@ from pipeline.run import (
     _ingest,
     _noop,
     _Timer,
+    day_span,
     refuse_foreign,
 )
 from pipeline.version import pipeline_version
@@ -88,7 +89,7 @@ def watch(dataset: Path, inbox: Path, out: Path, config: PipelineConfig | None =
         raise io.InputError(f"inbox {inbox} not found; create it or give the folder 'gaiasim replay' delivers to")
     skycells.check(dataset)  # a bad catalogue is refused before anything is written
     fingerprint = {"pipeline_version": pipeline_version(), "dataset": str(dataset), "inbox": str(inbox),
-                   "config": config.to_json(), "mode": "watch"}
+                   "day_span_ns": list(day_span(dataset)), "config": config.to_json(), "mode": "watch"}
     refuse_foreign(out)
     with io.locked_folder(out):
         io.remove_abandoned(out)  # what a killed watcher was writing
@@ -121,7 +122,7 @@ def _take(k: int, state: dict, inbox: Path, out: Path, config: PipelineConfig, f
     work = out / WORK
     files = [inbox / f["name"] for f in state["files"][:k + 1]]
     summaries = [spool.load_summary(work, j) for j in range(k)]
-    summaries = _ingest(files, out, work, summaries, progress)
+    summaries = _ingest(files, out, work, summaries, tuple(fingerprint["day_span_ns"]), progress)
     timer.lap("ingest")
     day, day_counts = _day(dataset, files, summaries, out, config)
     timer.lap("decode")

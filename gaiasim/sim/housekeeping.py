@@ -6,10 +6,9 @@ import numpy as np
 
 from pipeline import geometry, icd
 
-#: HK sampling period, ns [U: real HK channels are sampled from 1 s to minutes].
-HK_PERIOD_NS = 10_000_000_000
-#: Attitude packets at about 1 Hz (DESIGN.md, FACTS.md section 1 attitude tables).
-ATTITUDE_PERIOD_NS = 1_000_000_000
+#: HK and attitude packet cadences: the ICD's (a receiver counts lost packets from them).
+HK_PERIOD_NS = icd.PERIOD_NS[icd.APID_HK]
+ATTITUDE_PERIOD_NS = icd.PERIOD_NS[icd.APID_ATTITUDE]
 
 #: Nominal value, noise sigma and drift per day of each channel, in icd.HK_CHANNELS order [U]. The FPA
 #: sensors sit in the nominal 160-170 K region with a steady offset between them (FACTS.md section 8).

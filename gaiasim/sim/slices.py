@@ -148,7 +148,7 @@ def find_slice_transits(ctx: SliceContext, k: int) -> dict:
               "source_id": np.empty(0, np.int64), "g_mag": np.empty(0), "bp_rp": np.empty(0)}
     row = geometry.ccd_row_of_zeta(tr["zeta_rad"])
     ac_px = geometry.ac_px_of_zeta(tr["zeta_rad"], row)
-    tid = geometry.encode_transit_id(tr["obmt_ns"], tr["fov"], row, ac_px)
+    tid = icd.encode_transit_id(tr["obmt_ns"], tr["fov"], row, ac_px)
     # Two images within one AC pixel and one 0.2 ms OBMT quantum would share a window on board: only the
     # brighter one gets it (the other never becomes a transit). Then order by time, as packets are made.
     order = np.lexsort((tr["g_mag"], tid))
@@ -256,7 +256,7 @@ def render_slice(ctx: SliceContext, k: int, seq_start: dict[int, int], totals: d
         seq_of[mine] = (seq_start[apid] + np.arange(len(mine))) % icd.SEQ_COUNT_MODULO
         for lo in range(0, len(mine), TRANSITS_PER_CHUNK):
             part = mine[lo:lo + TRANSITS_PER_CHUNK]
-            t_ref = geometry.decode_transit_id(tr["transit_id"][part])[0]
+            t_ref = icd.decode_transit_id(tr["transit_id"][part])[0]
             # AC phase: where the source sits in the transit id's AC pixel (its centre is zeta_of_ac_px).
             ac_phase = (tr["zeta_rad"][part] - geometry.zeta_of_ac_px(tr["ac_px"][part], tr["ccd_row"][part])) \
                 / geometry.PIXEL_AC_RAD

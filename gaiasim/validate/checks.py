@@ -85,6 +85,10 @@ UNEXPLAINED_OUT_OF_ORDER = f"""
     SELECT count(*) FROM gaps g WHERE g.kind = 'out_of_order' AND NOT EXISTS (SELECT 1 FROM truth_faults f
         WHERE f.kind = 'late_delivery' AND f.apid = g.apid AND f.file = g.file AND {_SEQ_IN_GAP})
 """
+# Counters that stalled or jumped against the packet times: no injected fault explains either.
+UNEXPLAINED_COUNTER = """
+    SELECT count(*) FROM gaps g WHERE g.kind IN ('stall', 'count_jump')
+"""
 UNEXPLAINED_GLITCHES = """
     SELECT count(*) FROM hk_events e WHERE e.channel = 'attitude' AND NOT EXISTS (SELECT 1 FROM truth_faults f
         WHERE f.kind = 'attitude_glitch' AND f.obmt_ns BETWEEN e.start_ns AND e.end_ns)
@@ -269,10 +273,10 @@ CHECKS: tuple[Check, ...] = (
     ),
     Check(
         "no_false_alarms", "REQ-ING-003",
-        "no quarantine row, gap or duplicate is reported that no injected fault explains",
+        "no quarantine row, gap, duplicate, stalled or jumping counter is reported that no injected fault explains",
         f"""
         SELECT ({UNEXPLAINED_QUARANTINE}) + ({UNEXPLAINED_GAPS}) + ({UNEXPLAINED_DUPLICATES})
-             + ({UNEXPLAINED_OUT_OF_ORDER}) + ({UNEXPLAINED_GLITCHES})
+             + ({UNEXPLAINED_OUT_OF_ORDER}) + ({UNEXPLAINED_COUNTER}) + ({UNEXPLAINED_GLITCHES})
         """,
         "==", 0, "reports",
     ),

@@ -30,6 +30,7 @@ _FALSE_ALARMS = {
     "gap": checks.UNEXPLAINED_GAPS,
     "duplicate": checks.UNEXPLAINED_DUPLICATES,
     "out_of_order": checks.UNEXPLAINED_OUT_OF_ORDER,
+    "counter": checks.UNEXPLAINED_COUNTER,
     "attitude_glitch": checks.UNEXPLAINED_GLITCHES,
     "hk_event": checks.UNEXPLAINED_HK_EVENTS,
     "alert": alert_checks.FALSE_ALERT_COUNT_SQL,

@@ -1,8 +1,8 @@
 """What the fuzz tests check on each input, and the tally of inputs they ran.
 
 :func:`check_buffer` is the scanner and decoder contract on one buffer; :func:`ingest_counts` is the
-one place that knows the whole-file ingest's interface (``pipeline.ingest.ingest_files`` and its
-``counts``), so a rewrite of the ingest changes this function only. :func:`watchdog` turns a hang
+one place that knows the run's interface (``pipeline.run.run`` and its ``counts``), so a rewrite of the
+ingest changes this function only. :func:`watchdog` turns a hang
 into a failure: numba code cannot be interrupted, so hypothesis' deadline alone would wait forever.
 """
 
@@ -105,16 +105,17 @@ def chunked_scan(path: Path, chunk_octets: int) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty(0, icd.PACKET_INDEX)
 
 
-def ingest_counts(paths: list[Path]) -> dict[str, int]:
-    """Whole-file ingest of ``paths`` (in reception order): its conservation counts.
+def ingest_counts(bufs: list[np.ndarray], root: Path) -> dict[str, int]:
+    """The run (:func:`pipeline.run.run`, through tests.tm) over ``bufs`` as the TM files of a dataset at
+    ``root``, in reception order: its conservation counts.
 
-    The only code here that knows the ingest's interface; returns ``packets_read``, ``packets_used``,
+    The only code here that knows the run's interface; returns ``packets_read``, ``packets_used``,
     ``duplicates_dropped``, ``packets_quarantined`` and ``quarantine_rows`` (rows of its quarantine table).
     """
-    from pipeline.ingest import ingest_files
+    from tests.tm import make_dataset, run_dataset
 
-    result = ingest_files(paths)
+    out = run_dataset(make_dataset(root / "dataset", {f"pass-{i:03d}.tm": b.tobytes() for i, b in enumerate(bufs)}))
     keys = ("packets_read", "packets_used", "duplicates_dropped", "packets_quarantined")
-    counts = {k: int(result.counts[k]) for k in keys}
-    counts["quarantine_rows"] = result.quarantine.num_rows
+    counts = {k: int(out.counts[k]) for k in keys}
+    counts["quarantine_rows"] = len(out.quarantine)
     return counts

@@ -101,13 +101,8 @@ def test_intact_telemetry_is_all_good():
                 min_size=1, max_size=4))
 def test_ingest_conserves_packets_over_files(bufs):
     expected_read = sum(len(icd.scan_stream(b)) for b in bufs)
-    with tempfile.TemporaryDirectory(prefix="gaiasim-fuzz-") as tmp:
-        paths = []
-        for i, buf in enumerate(bufs):
-            paths.append(Path(tmp) / f"pass-{i:03d}.tm")
-            paths[-1].write_bytes(buf.tobytes())
-        with watchdog():
-            c = ingest_counts(paths)
+    with tempfile.TemporaryDirectory(prefix="gaiasim-fuzz-") as tmp, watchdog():
+        c = ingest_counts(bufs, Path(tmp))
     assert c["packets_read"] == expected_read, f"{c['packets_read']} packets read, the scanner found {expected_read}"
     balance = c["packets_used"] + c["duplicates_dropped"] + c["packets_quarantined"]
     assert c["packets_read"] == balance, f"read {c['packets_read']} != used + duplicates + quarantined = {balance}"

@@ -1,4 +1,4 @@
-"""Instrument geometry (pipeline.geometry): transit ids, focal-plane coordinates, quaternions."""
+"""Instrument geometry (pipeline.geometry): focal-plane coordinates, quaternions."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from hypothesis.extra import numpy as hnp
 
 from pipeline import geometry as g
 
-#: transit_id keeps 42 bits of OBMT / 204800 ns (GDR3 doc section 20.9.1).
-OBMT_NS_MAX = (1 << 42) * g.TRANSIT_ID_OBMT_QUANTUM_NS - 1
 AC_PX_MAX = g.AC_PRESCAN_PX + g.CCD_COLUMNS - 1
 
 
@@ -34,24 +32,6 @@ def unit_quaternions(draw) -> np.ndarray:
 def unit_vectors(draw) -> np.ndarray:
     v = draw(hnp.arrays(np.float64, 3, elements=st.floats(-1.0, 1.0)).filter(lambda a: np.linalg.norm(a) > 0.1))
     return v / np.linalg.norm(v)
-
-
-@given(st.lists(st.tuples(st.integers(0, OBMT_NS_MAX), st.sampled_from([1, 2]), st.integers(1, g.N_CCD_ROWS),
-                          st.integers(g.AC_PRESCAN_PX, AC_PX_MAX)), min_size=1, max_size=20))
-def test_transit_id_round_trip(items):
-    obmt, fov, row, ac = (np.array(c, dtype=np.int64) for c in zip(*items, strict=True))
-    tid = g.encode_transit_id(obmt, fov, row, ac)
-    assert np.all(tid >= 0)
-    d_obmt, d_fov, d_row, d_ac = g.decode_transit_id(tid)
-    q = g.TRANSIT_ID_OBMT_QUANTUM_NS
-    assert np.array_equal(d_obmt, obmt // q * q)
-    assert np.array_equal(d_fov, fov) and np.array_equal(d_row, row) and np.array_equal(d_ac, ac)
-
-
-def test_transit_ids_order_by_time_first():
-    tid = g.encode_transit_id(np.array([0, g.TRANSIT_ID_OBMT_QUANTUM_NS]), np.array([2, 1]), np.array([7, 1]),
-                              np.array([AC_PX_MAX, g.AC_PRESCAN_PX]))
-    assert tid[0] < tid[1]
 
 
 def test_every_ac_pixel_of_every_row_round_trips():
