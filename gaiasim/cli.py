@@ -249,7 +249,8 @@ def validate(run_dir, dataset, junit, json_path, history, no_history, determinis
         report.write_json(results, run_dir, json_path, card)
     if not no_history:
         path = history or hist.default_path()
-        hist.append(path, db.read_run_info(run_dir), run_dir, results, card)
+        hist.append(path, db.read_run_info(run_dir), run_dir, results, card,
+                    on_wait=lambda message: click.echo(f"gaiasim: {message}", err=True))
     failed = [r for r in results if not r.passed]
     scorecard_ok = card is None or card.passed
     click.echo(f"{len(results) - len(failed)} of {len(results)} checks passed; detection scorecard "

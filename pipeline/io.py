@@ -209,6 +209,21 @@ def remove_abandoned(folder: Path) -> int:
     return len(stale)
 
 
+def folder_in_use(folder: Path) -> bool:
+    """Whether a process holds ``folder``'s lock (:func:`locked_folder`) right now: a run writing into it."""
+    try:
+        fd = os.open(Path(folder) / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 @contextmanager
 def locked_folder(folder: Path, what: str = "run") -> Iterator[Path]:
     """Hold an exclusive lock on ``folder`` (created if needed) while the block runs.

@@ -100,6 +100,7 @@ def watch(dataset: Path, inbox: Path, out: Path, config: PipelineConfig | None =
             known = {f["name"] for f in state["files"]}
             for path in sorted(inbox.glob("[!.]*.tm")):
                 if path.name not in known:
+                    io.require_regular_files([path], inbox)  # a link out of the inbox, a FIFO: refused
                     state["files"].append({"name": path.name, "arrived_utc_ns": path.stat().st_mtime_ns,
                                            "done": False})
                     io.write_json(state, out / WORK / ARRIVALS)

@@ -33,14 +33,24 @@ CCD_ROWS_CHECKED = 20_000_000
 
 
 def read_run_info(run_dir: Path) -> dict:
+    """run.json of a finished run: refuses a folder without one, a run still being written (its folder
+    locked by ``gaiasim run``) and a run that stopped before it completed."""
     path = Path(run_dir) / RUN_JSON
     try:
-        return json.loads(path.read_text())
+        info = json.loads(path.read_text())
     except FileNotFoundError:
         raise io.InputError(
             f"{run_dir} is not a finished run: {RUN_JSON} is missing; run 'gaiasim run' first") from None
     except json.JSONDecodeError as exc:
         raise io.InputError(f"{path} is not valid JSON ({exc}); rerun the pipeline") from None
+    status = info.get("status") if isinstance(info, dict) else None
+    if io.folder_in_use(run_dir):
+        raise io.InputError(f"{run_dir} is not a finished run: 'gaiasim run' is writing it now (status {status}); "
+                            "wait for it to finish (a watch: until it stops)")
+    if status not in ("complete", "watching"):
+        raise io.InputError(f"{run_dir} is not a finished run: it stopped before it completed (status {status}); "
+                            "run the same 'gaiasim run' command again to finish it")
+    return info
 
 
 def connect(run_dir: Path, dataset: Path | None = None) -> duckdb.DuckDBPyConnection:

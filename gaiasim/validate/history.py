@@ -8,8 +8,12 @@ Default location: ``$GAIASIM_HISTORY``, else ``~/.local/share/gaiasim/history.du
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import os
+import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,44 +44,110 @@ def default_path() -> Path:
     return Path(env) if env else Path.home() / ".local" / "share" / "gaiasim" / "history.duckdb"
 
 
+#: How long an append waits for another process that holds the results database (a validate or a campaign
+#: appending at the same moment; each holds it for well under a second), s.
+LOCK_WAIT_S = 120.0
+#: Suffix of the folder beside the database that keeps validations which could not be appended within
+#: :data:`LOCK_WAIT_S`; the next append adds them first. A validation is never dropped.
+PENDING_SUFFIX = ".pending"
+
+
+def _holder(message: str) -> str:
+    """'held by PID n' from DuckDB's lock error, when it names the process."""
+    match = re.search(r"PID (\d+)", message)
+    return f"held by process {match.group(1)}" if match else "held by another process"
+
+
+def _connect_when_free(path: Path, wait_s: float, on_wait: Callable[[str], None]) -> duckdb.DuckDBPyConnection | None:
+    """A writable connection to ``path``, waiting (with backoff) while another process holds the file;
+    None when it is still held after ``wait_s`` seconds. ``on_wait`` hears one line when the wait starts."""
+    deadline = time.monotonic() + wait_s
+    delay, told = 0.05, False
+    while True:
+        try:
+            return duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            if not told:
+                on_wait(f"waiting for the results database {path} ({_holder(str(exc))}), up to {wait_s:.0f} s")
+                told = True
+            time.sleep(min(delay, left))
+            delay = min(2 * delay, 1.0)
+
+
+def _ignore(_message: str) -> None:
+    return None
+
+
 def append(path: Path, run_info: dict, run_dir: Path, results: list[Result], card: Scorecard | None,
-           campaign: str | None = None, replace_same: bool = False) -> int:
+           campaign: str | None = None, replace_same: bool = False, wait_s: float = LOCK_WAIT_S,
+           on_wait: Callable[[str], None] = _ignore) -> int:
     """Append one validation (of ``campaign``, if it belongs to one); returns the number of result rows written.
 
     With ``replace_same``, the rows of an earlier validation of the same run folder by the same pipeline
     version over the same inputs (in the same campaign) are replaced, in one transaction: a campaign day
     redone after a crash between its append and its done marker is recorded once.
+
+    Another process appending at the same moment holds the database: this waits for it (``on_wait`` hears
+    one line), up to ``wait_s`` seconds; if it is still held then, the validation is kept in the pending
+    folder beside the database (:data:`PENDING_SUFFIX`) and the next append adds it. A check that had
+    nothing to measure (n/a) is recorded with ``passed`` NULL.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     inputs = ",".join(sorted(run_info.get("inputs", {}).values()))
-    rows = [
-        (now, str(Path(run_dir).resolve()), run_info.get("dataset", ""), run_info.get("pipeline_version", ""),
-         inputs, r.check.name, r.check.requirement,
-         None if r.value is None or math.isnan(r.value) else r.value, r.check.op, r.check.threshold, r.passed,
-         campaign)
-        for r in results
-    ]
-    con = duckdb.connect(str(path))
+    run = str(Path(run_dir).resolve())
+    entry = {
+        "recorded_at": now.isoformat(),
+        "replace_same": [run, run_info.get("pipeline_version", ""), inputs, campaign] if replace_same else None,
+        "results": [
+            [now.isoformat(), run, run_info.get("dataset", ""), run_info.get("pipeline_version", ""), inputs,
+             r.check.name, r.check.requirement, None if r.value is None or math.isnan(r.value) else r.value,
+             r.check.op, r.check.threshold, r.passed, campaign]
+            for r in results
+        ],
+        "scorecard": [[now.isoformat(), run, kind, n, d] for kind, (d, n) in card.recall.items()]
+        if card is not None else [],
+    }
+    con = _connect_when_free(path, wait_s, on_wait)
+    pending_dir = path.with_name(path.name + PENDING_SUFFIX)
+    if con is None:
+        kept = pending_dir / f"{now:%Y%m%dT%H%M%S%f}-{os.getpid()}.json"
+        io.write_json(entry, kept)
+        on_wait(f"the results database {path} stayed in use for {wait_s:.0f} s: this validation is kept in {kept} "
+                "and the next append adds it")
+        return len(entry["results"])
+    pending = sorted(pending_dir.glob("*.json")) if pending_dir.is_dir() else []
     try:
         con.execute(_SCHEMA)
         con.execute("BEGIN TRANSACTION")
-        if replace_same:
-            same = ("run = ? AND pipeline_version = ? AND input_sha256 = ? AND campaign IS NOT DISTINCT FROM ?",
-                    [str(Path(run_dir).resolve()), run_info.get("pipeline_version", ""), inputs, campaign])
-            con.execute(f"DELETE FROM scorecard WHERE run = ? AND recorded_at IN "
-                        f"(SELECT recorded_at FROM results WHERE {same[0]})", [same[1][0], *same[1]])
-            con.execute(f"DELETE FROM results WHERE {same[0]}", same[1])
-        if rows:
-            con.executemany(f"INSERT INTO results ({_COLUMNS}) VALUES ({', '.join('?' * 12)})", rows)
-        if card is not None and card.recall:
-            con.executemany("INSERT INTO scorecard VALUES (?, ?, ?, ?, ?)",
-                            [(now, str(Path(run_dir).resolve()), kind, n, d) for kind, (d, n) in card.recall.items()])
+        for e in [*(json.loads(f.read_text()) for f in pending), entry]:
+            _write(con, e)
         con.execute("COMMIT")
     finally:
         con.close()
-    return len(rows)
+    for f in pending:
+        f.unlink(missing_ok=True)
+    return len(entry["results"])
+
+
+def _write(con: duckdb.DuckDBPyConnection, entry: dict) -> None:
+    """Insert one validation (an :func:`append` entry) inside the caller's transaction."""
+    if entry["replace_same"]:
+        same = "run = ? AND pipeline_version = ? AND input_sha256 = ? AND campaign IS NOT DISTINCT FROM ?"
+        con.execute(f"DELETE FROM scorecard WHERE run = ? AND recorded_at IN (SELECT recorded_at FROM results WHERE "
+                    f"{same})", [entry["replace_same"][0], *entry["replace_same"]])
+        con.execute(f"DELETE FROM results WHERE {same}", entry["replace_same"])
+    if entry["results"]:
+        con.executemany(f"INSERT INTO results ({_COLUMNS}) VALUES (?::TIMESTAMP, {', '.join('?' * 11)})",
+                        entry["results"])
+    if entry["scorecard"]:
+        con.executemany("INSERT INTO scorecard VALUES (?::TIMESTAMP, ?, ?, ?, ?)", entry["scorecard"])
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,29 @@ def _escaping_link(folder: Path) -> None:
     (folder / "specs" / "spec.toml").write_text('faults = "plan.toml"\n')
 
 
+def _tm_link_out(folder: Path) -> None:
+    tm = _dataset_copy(folder) / "tm"
+    first = sorted(tm.glob("*.tm"))[0]
+    first.unlink()
+    first.symlink_to("/etc/hostname")
+
+
+def _tm_fifo(folder: Path) -> None:
+    os.mkfifo(_dataset_copy(folder) / "tm" / "2016-01-16T01-00.tm")
+
+
+def _catalogue_link_out(folder: Path) -> None:
+    outside = folder / "elsewhere.parquet"
+    part = sorted((_dataset_copy(folder) / "catalogue").rglob("*.parquet"))[0]
+    shutil.copyfile(part, outside)
+    part.unlink()
+    part.symlink_to(outside)
+
+
+def _without_manifest(folder: Path) -> None:
+    (_dataset_copy(folder) / "dataset.json").unlink()
+
+
 def _manifest_without_files(folder: Path) -> None:
     (folder / "fake").mkdir()
     (folder / "fake" / "dataset.json").write_text('{"files": ["tm/a.tm"]}\n')
@@ -136,6 +159,13 @@ CASES = [
              ("run", "broken", "--out", "new"), "'ra_deg' is missing", _catalogue_without_ra),
     BadInput("run-catalogue-wrong-type", "wrong catalogue schema (a column of the wrong type)",
              ("run", "broken", "--out", "new"), "wrong schema", _catalogue_with_text_ra),
+    BadInput("run-tm-link-out", "a TM file that is a link out of the dataset", ("run", "broken", "--out", "new"),
+             "outside the dataset", _tm_link_out),
+    BadInput("run-tm-fifo", "a FIFO (or device) in tm/", ("run", "broken", "--out", "new"), "FIFO", _tm_fifo),
+    BadInput("run-catalogue-link-out", "a catalogue file that is a link out of the dataset",
+             ("run", "broken", "--out", "new"), "outside the dataset", _catalogue_link_out),
+    BadInput("run-without-manifest", "dataset without dataset.json (no day span)", ("run", "broken", "--out", "new"),
+             "dataset.json", _without_manifest),
     BadInput("run-into-non-empty", "existing non-empty --out folder (run)", ("run", "day", "--out", "busy"),
              "--out folder", _occupied),
     BadInput("query-sql-error", "SQL error in gaiasim query", ("query", "run1", "select nope from transits"),
@@ -161,7 +191,26 @@ def _run_in_progress(folder: Path) -> None:
     _HELD.append(fd)
 
 
+def _stopped_run(folder: Path) -> None:
+    """``partial``: a copy of the demo run whose run.json says it stopped before it completed."""
+    shutil.copytree(folder / "run1", folder / "partial")
+    info = json.loads((folder / "partial" / "run.json").read_text())
+    (folder / "partial" / "run.json").write_text(json.dumps({**info, "status": "running"}))
+
+
+def _run_being_written(folder: Path) -> None:
+    """``partial``, its folder locked by another process, as a run in progress holds it."""
+    _stopped_run(folder)
+    fd = os.open(folder / "partial" / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    _HELD.append(fd)
+
+
 CASES += [
+    BadInput("validate-stopped-run", "validate a run that stopped before it completed",
+             ("validate", "partial", "--no-history"), "stopped before it completed", _stopped_run),
+    BadInput("validate-run-in-progress", "validate a run still being written", ("validate", "partial", "--no-history"),
+             "is writing it now", _run_being_written),
     BadInput("run-concurrent", "a second run into a folder a run is writing (locked)",
              ("run", "day", "--out", "active"), "in use by another gaiasim run", _run_in_progress),
     BadInput("run-into-another-run", "a run into the folder of another day's run", ("run", "day2", "--out", "run1"),
@@ -190,7 +239,10 @@ def tree_digest(folder: Path) -> dict[str, str]:
             out[str(Path(root, d).relative_to(folder)) + "/"] = "dir"
         for f in files:
             path = Path(root, f)
-            out[str(path.relative_to(folder))] = hashlib.sha256(path.read_bytes()).hexdigest()
+            if path.is_file():
+                out[str(path.relative_to(folder))] = hashlib.sha256(path.read_bytes()).hexdigest()
+            else:  # a FIFO or a link to nothing: never read (a FIFO would block)
+                out[str(path.relative_to(folder))] = f"not a file: {path.lstat().st_mode:o}"
     return out
 
 

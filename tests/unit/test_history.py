@@ -126,3 +126,67 @@ def test_a_campaign_day_redone_after_a_crash_is_recorded_once(tmp_path):
     got = con.execute("SELECT campaign, pipeline_version, count(*) FROM results GROUP BY ALL ORDER BY ALL").fetchall()
     assert got == [("other", "0.1.0", 1), ("rehearsal", "0.1.0", 1), ("rehearsal", "0.2.0", 1), (None, "0.1.0", 1)]
     assert con.execute("SELECT count(*) FROM scorecard").fetchone()[0] == 4
+
+
+# --- two writers at once ---------------------------------------------------------------------------------
+
+HOLD = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+con.execute("CREATE TABLE IF NOT EXISTS held (a INTEGER)")
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def hold_database(path, seconds: float):
+    """Another process holding the results database for ``seconds`` (as a second validate would)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", HOLD, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "held"
+    child.stdout.close()
+    return child
+
+
+def test_an_append_waits_for_another_writer_and_lands(tmp_path):
+    db = tmp_path / "history.duckdb"
+    record(db, 0.001, 1.0)
+    child = hold_database(db, 1.5)
+    heard = []
+    results = [checks.Result(PHOT, 0.002, True)]
+    hist.append(db, RUN_INFO, tmp_path / "run", results, None, wait_s=30, on_wait=heard.append)
+    child.wait()
+    assert len(heard) == 1 and heard[0].startswith(f"waiting for the results database {db}"), heard
+    assert [t.values for t in hist.trends(db, requirement="REQ-PHOT-001")] == [(0.001, 0.002)]
+
+
+def test_a_validation_that_cannot_wait_longer_is_kept_and_added_by_the_next_append(tmp_path):
+    db = tmp_path / "history.duckdb"
+    record(db, 0.001, 1.0)
+    child = hold_database(db, 3)
+    heard = []
+    hist.append(db, RUN_INFO, tmp_path / "run", [checks.Result(PHOT, 0.002, True)], None, wait_s=0.3,
+                on_wait=heard.append)
+    assert "is kept in" in heard[-1], heard
+    assert len(list((tmp_path / ("history.duckdb" + hist.PENDING_SUFFIX)).glob("*.json"))) == 1
+    child.wait()
+    record(db, 0.003, 1.0)
+    assert [t.values for t in hist.trends(db, requirement="REQ-PHOT-001")] == [(0.001, 0.002, 0.003)]
+    assert not list((tmp_path / ("history.duckdb" + hist.PENDING_SUFFIX)).glob("*.json")), "a pending file left"
+
+
+def test_two_validates_into_one_history_both_land(demo_run, tmp_path):
+    import subprocess
+    import sys
+
+    _dataset, run_dir = demo_run
+    db = tmp_path / "history.duckdb"
+    cmd = [sys.executable, "-c", "from gaiasim.cli import main; main()", "validate", str(run_dir), "--history", str(db)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [p.communicate()[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    con = duckdb.connect(str(db), read_only=True)
+    runs = con.execute("SELECT count(DISTINCT recorded_at) FROM results").fetchall()[0][0]
+    assert runs == 2, f"{runs} validations recorded of 2"
