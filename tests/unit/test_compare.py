@@ -51,7 +51,7 @@ def synthetic_tables(seed: int = 1) -> dict[str, pa.Table]:
 def write_run(root: Path, tables: dict[str, pa.Table], split_hours: bool = False) -> Path:
     """A run folder: run.json and each table under ``hour=NN/`` hive partitions (two when ``split_hours``)."""
     root.mkdir(parents=True)
-    (root / "run.json").write_text(json.dumps({"status": "ok", "counts": {}}))
+    (root / "run.json").write_text(json.dumps({"status": "complete", "counts": {}}))
     for name, table in tables.items():
         parts = [table.slice(0, 2), table.slice(2)] if split_hours else [table]
         for hour, part in enumerate(parts):
