@@ -290,7 +290,17 @@ def _print_relation(rel, fmt: str) -> None:
         click.echo(json.dumps([dict(zip(rel.columns, r, strict=True)) for r in rows], default=str, indent=1))
 
 
-def _interactive(con, fmt: str) -> None:
+def _run_sql(con, sql: str, fmt: str, unrestricted: bool) -> None:
+    """Every statement of ``sql`` (split by DuckDB's parser), each result printed."""
+    for statement in db.statements(sql, unrestricted):
+        try:
+            _print_relation(con.sql(statement), fmt)
+        except duckdb.PermissionException as exc:
+            raise InputError(f"query failed: {str(exc).splitlines()[0]}; gaiasim query reads only the run and its "
+                             "dataset: pass --unrestricted to read other files") from None
+
+
+def _interactive(con, fmt: str, unrestricted: bool) -> None:
     """A small SQL prompt: statements end with ';', '.tables' lists the views, '.quit' or Ctrl-D leaves."""
     views = [r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal "
                                        "ORDER BY view_name").fetchall()]
@@ -309,8 +319,8 @@ def _interactive(con, fmt: str) -> None:
         buffer += line + "\n"
         if buffer.strip().endswith(";"):
             try:
-                _print_relation(con.sql(buffer), fmt)
-            except duckdb.Error as exc:
+                _run_sql(con, buffer, fmt, unrestricted)
+            except (duckdb.Error, InputError) as exc:
                 click.echo(f"error: {str(exc).splitlines()[0]}", err=True)
             buffer = ""
 
@@ -319,19 +329,21 @@ def _interactive(con, fmt: str) -> None:
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.argument("sql", required=False)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.option("--unrestricted", is_flag=True,
+              help="allow any SQL: reading and writing any file (COPY, EXPORT), ATTACH, INSTALL/LOAD, SET; by "
+              "default a query reads the run and its dataset and nothing else")
 @_errors
-def query(run_dir, sql, fmt) -> None:
+def query(run_dir, sql, fmt, unrestricted) -> None:
     """Answer SQL over a run (transits, ccd, quarantine, gaps, hk, hk_events, alerts, run_counts) and its
-    truth (truth_*). Without SQL: an interactive prompt on a terminal, else the statements on stdin."""
-    con = db.connect(run_dir)
+    truth (truth_*). Without SQL: an interactive prompt on a terminal, else the statements on stdin.
+    Read-only unless --unrestricted."""
+    con = db.connect(run_dir, read_only=not unrestricted)
     if sql is not None:
-        _print_relation(con.sql(sql), fmt)
+        _run_sql(con, sql, fmt, unrestricted)
     elif sys.stdin.isatty():
-        _interactive(con, fmt)
+        _interactive(con, fmt, unrestricted)
     else:
-        for statement in sys.stdin.read().split(";"):
-            if statement.strip():
-                _print_relation(con.sql(statement), fmt)
+        _run_sql(con, sys.stdin.read(), fmt, unrestricted)
 
 
 @main.command()

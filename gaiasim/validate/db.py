@@ -53,8 +53,42 @@ def read_run_info(run_dir: Path) -> dict:
     return info
 
 
-def connect(run_dir: Path, dataset: Path | None = None) -> duckdb.DuckDBPyConnection:
-    """In-memory DuckDB with views over the run (and its dataset's truth, if found)."""
+#: Statement types a read-only query refuses (:func:`statements`), and why: the engine's own sandbox
+#: (:func:`connect` with ``read_only``) already keeps every file outside the run and its dataset out of
+#: reach, but COPY and EXPORT could still write into those two folders.
+REFUSED_STATEMENTS = {
+    "COPY": "writes files",
+    "EXPORT": "writes files",
+    "ATTACH": "opens other databases",
+    "DETACH": "closes databases",
+    "LOAD": "installs or loads extensions",
+    "SET": "changes settings",
+    "VACUUM": "rewrites storage",
+}
+
+
+def statements(sql: str, unrestricted: bool = False) -> list[duckdb.Statement]:
+    """The statements of ``sql``, split by DuckDB's own parser (a ';' inside a string is not a split); in
+    read-only mode (the default) one :class:`InputError` for a statement that would write files, open
+    other databases, load extensions or change settings."""
+    found = duckdb.extract_statements(sql)
+    if not unrestricted:
+        for statement in found:
+            why = REFUSED_STATEMENTS.get(statement.type.name)
+            if why:
+                raise io.InputError(f"{statement.type.name} {why}: gaiasim query is read-only (it reads the run and "
+                                    "its dataset, nothing else); pass --unrestricted to allow any SQL")
+    return found
+
+
+def connect(run_dir: Path, dataset: Path | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """In-memory DuckDB with views over the run (and its dataset's truth, if found).
+
+    ``read_only``: the engine may then read files only inside the run and its dataset, may not write
+    files elsewhere, load extensions or change its configuration (DuckDB's ``allowed_directories``,
+    ``enable_external_access = false`` and ``lock_configuration``): what ``gaiasim query`` runs, with
+    :func:`statements` refusing the statements that would write inside those folders.
+    """
     run_dir = Path(run_dir).resolve()
     info = read_run_info(run_dir)
     # Bounded memory at any scale (a full day's truth join holds 70 M transits): DuckDB spills to disk past
@@ -89,6 +123,11 @@ def connect(run_dir: Path, dataset: Path | None = None) -> duckdb.DuckDBPyConnec
             con.execute(catalog.view_sql(f"truth_{name}", catalog.parquet_glob(root / "truth" / name)))
         con.execute(catalog.view_sql("catalogue", catalog.parquet_glob(root / "catalogue")))
         _sample_views(con)
+    if read_only:
+        allowed = [str(run_dir)] + ([str(root.resolve())] if (root / ds.MANIFEST).is_file() else [])
+        con.execute("SET allowed_directories = ?", [allowed])
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
     return con
 
 

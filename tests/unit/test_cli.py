@@ -233,15 +233,32 @@ def test_query_without_sql_reads_statements_from_stdin(demo_run):
 
 def test_interactive_prompt_answers_until_quit(demo_run, monkeypatch, capsys):
     _dataset, run_dir = demo_run
-    lines = iter(["select 40 +", "2 as answer;", "selec oops;", ".tables", ".quit"])
+    lines = iter(["select 40 +", "2 as answer;", "selec oops;", "select 'a;b' as s;", "copy transits to 'x.csv';",
+                   ".tables", ".quit"])
     monkeypatch.setattr("builtins.input", lambda _prompt: next(lines))
     from gaiasim import cli
     from gaiasim.validate import db
 
-    cli._interactive(db.connect(run_dir), "csv")
+    cli._interactive(db.connect(run_dir, read_only=True), "csv", unrestricted=False)
     out, err = capsys.readouterr()
     assert "answer\n42" in out and "transits" in out
-    assert err.startswith("error: Parser Error"), err
+    assert "s\na;b" in out, "a ';' inside a string does not end a statement"
+    errors = err.splitlines()
+    assert errors[0].startswith("error: Parser Error"), err
+    assert errors[1].startswith("error: COPY writes files"), err
+
+
+def test_a_read_only_query_reads_the_run_and_truth_but_nothing_else(demo_run, tmp_path):
+    _dataset, run_dir = demo_run
+    result = invoke("query", run_dir, "select (select count(*) from transits) > 0 as run, "
+                    "(select count(*) from truth_transits) > 0 as truth", "--format", "csv")
+    assert result.exit_code == 0 and result.stdout.splitlines() == ["run,truth", "True,True"], result.output
+    secret = tmp_path / "secret.csv"
+    secret.write_text("a\n1\n")
+    result = invoke("query", run_dir, f"select * from read_csv('{secret}')", "--format", "csv")
+    assert result.exit_code == 2 and "reads only the run and its dataset" in result.stderr
+    result = invoke("query", run_dir, f"select * from read_csv('{secret}')", "--format", "csv", "--unrestricted")
+    assert result.exit_code == 0 and result.stdout.splitlines() == ["a", "1"], result.output
 
 
 def test_validate_with_determinism_reruns_and_passes(demo_run, tmp_path):
