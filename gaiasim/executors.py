@@ -17,6 +17,7 @@ import os
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from multiprocessing import get_context
 
+from gaiasim.entry import quiet_worker, silent_children
 from gaiasim.spec import SpecError
 from pipeline.executor import SerialExecutor, ThreadExecutor, one_numba_thread, threads_can_overlap
 
@@ -77,14 +78,24 @@ def _dask_executor(workers: int | None, scheduler: str | None, processes: bool) 
                             f"scheduler') or give its address as tcp://HOST:PORT") from None
         return DaskExecutor(client)
     # One thread per worker: a slice task is mostly single-threaded numpy, and numba gets one thread too.
-    cluster = distributed.LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                                       processes=processes, dashboard_address=None)
+    # Its processes write no standard error of their own (a Ctrl-C would make each print a traceback):
+    # the command alone reports an interrupt (gaiasim.entry); task errors come back through the futures.
+    with silent_children():
+        cluster = distributed.LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                                           processes=processes, dashboard_address=None)
     try:
         client = distributed.Client(cluster, set_as_default=False)
     except BaseException:
         cluster.close()
         raise
     return DaskExecutor(client, cluster)
+
+
+def _process_worker_init() -> None:
+    """A pool worker: one numba thread, and ended silently by the Ctrl-C its terminal sends the whole
+    process group (the command itself prints the one line, gaiasim.entry)."""
+    quiet_worker()
+    one_numba_thread()
 
 
 def make_executor(kind: str = "serial", workers: int | None = None, scheduler: str | None = None,
@@ -108,7 +119,7 @@ def make_executor(kind: str = "serial", workers: int | None = None, scheduler: s
         return ThreadExecutor(workers)
     if kind == "process":
         return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                                   initializer=one_numba_thread)
+                                   initializer=_process_worker_init)
     if kind == "dask":
         return _dask_executor(workers, scheduler, processes)
     raise SpecError(f"unknown executor {kind!r}; use one of {', '.join(EXECUTORS)}")

@@ -102,6 +102,20 @@ def _short_write_reason(folder: Path, exc: OSError) -> str:
     return str(exc).splitlines()[0]
 
 
+#: The temporaries being written in this process (:func:`_atomic`): an interrupted command removes them
+#: before it ends (:func:`remove_temporaries`), so it leaves no hidden partial file behind.
+_WRITING: set[Path] = set()
+
+
+def remove_temporaries() -> None:
+    """Remove every temporary this process is writing (called as an interrupted command ends)."""
+    for tmp in list(_WRITING):
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+
+
 @contextmanager
 def _atomic(path: Path) -> Iterator[Path]:
     """A temporary name beside ``path`` to write to; renamed onto ``path`` when the block succeeds,
@@ -109,6 +123,7 @@ def _atomic(path: Path) -> Iterator[Path]:
     path = Path(path)
     # Process and thread in the name: two writers of one path (a retried task) never share a temporary.
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    _WRITING.add(tmp)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
@@ -121,6 +136,8 @@ def _atomic(path: Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        _WRITING.discard(tmp)
 
 
 #: Codec of the run's per-hour tables (CCD images and transits, nearly all of a run's bytes), written on
