@@ -196,7 +196,7 @@ def _run_child(kind: str, spec_scale: float, folder: Path, workers: int, executo
         from gaiasim.validate import checks, db
 
         results = checks.evaluate_all(db.connect(folder / "run"))
-        print(json.dumps({"checks": len(results), "failed": [r.check.requirement for r in results if not r.passed],
+        print(json.dumps({"checks": len(results), "failed": [r.check.requirement for r in results if r.failed],
                           "wall_s": time.perf_counter() - t,
                           "peak_rss_octets": _peak_rss_octets()}))
         return

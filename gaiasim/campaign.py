@@ -399,8 +399,9 @@ def _compare(baseline: Path, run_dir: Path, folder: Path) -> dict:
 
 
 def _checks_json(results: list[checks.Result]) -> dict:
-    failed = [r for r in results if not r.passed]
-    return {"passed": len(results) - len(failed), "failed": len(failed), "total": len(results),
+    failed = [r for r in results if r.failed]
+    return {"passed": sum(r.passed is True for r in results), "failed": len(failed),
+            "n/a": sum(r.passed is None for r in results), "total": len(results),
             "failures": [{"name": r.check.name, "requirement": r.check.requirement, "statement": r.check.statement,
                           "value": None if r.value is None or math.isnan(r.value) else r.value,
                           "op": r.check.op, "threshold": r.check.threshold, "unit": r.check.unit, "note": r.note}
@@ -476,7 +477,7 @@ def _process_day(spec: CampaignSpec, day: CampaignDay, out: Path, cache: Path, h
         progress("compare", 0.9)
         comparison = _compare(baseline, run_dir, folder)
         lap("compare", 1.0)
-    checks_ok = all(r.passed for r in results)
+    checks_ok = not any(r.failed for r in results)
     summary = {
         **day.to_json(),
         "green": checks_ok and (card is not None and card.passed) and not (comparison or {}).get("differs"),

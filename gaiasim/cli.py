@@ -211,7 +211,7 @@ def _results_table(results: list[checks.Result]) -> Table:
         table.add_column(col, overflow="fold")
     for r in results:
         value = "n/a" if r.value is None else f"{r.value:.4g} {r.check.unit}".strip()
-        verdict = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
+        verdict = {"pass": "[green]pass[/]", "FAIL": "[red]FAIL[/]", "n/a": "[yellow]n/a[/]"}[r.status]
         table.add_row(r.check.requirement, r.check.statement, value, f"{r.check.op} {r.check.threshold:g}", verdict)
     return table
 
@@ -251,10 +251,9 @@ def validate(run_dir, dataset, junit, json_path, history, no_history, determinis
         path = history or hist.default_path()
         hist.append(path, db.read_run_info(run_dir), run_dir, results, card,
                     on_wait=lambda message: click.echo(f"gaiasim: {message}", err=True))
-    failed = [r for r in results if not r.passed]
+    failed = [r for r in results if r.failed]
     scorecard_ok = card is None or card.passed
-    click.echo(f"{len(results) - len(failed)} of {len(results)} checks passed; detection scorecard "
-               f"{'complete' if scorecard_ok else 'INCOMPLETE'}")
+    click.echo(f"{checks.tally(results)}; detection scorecard {'complete' if scorecard_ok else 'INCOMPLETE'}")
     sys.exit(1 if failed or not scorecard_ok else 0)
 
 
@@ -398,9 +397,10 @@ def history_cmd(db_path, requirement, campaign, plot) -> None:
                                                               "last recorded"))
     for t in series:
         recent = ", ".join("n/a" if v is None else f"{v:.3g}" for v in t.values[-5:])
-        table.add_row(t.requirement, t.check_name, t.campaign or "", str(t.runs), f"{t.pass_rate:.0%}",
-                      "n/a" if t.values[-1] is None else f"{t.values[-1]:.4g}", f"{t.op} {t.threshold:g}",
-                      "[green]pass[/]" if t.passed[-1] else "[red]FAIL[/]", recent,
+        rate = "n/a" if t.pass_rate is None else f"{t.pass_rate:.0%}"
+        last = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "[yellow]n/a[/]"}[t.passed[-1]]
+        table.add_row(t.requirement, t.check_name, t.campaign or "", str(t.runs), rate,
+                      "n/a" if t.values[-1] is None else f"{t.values[-1]:.4g}", f"{t.op} {t.threshold:g}", last, recent,
                       f"{t.recorded_at[-1]:%Y-%m-%d %H:%M}")
     stdout.print(table)
     click.echo("recent values: the last five, oldest first; times in UTC")
@@ -436,7 +436,7 @@ def demo(out) -> None:
         if out:
             run_dir = root / "run"
             click.echo(f'demo outputs kept in {root}: try  gaiasim query {run_dir} "select count(*) from transits"')
-    sys.exit(0 if all(r.passed for r in summary.results) else 1)
+    sys.exit(1 if any(r.failed for r in summary.results) else 0)
 
 
 @main.command()

@@ -56,6 +56,5 @@ def summary_table(summary: DemoSummary) -> Table:
     table.add_column("value", justify="right")
     for key, value in summary.values.items():
         table.add_row(key.replace("_", " "), f"{value:.4g}" if isinstance(value, float) else str(value))
-    passed = sum(r.passed for r in summary.results)
-    table.add_row("checks passed", f"{passed} / {len(summary.results)}")
+    table.add_row("checks", checks.tally(summary.results))
     return table

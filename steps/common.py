@@ -68,7 +68,7 @@ def _(run_dir: Path) -> None:
 @then(parsers.parse('the check "{name}" passes'))
 def _(run_dir: Path, name: str) -> None:
     result = workspace.check(run_dir, name)
-    assert result.passed, (
+    assert result.passed is True, (
         f"{result.check.requirement} {name}: measured {result.value} {result.check.unit}, "
         f"required {result.check.op} {result.check.threshold} ({result.note or result.check.statement})"
     )

@@ -69,6 +69,15 @@ def transient_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
     return _generate_and_run(tmp_path_factory.mktemp("transients"), spec, FAULTY_PLAN.parent / "transients.toml")
 
 
+@pytest.fixture(scope="session")
+def hk_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(dataset, run folder) of the demo day at seed 8 with the ``hk_anomalies`` plan (HK events to report)."""
+    from gaiasim.demo import DEMO_SPEC
+
+    spec = dataclasses.replace(DEMO_SPEC, seed=8)
+    return _generate_and_run(tmp_path_factory.mktemp("hk"), spec, FAULTY_PLAN.parent / "hk_anomalies.toml")
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _history_in_tmp(tmp_path_factory):
     """``gaiasim validate`` appends to a results database: keep the tests' one out of the home folder."""

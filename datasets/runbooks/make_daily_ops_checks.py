@@ -154,7 +154,7 @@ for col in ("requirement", "check", "measured", "threshold", "result"):
 for r in results:
     value = "n/a" if r.value is None else f"{r.value:.4g} {r.check.unit}".strip()
     table.add_row(r.check.requirement, r.check.name, value + (f" ({r.note})" if r.note else ""),
-                  f"{r.check.op} {r.check.threshold:g}", "pass" if r.passed else "[bold red]FAIL[/]")
+                  f"{r.check.op} {r.check.threshold:g}", "[bold red]FAIL[/]" if r.failed else r.status)
 console.print(table)
 
 if card is None:
@@ -170,7 +170,7 @@ else:
     console.print(table)
 if card is not None:
     print("false alarms: " + ", ".join(f"{name} {n}" for name, n in card.false_alarms.items()))
-print(f"{sum(r.passed for r in results)} of {len(results)} checks passed; detection scorecard "
+print(f"{checks.tally(results)}; detection scorecard "
       + ("n/a" if card is None else "complete" if card.passed else "INCOMPLETE"))"""
 
 TRENDS_MD = """\
@@ -191,18 +191,20 @@ else:
     for t in history.trends(path):
         if t.requirement in today:
             last = t.values[-1]
-            table.add_row(t.requirement, t.check_name, t.campaign or "", str(t.runs), f"{t.pass_rate:.0%}",
+            rate = "n/a" if t.pass_rate is None else f"{t.pass_rate:.0%}"
+            table.add_row(t.requirement, t.check_name, t.campaign or "", str(t.runs), rate,
                           "n/a" if last is None else f"{last:.4g}", f"{t.recorded_at[-1]:%Y-%m-%d %H:%M}")
     console.print(table)"""
 
 VERDICT_MD = """\
 ## 7. Verdict
 
-Green: every check passed and every injected fault was detected. Red: this cell raises `AssertionError`
+Green: no check failed (a check with nothing to measure is n/a) and every injected fault was detected. Red:
+this cell raises `AssertionError`
 naming the failed requirements, so the execution of the notebook fails."""
 
 VERDICT = """\
-failed = [r for r in results if not r.passed]
+failed = [r for r in results if r.failed]
 problems = [f"{r.check.requirement} ({r.check.name}): measured "
             + ("n/a" if r.value is None else f"{r.value:.4g} {r.check.unit}".strip())
             + f", must be {r.check.op} {r.check.threshold:g}" + (f"; {r.note}" if r.note else "")
@@ -214,7 +216,7 @@ if card is not None and not card.passed:
                     + "; false alarms " + (", ".join(alarms) or "none"))
 con.close()
 assert not problems, (f"red day: {len(failed)} of {len(results)} checks failed on {run_dir}\\n" + "\\n".join(problems))
-print(f"green day: all {len(results)} checks passed on {run_dir}")"""
+print(f"green day: {checks.tally(results)} on {run_dir}")"""
 
 CELLS = [
     ("title", "markdown", TITLE, []),

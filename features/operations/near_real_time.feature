@@ -5,7 +5,7 @@ Feature: Pass files are processed as they arrive
   follow within a minute. File by file, the outputs must end up the same as a run over the whole day.
 
   Scenario: a day processed file by file while its passes are replayed
-    Given a tiny day generated with seed 42 and the fault plan "corrupted_link"
+    Given a tiny day generated with seed 42 and the fault plan "transients"
     When the daily pipeline processes the day
     And the day's pass files are replayed at 20000 times real time into an inbox the pipeline watches
     And the candidate's outputs are compared with the operational baseline

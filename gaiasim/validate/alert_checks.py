@@ -31,11 +31,10 @@ _INJECTED = """
 """
 
 #: REQ-ALR-001: fraction of the observable injected transients with |dG| >= 1 mag (and of the observable new
-#: sources) that an alert finds; 1 on a day without any (nothing to find).
+#: sources) that an alert finds; NULL on a day without any (nothing to find: n/a).
 RECALL_SQL = f"""
-    SELECT coalesce(1.0 * (SELECT count(DISTINCT transient_id) FROM ({_FOUND}) f
-                           SEMI JOIN ({_INJECTED}) i USING (transient_id))
-                    / nullif((SELECT count(*) FROM ({_INJECTED}) i), 0), 1.0)
+    SELECT 1.0 * (SELECT count(DISTINCT transient_id) FROM ({_FOUND}) f SEMI JOIN ({_INJECTED}) i USING (transient_id))
+           / nullif((SELECT count(*) FROM ({_INJECTED}) i), 0)
 """
 
 #: Alerts that find no injected transient (the scorecard's false alerts).
@@ -43,9 +42,9 @@ FALSE_ALERT_COUNT_SQL = f"""
     SELECT count(*) FROM alerts a WHERE a.alert_id NOT IN (SELECT alert_id FROM ({_FOUND}) f)
 """
 
-#: REQ-ALR-002: alerts that find no injected transient, per 10^6 transits of the run.
+#: REQ-ALR-002: alerts that find no injected transient, per 10^6 transits of the run (NULL without transits).
 FALSE_ALERTS_SQL = f"""
-    SELECT 1e6 * ({FALSE_ALERT_COUNT_SQL}) / greatest((SELECT count(*) FROM transits), 1)
+    SELECT 1e6 * ({FALSE_ALERT_COUNT_SQL}) / nullif((SELECT count(*) FROM transits), 0)
 """
 
 #: Every observable injected transient (see the module doc) and whether an alert finds it: (kind, detected).

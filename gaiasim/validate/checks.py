@@ -2,6 +2,10 @@
 
 One definition serves ``gaiasim validate``, the Gherkin steps and the reports. The SQL reads the views
 of :mod:`gaiasim.validate.db`; thresholds are compared in Python, never pasted into SQL.
+
+A check with nothing to measure (no fault injected to detect, no watch-mode latency, no G bin with
+enough transits) returns NULL and is reported ``n/a``, never ``pass``: its :attr:`Check.nothing_when`
+says when that happens. A check that needs the truth and has none fails.
 """
 
 from __future__ import annotations
@@ -111,6 +115,7 @@ class Check:
     unit: str = ""
     needs_truth: bool = True
     needs_rerun: bool = False  # reads ``rerun_differences``: only with ``gaiasim validate --determinism``
+    nothing_when: str = ""  # when the SQL returns NULL: there is nothing to measure (the check is n/a)
 
 
 CHECKS: tuple[Check, ...] = (
@@ -119,48 +124,53 @@ CHECKS: tuple[Check, ...] = (
         "every injected HK limit violation and stale channel is reported by exactly one event of its channel, "
         "kind, severity and side, over the same samples",
         f"""
-        SELECT count(*) FROM truth_hk_anomalies a
-        WHERE (SELECT count(*) FROM hk_events e WHERE e.channel = a.channel AND e.start_ns = a.start_ns
-               AND e.end_ns = a.end_ns AND a.expected = {HK_EXPECTED}) <> 1
+        SELECT CASE WHEN count(*) > 0 THEN count(*) FILTER (WHERE reported <> 1) END FROM (
+            SELECT (SELECT count(*) FROM hk_events e WHERE e.channel = a.channel AND e.start_ns = a.start_ns
+                    AND e.end_ns = a.end_ns AND a.expected = {HK_EXPECTED}) AS reported
+            FROM truth_hk_anomalies a)
         """,
-        "==", 0, "anomalies",
+        "==", 0, "anomalies", nothing_when="no HK anomaly was injected",
     ),
     Check(
         "no_spurious_hk_events", "REQ-HK-002",
         "no HK limit, stale or rate event is reported outside the injected HK anomalies",
-        UNEXPLAINED_HK_EVENTS,
-        "==", 0, "events",
+        f"SELECT CASE WHEN (SELECT count(*) FROM hk) > 0 THEN ({UNEXPLAINED_HK_EVENTS}) END",
+        "==", 0, "events", nothing_when="the run holds no housekeeping sample to monitor",
     ),
     Check(
         "packet_conservation", "REQ-ING-001",
         "every packet read is used, dropped as a counted duplicate or quarantined with a reason",
         """
         WITH c AS (SELECT key, value FROM run_counts)
-        SELECT abs((SELECT value FROM c WHERE key = 'packets_read') - (SELECT value FROM c WHERE key = 'packets_used')
+        SELECT CASE WHEN (SELECT value FROM c WHERE key = 'packets_read') > 0 THEN
+               abs((SELECT value FROM c WHERE key = 'packets_read') - (SELECT value FROM c WHERE key = 'packets_used')
                    - (SELECT value FROM c WHERE key = 'duplicates_dropped')
                    - (SELECT value FROM c WHERE key = 'packets_quarantined'))
              + abs((SELECT count(*) FROM quarantine) - (SELECT value FROM c WHERE key = 'packets_quarantined'))
              + abs((SELECT count(*) FROM gaps WHERE kind = 'duplicate')
-                   - (SELECT value FROM c WHERE key = 'duplicates_dropped'))
+                   - (SELECT value FROM c WHERE key = 'duplicates_dropped')) END
         """,
-        "==", 0, "packets", needs_truth=False,
+        "==", 0, "packets", needs_truth=False, nothing_when="the run read no packet",
     ),
     Check(
         "manifest_integrity", "REQ-VAL-001",
         "every file of the dataset matches the SHA-256 of its manifest, none is missing or extra",
-        "SELECT count(*) FROM dataset_files WHERE manifest_sha256 IS DISTINCT FROM actual_sha256",
-        "==", 0, "files",
+        """SELECT CASE WHEN count(*) > 0 THEN count(*) FILTER (WHERE manifest_sha256 IS DISTINCT FROM actual_sha256)
+                   END FROM dataset_files""",
+        "==", 0, "files", nothing_when="the manifest lists no file",
     ),
     Check(
         "run_inputs_match", "REQ-VAL-002",
         "the pipeline read exactly the dataset's TM files, as the manifest records them",
         """
-        SELECT (SELECT count(*) FROM run_inputs r LEFT JOIN dataset_files d ON d.name = r.name
+        SELECT CASE WHEN (SELECT count(*) FROM dataset_files WHERE name LIKE 'tm/%')
+                         + (SELECT count(*) FROM run_inputs WHERE name LIKE 'tm/%') > 0 THEN
+               (SELECT count(*) FROM run_inputs r LEFT JOIN dataset_files d ON d.name = r.name
                 WHERE r.name LIKE 'tm/%' AND d.manifest_sha256 IS DISTINCT FROM r.sha256)
              + (SELECT count(*) FROM dataset_files d WHERE d.name LIKE 'tm/%'
-                AND d.name NOT IN (SELECT name FROM run_inputs))
+                AND d.name NOT IN (SELECT name FROM run_inputs)) END
         """,
-        "==", 0, "files",
+        "==", 0, "files", nothing_when="neither the manifest nor the run names a TM file",
     ),
     Check(
         "determinism", "REQ-E2E-003",
@@ -175,49 +185,51 @@ CHECKS: tuple[Check, ...] = (
         WITH expected AS (SELECT transit_id FROM truth_transits t
                           ANTI JOIN ({_UNUSABLE}) u ON u.apid = t.apid AND u.seq = t.seq AND u.obmt_ns = t.obmt_ns),
              out AS (SELECT transit_id, count(*) AS n FROM transits GROUP BY transit_id)
-        SELECT (SELECT count(*) FROM expected ANTI JOIN out USING (transit_id))
-             + (SELECT count(*) FROM out WHERE n > 1)
+        SELECT CASE WHEN (SELECT count(*) FROM expected) + (SELECT count(*) FROM out) > 0 THEN
+               (SELECT count(*) FROM expected ANTI JOIN out USING (transit_id))
+             + (SELECT count(*) FROM out WHERE n > 1) END
         """,
-        "==", 0, "transits",
+        "==", 0, "transits", nothing_when="the day holds no transit, in the truth or the outputs",
     ),
     Check(
         "no_spurious_transits", "REQ-E2E-002",
         "no transit comes out that the spacecraft did not observe",
-        "SELECT count(*) FROM transits ANTI JOIN truth_transits USING (transit_id)",
-        "==", 0, "transits",
+        """SELECT CASE WHEN (SELECT count(*) FROM transits) > 0 THEN
+                   (SELECT count(*) FROM transits ANTI JOIN truth_transits USING (transit_id)) END""",
+        "==", 0, "transits", nothing_when="the run output no transit",
     ),
     Check(
         "centroid_pull_bias", "REQ-IPD-001",
         "in no G bin is the centroid pull bias significantly (3 sigma) above 0.05",
-        f"SELECT coalesce(max(abs(bias) - bias_slack), 0) FROM ({_PULL_BINS})",
-        "<=", 0.05, "sigma",
+        f"SELECT max(abs(bias) - bias_slack) FROM ({_PULL_BINS})",
+        "<=", 0.05, "sigma", nothing_when="no G bin holds 100 clean centroids",
     ),
     Check(
         "centroid_pull_width", "REQ-IPD-002",
         "in no G bin is the centroid pull width significantly (3 sigma) more than 10 % off 1",
-        f"SELECT coalesce(max(abs(width - 1) - width_slack), 0) FROM ({_PULL_BINS})",
-        "<=", 0.10, "",
+        f"SELECT max(abs(width - 1) - width_slack) FROM ({_PULL_BINS})",
+        "<=", 0.10, "", nothing_when="no G bin holds 100 clean centroids",
     ),
     Check(
         "centroid_ac_pulls", "REQ-IPD-003",
         "the across-scan centres of bright-star 2D windows are unbiased and their errors honest (3 sigma)",
-        f"""SELECT coalesce(greatest(max(abs(bias) - bias_slack) / 0.05, max(abs(width - 1) - width_slack) / 0.10), 0)
+        f"""SELECT greatest(max(abs(bias) - bias_slack) / 0.05, max(abs(width - 1) - width_slack) / 0.10)
             FROM ({_AC_PULLS})""",
-        "<=", 1.0, "of the bound",
+        "<=", 1.0, "of the bound", nothing_when="fewer than 100 clean 2D windows (bright stars)",
     ),
     Check(
         "cosmics_flagged", "REQ-IPD-004",
         "at least 80 % of the windows hit by a cosmic ray of more than 1000 e- are flagged",
-        f"""SELECT coalesce(avg(CASE WHEN (flags & {_COSMIC_FLAG}) != 0 THEN 1.0 ELSE 0.0 END), 1.0)
+        f"""SELECT avg(CASE WHEN (flags & {_COSMIC_FLAG}) != 0 THEN 1.0 ELSE 0.0 END)
             FROM sample_pairs WHERE cosmic_e > 1000""",
-        ">=", 0.8, "fraction",
+        ">=", 0.8, "fraction", nothing_when="no window was hit by a cosmic ray of more than 1000 e-",
     ),
     Check(
         "cosmics_not_invented", "REQ-IPD-005",
         "at most 1 in 1000 windows without a cosmic ray is flagged as hit",
-        f"""SELECT coalesce(avg(CASE WHEN (flags & {_COSMIC_FLAG}) != 0 THEN 1.0 ELSE 0.0 END), 0.0)
+        f"""SELECT avg(CASE WHEN (flags & {_COSMIC_FLAG}) != 0 THEN 1.0 ELSE 0.0 END)
             FROM sample_pairs WHERE cosmic_e = 0""",
-        "<=", 1e-3, "fraction",
+        "<=", 1e-3, "fraction", nothing_when="no window is free of cosmic rays",
     ),
     Check(
         "crossmatch_correct", "REQ-XM-001",
@@ -229,23 +241,23 @@ CHECKS: tuple[Check, ...] = (
         WITH pairs AS (
             SELECT r.source_id AS got, t.source_id AS want FROM transits r JOIN truth_transits t USING (transit_id)),
         unmatched AS (SELECT want FROM pairs WHERE got IS NULL)
-        SELECT coalesce((count(*) FILTER (WHERE got = want)
-                         + (SELECT count(*) FROM unmatched u ANTI JOIN catalogue c ON c.source_id = u.want))
-                        / nullif(count(*), 0), 1.0)
+        SELECT (count(*) FILTER (WHERE got = want)
+                + (SELECT count(*) FROM unmatched u ANTI JOIN catalogue c ON c.source_id = u.want))
+               / nullif(count(*), 0)
         FROM pairs
         """,
-        ">=", 0.999, "fraction",
+        ">=", 0.999, "fraction", nothing_when="no transit of the run is in the truth",
     ),
     Check(
         "photometry_bias", "REQ-PHOT-001",
         "in every G bin the transit G magnitudes are unbiased to 0.01 mag",
         """
-        SELECT coalesce(max(abs(b)), 0) FROM (
+        SELECT max(abs(b)) FROM (
             SELECT floor(t.g_mag) AS g_bin, median(r.g_mag - t.g_mag) AS b
             FROM transits r JOIN truth_transits t USING (transit_id)
             WHERE r.g_mag IS NOT NULL GROUP BY g_bin HAVING count(*) >= 20)
         """,
-        "<=", 0.01, "mag",
+        "<=", 0.01, "mag", nothing_when="no G bin holds 20 transits with a G",
     ),
     Check(
         "bp_rp_photometry_bias", "REQ-PHOT-002",
@@ -254,7 +266,7 @@ CHECKS: tuple[Check, ...] = (
         # median: 1.2533 sigma / sqrt(n), sigma = 1.4826 MAD): in a tiny day's faint bins the median's own
         # noise equals the threshold and would fail a correct pipeline by chance.
         """
-        SELECT coalesce(greatest(max(abs(b_bp)), max(abs(b_rp))), 0) FROM (
+        SELECT greatest(max(abs(b_bp)), max(abs(b_rp))) FROM (
             SELECT floor(g_true) AS g_bin, median(d_bp) AS b_bp, median(d_rp) AS b_rp,
                    1.2533 * 1.4826 * greatest(mad(d_bp), mad(d_rp)) / sqrt(count(*)) AS se_mag
             FROM (SELECT t.g_mag AS g_true, r.bp_mag - t.bp_mag AS d_bp, r.rp_mag - t.rp_mag AS d_rp
@@ -263,13 +275,13 @@ CHECKS: tuple[Check, ...] = (
             GROUP BY g_bin HAVING count(*) >= 20)
         WHERE se_mag <= 0.005
         """,
-        "<=", 0.02, "mag",
+        "<=", 0.02, "mag", nothing_when="no G bin holds enough transits to know its median to 0.005 mag",
     ),
     Check(
         "faults_detected", "REQ-ING-002",
         "every fault injected into the telemetry is reported (quarantine, gap or duplicate)",
-        f"SELECT count(*) FROM truth_faults f WHERE NOT ({DETECTED})",
-        "==", 0, "faults",
+        f"SELECT CASE WHEN count(*) > 0 THEN count(*) FILTER (WHERE NOT ({DETECTED})) END FROM truth_faults f",
+        "==", 0, "faults", nothing_when="no telemetry fault was injected",
     ),
     Check(
         "no_false_alarms", "REQ-ING-003",
@@ -284,27 +296,27 @@ CHECKS: tuple[Check, ...] = (
         "alerts_recall", "REQ-ALR-001",
         "at least 95 % of the injected transients with |dG| >= 1 mag (and new sources) raise an alert of their kind",
         alert_checks.RECALL_SQL,
-        ">=", 0.95, "fraction",
+        ">=", 0.95, "fraction", nothing_when="no observable transient with |dG| >= 1 mag (or new source) was injected",
     ),
     Check(
         "no_false_alerts", "REQ-ALR-002",
         "at most 1 alert per 10^6 transits finds no injected transient",
         alert_checks.FALSE_ALERTS_SQL,
-        "<=", 1.0, "alerts per 10^6 transits",
+        "<=", 1.0, "alerts per 10^6 transits", nothing_when="the run output no transit",
     ),
-    # Near real time (watch mode; a batch run has no latencies and passes): the seed's daily pipeline
-    # keeps up with the downlink, and its science alerts "cannot wait". The 60 s budgets are ours.
+    # Near real time (watch mode; a batch run has no latencies: n/a): the seed's daily pipeline keeps up with
+    # the downlink, and its science alerts "cannot wait". The 60 s budgets are ours.
     Check(
         "file_latency", "REQ-OPS-001",
         "in watch mode every TM file's outputs are written within 60 s of its arrival",
-        "SELECT coalesce(max(latency_s), 0) FROM latency WHERE kind = 'file'",
-        "<=", 60.0, "s", needs_truth=False,
+        "SELECT max(latency_s) FROM latency WHERE kind = 'file'",
+        "<=", 60.0, "s", needs_truth=False, nothing_when="not a watch-mode run: no file latency",
     ),
     Check(
         "alert_latency", "REQ-OPS-002",
         "in watch mode every alert is written within 60 s of the arrival of the file that completed its evidence",
-        "SELECT coalesce(max(latency_s), 0) FROM latency WHERE kind = 'alert'",
-        "<=", 60.0, "s", needs_truth=False,
+        "SELECT max(latency_s) FROM latency WHERE kind = 'alert'",
+        "<=", 60.0, "s", needs_truth=False, nothing_when="no alert was raised in watch mode",
     ),
 )
 
@@ -312,9 +324,25 @@ CHECKS: tuple[Check, ...] = (
 @dataclass(frozen=True)
 class Result:
     check: Check
-    value: float | None  # None when the check could not run
-    passed: bool
+    value: float | None  # None when the check could not run, or had nothing to measure
+    passed: bool | None  # None: nothing to measure (n/a), neither a pass nor a failure
     note: str = ""
+
+    @property
+    def status(self) -> str:
+        """``pass``, ``FAIL`` or ``n/a``."""
+        return "n/a" if self.passed is None else "pass" if self.passed else "FAIL"
+
+    @property
+    def failed(self) -> bool:
+        return self.passed is False
+
+
+def tally(results: list[Result]) -> str:
+    """'N of M checks passed' and how many failed and had nothing to measure (n/a)."""
+    n = {status: sum(r.status == status for r in results) for status in ("pass", "FAIL", "n/a")}
+    return (f"{n['pass']} of {len(results)} checks passed" + (f", {n['FAIL']} failed" if n["FAIL"] else "")
+            + (f", {n['n/a']} n/a (nothing to measure)" if n["n/a"] else ""))
 
 
 def get(name: str) -> Check:
@@ -326,11 +354,14 @@ def get(name: str) -> Check:
 
 
 def evaluate(con: duckdb.DuckDBPyConnection, check: Check, truth: bool = True) -> Result:
-    """Run one check; a check that needs truth fails (not silently passes) when truth is missing."""
+    """Run one check; a check that needs truth fails (not silently passes) when truth is missing; one with
+    nothing to measure is n/a (``passed`` None), with :attr:`Check.nothing_when` as its note."""
     if check.needs_truth and not truth:
         return Result(check, None, False, "no truth tables: link the run to its dataset")
     value = con.execute(check.sql).fetchall()[0][0]
-    value = float(value) if value is not None else float("nan")
+    if value is None:
+        return Result(check, None, None, f"nothing to measure: {check.nothing_when}")
+    value = float(value)
     return Result(check, value, bool(_OPS[check.op](value, check.threshold)))
 
 

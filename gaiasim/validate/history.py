@@ -160,16 +160,18 @@ class Trend:
     op: str  # ==, <= or >=, as last recorded
     threshold: float  # as last recorded (a threshold may change between builds)
     recorded_at: tuple[dt.datetime, ...]  # UTC
-    values: tuple[float | None, ...]  # the measured metric, None when the check could not run
-    passed: tuple[bool, ...]
+    values: tuple[float | None, ...]  # the measured metric, None when the check could not run or was n/a
+    passed: tuple[bool | None, ...]  # None: nothing to measure (n/a)
 
     @property
     def runs(self) -> int:
         return len(self.passed)
 
     @property
-    def pass_rate(self) -> float:
-        return sum(self.passed) / len(self.passed)
+    def pass_rate(self) -> float | None:
+        """Passes among the validations that measured something (None when none did)."""
+        measured = [p for p in self.passed if p is not None]
+        return sum(measured) / len(measured) if measured else None
 
 
 def _open(path: Path) -> duckdb.DuckDBPyConnection:
@@ -217,7 +219,8 @@ def trends(path: Path, requirement: str | None = None, campaign: str | None = No
             group = rows[start:i]
             req, name, camp = group[0][:3]
             out.append(Trend(req, name, camp, group[-1][5], float(group[-1][6]),
-                             tuple(r[3] for r in group), tuple(r[4] for r in group), tuple(bool(r[7]) for r in group)))
+                             tuple(r[3] for r in group), tuple(r[4] for r in group),
+                             tuple(None if r[7] is None else bool(r[7]) for r in group)))
             start = i
     return out
 
@@ -253,8 +256,9 @@ def plot_trends(series: list[Trend], path: Path) -> Path:
                     ax.plot([p[0] for p in bad], [p[1] for p in bad], "x", color="#d62728", ms=7, mew=2)
         last = group[-1]
         ax.axhline(last.threshold, color="#d62728", ls="--", lw=1, label=f"threshold ({last.op} {last.threshold:g})")
-        passed = sum(sum(t.passed) for t in group) / sum(t.runs for t in group)
-        ax.set_title(f"{req}  {name}   (passed {passed:.0%} of {sum(t.runs for t in group)})", fontsize="small",
+        measured = [p for t in group for p in t.passed if p is not None]
+        rate = f"{sum(measured) / len(measured):.0%}" if measured else "n/a"
+        ax.set_title(f"{req}  {name}   (passed {rate} of {len(measured)} measured)", fontsize="small",
                      loc="left")
         locator = AutoDateLocator()
         ax.xaxis.set_major_locator(locator)

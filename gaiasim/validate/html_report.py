@@ -60,6 +60,7 @@ tr:nth-child(even) td { background: #fafbfc; }
 .PASS, .pass, .passed { color: #1a7f37; font-weight: 600; }
 .FAIL, .fail, .failed { color: #cf222e; font-weight: 600; }
 .warn { color: #9a6700; font-weight: 600; }
+.na { color: #57606a; font-style: italic; }
 .verdict.PASS { background: #1a7f37; color: #fff; } .verdict.FAIL { background: #cf222e; color: #fff; }
 .grid { display: flex; flex-wrap: wrap; gap: 24px; }
 .bar { background: #4a7bd0; height: 10px; display: inline-block; vertical-align: middle; }
@@ -108,13 +109,13 @@ def _plot_html(plot: rp.Plot) -> str:
 
 
 def _verdict_class(_col: int, value: object) -> str:
-    return {"pass": "pass", "FAIL": "fail", "passed": "passed", "failed": "failed"}.get(str(value), "")
+    return {"pass": "pass", "FAIL": "fail", "n/a": "na", "passed": "passed", "failed": "failed"}.get(str(value), "")
 
 
 def _checks_html(results: list[checks.Result]) -> str:
     rows = [(r.check.requirement, r.check.name, r.check.statement,
              "n/a" if r.value is None else f"{_num(r.value)} {r.check.unit}".strip(),
-             f"{r.check.op} {r.check.threshold:g}", "pass" if r.passed else "FAIL", r.note) for r in results]
+             f"{r.check.op} {r.check.threshold:g}", r.status, r.note) for r in results]
     return _table(("requirement", "check", "statement", "measured", "required", "result", "note"), rows,
                   numeric=(3, 4), classes=_verdict_class)
 
@@ -245,7 +246,7 @@ def build(run_dir: Path, dataset: Path | None = None, features: Path | None = No
     truth = db.has_truth(con)
     results = checks.evaluate_all(con, truth)
     card = scorecard.scorecard(con) if truth else None
-    passed = all(r.passed for r in results) and (card is None or card.passed)
+    passed = not any(r.failed for r in results) and (card is None or card.passed)
     table = limits.load_limit_table(limits_path or limits.default_limits_path())
     t0 = rp.day_start_ns(con)
     plots = [rp.transits_per_hour(con, t0), rp.sky_map(con), rp.hk_channels(con, table, t0)]
@@ -255,11 +256,10 @@ def build(run_dir: Path, dataset: Path | None = None, features: Path | None = No
         plots += [rp.Plot("pulls", "Centroid pulls vs G", "No truth linked to this run (pass --dataset).", None)]
     root = Path(dataset) if dataset else Path(info["dataset"]) if info.get("dataset") else None
     verdict = "PASS" if passed else "FAIL"
-    n_ok = sum(r.passed for r in results)
     state = "not computed (no truth)" if card is None else "complete" if card.passed else "INCOMPLETE"
     sections = [
-        ("summary", "Summary", f'<p><span class="verdict {verdict}">{verdict}</span> &nbsp; {n_ok} of {len(results)} '
-         f"checks passed; detection scorecard {state}.</p>"),
+        ("summary", "Summary", f'<p><span class="verdict {verdict}">{verdict}</span> &nbsp; {checks.tally(results)}; '
+         f"detection scorecard {state}.</p>"),
         *[(p.anchor, p.title, None) for p in plots],
         ("checks", "Validation checks", _checks_html(results)),
         ("scorecard", "Detection scorecard", _scorecard_html(card)),

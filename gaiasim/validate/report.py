@@ -18,7 +18,7 @@ def _value(r: Result) -> float | None:
 def to_json(results: list[Result], run_dir: Path, card: Scorecard | None = None) -> dict:
     return {
         "run": str(Path(run_dir).resolve()),
-        "passed": all(r.passed for r in results) and (card is None or card.passed),
+        "passed": not any(r.failed for r in results) and (card is None or card.passed),
         "scorecard": None if card is None else {
             "recall": {kind: {"detected": d, "injected": n} for kind, (d, n) in card.recall.items()},
             "false_alarms": card.false_alarms,
@@ -32,7 +32,8 @@ def to_json(results: list[Result], run_dir: Path, card: Scorecard | None = None)
                 "op": r.check.op,
                 "threshold": r.check.threshold,
                 "unit": r.check.unit,
-                "passed": r.passed,
+                "passed": r.passed,  # null: nothing to measure (n/a)
+                "status": r.status,
                 "note": r.note,
             }
             for r in results
@@ -45,13 +46,17 @@ def write_json(results: list[Result], run_dir: Path, path: Path, card: Scorecard
 
 
 def write_junit(results: list[Result], path: Path) -> None:
-    """One testsuite ``gaiasim.validate``, one testcase per check (classname = requirement id)."""
-    failures = sum(not r.passed for r in results)
+    """One testsuite ``gaiasim.validate``, one testcase per check (classname = requirement id); a check with
+    nothing to measure (n/a) is a skipped testcase, with the reason."""
+    failures = sum(r.failed for r in results)
+    skipped = sum(r.passed is None for r in results)
     suite = ET.Element("testsuite", name="gaiasim.validate", tests=str(len(results)), failures=str(failures),
-                       errors="0", skipped="0")
+                       errors="0", skipped=str(skipped))
     for r in results:
         case = ET.SubElement(suite, "testcase", classname=r.check.requirement, name=r.check.name)
-        if not r.passed:
+        if r.passed is None:
+            ET.SubElement(case, "skipped", message=r.note or "nothing to measure")
+        elif not r.passed:
             msg = r.note or f"{r.check.name} = {r.value} {r.check.unit}, required {r.check.op} {r.check.threshold}"
             ET.SubElement(case, "failure", message=msg).text = r.check.statement
     path = Path(path)
