@@ -6,6 +6,8 @@ kernel bodies count. ``cache=True`` keeps compiled code on disk between processe
 
 from __future__ import annotations
 
+import math
+
 import numba
 
 #: Serial kernel: compiled once, cached on disk, releases the GIL.
@@ -24,3 +26,22 @@ FIT_FASTMATH = frozenset({"contract", "arcp", "nsz", "reassoc"})
 jit_fit = numba.njit(cache=True, nogil=True, fastmath=set(FIT_FASTMATH))
 jit_fit_inline = numba.njit(cache=True, nogil=True, inline="always", fastmath=set(FIT_FASTMATH))
 jit_fit_parallel = numba.njit(cache=True, nogil=True, parallel=True, fastmath=set(FIT_FASTMATH))
+
+
+# The math functions of the kernels, as compiled code has them: a domain error gives NaN (or -inf at the
+# pole of a logarithm) instead of raising. Compiled, these are math's own functions (numba's), so the
+# kernels are unchanged; interpreted (NUMBA_DISABLE_JIT=1, the coverage run), Python's math would raise
+# ValueError on data the compiled kernels turn into NaN and flags, and the tests of that data could not run.
+if numba.config.DISABLE_JIT:
+
+    def log(x: float) -> float:
+        return math.log(x) if x > 0.0 else (-math.inf if x == 0.0 else math.nan)
+
+    def log1p(x: float) -> float:
+        return math.log1p(x) if x > -1.0 else (-math.inf if x == -1.0 else math.nan)
+
+    def sqrt(x: float) -> float:
+        return math.sqrt(x) if x >= 0.0 else math.nan
+
+else:
+    log, log1p, sqrt = math.log, math.log1p, math.sqrt

@@ -31,6 +31,7 @@ import math
 import numba
 import numpy as np
 
+import pipeline.kernels as kmath
 from pipeline.kernels import jit_fit, jit_fit_inline, jit_fit_parallel
 from pipeline.lsf import lsf_edge, lsf_walk, lsf_walk_edge
 
@@ -120,9 +121,9 @@ def _evaluate(samples_e, mask, n, r2, sigma_px, kappa, alpha, beta):
         w = samples_e[k] + r2
         if w > 0.0:
             delta = (mu - w) / w
-            logl += w * (math.log1p(delta) - delta)
+            logl += w * (kmath.log1p(delta) - delta)
         else:
-            logl += w * math.log(mu) - mu
+            logl += w * kmath.log(mu) - mu
         inv_mu = 1.0 / mu
         ratio = w * inv_mu
         res = ratio - 1.0
@@ -162,18 +163,18 @@ def _solve3(a00, a01, a02, a11, a12, a22, b0, b1, b2, fix_beta):
         b2 = 0.0
     if not (a00 > 0.0) or not (a11 > 0.0) or not (a22 > 0.0):
         return False, 0.0, 0.0, 0.0
-    l00 = math.sqrt(a00)
+    l00 = kmath.sqrt(a00)
     l10 = a01 / l00
     l20 = a02 / l00
     p11 = a11 - l10 * l10
     if not (p11 > PIVOT_REL * a11):
         return False, 0.0, 0.0, 0.0
-    l11 = math.sqrt(p11)
+    l11 = kmath.sqrt(p11)
     l21 = (a12 - l20 * l10) / l11
     p22 = a22 - l20 * l20 - l21 * l21
     if not (p22 > PIVOT_REL * a22):
         return False, 0.0, 0.0, 0.0
-    l22 = math.sqrt(p22)
+    l22 = kmath.sqrt(p22)
     y0 = b0 / l00
     y1 = (b1 - l10 * y0) / l11
     y2 = (b2 - l20 * y0 - l21 * y1) / l22
@@ -246,9 +247,9 @@ def _start(samples_e, mask, n):
     # Log-parabola through the 3 brightest samples (exact for a sampled Gaussian), offset within 1 px.
     kappa = float(k_best)
     if x_lo > 0.0 and x_mid > 0.0 and x_hi > 0.0:
-        l_lo = math.log(x_lo)
-        l_hi = math.log(x_hi)
-        curv = l_lo - 2.0 * math.log(x_mid) + l_hi
+        l_lo = kmath.log(x_lo)
+        l_hi = kmath.log(x_hi)
+        curv = l_lo - 2.0 * kmath.log(x_mid) + l_hi
         if curv < 0.0:
             kappa += min(max(0.5 * (l_lo - l_hi) / curv, -1.0), 1.0)
     if alpha < 1.0:
@@ -363,7 +364,7 @@ def _mask_cosmics(samples_e, mask, n, r2, sigma_px, kappa, alpha, beta, cosmic_s
                 r_best = r
                 v_best = v
                 k_worst = k
-    worst = r_best / math.sqrt(v_best) if k_worst >= 0 else -np.inf
+    worst = r_best / kmath.sqrt(v_best) if k_worst >= 0 else -np.inf
     if not (worst > cosmic_sigma or (chi2_high and worst > COSMIC_WORST_SIGMA)):
         return 0
     new = 0
@@ -414,11 +415,11 @@ def _fit_window(
         for _ in range(COSMIC_MAX_ROUNDS):
             dof = n_used - 3
             # chi2 trigger in the first round only: later it would pick star samples' upward noise.
-            chi2_high = status == 0 and chi2_sum > dof + COSMIC_CHI2_SIGMA * math.sqrt(2.0 * dof)
+            chi2_high = status == 0 and chi2_sum > dof + COSMIC_CHI2_SIGMA * kmath.sqrt(2.0 * dof)
             # A sample's z^2 is its term of chi2_sum, so none can pass cosmic_sigma when sqrt(chi2_sum) is
             # below it: most windows skip the scan. chi2_sum is that of the last evaluated point; the final
             # Newton step (decrement < LAM2_CONVERGED) moves any z by at most ~sqrt(LAM2_CONVERGED) = 0.03.
-            if not chi2_high and math.sqrt(chi2_sum) + COSMIC_SCAN_MARGIN < cosmic_sigma:
+            if not chi2_high and kmath.sqrt(chi2_sum) + COSMIC_SCAN_MARGIN < cosmic_sigma:
                 break
             new = _mask_cosmics(samples_e, mask, n, r2, sigma_px, kappa, alpha, beta, cosmic_sigma, chi2_high)
             if new == 0 or n_used - new < MIN_SAMPLES:
@@ -438,9 +439,9 @@ def _fit_window(
     bg_e[i] = beta
     errors_ok = det > 0.0 and c00 >= 0.0 and c11 >= 0.0 and c22 >= 0.0
     if errors_ok:
-        al_px_err[i] = math.sqrt(c00 / det)
-        flux_e_err[i] = math.sqrt(c11 / det)
-        bg_e_err[i] = math.sqrt(c22 / det)
+        al_px_err[i] = kmath.sqrt(c00 / det)
+        flux_e_err[i] = kmath.sqrt(c11 / det)
+        bg_e_err[i] = kmath.sqrt(c22 / det)
     chi2[i] = chi2_sum / (n_used - 3)
     n_iter[i] = it
     # No formal errors (singular Fisher information: e.g. a star left only in a far masked corner) means

@@ -23,6 +23,7 @@ import math
 import numba
 import numpy as np
 
+import pipeline.kernels as kmath
 from pipeline.kernels import jit, jit_parallel
 
 # These constants are frozen into this module's compiled code, and numba's on-disk cache only notices
@@ -99,9 +100,9 @@ def _evaluate(samples_e, mask, r2, sig_al, sig_ac, x, scratch, g, h, f):
             w = samples_e[k, ac] + r2
             if w > 0.0:
                 delta = (mu - w) / w
-                logl += w * (math.log1p(delta) - delta)
+                logl += w * (kmath.log1p(delta) - delta)
             else:
-                logl += w * math.log(mu) - mu
+                logl += w * kmath.log(mu) - mu
             inv_mu = 1.0 / mu
             ratio = w * inv_mu
             res = ratio - 1.0
@@ -167,7 +168,7 @@ def _solve(a, b, fix_beta, x, low):
             if r == c:
                 if not (a[r, r] > 0.0) or not (acc > PIVOT_REL * a[r, r]):
                     return False
-                low[r, r] = math.sqrt(acc)
+                low[r, r] = kmath.sqrt(acc)
             else:
                 low[r, c] = acc / low[c, c]
     for r in range(p):  # forward: L y = b
@@ -220,9 +221,9 @@ def _centre_1d(prof, n):
     kappa = float(k_best)
     x_lo, x_mid, x_hi = prof[k_best - 1], prof[k_best], prof[k_best + 1]
     if x_lo > 0.0 and x_mid > 0.0 and x_hi > 0.0:
-        l_lo = math.log(x_lo)
-        l_hi = math.log(x_hi)
-        curv = l_lo - 2.0 * math.log(x_mid) + l_hi
+        l_lo = kmath.log(x_lo)
+        l_hi = kmath.log(x_hi)
+        curv = l_lo - 2.0 * kmath.log(x_mid) + l_hi
         if curv < 0.0:
             kappa += min(max(0.5 * (l_lo - l_hi) / curv, -1.0), 1.0)
     return kappa
@@ -357,7 +358,7 @@ def _mask_cosmics(samples_e, mask, r2, sig_al, sig_ac, x, cosmic_sigma, chi2_hig
             if mask[k, ac] == 0:
                 # Residual in units of its expected standard deviation, (N - E) / sqrt(E + r2).
                 model = x[3] + x[2] * pa[k] * pc[ac]
-                z = (samples_e[k, ac] - model) / math.sqrt(max(model + r2, MU_FLOOR_E))
+                z = (samples_e[k, ac] - model) / kmath.sqrt(max(model + r2, MU_FLOOR_E))
                 if z > worst:
                     worst = z
                     kw, lw = k, ac
@@ -404,7 +405,7 @@ def _fit_window(samples_e, mask, r2, sig_al, sig_ac, max_iter, cosmic_sigma, ws,
         for _ in range(COSMIC_MAX_ROUNDS):
             dof = n_used - N_PAR
             # chi2 trigger in the first round only: later it would pick star samples' upward noise.
-            chi2_high = status == 0 and chi2_sum > dof + COSMIC_CHI2_SIGMA * math.sqrt(2.0 * dof)
+            chi2_high = status == 0 and chi2_sum > dof + COSMIC_CHI2_SIGMA * kmath.sqrt(2.0 * dof)
             new = _mask_cosmics(samples_e, mask, r2, sig_al, sig_ac, x, cosmic_sigma, chi2_high, ws[0])
             if new == 0 or n_used - new < MIN_PIXELS:
                 break
@@ -426,7 +427,7 @@ def _fit_window(samples_e, mask, r2, sig_al, sig_ac, max_iter, cosmic_sigma, ws,
             errors_ok = False
             break
         if e[q] >= 0.0:
-            out[1 + 2 * q, i] = math.sqrt(e[q])
+            out[1 + 2 * q, i] = kmath.sqrt(e[q])
         else:
             errors_ok = False
     out[8, i] = chi2_sum / (n_used - N_PAR)

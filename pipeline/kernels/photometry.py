@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 
+import pipeline.kernels as kmath
 from pipeline.kernels import jit_parallel
 
 
@@ -41,7 +40,7 @@ def spectrum_fits(adu, bias_adu, gain_adu_per_e, profile, var_extra_e2, passes):
                 f = (s_w * s_py - s_p * s_y) / det
                 b = (s_pp * s_y - s_p * s_py) / det
                 ratio = s_w / det
-                e = math.sqrt(ratio) if ratio >= 0.0 else np.nan
+                e = kmath.sqrt(ratio) if ratio >= 0.0 else np.nan
             else:
                 f = b = e = np.nan
         flux[i] = f

@@ -119,3 +119,24 @@ def ingest_counts(bufs: list[np.ndarray], root: Path) -> dict[str, int]:
     counts = {k: int(out.counts[k]) for k in keys}
     counts["quarantine_rows"] = len(out.quarantine)
     return counts
+
+
+def run_crafted(bufs: list[np.ndarray], root: Path, span_ns: tuple[int, int]) -> int:
+    """The run over ``bufs`` as the TM files of a dataset of the day ``span_ns``: no exception, the balance
+    exact (every packet the scanner finds is used, a counted duplicate or quarantined), and no row of
+    ``transits`` or ``ccd`` outside the ICD or unlike its transit_id (tests.tm.icd_violations). Returns the
+    packets read."""
+    from tests.tm import icd_violations, make_dataset, run_dataset
+
+    dataset = make_dataset(root / "dataset", {f"pass-{i:03d}.tm": b.tobytes() for i, b in enumerate(bufs)}, span_ns)
+    out = run_dataset(dataset)
+    c = out.counts
+    expected_read = sum(len(icd.scan_stream(b)) for b in bufs)
+    assert c["packets_read"] == expected_read, f"{c['packets_read']} packets read, the scanner found {expected_read}"
+    balance = c["packets_used"] + c["duplicates_dropped"] + c["packets_quarantined"]
+    assert c["packets_read"] == balance, f"read {c['packets_read']} != used + duplicates + quarantined = {balance}"
+    assert len(out.quarantine) == c["packets_quarantined"], "quarantine table and count disagree"
+    assert sum(g["kind"] == "duplicate" for g in out.gaps) == c["duplicates_dropped"], "duplicate rows and count"
+    violations = icd_violations(out, span_ns)
+    assert not violations, f"outputs that break the ICD: {violations}"
+    return c["packets_read"]

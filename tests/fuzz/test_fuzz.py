@@ -22,8 +22,10 @@ from hypothesis import strategies as st
 from gaiasim.sim import faults, hk_faults, variability
 from gaiasim.spec import SpecError
 from pipeline import icd
+from tests.fuzz import crafted
 from tests.fuzz import strategies as fz
-from tests.fuzz.targets import check_buffer, chunked_scan, ingest_counts, tally, watchdog
+from tests.fuzz.targets import check_buffer, chunked_scan, ingest_counts, run_crafted, tally, watchdog
+from tests.tm import DAY_NS, T0_NS
 
 #: Inputs derived from one example's seed in the batch tests.
 BATCH = 25
@@ -128,6 +130,37 @@ def test_chunked_scan_equals_the_whole_file_scan(case, chunk_octets):
     ok, want = rows[rows["status"] == icd.STATUS_OK], whole[whole["status"] == icd.STATUS_OK]
     assert ok.tolist() == want.tolist(), f"chunks of {chunk_octets} octets: good packets differ from the whole file's"
     tally("chunked_scan_files")
+
+
+# --- crafted packets through the whole pipeline ---------------------------------------------------------
+
+#: The crafted day; its packets' times mostly fall in its first two hours.
+SPAN = (T0_NS, T0_NS + DAY_NS)
+#: The long hunt (HYPOTHESIS_PROFILE=fuzz: thousands of examples) runs 600 examples of 2,000 crafted packets
+#: each (1.2 M inputs, ~10 min on 2 cores); the other profiles 8 of 300 (a few seconds in CI).
+LONG_HUNT = settings.default.max_examples >= 1000
+CRAFTED_EXAMPLES, CRAFTED_PACKETS = (600, 2000) if LONG_HUNT else (8, 300)
+
+
+@settings(deadline=timedelta(seconds=60), max_examples=min(settings.default.max_examples, 25))
+@given(st.lists(crafted.crafted_fields(SPAN), min_size=1, max_size=3))
+def test_crafted_packets_never_break_the_run(files):
+    """Hypothesis-drawn fields (shrinkable): whatever a CRC-valid packet says, the run stands."""
+    with tempfile.TemporaryDirectory(prefix="gaiasim-fuzz-") as tmp, watchdog():
+        run_crafted([crafted.encode(f) for f in files], Path(tmp), SPAN)
+    tally("crafted_packets", sum(len(f) for f in files))
+
+
+@settings(deadline=timedelta(seconds=120), max_examples=CRAFTED_EXAMPLES)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 3))
+def test_batches_of_crafted_packets_never_break_the_run(seed, n_files):
+    """Thousands of crafted packets a run, drawn with numpy from one seed: the long hunt's >= 10^6 inputs."""
+    rng = np.random.default_rng(seed)
+    fields = crafted.random_fields(rng, CRAFTED_PACKETS, SPAN)
+    cuts = np.sort(rng.integers(0, len(fields), n_files - 1))
+    with tempfile.TemporaryDirectory(prefix="gaiasim-fuzz-") as tmp, watchdog():
+        run_crafted([crafted.encode(part) for part in np.split(fields, cuts)], Path(tmp), SPAN)
+    tally("crafted_packet_batches", len(fields))
 
 
 # --- fault plans ---------------------------------------------------------------------------------------

@@ -137,3 +137,27 @@ def test_generate_picks_a_process_pool_only_when_every_worker_gets_several_slice
     assert gen.auto_executor(spec, n // per_worker) == "process"
     assert gen.auto_executor(spec, n // per_worker + 1) == "serial"  # the pool's start-up would not pay
     assert gen.auto_executor(make_spec(scale=1e-3, seed=1, days=12), 2) == "process"  # 8 slices over 12 days
+
+
+def test_a_local_cluster_whose_start_fails_is_started_again(monkeypatch):
+    pytest.importorskip("distributed")
+    import distributed
+
+    from gaiasim import executors
+
+    real, calls = distributed.LocalCluster, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("Cluster failed to start: a loaded machine")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(distributed, "LocalCluster", flaky)
+    with make_executor("dask", workers=1, processes=False) as executor:
+        assert executor.submit(sum, [1, 2]).result() == 3
+    assert len(calls) == 2
+    calls.clear()
+    monkeypatch.setattr(distributed, "LocalCluster", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no")))
+    with pytest.raises(SpecError, match=f"failed to start {executors.LOCAL_CLUSTER_TRIES} times"):
+        make_executor("dask", workers=1, processes=False)
