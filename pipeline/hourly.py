@@ -171,45 +171,9 @@ def _process_slice(day: Day, hour: int, j: int, refs: np.ndarray, file_k: np.nda
                    pending: list[Future]) -> dict:
     """Slice ``j`` of an hour: its CCD and transit parts written (on ``writer``, futures added to
     ``pending``); returns its counts, first and last packet per APID, gaps and alert candidates."""
-    names = np.array([f.name for f in day.files], dtype=object)
-    gaps: dict[str, list] = {name: [] for name in schemas.GAPS.names}
-    kept, ends, duplicates, quarantine = [], {}, 0, []
-    for apid in icd.STAR_APIDS:
-        sel = np.flatnonzero(refs["apid"] == apid)
-        if not len(sel):
-            continue
-
-        def octets(i: np.ndarray, sel: np.ndarray = sel, apid: int = apid) -> np.ndarray:
-            return _packet_octets(day.files, file_k[sel[i]], refs["offset"][sel[i]], apid)
-
-        found = sequence_anomalies(apid, refs["seq"][sel].astype(np.int64), refs["obmt_ns"][sel],
-                                   names[file_k[sel]], octets, late=refs["late"][sel])
-        keep = found.keep
-        duplicates += len(sel) - len(keep) - len(found.conflict)
-        for key, values in found.gaps.items():
-            gaps[key].extend(values)
-        if len(found.conflict):
-            quarantine.append(_quarantine(day, refs, file_k, sel[found.conflict], apid, icd.CONFLICT))
-        if len(keep):
-            first, last = sel[keep[0]], sel[keep[-1]]
-            ends[str(apid)] = {"first_seq": int(refs["seq"][first]), "first_obmt_ns": int(refs["obmt_ns"][first]),
-                               "first_file": str(names[file_k[first]]), "last_seq": int(refs["seq"][last]),
-                               "last_obmt_ns": int(refs["obmt_ns"][last]), "typical_ns": found.typical_ns}
-        kept.append(sel[keep])
-    kept = np.concatenate(kept) if kept else np.empty(0, np.int64)
-    kept = kept[np.argsort(refs["obmt_ns"][kept], kind="stable")]
-    # A transit_id claimed by two packets (of any window class): neither can be trusted.
-    tid = spool.transit_ids(refs[kept])
-    order = np.argsort(tid, kind="stable")
-    twice = np.zeros(len(kept), dtype=bool)
-    same = tid[order][1:] == tid[order][:-1]
-    twice[order[1:][same]] = twice[order[:-1][same]] = True
-    for apid in icd.STAR_APIDS:
-        claimed = kept[twice & (refs["apid"][kept] == apid)]
-        if len(claimed):
-            quarantine.append(_quarantine(day, refs, file_k, claimed, apid, icd.TRANSIT_CONFLICT))
-    kept = kept[~twice]
-    quarantine = pa.concat_tables(quarantine) if quarantine else schemas.QUARANTINE.empty_table()
+    kept, ends, duplicates, gaps, quarantine = _sequences(day, refs, file_k)
+    kept, claimed = _unclaimed(day, refs, file_k, kept)
+    quarantine = pa.concat_tables(quarantine + claimed) if quarantine + claimed else schemas.QUARANTINE.empty_table()
 
     parts: list[dict[str, np.ndarray]] = []
     n_ccd = 0
@@ -253,6 +217,54 @@ def _process_slice(day: Day, hour: int, j: int, refs: np.ndarray, file_k: np.nda
         "quarantine": quarantine,
         "candidates": candidates,
     }
+
+
+def _sequences(day: Day, refs: np.ndarray, file_k: np.ndarray) -> tuple[np.ndarray, dict, int, dict, list[pa.Table]]:
+    """Per star APID, the sequence checks of a slice's packets (pipeline.ingest.sequence_anomalies): the
+    packets to use (time order), the first and last per APID, the duplicates dropped, the gaps rows and the
+    quarantine of conflicting copies."""
+    names = np.array([f.name for f in day.files], dtype=object)
+    gaps: dict[str, list] = {name: [] for name in schemas.GAPS.names}
+    kept, ends, duplicates, quarantine = [], {}, 0, []
+    for apid in icd.STAR_APIDS:
+        sel = np.flatnonzero(refs["apid"] == apid)
+        if not len(sel):
+            continue
+
+        def octets(i: np.ndarray, sel: np.ndarray = sel, apid: int = apid) -> np.ndarray:
+            return _packet_octets(day.files, file_k[sel[i]], refs["offset"][sel[i]], apid)
+
+        found = sequence_anomalies(apid, refs["seq"][sel].astype(np.int64), refs["obmt_ns"][sel],
+                                   names[file_k[sel]], octets, late=refs["late"][sel])
+        duplicates += len(sel) - len(found.keep) - len(found.conflict)
+        for key, values in found.gaps.items():
+            gaps[key].extend(values)
+        if len(found.conflict):
+            quarantine.append(_quarantine(day, refs, file_k, sel[found.conflict], apid, icd.CONFLICT))
+        if len(found.keep):
+            first, last = sel[found.keep[0]], sel[found.keep[-1]]
+            ends[str(apid)] = {"first_seq": int(refs["seq"][first]), "first_obmt_ns": int(refs["obmt_ns"][first]),
+                               "first_file": str(names[file_k[first]]), "last_seq": int(refs["seq"][last]),
+                               "last_obmt_ns": int(refs["obmt_ns"][last]), "typical_ns": found.typical_ns}
+        kept.append(sel[found.keep])
+    kept = np.concatenate(kept) if kept else np.empty(0, np.int64)
+    return kept[np.argsort(refs["obmt_ns"][kept], kind="stable")], ends, duplicates, gaps, quarantine
+
+
+def _unclaimed(day: Day, refs: np.ndarray, file_k: np.ndarray, kept: np.ndarray) -> tuple[np.ndarray, list[pa.Table]]:
+    """``kept`` without the star packets (of any window class) that claim one transit_id together, and their
+    quarantine rows: neither of two such packets can be trusted."""
+    tid = spool.transit_ids(refs[kept])
+    order = np.argsort(tid, kind="stable")
+    twice = np.zeros(len(kept), dtype=bool)
+    same = tid[order][1:] == tid[order][:-1]
+    twice[order[1:][same]] = twice[order[:-1][same]] = True
+    quarantine = []
+    for apid in icd.STAR_APIDS:
+        claimed = kept[twice & (refs["apid"][kept] == apid)]
+        if len(claimed):
+            quarantine.append(_quarantine(day, refs, file_k, claimed, apid, icd.TRANSIT_CONFLICT))
+    return kept[~twice], quarantine
 
 
 def _packet_octets(files: list[Path], file_k: np.ndarray, offset: np.ndarray, apid: int) -> np.ndarray:
