@@ -360,12 +360,13 @@ def packet_obmt_ns(buf: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return _field(buf, offsets, _OBMT_AT, ">i8")
 
 
-def check_packets(buf: np.ndarray, offsets: np.ndarray, apid: int) -> np.ndarray:
+def check_packets(buf: np.ndarray, offsets: np.ndarray, apid: int, obmt_ns: np.ndarray | None = None) -> np.ndarray:
     """Status of each sound packet of ``apid`` at ``offsets`` (scanned OK: header, length and CRC good)
     against the content rules of the ICD: :data:`STATUS_OK` or the code of the first rule it breaks.
 
     - star packets: window class = the APID's; gate in :data:`GATES`; transit_id with FoV 1-2, CCD row
-      1-7, AC pixel in :data:`TRANSIT_ID_AC_PX` and bits 59-63 clear; OBMT // 204800 = transit_id >> 17;
+      1-7, AC pixel in :data:`TRANSIT_ID_AC_PX` and bits 59-63 clear; OBMT // 204800 = transit_id >> 17
+      (``obmt_ns``: the packets' OBMT, :func:`packet_obmt_ns`, when the caller has it already);
     - attitude: finite quaternion of unit norm (:data:`ATTITUDE_NORM_TOLERANCE`) and finite rates;
     - housekeeping: finite values.
     Never raises on data.
@@ -381,7 +382,7 @@ def check_packets(buf: np.ndarray, offsets: np.ndarray, apid: int) -> np.ndarray
         wc = _field(buf, offsets, _PAYLOAD_AT + payload.fields["window_class"][1], "u1")
         gate = _field(buf, offsets, _PAYLOAD_AT + payload.fields["gate"][1], "u1")
         tid = _field(buf, offsets, _PAYLOAD_AT + payload.fields["transit_id"][1], ">u8")
-        obmt = _field(buf, offsets, _OBMT_AT, ">u8")
+        obmt = (packet_obmt_ns(buf, offsets) if obmt_ns is None else np.asarray(obmt_ns)).view(np.uint64)
         fov_bits, row, ac = (tid >> np.uint64(15)) & np.uint64(3), (tid >> np.uint64(12)) & np.uint64(7), \
             tid & np.uint64(0xFFF)
         fail(BAD_WINDOW_CLASS, wc != STAR_APIDS.index(apid))

@@ -39,23 +39,23 @@ STALL_MAX_INTERVALS = icd.SEQ_COUNT_MODULO // 2
 Octets = Callable[[np.ndarray], np.ndarray]
 
 
-def check_chunk(chunk: Chunk, span_ns: tuple[int, int]) -> None:
+def check_chunk(chunk: Chunk, span_ns: tuple[int, int]) -> np.ndarray:
     """Quarantine, in ``chunk.index`` (its ``status``), the sound packets that break the ICD's content
     rules (:func:`pipeline.icd.check_packets`) or whose OBMT lies outside ``span_ns`` = [start, end) of
-    the day being processed, widened by :data:`DAY_MARGIN_NS` on each side."""
+    the day being processed, widened by :data:`DAY_MARGIN_NS` on each side. Returns the OBMT (ns) of the
+    packets still good, in index order."""
     index = chunk.index
     good = np.flatnonzero(index["status"] == icd.STATUS_OK)
-    if not len(good):
-        return
+    t = icd.packet_obmt_ns(chunk.buf, index["offset"][good])
     status = np.full(len(good), icd.STATUS_OK, dtype=np.int8)
     apids = index["apid"][good]
     for apid in np.unique(apids).tolist():
         sel = np.flatnonzero(apids == apid)
-        status[sel] = icd.check_packets(chunk.buf, index["offset"][good[sel]], apid)
-    t = icd.packet_obmt_ns(chunk.buf, index["offset"][good])
+        status[sel] = icd.check_packets(chunk.buf, index["offset"][good[sel]], apid, t[sel])
     outside = (t < span_ns[0] - DAY_MARGIN_NS) | (t >= span_ns[1] + DAY_MARGIN_NS)
     status[(status == icd.STATUS_OK) & outside] = icd.OUTSIDE_DAY
     index["status"][good] = status
+    return t[status == icd.STATUS_OK]
 
 
 def _spans(mask: np.ndarray, breaks: np.ndarray | None = None) -> list[tuple[int, int]]:

@@ -84,7 +84,7 @@ def spool_file(path: Path, k: int, out: Path, work: Path, span_ns: tuple[int, in
     for c, chunk in enumerate(scan_file(path, digest=digest)):
         index = chunk.index
         read += len(index)
-        check_chunk(chunk, span_ns)
+        times = check_chunk(chunk, span_ns)
         outside += int(np.count_nonzero(index["status"] == icd.OUTSIDE_DAY))
         bad = quarantine_rows(path.name, chunk)
         if bad["file"]:
@@ -92,7 +92,6 @@ def spool_file(path: Path, k: int, out: Path, work: Path, span_ns: tuple[int, in
             io.write_table(pa.table(bad, schema=schemas.QUARANTINE), schemas.QUARANTINE,
                            out / "quarantine" / f"part-{k:04d}-{c:05d}.parquet")
         good = index[index["status"] == icd.STATUS_OK]
-        times = icd.packet_obmt_ns(chunk.buf, good["offset"])
         late = np.zeros(len(good), dtype=bool)
         for apid in np.unique(good["apid"]).tolist():
             sel = np.flatnonzero(good["apid"] == apid)
