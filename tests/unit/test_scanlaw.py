@@ -246,6 +246,7 @@ def test_bad_arguments_raise(day_law, call, match):
 # --- 5-year statistics ---
 
 
+@pytest.mark.compiled
 def test_five_year_transit_statistics():
     """10 000 isotropic sources, 5 years of NSL from 2014-08-22, no dead time.
 

@@ -45,6 +45,7 @@ def test_wc0_packets_carry_2d_af_windows_and_1d_sm():
     assert icd.PAYLOADS[icd.APID_STAR_WC2]["af_adu"].shape == (icd.N_AF, 12)
 
 
+@pytest.mark.compiled
 def test_wc0_fits_have_unit_al_and_ac_pulls():
     """3000 WC0 transits (27 000 2D AF windows): AL and AC pulls vs the simulated centres ~ N(0, 1)."""
     rng = np.random.default_rng(61)
@@ -63,6 +64,7 @@ def test_wc0_fits_have_unit_al_and_ac_pulls():
     assert np.all(np.isnan(ac_truth[:, 0])) and np.all(np.isfinite(ac_truth[:, 1:]))
 
 
+@pytest.mark.compiled
 @pytest.mark.parametrize(("g_lo", "g_hi", "min_flagged"), [(13.0, 15.99, 0.8), (16.0, 20.0, 0.9)])
 def test_1d_fits_with_cosmic_rays_have_unit_al_pulls(g_lo, g_hi, min_flagged):
     """Clean and cosmic-flagged 1D windows alike: AL pulls ~ N(0, 1); most hits of > 1000 e- are flagged
@@ -84,6 +86,7 @@ def test_1d_fits_with_cosmic_rays_have_unit_al_pulls(g_lo, g_hi, min_flagged):
     assert flagged[cosmic == 0].mean() < 1e-3, "clean windows flagged as cosmic"
 
 
+@pytest.mark.compiled
 def test_cosmic_ray_rate_follows_flux_area_and_integration_time():
     """Ungated 12 x 12 pixel windows: hits ~ Poisson(5 /cm^2/s x 144 x 3e-6 cm^2 x 4.4226 s) ~ 0.95 %."""
     rng = np.random.default_rng(63)
