@@ -51,7 +51,9 @@ def _errors(fn: Callable) -> Callable:
         except duckdb.Error as exc:
             _fail(f"query failed: {str(exc).splitlines()[0]}")
         except OSError as exc:
-            _fail(f"{exc.filename or ''}: {exc.strerror}; check the path and free disk space")
+            where = f"{exc.filename}: " if exc.filename else ""
+            _fail(f"{where}{exc.strerror or exc}; check the path and free disk space, "
+                  "then run the same command again")
 
     return wrapper
 

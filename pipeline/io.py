@@ -102,6 +102,12 @@ def _short_write_reason(folder: Path, exc: OSError) -> str:
     return str(exc).splitlines()[0]
 
 
+def _output_error(path: Path, exc: OSError) -> OutputError:
+    reason = os.strerror(exc.errno) if exc.errno else _short_write_reason(path.parent, exc)
+    return OutputError(f"cannot write {path}: {reason}; free disk space or choose a writable --out folder, "
+                       "then run the same command again")
+
+
 #: The temporaries being written in this process (:func:`_atomic`): an interrupted command removes them
 #: before it ends (:func:`remove_temporaries`), so it leaves no hidden partial file behind.
 _WRITING: set[Path] = set()
@@ -130,9 +136,7 @@ def _atomic(path: Path) -> Iterator[Path]:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        reason = os.strerror(exc.errno) if exc.errno else _short_write_reason(path.parent, exc)
-        raise OutputError(f"cannot write {path}: {reason}; free disk space or choose a writable --out folder, "
-                          "then run the same command again") from None
+        raise _output_error(path, exc) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -211,6 +215,17 @@ def write_npy_parts(dtype: np.dtype, parts: list[Path], n: int, path: Path) -> N
 def write_bytes(data: bytes | np.ndarray, path: Path) -> None:
     with _atomic(path) as tmp, open(tmp, "wb") as f:
         f.write(memoryview(data))
+
+
+def append_bytes(data: bytes | np.ndarray, path: Path) -> None:
+    """Append ``data`` to the work file ``path`` (a part that a pass builds up and that is read only once
+    the pass has finished; a failed pass redoes it from scratch). A write that fails (disk full,
+    read-only) is an :class:`OutputError`, like a failed :func:`write_table`."""
+    try:
+        with open(path, "ab") as f:
+            f.write(memoryview(data))
+    except OSError as exc:
+        raise _output_error(Path(path), exc) from None
 
 
 LOCK_NAME = ".lock"

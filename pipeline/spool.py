@@ -44,13 +44,14 @@ HOUR_NS = 3_600_000_000_000
 PACKET_REF = np.dtype([("obmt_ns", "i8"), ("offset", "i8"), ("apid", "i2"), ("seq", "i2"), ("tid_low", "u2"),
                        ("late", "?")])
 
+#: APIDs decoded whole in the first pass (small, needed by every slice or checked over the whole day).
+WHOLE_DAY_APIDS = (icd.APID_HK, icd.APID_ATTITUDE)
+
 
 def transit_ids(refs: np.ndarray) -> np.ndarray:
     """The transit_ids of star packets from their references."""
     units = refs["obmt_ns"] // icd.TRANSIT_ID_OBMT_QUANTUM_NS
     return (units << icd.TRANSIT_ID_TIME_SHIFT) | refs["tid_low"].astype(np.int64)
-#: APIDs decoded whole in the first pass (small, needed by every slice or checked over the whole day).
-WHOLE_DAY_APIDS = (icd.APID_HK, icd.APID_ATTITUDE)
 
 
 def hour_of(obmt_ns: np.ndarray) -> np.ndarray:
@@ -108,8 +109,7 @@ def spool_file(path: Path, k: int, out: Path, work: Path, span_ns: tuple[int, in
         hours = hour_of(ref["obmt_ns"])
         for hour in np.unique(hours).tolist():
             sel = ref[hours == hour]  # reception order within the hour
-            with open(parts / f"{hour}.bin", "ab") as f:
-                f.write(sel.tobytes())
+            io.append_bytes(sel, parts / f"{hour}.bin")
             per_hour[hour] = per_hour.get(hour, 0) + len(sel)
     present = sorted(per_hour)
     stops = np.cumsum([per_hour[h] for h in present], dtype=np.int64)

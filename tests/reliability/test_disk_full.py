@@ -8,10 +8,12 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from gaiasim.cli import main
+from pipeline import io
 from tests.reliability.test_crash_resume import assert_no_partial_file_visible, digests
 
 
@@ -72,3 +74,12 @@ def test_generate_on_a_disk_too_small_is_refused_up_front(small_disk):
     line = one_error_line(run_cli("generate", spec, "--out", small_disk / "day"))
     assert "not enough disk" in line
     assert not any(small_disk.iterdir())
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_while_a_pass_appends_its_parts_is_an_output_error():
+    """The first pass appends packet references to per-hour work files; a full disk there is the same
+    one clear line as anywhere else (it was an OSError without a file name, reported as ': No space...')."""
+    with pytest.raises(io.OutputError, match=r"cannot write /dev/full: No space left on device; .*run the same "
+                                             r"command again"):
+        io.append_bytes(np.arange(4), Path("/dev/full"))
