@@ -28,9 +28,10 @@ from pipeline.io import sha256_files
 from pipeline.run import RUN_JSON
 
 #: DuckDB's memory limit for validation and ad-hoc queries; past it DuckDB spills to a folder of this
-#: process's own (:func:`spill_folder`). With the Python side (~0.25 GB) a validation then peaks at ~1.2 GB
-#: at any scale (measured at scale 1e-2: 1.22 GB and 6.1 s, against 1.45 GB and 6.6 s with 8 GB). Set
-#: ``GAIASIM_DUCKDB_MEMORY`` (e.g. ``8GB``) on a machine with memory to spare.
+#: process's own (:func:`spill_folder`). With the Python side (~0.25 GB) a validation then peaks at
+#: 1.2-1.4 GiB at any scale: 1.35 GiB and 104-105 s for the full day (71.3 M transits) against 5.97 GiB
+#: and 94 s with 8 GB, 1.16 GiB against 1.26-1.45 GiB at scale 1e-2 (``python -m gaiasim.bench --child
+#: validate SCALE FOLDER 2``). Set ``GAIASIM_DUCKDB_MEMORY`` (e.g. ``8GB``) on a machine with memory to spare.
 DUCKDB_MEMORY_LIMIT = "1GB"
 _SPILL: list[tempfile.TemporaryDirectory] = []
 
@@ -43,6 +44,12 @@ def spill_folder() -> str:
     return _SPILL[0].name
 #: CCD rows the statistical CCD checks read at most (a day has 10 per transit: 700 M at full scale).
 CCD_ROWS_CHECKED = 20_000_000
+#: Transits per true-G bin the photometry checks read at most. Their medians are holistic aggregates,
+#: which DuckDB holds in memory whatever its limit: a full-scale day's faint bins hold ~20 M transits each,
+#: and the whole day's BP and RP medians and MADs failed at 1 GB. Sampled, a bin keeps between this and
+#: twice this many, so its median is known to ~0.001 mag (1.2533 x 0.3 mag / sqrt(250 000) at G = 20, the
+#: noisiest bin) against bounds of 0.01 and 0.02 mag.
+PHOT_TRANSITS_PER_BIN = 250_000
 
 
 def read_run_info(run_dir: Path) -> dict:
@@ -165,6 +172,7 @@ def _sample_views(con: duckdb.DuckDBPyConnection) -> None:
                         ("sample_truth_transits", "truth_transits")):
         con.execute(f"CREATE VIEW {view} AS SELECT * FROM {table}{keep}")
     con.execute(f"CREATE VIEW sample_pairs AS {SAMPLE_PAIRS}")
+    con.execute(f"CREATE VIEW phot_pairs AS {PHOT_PAIRS.format(per_bin=int(PHOT_TRANSITS_PER_BIN))}")
 
 
 #: Each sampled CCD image with its truth: the true G and its bin, the IPD flags, the true cosmic-ray charge
@@ -175,13 +183,26 @@ SAMPLE_PAIRS = """
     FROM sample_ccd c JOIN sample_truth_ccd tc USING (transit_id, strip) JOIN sample_truth_transits t USING (transit_id)
 """
 
+#: Each transit's photometric errors (run minus truth; NULL where the run has no such magnitude) with its
+#: true-G bin: every transit of a bin of up to :data:`PHOT_TRANSITS_PER_BIN` (``per_bin``) transits, those
+#: whose id hashes to 0 modulo n // per_bin of a larger one (deterministic: the same transits every time).
+PHOT_PAIRS = """
+    WITH sizes AS (SELECT floor(g_mag) AS g_bin, count(*) AS n FROM truth_transits GROUP BY g_bin),
+         t AS (SELECT t.transit_id, s.g_bin, t.g_mag, t.bp_mag, t.rp_mag
+               FROM truth_transits t JOIN sizes s ON s.g_bin = floor(t.g_mag)
+               WHERE hash(t.transit_id) % greatest(1, s.n // {per_bin}) = 0)
+    SELECT t.g_bin, r.g_mag - t.g_mag AS d_g, r.bp_mag - t.bp_mag AS d_bp, r.rp_mag - t.rp_mag AS d_rp
+    FROM transits r JOIN t USING (transit_id)
+"""
+
 
 def cache_sample_pairs(con: duckdb.DuckDBPyConnection) -> None:
-    """Hold ``sample_pairs`` in memory (a temporary table, which DuckDB reads before the view of that name),
-    so that the checks reading it join the run's and the truth's CCD rows once: at full scale each join
-    scans 700 M rows a side. Idempotent; nothing to do without truth."""
+    """Hold ``sample_pairs`` and ``phot_pairs`` in memory (temporary tables, which DuckDB reads before the
+    views of those names), so that the checks reading them join the run and the truth once: at full scale
+    each CCD join scans 700 M rows a side, each transit join 70 M. Idempotent; nothing to do without truth."""
     if has_truth(con):
-        con.execute("CREATE TEMP TABLE IF NOT EXISTS sample_pairs AS SELECT * FROM main.sample_pairs")
+        for name in ("sample_pairs", "phot_pairs"):
+            con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} AS SELECT * FROM main.{name}")
 
 
 def has_truth(con: duckdb.DuckDBPyConnection) -> bool:

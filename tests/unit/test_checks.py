@@ -309,3 +309,27 @@ def test_ccd_checks_of_a_large_day_read_a_whole_transit_sample(demo_run, monkeyp
     assert same == 0, "run and truth are sampled on the same transits"
     for name in ("centroid_pull_bias", "cosmics_not_invented"):
         assert checks.evaluate(con, checks.get(name), True).passed
+
+
+def test_photometry_checks_of_a_large_day_read_a_bounded_sample_of_each_g_bin(demo_run, monkeypatch):
+    dataset, run_dir = demo_run
+    con = db.connect(run_dir, dataset)
+    sizes = dict(con.execute("SELECT floor(g_mag), count(*) FROM truth_transits GROUP BY 1").fetchall())
+    matched = con.execute("SELECT count(*) FROM transits JOIN truth_transits USING (transit_id)").fetchall()[0][0]
+    assert con.execute("SELECT count(*) FROM phot_pairs").fetchall()[0][0] == matched  # a small day: all
+    cap = max(sizes.values()) // 4  # as if the day were 4 times larger than this cap in its fullest bin
+    monkeypatch.setattr(db, "PHOT_TRANSITS_PER_BIN", cap)
+    con = db.connect(run_dir, dataset)
+    kept = dict(con.execute("SELECT g_bin, count(*) FROM phot_pairs GROUP BY g_bin").fetchall())
+    for g_bin, n in sizes.items():
+        every = max(1, n // cap)
+        if every == 1:
+            assert kept.get(g_bin, 0) <= n and kept.get(g_bin, 0) >= 0.9 * n, "a small bin is read whole"
+        else:
+            assert kept[g_bin] < 2 * cap + 5 * (n / every) ** 0.5, (g_bin, kept[g_bin], n, cap)
+            assert abs(kept[g_bin] - n / every) < 5 * (n / every) ** 0.5 + 0.1 * n / every, (g_bin, kept[g_bin])
+    first = con.execute("SELECT sum(d_g) FROM phot_pairs").fetchall()[0][0]
+    again = db.connect(run_dir, dataset).execute("SELECT sum(d_g) FROM phot_pairs").fetchall()[0][0]
+    assert first == again, "the sample is the same transits every time"
+    for name in ("photometry_bias", "bp_rp_photometry_bias"):
+        assert checks.evaluate(con, checks.get(name), True).status in ("pass", "n/a")
