@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from multiprocessing import get_context
 
-from gaiasim.entry import quiet_worker, silent_children
+from gaiasim.entry import quiet_spawn_context, quiet_worker, silent_children
 from gaiasim.spec import SpecError
 from pipeline.executor import SerialExecutor, ThreadExecutor, one_numba_thread, threads_can_overlap
 
@@ -135,7 +134,7 @@ def make_executor(kind: str = "serial", workers: int | None = None, scheduler: s
                             "install tbb (pip install tbb) or use --executor serial")
         return ThreadExecutor(workers)
     if kind == "process":
-        return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+        return ProcessPoolExecutor(max_workers=workers, mp_context=quiet_spawn_context(),
                                    initializer=_process_worker_init)
     if kind == "dask":
         return _dask_executor(workers, scheduler, processes)

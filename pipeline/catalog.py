@@ -38,13 +38,14 @@ def write_catalog(run_dir: Path) -> Path:
     tmp = run_dir / f".{CATALOG}.tmp-{os.getpid()}"
     tmp.unlink(missing_ok=True)
     try:
-        con = duckdb.connect(str(tmp))
-        try:
-            for name in schemas.RUN_TABLES:
-                con.execute(view_sql(name, parquet_glob(run_dir / name)))
-        finally:
-            con.close()
-        os.replace(tmp, run_dir / CATALOG)
+        with io.named_temporary(tmp):
+            con = duckdb.connect(str(tmp))
+            try:
+                for name in schemas.RUN_TABLES:
+                    con.execute(view_sql(name, parquet_glob(run_dir / name)))
+            finally:
+                con.close()
+            os.replace(tmp, run_dir / CATALOG)
     except (duckdb.Error, OSError) as exc:
         tmp.unlink(missing_ok=True)
         raise io.OutputError(f"cannot write {run_dir / CATALOG}: {str(exc).splitlines()[0]}; free disk space or "

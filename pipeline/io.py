@@ -9,10 +9,11 @@ import os
 import shutil
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -109,30 +110,63 @@ def _output_error(path: Path, exc: OSError) -> OutputError:
 
 
 #: The temporaries being written in this process (:func:`_atomic`): an interrupted command removes them
-#: before it ends (:func:`remove_temporaries`), so it leaves no hidden partial file behind.
+#: before it ends (:func:`remove_temporaries`), so it leaves no hidden partial file behind. A temporary is
+#: created and registered under ``_LOCK``, and none is created once the command is ending (``_ENDING``):
+#: a writer thread could otherwise create its file just after the removal and leave it behind.
 _WRITING: set[Path] = set()
+_LOCK = threading.RLock()  # re-entrant: the signal handler may interrupt its own thread inside the lock
+_ENDING = threading.Event()
 
 
 def remove_temporaries() -> None:
-    """Remove every temporary this process is writing (called as an interrupted command ends)."""
-    for tmp in list(_WRITING):
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
+    """Remove every temporary this process is writing and create no other (called as an interrupted
+    command ends: the process exits right after)."""
+    with _LOCK:
+        _ENDING.set()
+        for tmp in list(_WRITING):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
 
 
 @contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    """A temporary name beside ``path`` to write to; renamed onto ``path`` when the block succeeds,
-    removed when it fails (a reader never sees a partial file under a real name)."""
+def named_temporary(tmp: Path) -> Iterator[Path]:
+    """Register ``tmp``, a temporary that its writer must open by name (a DuckDB database, with its
+    ``.wal``), so that an interrupted command removes it too (:func:`remove_temporaries`)."""
+    names = {Path(tmp), Path(tmp).with_name(Path(tmp).name + ".wal")}
+    with _LOCK:
+        if _ENDING.is_set():
+            threading.Event().wait()  # the command is ending (os._exit): start no file
+        _WRITING.update(names)
+    try:
+        yield Path(tmp)
+    finally:
+        _WRITING.difference_update(names)
+
+
+def _open_binary(path: Path) -> BinaryIO:
+    return open(path, "wb")
+
+
+@contextmanager
+def _atomic(path: Path, opener: Callable[[Path], BinaryIO] = _open_binary) -> Iterator[BinaryIO]:
+    """A file open for writing (``opener``, a binary ``open`` by default) under a temporary name beside
+    ``path``; closed and renamed onto ``path`` when the block succeeds, removed when it fails (a reader
+    never sees a partial file under a real name). The block writes to the file object, never to the
+    temporary's name: once it is removed, nothing can bring it back."""
     path = Path(path)
     # Process and thread in the name: two writers of one path (a retried task) never share a temporary.
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    _WRITING.add(tmp)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        yield tmp
+        with _LOCK:
+            if _ENDING.is_set():
+                threading.Event().wait()  # the command is ending (os._exit): start no file
+            f = opener(tmp)
+            _WRITING.add(tmp)
+        with f:
+            yield f
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -160,8 +194,8 @@ def write_table(table: pa.Table, schema: pa.Schema, path: Path, compression: str
     if not table.schema.equals(schema, check_metadata=False):
         raise ValueError(f"table for {path.name} does not match its schema:\n{table.schema}\nexpected:\n{schema}")
     encoding = _column_encoding(schema)
-    with _atomic(path) as tmp:
-        pq.write_table(table.replace_schema_metadata(None).cast(schema), tmp, compression=compression,
+    with _atomic(path, lambda tmp: pa.OSFile(str(tmp), "wb")) as f:
+        pq.write_table(table.replace_schema_metadata(None).cast(schema), f, compression=compression,
                        use_dictionary=[name for name in schema.names if name not in encoding],
                        column_encoding=encoding)
 
@@ -191,13 +225,13 @@ def _column_encoding(schema: pa.Schema) -> dict[str, str]:
 
 
 def write_json(obj: dict, path: Path) -> None:
-    with _atomic(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    with _atomic(path) as f:
+        f.write((json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def write_npy(array: np.ndarray, path: Path) -> None:
     """Write ``array`` as .npy atomically (no pickles: plain and structured dtypes only)."""
-    with _atomic(path) as tmp, open(tmp, "wb") as f:
+    with _atomic(path) as f:
         np.save(f, array, allow_pickle=False)
 
 
@@ -205,7 +239,7 @@ def write_npy_parts(dtype: np.dtype, parts: list[Path], n: int, path: Path) -> N
     """Write the raw records of the files ``parts`` (in order, ``n`` records of ``dtype`` in all) as one
     .npy at ``path``, atomically and streaming (memory holds a 4 MiB buffer, whatever ``n``)."""
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (n,)}
-    with _atomic(path) as tmp, open(tmp, "wb") as f:
+    with _atomic(path) as f:
         np.lib.format.write_array_header_1_0(f, header)
         for part in parts:
             with open(part, "rb") as src:
@@ -213,7 +247,7 @@ def write_npy_parts(dtype: np.dtype, parts: list[Path], n: int, path: Path) -> N
 
 
 def write_bytes(data: bytes | np.ndarray, path: Path) -> None:
-    with _atomic(path) as tmp, open(tmp, "wb") as f:
+    with _atomic(path) as f:
         f.write(memoryview(data))
 
 

@@ -270,7 +270,7 @@ def _day(dataset: Path, files: list[Path], summaries: list[dict], out: Path, con
     the work area for worker processes); ``cells``: the catalogue's split by sky cell, if already made."""
     work = out / WORK
     att_t, att_q, day_counts = _whole_day(out, work, files)
-    with io._atomic(_attitude_path(work, len(files))) as tmp, open(tmp, "wb") as f:
+    with io._atomic(_attitude_path(work, len(files))) as f:
         np.savez(f, t=att_t, q=att_q)
     day = hourly.Day(files=files, summaries=summaries, out=out, work=work, att_t_ns=att_t, att_q=att_q,
                      cells=skycells.split(dataset, work) if cells is None else cells,

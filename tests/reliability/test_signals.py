@@ -38,11 +38,17 @@ def interrupt_after(cmd: list[str], delay_s: float, sig: int) -> tuple[int, str]
     return proc.returncode, err
 
 
-def assert_interrupted_cleanly(status: int, err: str, sig: int, out: Path) -> bool:
+#: A signal in the first moments may reach the interpreter before it runs any code of the command (its
+#: own start-up, site and .pth files: ~40 ms, several times that on a loaded machine): the system's default
+#: action then ends it, silently, with the signal as its status. Only that early is it tolerated.
+BEFORE_PYTHON_S = 0.15
+
+
+def assert_interrupted_cleanly(status: int, err: str, sig: int, out: Path, delay_s: float = 1.0) -> bool:
     """One line and the signal's status (or a finished command); no temporary left. True when interrupted."""
-    if status == 0:
+    if status == 0 or (status == -sig and not err and delay_s < BEFORE_PYTHON_S):
         return False
-    assert (status, err) == (STATUS[sig], MESSAGE + "\n"), f"exit {status}, stderr {err!r}"
+    assert (status, err) == (STATUS[sig], MESSAGE + "\n"), f"exit {status} after {delay_s:.3f} s, stderr {err!r}"
     left = [p for p in out.rglob("*") if ".tmp-" in p.name] if out.exists() else []
     assert not left, f"temporaries left behind: {left}"
     return True
@@ -63,7 +69,7 @@ def test_an_interrupted_run_says_so_in_one_line_and_resumes_to_the_same_bytes(fa
     interrupted = 0
     for delay in delays(duration, KILLS):
         status, err = interrupt_after([*GAIASIM, "run", str(dataset), "--out", str(out)], float(delay), sig)
-        interrupted += assert_interrupted_cleanly(status, err, sig, out)
+        interrupted += assert_interrupted_cleanly(status, err, sig, out, float(delay))
     assert interrupted, "no interrupt landed before the run finished"
     subprocess.run([*GAIASIM, "run", str(dataset), "--out", str(out)], check=True, capture_output=True)
     want, got = digests(clean), digests(out)
@@ -80,12 +86,30 @@ def test_an_interrupted_generate_on_a_process_pool_is_silent_in_its_workers(tmp_
     interrupted = 0
     for delay in delays(duration, max(KILLS // 2, 2)):
         status, err = interrupt_after([*cmd, "--out", str(out)], float(delay), signal.SIGINT)
-        if assert_interrupted_cleanly(status, err, signal.SIGINT, out):
+        if assert_interrupted_cleanly(status, err, signal.SIGINT, out, float(delay)):
             interrupted += 1
-        else:
+        elif status == 0:
             break
     assert interrupted, "no interrupt landed before generate finished"
     if not out.exists():
         subprocess.run([*cmd, "--out", str(out)], check=True, capture_output=True)
     assert digests(out) == digests(clean)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary folders were left behind"
+
+
+def _blocked_signals(queue) -> None:
+    queue.put(sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+
+
+def test_pool_workers_start_with_the_stop_signals_blocked_until_their_handlers_are_in():
+    """A Ctrl-C reaching a pool worker while it still imports waits for quiet_worker (no traceback)."""
+    from gaiasim.entry import quiet_spawn_context
+
+    ctx = quiet_spawn_context()
+    queue = ctx.Queue()
+    process = ctx.Process(target=_blocked_signals, args=(queue,))
+    process.start()
+    blocked = queue.get(timeout=60)
+    process.join(60)
+    assert {int(signal.SIGINT), int(signal.SIGTERM)} <= set(blocked)
+    assert not {signal.SIGINT, signal.SIGTERM} & signal.pthread_sigmask(signal.SIG_BLOCK, []), "the parent unblocked"
