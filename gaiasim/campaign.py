@@ -68,8 +68,8 @@ from pipeline.run import RUN_JSON, run
 
 Progress = Callable[[str, float], None]
 
-#: The repository: datasets/ (levels, fault plans), features/ and pyproject.toml (the declared tags).
-REPO = workspace.DATASETS.parent
+#: The source checkout: features/ and pyproject.toml (the declared tags); absent from an installed wheel.
+REPO = Path(__file__).resolve().parents[1]
 CAMPAIGN_KEYS = ("name", "description", "days", "range", "level", "faults", "seed", "scale", "replay_speed",
                  "tags", "baseline", "pipeline_config", "html_reports")
 DAY_KEYS = ("date", "level", "faults", "seed", "scale")
@@ -238,7 +238,7 @@ def _parse_day(index: int, values: Mapping, where: str) -> CampaignDay:
     for key, value in (("level", level), ("faults", faults)):
         # Names, never paths: a campaign spec picks among the repository's levels and fault plans.
         if not isinstance(value, str) or (value not in NO_PLAN and not NAME_PATTERN.fullmatch(value)):
-            raise SpecError(f"{where}: {key} = {value!r}: must be the name of a file in datasets/"
+            raise SpecError(f"{where}: {key} = {value!r}: must be the name of a packaged file in datasets/"
                             f"{'levels' if key == 'level' else 'faults'}/ (without .toml)")
     try:
         base, faults_path = workspace.level_spec(level, faults=None if faults in NO_PLAN else faults)

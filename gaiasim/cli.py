@@ -25,6 +25,7 @@ from rich.table import Table
 
 from gaiasim import dataset as ds
 from gaiasim import demo as demo_mod
+from gaiasim import packaged
 from gaiasim.spec import SpecError, load_spec, make_spec, resolve_faults
 from gaiasim.validate import checks, db, report, scorecard
 from gaiasim.validate import history as hist
@@ -106,12 +107,13 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("spec", required=False, type=click.Path(path_type=Path))
+@click.argument("spec", required=False)
 @click.option("--scale", type=float, help="fraction of the real sky density (1.0 ~ 70 M transits a day)")
 @click.option("--seed", type=int, help="random seed (same seed and spec -> same bytes)")
 @click.option("--date", "date_", type=str, help="first day, YYYY-MM-DD")
 @click.option("--days", type=int, help="consecutive days with the same sky")
-@click.option("--faults", type=click.Path(path_type=Path), help="fault plan TOML (datasets/faults/)")
+@click.option("--faults", help="fault plan: a TOML file, or the name of a packaged plan (corrupted_link, "
+              "hk_anomalies, transients, none)")
 @click.option("--out", type=click.Path(path_type=Path), help="dataset folder to create")
 @click.option("--dry-run", is_flag=True, help="print the expected counts and bytes, write nothing")
 @_executor_options("time slices", auto="a process pool when every worker gets 4 slices or more, else this process")
@@ -119,19 +121,19 @@ def main() -> None:
 def generate(spec, scale, seed, date_, days, faults, out, dry_run, workers, executor, scheduler) -> None:
     """Generate a dataset: TM files, reference catalogue and truth.
 
-    Either from SPEC.toml (see datasets/levels/) or from --scale/--seed/--date options; options given
-    with a SPEC override its values.
+    Either from SPEC: a spec TOML, or the name of a packaged level (tiny, small, medium, day), or from
+    --scale/--seed/--date options; options given with a SPEC override its values.
     """
     from gaiasim.sim.generate import generate as run_generate
 
     values = {k: v for k, v in (("scale", scale), ("seed", seed), ("date", date_), ("days", days)) if v is not None}
     if spec is not None:
-        base, faults_path = load_spec(spec)
+        base, faults_path = load_spec(packaged.file_or_named("levels", spec))
         day = make_spec(**{**base.to_json(), **values})
     else:
         day, faults_path = make_spec(**values), None
     if faults is not None:
-        faults_path = resolve_faults(str(faults), Path.cwd())
+        faults_path = resolve_faults(str(packaged.file_or_named("faults", faults)), Path.cwd())
     if dry_run:
         from gaiasim.sim.generate import dry_run as estimate
 
@@ -482,7 +484,7 @@ def replay(dataset, inbox, speed) -> None:
 
 
 @main.command()
-@click.argument("spec", type=click.Path(path_type=Path))
+@click.argument("spec")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="campaign folder (a rerun resumes it)")
 @click.option("--cache", type=click.Path(path_type=Path), default=None,
               help="datasets and clean runs, reusable by other campaigns (default OUT/cache)")
@@ -490,11 +492,12 @@ def replay(dataset, inbox, speed) -> None:
               help="results database to append to (default $GAIASIM_HISTORY or ~/.local/share/gaiasim/)")
 @_errors
 def campaign(spec, out, cache, history) -> None:
-    """Run the campaign SPEC (datasets/campaigns/*.toml): per day generate, replay, run, validate, compare;
-    then the feature tags; write OUT/campaign.json and campaign.md. Exit 1 unless every day is green."""
+    """Run the campaign SPEC (a TOML file, or a packaged campaign: e2e, rehearsal): per day generate,
+    replay, run, validate, compare; then the feature tags; write OUT/campaign.json and campaign.md. Exit 1
+    unless every day is green."""
     from gaiasim import campaign as cp
 
-    plan = cp.CampaignSpec.load(spec)
+    plan = cp.CampaignSpec.load(packaged.file_or_named("campaigns", spec))
     with _progress(f"campaign {plan.name}") as progress:
         summary = cp.run_campaign(plan, out, progress, cache=cache, history=history,
                                   on_day=lambda day: click.echo(cp.day_line(day)))

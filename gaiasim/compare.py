@@ -28,6 +28,7 @@ import duckdb
 import pyarrow as pa
 from rich.table import Table
 
+from gaiasim import packaged
 from gaiasim.spec import SpecError, load_toml
 from gaiasim.validate.db import read_run_info
 from pipeline import io, schemas
@@ -44,7 +45,7 @@ KEYS: dict[str, tuple[str, ...]] = {
 }
 
 #: The tolerance file used when none is given.
-DEFAULT_TOLERANCES = Path(__file__).resolve().parents[1] / "datasets" / "compare" / "tolerances.toml"
+DEFAULT_TOLERANCES = packaged.DATASETS / "compare" / "tolerances.toml"
 #: Examples kept per differing column (and per side for rows only in one run).
 N_EXAMPLES = 5
 

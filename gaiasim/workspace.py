@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from gaiasim import dataset as ds
-from gaiasim import replay
+from gaiasim import packaged, replay
 from gaiasim.sim.generate import generate
-from gaiasim.spec import DaySpec, SpecError, load_spec, make_spec
+from gaiasim.spec import DaySpec, load_spec, make_spec
 from gaiasim.validate import checks, db
 from gaiasim.validate.scorecard import Scorecard
 from gaiasim.validate.scorecard import scorecard as score
@@ -26,9 +26,6 @@ from pipeline.io import sha256_file
 from pipeline.run import run
 from pipeline.version import source_digest
 from pipeline.watch import watch
-
-#: The repository's datasets/ folder (levels and fault plans).
-DATASETS = Path(__file__).resolve().parents[1] / "datasets"
 
 
 def default_root() -> Path:
@@ -40,16 +37,9 @@ def level_spec(level: str, seed: int | None = None, faults: str | None = None,
                days: int | None = None) -> tuple[DaySpec, Path | None]:
     """The spec of a dataset level (datasets/levels/<level>.toml), optionally with another seed, another
     number of days and a fault plan named after datasets/faults/<faults>.toml."""
-    path = DATASETS / "levels" / f"{level}.toml"
-    if not path.is_file():
-        known = sorted(p.stem for p in (DATASETS / "levels").glob("*.toml"))
-        raise SpecError(f"unknown dataset level {level!r}; known levels: {', '.join(known)}")
-    spec, faults_path = load_spec(path)
+    spec, faults_path = load_spec(packaged.named("levels", level))
     if faults:
-        faults_path = DATASETS / "faults" / f"{faults}.toml"
-        if not faults_path.is_file():
-            known = sorted(p.stem for p in (DATASETS / "faults").glob("*.toml"))
-            raise SpecError(f"unknown fault plan {faults!r}; known plans: {', '.join(known)}")
+        faults_path = packaged.named("faults", faults)
     overrides = {k: v for k, v in (("seed", seed), ("days", days)) if v is not None}
     if overrides:
         spec = make_spec(**{**spec.to_json(), **overrides})

@@ -1,7 +1,7 @@
 """Science alerts of one day: known sources that brighten or fade, and sources new to the catalogue.
 
 Gaia Science Alerts (FACTS.md section 6, Hodgkin+2021) raise two classes of event, and need a detection in
-both fields of view. The rules here, every threshold an [U] placeholder set in ``datasets/alerts.toml``:
+both fields of view. The rules here, every threshold an [U] placeholder set in ``pipeline/data/alerts.toml``:
 
 - **brightening / fading**: a transit of a matched source *deviates* when its G differs from the source's
   catalogue mean by at least ``min_delta_g_mag`` and by at least ``min_significance_sigma`` times
@@ -27,16 +27,18 @@ import functools
 import math
 import tomllib
 from dataclasses import dataclass, fields
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from pipeline import crossmatch, geometry, io, schemas
+from pipeline.data import packaged
 from pipeline.kernels import alerts as _k
 
 #: The repository's alert thresholds (the defaults of :class:`AlertConfig`, as TOML).
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "datasets" / "alerts.toml"
+DEFAULT_CONFIG_PATH = packaged("alerts.toml")
 BRIGHTENING, FADING, NEW_SOURCE = "brightening", "fading", "new_source"
 _MAG_PER_SNR = 2.5 / math.log(10.0)  # sigma_G = 1.0857 / SNR
 _TRANSIT_COLUMNS = ("transit_id", "obmt_ns", "fov", "ra_deg", "dec_deg", "source_id", "g_mag", "g_mag_err")
@@ -87,14 +89,14 @@ class AlertConfig:
                 raise AlertConfigError(f"{name} = {getattr(self, name)!r}: must be {rule}")
 
 
-def load_alert_config(path: Path = DEFAULT_CONFIG_PATH) -> AlertConfig:
+def load_alert_config(path: Path | Traversable = DEFAULT_CONFIG_PATH) -> AlertConfig:
     """The :class:`AlertConfig` of a TOML file whose keys are its field names (all optional)."""
-    path = Path(path)
+    path = Path(path) if isinstance(path, str) else path
     try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
+        raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise AlertConfigError(f"{path}: no such file; give an alert config TOML (see datasets/alerts.toml)") from None
+        raise AlertConfigError(f"{path}: no such file; give an alert config TOML (see pipeline/data/alerts.toml)"
+                               ) from None
     except tomllib.TOMLDecodeError as exc:
         raise AlertConfigError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
     allowed = [f.name for f in fields(AlertConfig)]

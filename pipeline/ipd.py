@@ -4,7 +4,7 @@ FACTS.md section 4 (GDR2 doc 2.4.8, GEDR3 doc 3.3.5-3.3.6): Gaia's IPD fits each
 likelihood with a Poisson model, ``E(N_k) = beta + alpha * L(k - kappa)``: background ``beta`` >= 0
 (e- per sample), flux ``alpha`` (e-) and AL location ``kappa`` (pixels, window frame of
 ``pipeline.lsf``: sample ``k`` is centred at ``al_px = k``). The LSF comes from the calibration table
-``datasets/calibration/lsf_af.csv`` through ``pipeline.lsf`` (a Gaussian of ``sigma_px`` integrated over
+``pipeline/data/lsf_af.csv`` through ``pipeline.lsf`` (a Gaussian of ``sigma_px`` integrated over
 the pixel, FACTS.md section 5, tabulated in units of ``sigma_px``). A fit without finite formal errors
 (singular Fisher information) is flagged ``FLAG_NOT_CONVERGED``. Gaussian read noise and ADU quantisation
 enter through the shifted-Poisson approximation ``N + r2 ~ Poisson(E + r2)`` with

@@ -1,4 +1,4 @@
-"""Housekeeping limit tables (``datasets/limits/hk_limits.toml``): what the HK monitor checks each channel against.
+"""Housekeeping limit tables (``pipeline/data/hk_limits.toml``): what the HK monitor checks each channel against.
 
 Conventions (FACTS.md section 8): OpenC3/COSMOS limits ``red_low yellow_low yellow_high red_high`` with a
 persistence (consecutive samples out of limits before the state changes); yellow = Yamcs WARNING, red =
@@ -15,16 +15,18 @@ import math
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from pipeline import icd
+from pipeline.data import packaged
 
 LIMIT_KEYS = ("red_low", "yellow_low", "yellow_high", "red_high")
 
 
-def default_limits_path() -> Path:
-    """The repository's HK limit table, ``datasets/limits/hk_limits.toml``."""
-    return Path(__file__).resolve().parents[1] / "datasets" / "limits" / "hk_limits.toml"
+def default_limits_path() -> Traversable:
+    """The pipeline's HK limit table (package data: ``pipeline/data/hk_limits.toml``)."""
+    return packaged("hk_limits.toml")
 
 
 def _is_number(value: object) -> bool:
@@ -119,14 +121,14 @@ def limit_table_from_dict(raw: Mapping[str, object], source: str = "limit table"
     return LimitTable(tuple(out))
 
 
-def load_limit_table(path: Path) -> LimitTable:
-    """Load and check a limit table TOML (see ``datasets/limits/hk_limits.toml``)."""
-    path = Path(path)
+def load_limit_table(path: Path | Traversable) -> LimitTable:
+    """Load and check a limit table TOML (see ``pipeline/data/hk_limits.toml``)."""
+    path = Path(path) if isinstance(path, str) else path
     try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
+        raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ValueError(f"{path}: no such file; give the path of a limit table (see datasets/limits/)") from None
+        raise ValueError(f"{path}: no such file; give the path of a limit table (see pipeline/data/hk_limits.toml)"
+                         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
     return limit_table_from_dict(raw, str(path))

@@ -13,7 +13,7 @@ Frame convention: sample ``k`` of a window (0-based) is centred at ``al_px = k``
 ``[k - 0.5, k + 0.5)``. An image centred in an ``n``-sample window therefore has
 ``kappa = (n - 1) / 2`` (5.5 for a 12-sample window), and the window covers ``-0.5 <= kappa < n - 0.5``.
 
-The pipeline reads the LSF from its calibration table, ``datasets/calibration/lsf_af.csv`` (as IDT
+The pipeline reads the LSF from its calibration table, ``pipeline/data/lsf_af.csv`` (as IDT
 takes its LSF from the calibration database, FACTS.md section 4): the normalised LSF's cdf, pdf and
 slope against ``u = x / sigma``, interpolated by cubic Hermite polynomials (~1e-11 of the flux). The
 simulator renders the instrument itself: the Gaussian from its own table of ``math.erf``
@@ -36,10 +36,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.data import packaged
 from pipeline.io import InputError
 from pipeline.kernels import jit
 
@@ -51,19 +53,20 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
 
 
-#: The AF LSF calibration table (datasets/calibration/lsf_af.csv, written by make_lsf_table.py there).
-LSF_TABLE_PATH = Path(__file__).resolve().parents[1] / "datasets" / "calibration" / "lsf_af.csv"
+#: The AF LSF calibration table (package data: pipeline/data/lsf_af.csv, written by make_lsf_table.py there).
+LSF_TABLE_PATH = packaged("lsf_af.csv")
 _TABLE_COLUMNS = "u,cdf,pdf,dpdf_du"
 
 
-def read_lsf_table(path: Path = LSF_TABLE_PATH) -> tuple[float, float, np.ndarray]:
+def read_lsf_table(path: Path | Traversable = LSF_TABLE_PATH) -> tuple[float, float, np.ndarray]:
     """Read an LSF calibration table: ``(u0, step, values)``, ``values`` (n, 3) = ``(cdf - 1/2, pdf,
     dpdf_du)`` at ``u0 + i * step``. Raises :class:`pipeline.io.InputError` naming what is wrong."""
     try:
-        lines = [ln for ln in Path(path).read_text().splitlines() if ln and not ln.startswith("#")]
+        text = (Path(path) if isinstance(path, str) else path).read_text()
+        lines = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
     except OSError as exc:
         raise InputError(f"LSF calibration table {path}: {exc.strerror or exc}; restore it from the repository "
-                         "(datasets/calibration/make_lsf_table.py writes it)") from None
+                         "(pipeline/data/make_lsf_table.py writes it)") from None
     if not lines or lines[0].replace(" ", "") != _TABLE_COLUMNS:
         raise InputError(f"LSF calibration table {path}: the first row must be the header {_TABLE_COLUMNS!r}")
     try:

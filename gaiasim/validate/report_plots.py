@@ -185,7 +185,7 @@ def hk_channels(con: duckdb.DuckDBPyConnection, table: limits.LimitTable | None,
     for ax in axes[-1]:
         ax.set_xlabel("hour (TCB ~ UTC)", fontsize="small")
     return Plot("hk", "Housekeeping", "Every HK channel with its yellow and red limits (dashed, "
-                "datasets/limits/hk_limits.toml); shaded spans are the HK events the monitor raised "
+                "pipeline/data/hk_limits.toml); shaded spans are the HK events the monitor raised "
                 "(yellow or red by severity).", png_bytes(fig))
 
 

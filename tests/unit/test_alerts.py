@@ -276,9 +276,10 @@ def test_a_table_without_a_needed_column_is_refused_with_the_fix():
 
 # --- configuration ------------------------------------------------------------------------------------------------
 
-def test_the_repository_config_is_the_default():
-    assert alerts.load_alert_config(REPO_ROOT / "datasets" / "alerts.toml") == alerts.AlertConfig()
-    assert alerts.DEFAULT_CONFIG_PATH == REPO_ROOT / "datasets" / "alerts.toml"
+def test_the_packaged_config_is_the_default():
+    assert alerts.load_alert_config(REPO_ROOT / "pipeline" / "data" / "alerts.toml") == alerts.AlertConfig()
+    assert alerts.load_alert_config() == alerts.AlertConfig()
+    assert Path(str(alerts.DEFAULT_CONFIG_PATH)) == REPO_ROOT / "pipeline" / "data" / "alerts.toml"
 
 
 @pytest.mark.parametrize(
@@ -302,7 +303,7 @@ def test_a_bad_config_is_one_line_naming_the_key(tmp_path, text, message):
 
 
 def test_a_missing_config_file_says_where_to_look(tmp_path):
-    with pytest.raises(ValueError, match=r"no such file.*datasets/alerts\.toml"):
+    with pytest.raises(ValueError, match=r"no such file.*pipeline/data/alerts\.toml"):
         alerts.load_alert_config(tmp_path / "nope.toml")
 
 

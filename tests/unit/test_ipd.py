@@ -134,7 +134,7 @@ def test_a_bad_lsf_table_is_one_clear_error(tmp_path, text, match):
 
 
 def test_the_committed_lsf_table_is_what_its_script_writes():
-    script = Path(__file__).resolve().parents[2] / "datasets" / "calibration" / "make_lsf_table.py"
+    script = Path(__file__).resolve().parents[2] / "pipeline" / "data" / "make_lsf_table.py"
     assert subprocess.run([sys.executable, str(script), "--check"]).returncode == 0
 
 
