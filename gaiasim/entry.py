@@ -147,8 +147,7 @@ def main() -> None:
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)
     status = _status(code)
-    atexit._run_exitfuncs()
-    _cleanup()
+    atexit._run_exitfuncs()  # multiprocessing's and weakref.finalize's among them
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
