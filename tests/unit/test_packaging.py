@@ -23,23 +23,30 @@ SETUPTOOLS = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setup
 
 
 def _folder(package: str) -> Path:
-    return REPO / SETUPTOOLS["package-dir"].get(package, package.replace(".", "/"))
+    """The source folder of ``package`` (gaiasim.datasets.* are mapped onto datasets/)."""
+    for mapped, folder in SETUPTOOLS["package-dir"].items():
+        if package == mapped or package.startswith(mapped + "."):
+            return REPO / folder / package[len(mapped) + 1:].replace(".", "/")
+    return REPO / package.replace(".", "/")
 
 
 def test_every_package_of_the_source_tree_is_in_the_wheel():
-    tree = {".".join(p.parent.relative_to(REPO).parts) for top in ("gaiasim", "pipeline")
+    code = {".".join(p.parent.relative_to(REPO).parts) for top in ("gaiasim", "pipeline")
             for p in (REPO / top).rglob("__init__.py")}
-    assert set(SETUPTOOLS["packages"]) == tree | {"gaiasim.datasets"}
+    data = {"gaiasim.datasets"} | {f"gaiasim.datasets.{p.name}" for p in (REPO / "datasets").iterdir() if p.is_dir()}
+    assert set(SETUPTOOLS["packages"]) == code | data
 
 
-@pytest.mark.parametrize("package", ["gaiasim.datasets", "pipeline.data"])
-def test_every_data_file_matches_a_package_data_pattern(package):
-    folder, patterns = _folder(package), SETUPTOOLS["package-data"][package]
-    data = [p.relative_to(folder).as_posix() for p in folder.rglob("*")
-            if p.is_file() and p.suffix in (".toml", ".csv", ".ipynb")]
-    assert data, f"no data files in {folder}"
-    missing = [name for name in data if not any(fnmatch.fnmatch(name, pat) for pat in patterns)]
-    assert not missing, f"not shipped in the wheel: {missing}; add a pattern to [tool.setuptools.package-data]"
+def test_every_data_file_matches_a_package_data_pattern():
+    shipped = [p for p in SETUPTOOLS["packages"] if p.startswith("gaiasim.datasets.") or p == "pipeline.data"]
+    for package in shipped:
+        folder, patterns = _folder(package), SETUPTOOLS["package-data"].get(package, [])
+        data = [p.name for p in folder.iterdir() if p.is_file() and p.suffix in (".toml", ".csv", ".ipynb")]
+        assert data, f"no data files in {folder}"
+        missing = [name for name in data if not any(fnmatch.fnmatch(name, pat) for pat in patterns)]
+        assert not missing, f"{package}: not shipped: {missing}; add a pattern to [tool.setuptools.package-data]"
+    loose = [p.name for p in (REPO / "datasets").iterdir() if p.is_file()]
+    assert not loose, f"files directly in datasets/ are not shipped: {loose}; put them in a subfolder"
 
 
 def test_the_pipeline_reads_its_configuration_as_package_data():
