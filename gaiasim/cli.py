@@ -1,7 +1,8 @@
-"""The ``gaiasim`` command: generate, run (batch or --watch), validate, query, verify, demo, replay, compare,
-report, history, campaign, trace.
+"""The ``gaiasim`` command: generate, run (batch or --watch), conform, validate, query, verify, demo, replay,
+compare, report, history, campaign, trace.
 
-Errors an operator must fix are one line on stderr and exit status 2; a failed validation exits 1.
+Errors an operator must fix are one line on stderr and exit status 2; a failed validation, and a run that
+breaks the run contract (the list of violations), exit 1.
 Long work shows a progress bar on a terminal and stays quiet otherwise.
 """
 
@@ -23,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gaiasim import conform as conformance
 from gaiasim import dataset as ds
 from gaiasim import demo as demo_mod
 from gaiasim import packaged
@@ -49,6 +51,9 @@ def _errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except (SpecError, InputError) as exc:
             _fail(str(exc))
+        except conformance.NonConforming as exc:
+            click.echo(f"gaiasim: error: {exc}", err=True)
+            sys.exit(1)
         except duckdb.Error as exc:
             _fail(f"query failed: {str(exc).splitlines()[0]}")
         except OSError as exc:
@@ -209,6 +214,31 @@ def run_cmd(dataset, out, workers, executor, scheduler, inbox, poll_s, idle_s, m
                f"+ {c['packets_quarantined']} quarantined")
 
 
+def _judgeable(run_dir: Path, dataset: Path | None = None) -> None:
+    """Refuse a run that is missing, unfinished or being written (exit 2), or that breaks the run contract
+    (exit 1, every violation listed): validate, compare and report judge runs through the contract alone."""
+    db.read_run_info(run_dir)
+    conformance.require(run_dir, dataset)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--dataset", type=click.Path(path_type=Path), help="the dataset the run read (default: run.json's)")
+@_errors
+def conform(run_dir, dataset) -> None:
+    """Check RUN_DIR against the run contract (docs/run-contract.md): layout, every Parquet file's schema and
+    partitions, run.json against its JSON Schema, counts against the tables, input SHA-256 against the
+    dataset. Lists every violation; exit 1 if any."""
+    violations, summary = conformance.check(run_dir, dataset)
+    for v in violations:
+        click.echo(str(v))
+    if violations:
+        click.echo(f"{run_dir}: {len(violations)} violation(s) of the run contract", err=True)
+        sys.exit(1)
+    click.echo(f"{run_dir} keeps the run contract: {summary.tables} tables in {summary.files} Parquet files "
+               f"({sum(summary.rows.values())} rows), run.json, {summary.inputs} inputs")
+
+
 def _results_table(results: list[checks.Result]) -> Table:
     table = Table(title="validation")
     for col in ("requirement", "statement", "measured", "threshold", "result"):
@@ -232,7 +262,9 @@ def _results_table(results: list[checks.Result]) -> Table:
 @_errors
 def validate(run_dir, dataset, junit, json_path, history, no_history, determinism) -> None:
     """Run every check and the detection scorecard on RUN_DIR against its dataset's truth; exit 1 on any
-    failure or any injected fault left undetected."""
+    failure or any injected fault left undetected. A run that breaks the run contract is refused first
+    (exit 1, the list of violations)."""
+    _judgeable(run_dir, dataset)
     con = db.connect(run_dir, dataset)
     truth = db.has_truth(con)
     if determinism:
@@ -378,8 +410,10 @@ def trace(features_dir, cucumber, out) -> None:
 @_errors
 def report_cmd(run_dir, html_path, dataset, features_dir, cucumber) -> None:
     """Daily report of RUN_DIR: one self-contained HTML page (plots, checks, scorecard, alerts, logbook)."""
-    from gaiasim.validate import html_report
+    from gaiasim.validate import html_report, report_plots
 
+    report_plots.require_matplotlib()
+    _judgeable(run_dir, dataset)
     html_report.write(run_dir, html_path, dataset=dataset, features=features_dir, cucumber=cucumber)
     click.echo(f"report {html_path}")
 
@@ -455,6 +489,8 @@ def compare(run_a, run_b, tolerances, json_path) -> None:
     rows are missing on either side or values differ beyond tolerance."""
     from gaiasim import compare as cmp
 
+    for run_dir in (run_a, run_b):
+        _judgeable(run_dir)
     result = cmp.compare_runs(run_a, run_b, cmp.load_tolerances(tolerances))
     stdout.print(cmp.summary_table(result))
     examples = cmp.examples_table(result)

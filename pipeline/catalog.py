@@ -6,30 +6,14 @@ Views use absolute paths, so the database opens from any working directory.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import duckdb
 
 from pipeline import io, schemas
+from pipeline.layout import parquet_glob, view_sql
 
 CATALOG = "catalog.duckdb"
-
-
-def _quote(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
-def parquet_glob(folder: Path) -> Path:
-    """Every Parquet file under ``folder``, hive partitions included."""
-    return Path(folder).resolve() / "**" / "*.parquet"
-
-
-def view_sql(name: str, files: Path) -> str:
-    """SQL creating view ``name`` (a plain identifier) over the Parquet ``files`` (a path or a glob; absolute)."""
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-        raise ValueError(f"view name {name!r} is not a plain identifier")
-    return f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({_quote(files)}, hive_partitioning = true)"
 
 
 def write_catalog(run_dir: Path) -> Path:

@@ -37,11 +37,11 @@ from pipeline.config import PipelineConfig
 from pipeline.executor import SerialExecutor
 from pipeline.hkmon import check_hk_table
 from pipeline.ingest import quarantine_packets, sequence_anomalies
+from pipeline.layout import RUN_JSON
 from pipeline.limits import default_limits_path, load_limit_table
 from pipeline.version import pipeline_version
 
 Progress = Callable[[str, float], None]
-RUN_JSON = "run.json"
 #: Scratch folder of a run in progress (removed when the run completes).
 WORK = ".work"
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from pipeline import geometry
-
 
 def _f(name: str, typ: pa.DataType, unit: str, doc: str, nullable: bool = False) -> pa.Field:
     return pa.field(name, typ, nullable=nullable, metadata={"unit": unit, "doc": doc})
@@ -44,9 +42,11 @@ TRANSITS = pa.schema(
     ]
 )
 
-#: CCD strip names, dictionary-encoded (SM1, SM2, AF1..AF9): compact in memory and in Parquet.
+#: The CCD strips of a star's windows, in the order of a star packet's windows (the ICD's): the values of
+#: the ``strip`` column, dictionary-encoded (compact in memory and in Parquet).
+CCD_STRIPS = ("SM1", "SM2", "AF1", "AF2", "AF3", "AF4", "AF5", "AF6", "AF7", "AF8", "AF9")
 STRIP_TYPE = pa.dictionary(pa.int8(), pa.string())
-_CCD_STRIPS = pa.array(geometry.STRIPS[:11])
+_CCD_STRIPS = pa.array(CCD_STRIPS)
 
 
 def ccd_strips(fov: np.ndarray) -> pa.DictionaryArray:

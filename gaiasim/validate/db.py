@@ -23,9 +23,9 @@ import duckdb
 
 from gaiasim import dataset as ds
 from gaiasim.sim.truth import TRUTH_TABLES
-from pipeline import catalog, io, schemas
+from pipeline import io, schemas
 from pipeline.io import sha256_files
-from pipeline.run import RUN_JSON
+from pipeline.layout import RUN_JSON, parquet_glob, view_sql
 
 #: DuckDB's memory limit for validation and ad-hoc queries; past it DuckDB spills to a folder of this
 #: process's own (:func:`spill_folder`). With the Python side (~0.25 GB) a validation then peaks at
@@ -116,9 +116,9 @@ def connect(run_dir: Path, dataset: Path | None = None, read_only: bool = False)
     memory = os.environ.get("GAIASIM_DUCKDB_MEMORY", DUCKDB_MEMORY_LIMIT)
     con = duckdb.connect(":memory:", config={"memory_limit": memory, "temp_directory": spill_folder()})
     for name in schemas.RUN_TABLES:
-        con.execute(catalog.view_sql(name, catalog.parquet_glob(run_dir / name)))
+        con.execute(view_sql(name, parquet_glob(run_dir / name)))
     if (run_dir / "latency").is_dir():  # watch mode's latencies
-        con.execute(catalog.view_sql("latency", catalog.parquet_glob(run_dir / "latency")))
+        con.execute(view_sql("latency", parquet_glob(run_dir / "latency")))
     else:
         con.register("latency", schemas.LATENCY.empty_table())
     con.execute("CREATE TABLE run_counts (key VARCHAR, value BIGINT)")
@@ -140,8 +140,8 @@ def connect(run_dir: Path, dataset: Path | None = None, read_only: bool = False)
         if rows:
             con.executemany("INSERT INTO dataset_files VALUES (?, ?, ?)", rows)
         for name in TRUTH_TABLES:
-            con.execute(catalog.view_sql(f"truth_{name}", catalog.parquet_glob(root / "truth" / name)))
-        con.execute(catalog.view_sql("catalogue", catalog.parquet_glob(root / "catalogue")))
+            con.execute(view_sql(f"truth_{name}", parquet_glob(root / "truth" / name)))
+        con.execute(view_sql("catalogue", parquet_glob(root / "catalogue")))
         _sample_views(con)
     if read_only:
         allowed = [str(run_dir)] + ([str(root.resolve())] if (root / ds.MANIFEST).is_file() else [])

@@ -36,13 +36,21 @@ class Plot:
     png: bytes | None  # None when there is nothing to draw (the caption says why)
 
 
-def new_figure(width_in: float, height_in: float):
-    """A matplotlib Figure on the Agg canvas (no pyplot: no global state, no display needed)."""
+def require_matplotlib() -> None:
+    """Refuse (one line naming the extra) when matplotlib is not installed."""
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        import matplotlib.backends.backend_agg
+        import matplotlib.figure  # noqa: F401
     except ImportError:
         raise InputError(MISSING_EXTRA) from None
+
+
+def new_figure(width_in: float, height_in: float):
+    """A matplotlib Figure on the Agg canvas (no pyplot: no global state, no display needed)."""
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width_in, height_in), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     return fig

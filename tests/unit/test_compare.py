@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -49,15 +50,25 @@ def synthetic_tables(seed: int = 1) -> dict[str, pa.Table]:
 
 
 def write_run(root: Path, tables: dict[str, pa.Table], split_hours: bool = False) -> Path:
-    """A run folder: run.json and each table under ``hour=NN/`` hive partitions (two when ``split_hours``)."""
+    """A run folder that keeps the run contract (of a one-file dataset beside it): run.json, transits and
+    ccd under ``hour=NN/`` hive partitions (two when ``split_hours``), the other tables in one file each."""
     root.mkdir(parents=True)
-    (root / "run.json").write_text(json.dumps({"status": "complete", "counts": {}}))
+    dataset = root.parent / "dataset"
+    (dataset / "tm").mkdir(parents=True, exist_ok=True)
+    (dataset / "tm" / "a.tm").write_bytes(b"")
+    empty_sha = hashlib.sha256(b"").hexdigest()
+    rows = {name: t.num_rows for name, t in tables.items()}
+    counts = {"files": 1, "packets_read": rows["quarantine"], "packets_used": 0, "duplicates_dropped": 0,
+              "packets_quarantined": rows["quarantine"], "transits": rows["transits"], "transits_matched": 0,
+              "ccd_images": rows["ccd"], "hk_samples": rows["hk"], "alerts": rows["alerts"]}
+    (root / "run.json").write_text(json.dumps({"status": "complete", "pipeline_version": "test", "counts": counts,
+                                               "dataset": str(dataset), "inputs": {"tm/a.tm": empty_sha}}))
     for name, table in tables.items():
         parts = [table.slice(0, 2), table.slice(2)] if split_hours else [table]
         for hour, part in enumerate(parts):
-            folder = root / name / f"hour={hour:02d}"
-            folder.mkdir(parents=True)
-            pq.write_table(part, folder / "part-0.parquet")
+            folder = root / name / f"hour={hour:02d}" if name in ("transits", "ccd") else root / name
+            folder.mkdir(parents=True, exist_ok=True)
+            pq.write_table(part, folder / f"part-{hour}.parquet")
     return root
 
 
