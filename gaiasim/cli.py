@@ -28,6 +28,7 @@ from gaiasim import conform as conformance
 from gaiasim import dataset as ds
 from gaiasim import demo as demo_mod
 from gaiasim import packaged
+from gaiasim import sut as suts
 from gaiasim.spec import SpecError, load_spec, make_spec, resolve_faults
 from gaiasim.validate import checks, db, report, scorecard
 from gaiasim.validate import history as hist
@@ -51,7 +52,7 @@ def _errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except (SpecError, InputError) as exc:
             _fail(str(exc))
-        except conformance.NonConforming as exc:
+        except (conformance.NonConforming, suts.SUTFailed) as exc:
             click.echo(f"gaiasim: error: {exc}", err=True)
             sys.exit(1)
         except duckdb.Error as exc:
@@ -103,6 +104,14 @@ def _executor_options(tasks: str, auto: str = "", kinds: tuple[str, ...] = ("ser
                             "process or dask: task threads or worker processes (one numba thread each)")(fn)
 
     return decorate
+
+
+def _sut_options(fn: Callable) -> Callable:
+    """--sut and --sut-timeout: which system under test runs (gaiasim.sut)."""
+    fn = click.option("--sut-timeout", "sut_timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+                      help=f"seconds a cmd or venv SUT may run (default {suts.DEFAULT_TIMEOUT_S:g})")(fn)
+    return click.option("--sut", "sut_spec", default="builtin", show_default=True,
+                        help=f"system under test: {suts.SPEC_HELP}")(fn)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -175,11 +184,12 @@ def generate(spec, scale, seed, date_, days, faults, out, dry_run, workers, exec
 @click.option("--until-idle", "idle_s", type=click.FloatRange(min=0), default=None,
               help="with --watch: stop when no file came for this many seconds (default: watch until Ctrl-C)")
 @click.option("--max-files", type=click.IntRange(min=1), default=None, help="with --watch: stop after N files")
+@_sut_options
 @_errors
-def run_cmd(dataset, out, workers, executor, scheduler, inbox, poll_s, idle_s, max_files) -> None:
-    """Run the daily pipeline over DATASET into a run folder."""
-    from pipeline.run import run
-
+def run_cmd(dataset, out, workers, executor, scheduler, inbox, poll_s, idle_s, max_files, sut_spec,
+            sut_timeout) -> None:
+    """Run the daily pipeline (or any system under test: --sut) over DATASET into a run folder."""
+    system = suts.parse(sut_spec, timeout_s=sut_timeout)
     if not Path(dataset).is_dir():
         raise InputError(f"dataset {dataset} not found; give a folder made by 'gaiasim generate'")
     tm = Path(dataset) / "tm"
@@ -187,22 +197,25 @@ def run_cmd(dataset, out, workers, executor, scheduler, inbox, poll_s, idle_s, m
         raise InputError(f"dataset {dataset} has no TM files in tm/ (an empty day); regenerate the dataset or "
                          "check its downlink")
     _set_threads(workers)
+    if isinstance(system, suts.Venv):
+        system.install(on_message=lambda message: click.echo(f"gaiasim: {message}", err=True))
     if inbox is not None:
-        from pipeline.watch import watch
-
         def announce(stage: str, _fraction: float) -> None:
             if stage == "watch":
                 click.echo(f"{out}: outputs updated", err=True)
 
-        info = watch(dataset, inbox, out, poll_s=poll_s, idle_exit_s=idle_s, max_files=max_files,
-                     progress=announce)
+        info = system.watch(dataset, inbox, out, poll_s=poll_s, idle_exit_s=idle_s, max_files=max_files,
+                            progress=announce)
+    elif system.adapter != "builtin":
+        with _progress(f"run ({system.spec})") as progress:
+            info = system.run(dataset, out, progress)
     else:
         from gaiasim.executors import auto_run_executor, make_executor
 
         if executor == "auto":
             executor = auto_run_executor(workers)
         with make_executor(executor, workers, scheduler) as pool, _progress("run") as progress:
-            info = run(dataset, out, progress=progress, executor=pool)
+            info = system.run(dataset, out, progress, pool)
     for warning in info.get("warnings", []):
         click.echo(f"gaiasim: warning: {warning}", err=True)
     c = info.get("counts")

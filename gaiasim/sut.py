@@ -63,6 +63,8 @@ class SUT(Protocol):
 
     def identity(self) -> str: ...
 
+    def can_watch(self) -> bool: ...
+
     def run(self, dataset: Path, out: Path, progress: Progress = _noop, executor: Executor | None = None) -> dict: ...
 
     def watch(self, dataset: Path, inbox: Path, out: Path, *, poll_s: float, idle_exit_s: float | None,
@@ -97,6 +99,9 @@ class Builtin:
         config = json.dumps(self.config.to_json(), sort_keys=True).encode()
         default = self.config == PipelineConfig()
         return f"builtin:{pipeline_version()}" + ("" if default else f":config-{_digest(config)}")
+
+    def can_watch(self) -> bool:
+        return True
 
     def run(self, dataset: Path, out: Path, progress: Progress = _noop, executor: Executor | None = None) -> dict:
         from pipeline.run import run
@@ -153,6 +158,10 @@ class Command:
                 parts.append(path.read_bytes())
         return f"cmd:{_digest(*parts)}"
 
+    def can_watch(self) -> bool:
+        """A command watches an inbox when its command line says where: ``{inbox}``."""
+        return "inbox" in {name for tok in self._tokens() for _, name, _, _ in string.Formatter().parse(tok)}
+
     def argv(self, **paths: Path) -> list[str]:
         """The command line with the placeholders replaced; refuses a command that cannot be started."""
         argv = [tok.format(**{k: str(paths.get(k, "")) for k in PLACEHOLDERS}) for tok in self._tokens()]
@@ -166,7 +175,7 @@ class Command:
 
     def run(self, dataset: Path, out: Path, progress: Progress = _noop, executor: Executor | None = None) -> dict:
         dataset, out = Path(dataset).resolve(), Path(out).resolve()
-        done = _finished(self, out, dataset)
+        done = finished(self, out, dataset)
         if done is not None:
             return done
         argv = self.argv(dataset=dataset, out=out)
@@ -180,7 +189,7 @@ class Command:
         """The command watches ``{inbox}`` itself and must stop once the day's files are in (its own
         idle rule); it runs under the same timeout."""
         dataset, inbox, out = Path(dataset).resolve(), Path(inbox).resolve(), Path(out).resolve()
-        if "{inbox}" not in self.template:
+        if not self.can_watch():
             raise io.InputError(f"SUT spec {self.spec!r} has no {{inbox}}: it cannot run in watch mode; give a "
                                 "command line with {inbox}")
         argv = self.argv(dataset=dataset, out=out, inbox=inbox)
@@ -212,11 +221,7 @@ class Command:
 
     def _failed(self, out: Path, logs: Path, what: str) -> None:
         """Move what the command wrote aside (``<out>.failed``, with its logs) and raise."""
-        failed = out.with_name(f"{out.name}.failed")
-        shutil.rmtree(failed, ignore_errors=True)
-        if out.is_dir():
-            os.replace(out, failed)
-        failed.mkdir(parents=True, exist_ok=True)
+        failed = _move_aside(out)
         last = _last_line(logs / "stderr.log")
         os.replace(logs, failed / LOGS)
         raise SUTFailed(f"SUT {self.spec} {what}" + (f" (last stderr line: {last!r})" if last else "")
@@ -224,9 +229,19 @@ class Command:
 
     def _accept(self, out: Path, dataset: Path) -> dict:
         violations, _ = conform.check(out, dataset)
-        if violations:
-            raise conform.NonConforming(out, violations)
+        if violations:  # moved aside with its logs: <out> never holds a run the harness would refuse
+            raise conform.NonConforming(_move_aside(out), violations)
         return _record(self, out, json.loads((out / layout.RUN_JSON).read_text()))
+
+
+def _move_aside(out: Path) -> Path:
+    """``<out>.failed``, holding what was in ``out`` (replacing an older one); ``out`` is gone."""
+    failed = out.with_name(f"{out.name}.failed")
+    shutil.rmtree(failed, ignore_errors=True)
+    if out.is_dir():
+        os.replace(out, failed)
+    failed.mkdir(parents=True, exist_ok=True)
+    return failed
 
 
 def _last_line(path: Path) -> str:
@@ -256,7 +271,7 @@ def _require_empty(out: Path) -> None:
         raise io.InputError(f"run folder {out} is not empty; choose a new --out folder or remove it")
 
 
-def _finished(sut: SUT, out: Path, dataset: Path) -> dict | None:
+def finished(sut: SUT, out: Path, dataset: Path) -> dict | None:
     """run.json of ``out`` when it holds this SUT's finished run of ``dataset`` (reused, not run again)."""
     try:
         info = json.loads((out / layout.RUN_JSON).read_text())
@@ -306,6 +321,9 @@ class Venv:
     def env(self) -> Path:
         return (self.root or cache_root()) / "suts" / self._key()
 
+    def can_watch(self) -> bool:
+        return True
+
     def python(self) -> Path:
         return self.env() / "bin" / "python"
 
@@ -354,7 +372,7 @@ class Venv:
         return Command(line, self.timeout_s, self.spec, "venv", self.identity())
 
     def run(self, dataset: Path, out: Path, progress: Progress = _noop, executor: Executor | None = None) -> dict:
-        done = _finished(self, Path(out).resolve(), Path(dataset).resolve())
+        done = finished(self, Path(out).resolve(), Path(dataset).resolve())
         if done is not None:
             return done
         self.install()

@@ -1,8 +1,10 @@
 """A workspace caches datasets and runs by spec hash, so feature runs never regenerate what they have.
 
-Layout: ``<root>/datasets/<spec-and-code-hash>/`` and ``<root>/runs/<dataset-hash>-<pipeline-code-hash>/``.
-A dataset is created atomically (by ``generate``), so one that exists is complete; a run that was stopped
-is resumed. The code hashes (pipeline.version) make a changed simulator or pipeline start afresh.
+Layout: ``<root>/datasets/<spec-and-code-hash>/`` and ``<root>/runs/<dataset-hash>-<SUT-identity-hash>/``.
+A dataset is created atomically (by ``generate``), so one that exists is complete; a run of the builtin
+pipeline that was stopped is resumed, a command SUT's is made again. The code hash and the system under
+test's identity (:mod:`gaiasim.sut`: adapter, version or digest, configuration) make a changed simulator
+or SUT start afresh.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from gaiasim import dataset as ds
 from gaiasim import packaged, replay
+from gaiasim import sut as suts
 from gaiasim.sim.generate import generate
 from gaiasim.spec import DaySpec, load_spec, make_spec
 from gaiasim.validate import checks, db
@@ -23,9 +26,6 @@ from gaiasim.validate.scorecard import Scorecard
 from gaiasim.validate.scorecard import scorecard as score
 from pipeline import schemas
 from pipeline.io import sha256_file
-from pipeline.run import run
-from pipeline.version import source_digest
-from pipeline.watch import watch
 
 
 def default_root() -> Path:
@@ -65,17 +65,27 @@ def dataset_for(level: str, seed: int | None = None, faults: str | None = None, 
     return folder
 
 
-def run_for(dataset: Path, root: Path | None = None) -> Path:
-    """The pipeline run over ``dataset`` by this pipeline (run once, then reused; a partial run is resumed;
-    a changed pipeline makes a run of its own)."""
-    folder = (root or default_root()) / "runs" / f"{Path(dataset).name}-{source_digest('pipeline')}"
-    run(dataset, folder)  # returns at once when the run is complete; resumes a stopped one
+def _sut_key(system: suts.SUT) -> str:
+    return hashlib.sha256(system.identity().encode()).hexdigest()[:12]
+
+
+def run_for(dataset: Path, root: Path | None = None, system: suts.SUT | None = None) -> Path:
+    """The run over ``dataset`` by ``system`` (default: the builtin pipeline), made once, then reused;
+    a changed SUT makes a run of its own. A stopped builtin run is resumed; what a command SUT left
+    unfinished is removed and made again."""
+    system = system or suts.Builtin()
+    folder = (root or default_root()) / "runs" / f"{Path(dataset).name}-{_sut_key(system)}"
+    if system.adapter != "builtin" and folder.exists() and suts.finished(system, folder, dataset) is None:
+        shutil.rmtree(folder)
+    system.run(dataset, folder)  # returns at once when the run is complete
     return folder
 
 
-def watched_run_for(dataset: Path, speed: float, root: Path | None = None) -> Path:
-    """A fresh run of ``dataset`` made in watch mode while its pass files are replayed into an inbox at
-    ``speed`` x real time (``gaiasim replay`` + ``gaiasim run --watch``); the run folder."""
+def watched_run_for(dataset: Path, speed: float, root: Path | None = None, system: suts.SUT | None = None) -> Path:
+    """A fresh run of ``dataset`` by ``system`` (default: the builtin pipeline) in watch mode while its pass
+    files are replayed into an inbox at ``speed`` x real time (``gaiasim replay`` + ``gaiasim run
+    --watch``); the run folder."""
+    system = system or suts.Builtin()
     folder = (root or default_root()) / "watched" / Path(dataset).name
     inbox = folder.with_name(f"{folder.name}-inbox")
     for path in (folder, inbox):
@@ -84,7 +94,7 @@ def watched_run_for(dataset: Path, speed: float, root: Path | None = None) -> Pa
     n_files = len(list((Path(dataset) / "tm").glob("*.tm")))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay") as pool:
         delivering = pool.submit(replay.replay, dataset, inbox, speed)
-        watch(dataset, inbox, folder, max_files=n_files, poll_s=0.05)
+        system.watch(dataset, inbox, folder, max_files=n_files, poll_s=0.05, idle_exit_s=120.0)
         delivering.result()
     return folder
 
@@ -101,12 +111,14 @@ def regeneration_differences(dataset: Path) -> list[str]:
                   if manifest["files"].get(name) != theirs.get(name))
 
 
-def rerun_differences(run_dir: Path) -> list[str]:
-    """Run the pipeline again over ``run_dir``'s dataset into a scratch folder; the output tables whose
-    Parquet bytes differ (run.json is left out: it holds timings)."""
+def rerun_differences(run_dir: Path, system: suts.SUT | None = None) -> list[str]:
+    """Run ``system`` (default: the one run.json names, else the builtin pipeline) again over ``run_dir``'s
+    dataset into a scratch folder; the output tables whose Parquet bytes differ (run.json is left out: it
+    holds timings)."""
     info = db.read_run_info(run_dir)
+    system = system or suts.parse((info.get("sut") or {}).get("spec"))
     with tempfile.TemporaryDirectory(dir=Path(run_dir).parent) as tmp:
-        run(Path(info["dataset"]), Path(tmp) / "again")
+        system.run(Path(info["dataset"]), Path(tmp) / "again")
         differ = [name for name in schemas.RUN_TABLES
                   if _digests(Path(run_dir) / name) != _digests(Path(tmp) / "again" / name)]
     return differ

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from gaiasim import workspace
+from gaiasim import sut, workspace
+
+
+@pytest.fixture(scope="session")
+def system_under_test(request: pytest.FixtureRequest) -> sut.SUT:
+    """The system under test the features judge (``pytest --sut SPEC``, default builtin)."""
+    return sut.parse(request.config.getoption("--sut"), timeout_s=request.config.getoption("--sut-timeout"))
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +44,8 @@ def _(dataset: Path) -> list[str]:
 
 
 @when("the daily pipeline processes the day again", target_fixture="rerun_differences")
-def _(run_dir: Path) -> list[str]:
-    return workspace.rerun_differences(run_dir)
+def _(run_dir: Path, system_under_test: sut.SUT) -> list[str]:
+    return workspace.rerun_differences(run_dir, system_under_test)
 
 
 @then("every file of the dataset has the same SHA-256")
@@ -53,8 +59,8 @@ def _(rerun_differences: list[str]) -> None:
 
 
 @when("the daily pipeline processes the day", target_fixture="run_dir")
-def _(dataset: Path, workspace_root: Path) -> Path:
-    return workspace.run_for(dataset, root=workspace_root)
+def _(dataset: Path, workspace_root: Path, system_under_test: sut.SUT) -> Path:
+    return workspace.run_for(dataset, root=workspace_root, system=system_under_test)
 
 
 @then("the detection scorecard is complete")

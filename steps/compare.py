@@ -1,18 +1,30 @@
-"""Steps of the baseline comparison: a candidate build's run of a day against the operational one."""
+"""Steps of the baseline comparison: the system under test's run of a day against the operational
+baseline's (``pytest --baseline-sut SPEC``): two different systems, so a regression shows."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from pytest_bdd import then, when
 
-from gaiasim import compare, workspace
+from gaiasim import compare, sut, workspace
 
 
-@when("a candidate build of the pipeline processes the same day", target_fixture="candidate_run_dir")
-def _(dataset: Path, tmp_path: Path) -> Path:
-    # A workspace of its own: a fresh run of the same dataset, next to the cached baseline run.
-    return workspace.run_for(dataset, root=tmp_path / "candidate")
+@pytest.fixture(scope="session")
+def baseline_system(request: pytest.FixtureRequest) -> sut.SUT:
+    """The operational baseline (``pytest --baseline-sut SPEC``)."""
+    return sut.parse(request.config.getoption("--baseline-sut"), timeout_s=request.config.getoption("--sut-timeout"))
+
+
+@when("the operational baseline processes the day", target_fixture="run_dir")
+def _(dataset: Path, workspace_root: Path, baseline_system: sut.SUT) -> Path:
+    return workspace.run_for(dataset, root=workspace_root, system=baseline_system)
+
+
+@when("the system under test processes the same day", target_fixture="candidate_run_dir")
+def _(dataset: Path, workspace_root: Path, system_under_test: sut.SUT) -> Path:
+    return workspace.run_for(dataset, root=workspace_root, system=system_under_test)
 
 
 @when("the candidate's outputs are compared with the operational baseline", target_fixture="comparison")

@@ -34,9 +34,12 @@ CREATE TABLE IF NOT EXISTS scorecard (
 );
 -- Added later: databases written before it get the column (NULL in their old rows).
 ALTER TABLE results ADD COLUMN IF NOT EXISTS campaign VARCHAR;
+-- The system under test's identity (gaiasim.sut: adapter, version or digest, configuration).
+ALTER TABLE results ADD COLUMN IF NOT EXISTS sut VARCHAR;
 """
 _COLUMNS = ("recorded_at, run, dataset, pipeline_version, input_sha256, check_name, requirement, value, op, "
-            "threshold, passed, campaign")
+            "threshold, passed, campaign, sut")
+_N_COLUMNS = len(_COLUMNS.split(","))
 
 
 def default_path() -> Path:
@@ -108,7 +111,7 @@ def append(path: Path, run_info: dict, run_dir: Path, results: list[Result], car
         "results": [
             [now.isoformat(), run, run_info.get("dataset", ""), run_info.get("pipeline_version", ""), inputs,
              r.check.name, r.check.requirement, None if r.value is None or math.isnan(r.value) else r.value,
-             r.check.op, r.check.threshold, r.passed, campaign]
+             r.check.op, r.check.threshold, r.passed, campaign, (run_info.get("sut") or {}).get("identity")]
             for r in results
         ],
         "scorecard": [[now.isoformat(), run, kind, n, d] for kind, (d, n) in card.recall.items()]
@@ -144,8 +147,10 @@ def _write(con: duckdb.DuckDBPyConnection, entry: dict) -> None:
                     f"{same})", [entry["replace_same"][0], *entry["replace_same"]])
         con.execute(f"DELETE FROM results WHERE {same}", entry["replace_same"])
     if entry["results"]:
-        con.executemany(f"INSERT INTO results ({_COLUMNS}) VALUES (?::TIMESTAMP, {', '.join('?' * 11)})",
-                        entry["results"])
+        # An entry kept pending by an older version has fewer columns: the new ones are NULL.
+        rows = [row + [None] * (_N_COLUMNS - len(row)) for row in entry["results"]]
+        con.executemany(f"INSERT INTO results ({_COLUMNS}) VALUES (?::TIMESTAMP, {', '.join('?' * (_N_COLUMNS - 1))})",
+                        rows)
     if entry["scorecard"]:
         con.executemany("INSERT INTO scorecard VALUES (?::TIMESTAMP, ?, ?, ?, ?)", entry["scorecard"])
 
