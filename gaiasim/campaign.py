@@ -7,8 +7,11 @@ baseline to compare with and the pipeline configuration under test::
     name = "rehearsal"
     replay_speed = 600            # times real time, "max" (no waiting) or "none" (no replay)
     tags = "e2e or ingest"        # pytest -m expression over the feature tags; "" runs no feature
-    baseline = "clean"            # "", "clean" or a run folder
-    [pipeline_config]             # optional: PipelineConfig fields to override (a candidate build)
+    baseline = "clean"            # "", "clean", "sut:<SUT spec>" or a run folder
+    [sut]                         # optional: the system under test (gaiasim.sut); default builtin
+    spec = "cmd:./my-pipeline {dataset} {out}"
+    timeout_s = 3600
+    [pipeline_config]             # optional, builtin only: PipelineConfig fields to override
     match_radius_mas = 500.0
     [[days]]
     date = "2016-01-16"
@@ -28,8 +31,10 @@ dataset's truth (the results appended to the history database under the campaign
 the baseline. ``baseline = "clean"`` is the same day run in one batch with the default
 :class:`~pipeline.config.PipelineConfig` (cached beside the dataset): a day's run shares no rows with another
 day's, so the clean run of the *same* day is what a candidate configuration (or a watch over a replay) can
-be compared with. A run folder as baseline is compared with the days whose TM files it read; the other days
-say they are not comparable.
+be compared with. ``baseline = "sut:<spec>"`` runs another system under test over each day (cached by its
+identity): the operational release as the baseline of a candidate. A run folder as baseline is compared
+with the days whose TM files it read; the other days say they are not comparable. The system under test
+(``[sut]``, or ``gaiasim campaign --sut``) runs each day and the features judge it.
 
 Each day writes ``day.json`` last (atomically): a rerun skips the days that have one for the same spec and
 redoes the others (generation, replay and pipeline runs resume from what they left). Then the feature tags
@@ -57,6 +62,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 
 from gaiasim import replay as rp
+from gaiasim import sut as suts
 from gaiasim import workspace
 from gaiasim.sim.generate import generate
 from gaiasim.spec import NAME_PATTERN, DaySpec, SpecError, load_toml, make_spec
@@ -64,14 +70,15 @@ from gaiasim.validate import checks, db, report, scorecard
 from gaiasim.validate import history as hist
 from pipeline import crossmatch, io
 from pipeline.config import PipelineConfig
-from pipeline.run import RUN_JSON, run
+from pipeline.layout import RUN_JSON
 
 Progress = Callable[[str, float], None]
 
 #: The source checkout: features/ and pyproject.toml (the declared tags); absent from an installed wheel.
 REPO = Path(__file__).resolve().parents[1]
 CAMPAIGN_KEYS = ("name", "description", "days", "range", "level", "faults", "seed", "scale", "replay_speed",
-                 "tags", "baseline", "pipeline_config", "html_reports")
+                 "tags", "baseline", "pipeline_config", "html_reports", "sut")
+SUT_KEYS = ("spec", "timeout_s")
 DAY_KEYS = ("date", "level", "faults", "seed", "scale")
 RANGE_KEYS = ("start", "end")
 #: At most this many days in one campaign (a quarter of operations).
@@ -118,6 +125,8 @@ class CampaignSpec:
     baseline: str = ""  # "": no comparison; "clean": each day's default-config run; else a run folder
     pipeline_config: Mapping[str, object] = field(default_factory=dict)  # PipelineConfig overrides
     html_reports: bool = True  # a daily HTML report per day (when matplotlib is installed)
+    sut: str = "builtin"  # the system under test (gaiasim.sut spec)
+    sut_timeout_s: float | None = None  # a cmd or venv SUT's timeout per run
     description: str = ""
     source: str = "campaign"  # where the spec came from (its file), for messages
 
@@ -139,10 +148,21 @@ class CampaignSpec:
         if not isinstance(self.tags, str):
             raise SpecError(f"{where}: tags = {self.tags!r}: must be a string (a pytest -m expression)")
         check_tags(self.tags, where)
-        if self.baseline not in ("", "clean") and not (Path(self.baseline) / RUN_JSON).is_file():
+        try:
+            system = self.system()
+            if self.baseline.startswith("sut:"):
+                suts.parse(self.baseline[4:], timeout_s=self.sut_timeout_s)
+        except io.InputError as exc:
+            raise SpecError(f"{where}: {exc}") from None
+        if self.replay_speed is not None and not system.can_watch():
+            speed = "max" if math.isinf(self.replay_speed) else f"{self.replay_speed:g}"
+            raise SpecError(f"{where}: replay_speed = {speed} needs a system under test with a watch "
+                            "mode: put {inbox} in its command line, or set replay_speed = \"none\"")
+        if self.baseline not in ("", "clean") and not self.baseline.startswith("sut:") \
+                and not (Path(self.baseline) / RUN_JSON).is_file():
             raise SpecError(f"{where}: baseline = {self.baseline!r}: no finished run there ({RUN_JSON} missing); "
                             "give a run folder, \"clean\" (each day's run with the default pipeline "
-                            "configuration) or \"\" (no comparison)")
+                            "configuration), \"sut:<SUT spec>\" or \"\" (no comparison)")
         if not isinstance(self.html_reports, bool):
             raise SpecError(f"{where}: html_reports = {self.html_reports!r}: must be true or false")
         pipeline_config(self.pipeline_config, f"{where}: pipeline_config")
@@ -180,23 +200,38 @@ class CampaignSpec:
             raise SpecError(f"{source}: baseline = {baseline!r}: must be a run folder, \"clean\" or \"\"")
         if baseline.strip().lower() in ("", "none"):
             baseline = ""
-        elif baseline != "clean":
+        elif baseline != "clean" and not baseline.startswith("sut:"):
             baseline = str((Path(base or ".") / baseline).resolve())
         overrides = raw.get("pipeline_config", {})
+        sut = raw.get("sut", {})
+        if not isinstance(sut, dict):
+            raise SpecError(f"{source}: sut must be a table: [sut] spec = \"{suts.SPEC_HELP}\"")
+        _known_keys(sut, SUT_KEYS, f"{source}: [sut]")
+        if not isinstance(sut.get("spec", "builtin"), str):
+            raise SpecError(f"{source}: [sut] spec = {sut['spec']!r}: must be a string: {suts.SPEC_HELP}")
+        timeout = sut.get("timeout_s")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+                                    or not timeout > 0):
+            raise SpecError(f"{source}: [sut] timeout_s = {timeout!r}: must be a number of seconds > 0")
         return cls(name=name, days=days, replay_speed=_speed(raw.get("replay_speed", "none"), source),
                    tags=raw.get("tags", ""), baseline=baseline, pipeline_config=overrides,
-                   html_reports=raw.get("html_reports", True), description=raw.get("description", ""),
-                   source=source)
+                   html_reports=raw.get("html_reports", True), sut=sut.get("spec", "builtin"),
+                   sut_timeout_s=timeout, description=raw.get("description", ""), source=source)
 
     def config(self) -> PipelineConfig:
         """The pipeline configuration under test: the default with the spec's overrides."""
         return pipeline_config(self.pipeline_config)
+
+    def system(self) -> suts.SUT:
+        """The system under test: the ``[sut]`` spec (the builtin pipeline with the config overrides)."""
+        return suts.parse(self.sut, self.config(), self.sut_timeout_s)
 
     def to_json(self) -> dict:
         speed = None if self.replay_speed is None else "max" if math.isinf(self.replay_speed) else self.replay_speed
         return {"name": self.name, "description": self.description, "source": self.source,
                 "replay_speed": speed, "tags": self.tags, "baseline": self.baseline,
                 "pipeline_config": dict(self.pipeline_config), "html_reports": self.html_reports,
+                "sut": self.sut, "sut_timeout_s": self.sut_timeout_s,
                 "days": [d.to_json() for d in self.days]}
 
 
@@ -330,7 +365,7 @@ def _fingerprint(spec: CampaignSpec, day: CampaignDay) -> dict:
     """What a day's folder depends on: a rerun with another of these redoes the day."""
     return {"campaign": spec.name, "day": day.to_json(), "dataset_key": day.key(),
             "replay_speed": spec.to_json()["replay_speed"], "baseline": spec.baseline,
-            "pipeline_config": spec.config().to_json()}
+            "pipeline_config": spec.config().to_json(), "sut": spec.system().identity()}
 
 
 def _dataset(day: CampaignDay, cache: Path) -> Path:
@@ -341,41 +376,42 @@ def _dataset(day: CampaignDay, cache: Path) -> Path:
     return folder
 
 
-def _replay_and_watch(dataset: Path, folder: Path, speed: float, config: PipelineConfig) -> tuple[dict, dict]:
+def _replay_and_watch(dataset: Path, folder: Path, speed: float, system: suts.SUT) -> tuple[dict, dict]:
     """Deliver the day's TM files into ``folder/inbox`` on the pass schedule (:mod:`gaiasim.replay`, in a
-    thread) while the pipeline's watch mode (:mod:`pipeline.watch`) processes each file as it arrives into
+    thread) while the system under test's watch mode processes each file as it arrives into
     ``folder/run``; returns (run.json, the delivery log). A replay cut short is done again from the start
-    (inbox and run removed); after a finished replay, a stopped watch resumes."""
-    from pipeline.watch import watch
-
+    (inbox and run removed); after a finished replay, a stopped builtin watch resumes."""
     inbox, run_dir, marker = folder / "inbox", folder / "run", folder / "replay.json"
     plan = rp.schedule(dataset, speed)
     # The watch stops once every file is in; and, should the replay die, when none came for longer than
     # the longest wait of the schedule (plus a margin for a busy machine).
     gaps = [b.scheduled_s - a.scheduled_s for a, b in itertools.pairwise(plan)]
     idle_s = max(gaps, default=0.0) + 120.0
-    if marker.is_file():
-        return watch(dataset, inbox, run_dir, config, poll_s=0.2, idle_exit_s=idle_s, max_files=len(plan)), \
+    if marker.is_file() and system.adapter == "builtin":
+        return system.watch(dataset, inbox, run_dir, poll_s=0.2, idle_exit_s=idle_s, max_files=len(plan)), \
             json.loads(marker.read_text())
+    marker.unlink(missing_ok=True)
     shutil.rmtree(inbox, ignore_errors=True)
     shutil.rmtree(run_dir, ignore_errors=True)
     inbox.mkdir(parents=True)
     with ThreadPoolExecutor(1, thread_name_prefix="replay") as pool:
         pending = pool.submit(rp.replay, dataset, inbox, speed)
-        info = watch(dataset, inbox, run_dir, config, poll_s=0.2, idle_exit_s=idle_s, max_files=len(plan))
+        info = system.watch(dataset, inbox, run_dir, poll_s=0.2, idle_exit_s=idle_s, max_files=len(plan))
         log = pending.result()
-    taken = json.loads((run_dir / ".work" / "arrivals.json").read_text())["files"] \
-        if (run_dir / ".work" / "arrivals.json").is_file() else []
-    if len(taken) < len(plan) or not all(f["done"] for f in taken):
-        raise io.InputError(f"the watch over {inbox} stopped with {len(taken)} of {len(plan)} files taken; "
-                            "rerun the campaign to resume the day")
-    con = db.connect(run_dir, dataset)
-    latency = con.execute("SELECT coalesce(max(latency_s), 0) FROM latency WHERE kind = 'file'").fetchone()[0]
-    con.close()
+    # Every TM file of the day read (the run's inputs are the dataset's: gaiasim.conform checks the SHA-256).
+    read = sum(1 for name in info.get("inputs", {}) if name.startswith("tm/"))
+    if read < len(plan):
+        raise io.InputError(f"the watch over {inbox} stopped with {read} of {len(plan)} files taken; "
+                            "rerun the campaign to do the day again")
+    latency = None
+    if (run_dir / "latency").is_dir():
+        con = db.connect(run_dir, dataset)
+        latency = con.execute("SELECT coalesce(max(latency_s), 0) FROM latency WHERE kind = 'file'").fetchone()[0]
+        con.close()
     replay_info = {"speed": "max" if math.isinf(speed) else speed, "inbox": str(inbox), "files": len(log),
                    "span_s": round(log[-1].delivered_s, 3),
                    "max_late_s": round(max(max(d.delivered_s - d.scheduled_s, 0.0) for d in log), 3),
-                   "max_file_latency_s": round(float(latency), 3),
+                   "max_file_latency_s": None if latency is None else round(float(latency), 3),
                    "deliveries": [{"file": d.file, "scheduled_s": round(d.scheduled_s, 3),
                                    "delivered_s": round(d.delivered_s, 3)} for d in log]}
     io.write_json(replay_info, marker)
@@ -447,16 +483,24 @@ def _process_day(spec: CampaignSpec, day: CampaignDay, out: Path, cache: Path, h
         progress("baseline run", 0.2)
         baseline = workspace.run_for(dataset, root=cache)  # the default-configuration run, cached
         lap("baseline_run", 0.35)
+    elif spec.baseline.startswith("sut:"):
+        progress("baseline run", 0.2)
+        baseline = workspace.run_for(dataset, root=cache, system=suts.parse(spec.baseline[4:],
+                                                                            timeout_s=spec.sut_timeout_s))
+        lap("baseline_run", 0.35)
     elif spec.baseline:
         baseline = Path(spec.baseline)
     run_dir, replay_info = folder / "run", None
     if spec.replay_speed is None:
         progress("run", 0.35)
-        info = run(dataset, run_dir, spec.config())
+        system = spec.system()
+        if system.adapter != "builtin" and run_dir.exists() and suts.finished(system, run_dir, dataset) is None:
+            shutil.rmtree(run_dir)  # what a command SUT left unfinished: made again
+        info = system.run(dataset, run_dir)
         lap("run", 0.8)
     else:
         progress("replay and watch", 0.35)
-        info, replay_info = _replay_and_watch(dataset, folder, spec.replay_speed, spec.config())
+        info, replay_info = _replay_and_watch(dataset, folder, spec.replay_speed, spec.system())
         lap("replay_and_watch", 0.8)
     if prefetch is not None:
         progress("next day's dataset", 0.8)
@@ -525,7 +569,8 @@ def _features(spec: CampaignSpec, out: Path) -> dict:
     junit, cucumber, log = reports / "features.xml", reports / "cucumber.json", reports / "features.log"
     reports.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "pytest", str(features), "-m", expression, "-q", "-p", "no:cacheprovider",
-               f"--junitxml={junit}", f"--cucumberjson={cucumber}"]
+               f"--junitxml={junit}", f"--cucumberjson={cucumber}", "--sut", spec.sut,
+               *(["--sut-timeout", str(spec.sut_timeout_s)] if spec.sut_timeout_s else [])]
     start = time.perf_counter()
     with open(log, "wb") as f:
         rc = subprocess.run(command, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, check=False).returncode

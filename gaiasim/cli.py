@@ -9,6 +9,7 @@ Long work shows a progress bar on a terminal and stays quiet otherwise.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import json
 import os
@@ -475,13 +476,16 @@ def verify(folder) -> None:
 
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), help="folder for the demo (default: a temporary one)")
+@_sut_options
 @_errors
-def demo(out) -> None:
-    """Generate the embedded demo day, run the pipeline, validate, and print a summary."""
+def demo(out, sut_spec, sut_timeout) -> None:
+    """Generate the embedded demo day, run the pipeline (or any system under test: --sut), validate, and
+    print a summary."""
+    system = suts.parse(sut_spec, timeout_s=sut_timeout)
     with tempfile.TemporaryDirectory(prefix="gaiasim-demo-") as tmp:
         root = Path(out) if out else Path(tmp)
         with _progress("demo") as progress:
-            summary = demo_mod.run_demo(root, progress)
+            summary = demo_mod.run_demo(root, progress, system)
         stdout.print(demo_mod.summary_table(summary))
         stdout.print(_results_table(summary.results))
         if out:
@@ -539,14 +543,20 @@ def replay(dataset, inbox, speed) -> None:
               help="datasets and clean runs, reusable by other campaigns (default OUT/cache)")
 @click.option("--history", type=click.Path(path_type=Path), default=None,
               help="results database to append to (default $GAIASIM_HISTORY or ~/.local/share/gaiasim/)")
+@click.option("--sut", "sut_spec", default=None,
+              help=f"system under test, instead of the spec's [sut] (default builtin): {suts.SPEC_HELP}")
+@click.option("--sut-timeout", "sut_timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="seconds a cmd or venv SUT may run per day (instead of the spec's [sut] timeout_s)")
 @_errors
-def campaign(spec, out, cache, history) -> None:
+def campaign(spec, out, cache, history, sut_spec, sut_timeout) -> None:
     """Run the campaign SPEC (a TOML file, or a packaged campaign: e2e, rehearsal): per day generate,
     replay, run, validate, compare; then the feature tags; write OUT/campaign.json and campaign.md. Exit 1
     unless every day is green."""
     from gaiasim import campaign as cp
 
     plan = cp.CampaignSpec.load(packaged.file_or_named("campaigns", spec))
+    if sut_spec is not None or sut_timeout is not None:
+        plan = dataclasses.replace(plan, sut=sut_spec or plan.sut, sut_timeout_s=sut_timeout or plan.sut_timeout_s)
     with _progress(f"campaign {plan.name}") as progress:
         summary = cp.run_campaign(plan, out, progress, cache=cache, history=history,
                                   on_day=lambda day: click.echo(cp.day_line(day)))

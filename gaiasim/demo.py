@@ -9,10 +9,10 @@ from pathlib import Path
 
 from rich.table import Table
 
+from gaiasim import sut as suts
 from gaiasim.sim.generate import generate
 from gaiasim.spec import DaySpec, make_spec
 from gaiasim.validate import checks, db
-from pipeline.run import run
 
 #: The demo day: about 3,000 transits of 2016-01-16 (the embedded default of ``gaiasim demo``).
 DEMO_SPEC: DaySpec = make_spec(name="demo", seed=42, scale=4e-5, date=dt.date(2016, 1, 16))
@@ -37,11 +37,12 @@ class DemoSummary:
     results: list[checks.Result]
 
 
-def run_demo(root: Path, progress: Callable[[str, float], None]) -> DemoSummary:
-    """Generate the demo day into ``root/dataset``, run it into ``root/run`` and validate it."""
+def run_demo(root: Path, progress: Callable[[str, float], None], system: suts.SUT | None = None) -> DemoSummary:
+    """Generate the demo day into ``root/dataset``, run ``system`` (default: the builtin pipeline) over it
+    into ``root/run`` and validate it."""
     root = Path(root)
     generate(DEMO_SPEC, root / "dataset", None, lambda s, f: progress(f"generate {s}", 0.5 * f))
-    run(root / "dataset", root / "run", progress=lambda s, f: progress(f"run {s}", 0.5 + 0.45 * f))
+    (system or suts.Builtin()).run(root / "dataset", root / "run", lambda s, f: progress(f"run {s}", 0.5 + 0.45 * f))
     con = db.connect(root / "run")
     rel = con.sql(SUMMARY_SQL)
     values = dict(zip(rel.columns, rel.fetchall()[0], strict=True))

@@ -79,8 +79,12 @@ def _digest(*parts: bytes) -> str:
 
 
 def _record(sut: SUT, out: Path, info: dict) -> dict:
-    """run.json of ``out`` with the SUT that made it (``sut``), written back atomically."""
-    info = {**info, "sut": {"spec": sut.spec, "adapter": sut.adapter, "identity": sut.identity()}}
+    """run.json of ``out`` with the SUT that made it (``sut``), written back atomically (not rewritten when
+    it says so already: a finished run is left as it is)."""
+    made_by = {"spec": sut.spec, "adapter": sut.adapter, "identity": sut.identity()}
+    if info.get("sut") == made_by:
+        return info
+    info = {**info, "sut": made_by}
     io.write_json(info, Path(out) / layout.RUN_JSON)
     return info
 

@@ -81,6 +81,14 @@ BAD_SPECS = [
     ("match radius the crossmatch refuses", HEAD + "[pipeline_config]\nmatch_radius_mas = 1\n" + DAY,
      ["match_radius_mas = 1", "must lie in [200"]),
     ("not TOML", "name = \n", ["not valid TOML"]),
+    ("unknown SUT", HEAD + '[sut]\nspec = "java:idt.jar"\n' + DAY, ["unknown SUT spec 'java:idt.jar'", "cmd:"]),
+    ("unknown SUT key", HEAD + '[sut]\ncommand = "x"\n' + DAY, ["[sut]: unknown key 'command'", "spec, timeout_s"]),
+    ("SUT timeout", HEAD + '[sut]\nspec = "builtin"\ntimeout_s = -1\n' + DAY, ["timeout_s = -1", "> 0"]),
+    ("replay without a watch mode", HEAD + 'replay_speed = "max"\n[sut]\nspec = "cmd:run.sh {dataset} {out}"\n' + DAY,
+     ["replay_speed = max needs a system under test with a watch mode", "{inbox}"]),
+    ("config overrides for a command SUT", HEAD + '[sut]\nspec = "cmd:run.sh {dataset} {out}"\n'
+     '[pipeline_config]\nmatch_radius_mas = 300\n' + DAY, ["apply to the builtin pipeline only"]),
+    ("unknown baseline SUT", HEAD + 'baseline = "sut:nope"\n' + DAY, ["unknown SUT spec 'nope'"]),
 ]
 
 

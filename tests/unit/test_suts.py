@@ -155,3 +155,31 @@ def test_an_edited_command_script_is_another_sut(tmp_path):
     before = sut.parse(spec).identity()
     script.write_text("#!/bin/sh\n# changed\n")
     assert sut.parse(spec).identity() != before
+
+
+def test_a_campaign_judges_its_sut_against_a_baseline_sut(tmp_path):
+    spec = tmp_path / "campaign.toml"
+    spec.write_text(f'''name = "broken-candidate"
+replay_speed = "none"
+baseline = "sut:{command("honest")}"
+html_reports = false
+[sut]
+spec = "{command("drop_transits")}"
+timeout_s = 600
+[[days]]
+date = "2016-01-16"
+level = "tiny"
+faults = "none"
+seed = 42
+scale = 5e-6
+''')
+    result = invoke("campaign", spec, "--out", tmp_path / "out", "--history", tmp_path / "history.duckdb")
+    assert result.exit_code == 1, result.output
+    day = json.loads((tmp_path / "out" / "campaign.json").read_text())["days"][0]
+    assert {f["requirement"] for f in day["checks"]["failures"]} == {"REQ-E2E-001"}
+    assert day["comparison"]["differs"] and "transits" in day["comparison"]["tables_differing"]
+    assert json.loads((Path(day["run"]) / layout.RUN_JSON).read_text())["sut"]["spec"] == command("drop_transits")
+    # The command line's SUT replaces the spec's: the honest one is green.
+    result = invoke("campaign", spec, "--out", tmp_path / "out2", "--history", tmp_path / "history.duckdb",
+                    "--sut", command("honest"))
+    assert result.exit_code == 0, result.output
