@@ -43,9 +43,11 @@ def features(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff over the whole tree."""
-    session.install("ruff>=0.5")
+    """ruff over the whole tree, and the import rules (import-linter: the harness judges the system under
+    test through the run contract alone; pyproject.toml [tool.importlinter])."""
+    session.install("ruff>=0.5", "import-linter>=2.1")
     session.run("ruff", "check", ".", *session.posargs)
+    session.run("lint-imports", "--no-cache")
 
 
 @nox.session(python=PYTHON)

@@ -68,7 +68,7 @@ from gaiasim.sim.generate import generate
 from gaiasim.spec import NAME_PATTERN, DaySpec, SpecError, load_toml, make_spec
 from gaiasim.validate import checks, db, report, scorecard
 from gaiasim.validate import history as hist
-from pipeline import crossmatch, io
+from pipeline import io
 from pipeline.config import PipelineConfig
 from pipeline.layout import RUN_JSON
 
@@ -327,9 +327,10 @@ def pipeline_config(overrides: Mapping[str, object], where: str = "pipeline_conf
     """The default :class:`PipelineConfig` with ``overrides`` (its field names; nested tables for the
     calibration), every key and value checked."""
     config = _override(PipelineConfig(), overrides, where)
-    lo, hi = crossmatch.MIN_RADIUS_MAS, 3.6e6  # what the crossmatch accepts (crossmatch.build_index)
-    if not lo <= config.match_radius_mas < hi:
-        raise SpecError(f"{where}.match_radius_mas = {config.match_radius_mas:g}: must lie in [{lo:g}, {hi:g}) mas")
+    try:
+        config.check()
+    except ValueError as exc:
+        raise SpecError(f"{where}.{exc}") from None
     return config
 
 

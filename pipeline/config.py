@@ -15,5 +15,13 @@ class PipelineConfig:
     #: Calibration database (gains, offsets, read noise, LSF, zero points).
     calibration: Calibration = field(default_factory=Calibration)
 
+    def check(self) -> None:
+        """Refuse (ValueError, naming the field) a configuration the pipeline cannot run with."""
+        from pipeline.crossmatch import MAX_RADIUS_MAS, MIN_RADIUS_MAS
+
+        if not MIN_RADIUS_MAS <= self.match_radius_mas < MAX_RADIUS_MAS:
+            raise ValueError(f"match_radius_mas = {self.match_radius_mas:g}: must lie in [{MIN_RADIUS_MAS:g}, "
+                             f"{MAX_RADIUS_MAS:g}) mas")
+
     def to_json(self) -> dict:
         return asdict(self)

@@ -26,6 +26,8 @@ from pipeline.kernels import crossmatch as _k
 
 #: Smallest radius whose grid keys fit 64 bits ((2 / chord + 5)^3 < 2^63 needs a chord > 9.5e-7 rad).
 MIN_RADIUS_MAS = 200.0
+#: Largest crossmatch radius, mas (1 deg: the sky index's cells).
+MAX_RADIUS_MAS = 3.6e6
 #: Transit flag: no catalogue source within the match radius (a new-source candidate).
 FLAG_UNMATCHED = 1 << 16
 #: Position error of a transit in the match score, mas: its AC position is the AC pixel of its window
@@ -61,7 +63,7 @@ def build_index(u_ref: np.ndarray, radius_mas: float, g_mag: np.ndarray | None =
     and its scatter (mag) when candidates are to be ranked by magnitude too (:func:`candidates`)."""
     u_ref = np.asarray(u_ref, dtype=np.float64).reshape(-1, 3)  # any strides (a RECORD column, say)
     m = len(u_ref)
-    if not MIN_RADIUS_MAS <= radius_mas < 3.6e6:
+    if not MIN_RADIUS_MAS <= radius_mas < MAX_RADIUS_MAS:
         raise ValueError(f"match radius {radius_mas} mas must lie in [{MIN_RADIUS_MAS:g} mas, 1 deg)")
     # Cells two radius chords wide (and a hair more, against rounding): every source within the radius of a
     # query lies in the 2 x 2 x 2 cells nearest to it (kernels._best_two), 4 binary searches, not 9.
