@@ -345,6 +345,10 @@ def _override(obj, overrides: object, where: str):
         current = getattr(obj, key)
         if is_dataclass(current):
             changes[key] = _override(current, value, f"{where}.{key}")
+        elif isinstance(current, str):  # a file of the pipeline's configuration
+            if not isinstance(value, str):
+                raise SpecError(f"{where}.{key} = {value!r}: must be a path (a string)")
+            changes[key] = value
         elif isinstance(current, dict):
             _known_keys(value, tuple(sorted(current)), f"{where}.{key}")
             changes[key] = {**current, **{k: _number(v, f"{where}.{key}.{k}") for k, v in value.items()}}

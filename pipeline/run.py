@@ -38,7 +38,6 @@ from pipeline.executor import SerialExecutor
 from pipeline.hkmon import check_hk_table
 from pipeline.ingest import quarantine_packets, sequence_anomalies
 from pipeline.layout import RUN_JSON
-from pipeline.limits import default_limits_path, load_limit_table
 from pipeline.version import pipeline_version
 
 Progress = Callable[[str, float], None]
@@ -145,7 +144,8 @@ def _prepare(out: Path, fingerprint: dict) -> dict | None:
     return None
 
 
-def _whole_day(out: Path, work: Path, files: list[Path]) -> tuple[np.ndarray, np.ndarray, dict]:
+def _whole_day(out: Path, work: Path, files: list[Path],
+               config: PipelineConfig) -> tuple[np.ndarray, np.ndarray, dict]:
     """Stage 2: housekeeping and attitude of the whole day; returns the attitude for sky positions
     (glitches removed) and the stage's counts."""
     names = [f.name for f in files]
@@ -171,7 +171,7 @@ def _whole_day(out: Path, work: Path, files: list[Path]) -> tuple[np.ndarray, np
     # Corrupted attitude solutions are reported and left out of the attitude used for sky positions.
     glitched = attitude.find_glitches(att_t, att_q)
     hk = _hk_table(packets[icd.APID_HK])
-    hk_limit_events = check_hk_table(hk, load_limit_table(default_limits_path()))
+    hk_limit_events = check_hk_table(hk, config.limit_table())
     events = pa.concat_tables([attitude.glitch_events(att_t, glitched), hk_limit_events])
     io.write_table(hk, schemas.HK, out / "hk" / "part-0.parquet")
     io.write_table(events, schemas.HK_EVENTS, out / "hk_events" / "part-0.parquet")
@@ -269,14 +269,14 @@ def _day(dataset: Path, files: list[Path], summaries: list[dict], out: Path, con
     """Stage 2 (housekeeping and attitude of the files so far) and what every hour shares (also left in
     the work area for worker processes); ``cells``: the catalogue's split by sky cell, if already made."""
     work = out / WORK
-    att_t, att_q, day_counts = _whole_day(out, work, files)
+    att_t, att_q, day_counts = _whole_day(out, work, files, config)
     with io._atomic(_attitude_path(work, len(files))) as f:
         np.savez(f, t=att_t, q=att_q)
     day = hourly.Day(files=files, summaries=summaries, out=out, work=work, att_t_ns=att_t, att_q=att_q,
                      cells=skycells.split(dataset, work) if cells is None else cells,
                      match_radius_mas=config.match_radius_mas,
                      calibration=config.calibration,
-                     alert_config=alerts.load_alert_config(alerts.DEFAULT_CONFIG_PATH))
+                     alert_config=config.alert_config())
     _DAYS.clear()
     _DAYS[(str(out), len(files))] = day
     return day, day_counts
@@ -293,7 +293,7 @@ def _day_of(job: HourJob) -> hourly.Day:
             files=list(job.files), summaries=list(job.summaries), out=job.out, work=work,
             att_t_ns=att["t"], att_q=att["q"], cells=skycells.split(job.dataset, work),
             match_radius_mas=job.config.match_radius_mas, calibration=job.config.calibration,
-            alert_config=alerts.load_alert_config(alerts.DEFAULT_CONFIG_PATH))
+            alert_config=job.config.alert_config())
     return _DAYS[key]
 
 

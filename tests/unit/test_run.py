@@ -4,6 +4,7 @@ and outputs that do not depend on the chunk sizes that bound its memory."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from functools import partial
 from pathlib import Path
@@ -201,3 +202,25 @@ def test_a_first_pass_stopped_inside_a_file_is_redone_from_its_start(faulty_run,
     assert info["status"] == "complete" and info["counts"]["balance_ok"]
     run(dataset, tmp_path / "clean")  # uninterrupted, with the same chunks
     assert parquet_digests(out) == parquet_digests(tmp_path / "clean")
+
+
+def test_the_hk_limit_table_and_alert_thresholds_come_through_the_config(demo_run, tmp_path):
+    """The pipeline's own configuration files are read through PipelineConfig: another limit table (a red
+    high limit below the nominal FPA temperature) makes its run report limit events the default does not."""
+    from pipeline.config import PipelineConfig
+    from pipeline.data import packaged
+
+    dataset, run_dir = demo_run
+    table = packaged("hk_limits.toml").read_text().replace("yellow_high = 170.0\nred_high = 175.0",
+                                                           "yellow_high = 150.0\nred_high = 151.0", 1)
+    assert "red_high = 151.0" in table
+    (tmp_path / "limits.toml").write_text(table.replace("red_low = 155.0\nyellow_low = 160.0",
+                                                        "red_low = 140.0\nyellow_low = 145.0", 1))
+    config = PipelineConfig(hk_limits_path=str(tmp_path / "limits.toml"))
+    config.check()
+    info = run(dataset, tmp_path / "run", config)
+    assert json.loads((run_dir / RUN_JSON).read_text())["counts"]["hk_limit_events"] == 0
+    assert info["counts"]["hk_limit_events"] >= 1
+    assert info["config"]["hk_limits_path"] == str(tmp_path / "limits.toml")
+    with pytest.raises(ValueError, match=r"alerts_path = 'nope\.toml': no such file"):
+        PipelineConfig(alerts_path="nope.toml").check()
