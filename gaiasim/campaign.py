@@ -423,19 +423,25 @@ def _replay_and_watch(dataset: Path, folder: Path, speed: float, system: suts.SU
     return info, replay_info
 
 
-def _compare(baseline: Path, run_dir: Path, folder: Path) -> dict:
+def _compare(baseline: Path, run_dir: Path, folder: Path, history: Path) -> dict:
+    """The day's run against its baseline; differences approved for these two runs
+    (:mod:`gaiasim.validate.approvals`) do not turn the day red."""
     from gaiasim import compare as cmp
+    from gaiasim.validate import approvals
 
     mine, theirs = db.read_run_info(run_dir), db.read_run_info(baseline)
     if mine.get("inputs") != theirs.get("inputs"):
         return {"baseline": str(baseline), "compared": False, "differs": False,
                 "note": "the baseline is a run of other TM files: not comparable with this day"}
     result = cmp.to_json(cmp.compare_runs(baseline, run_dir, cmp.load_tolerances()))
+    approval = approvals.find(history, result) if result["differs"] else None
+    result["approval"] = None if approval is None else approval.to_json()
     io.write_json(result, folder / "comparison.json")
     differ = {name: {k: t[k] for k in ("rows_a", "rows_b", "only_in_a", "only_in_b")}
               | {"columns": sorted(t.get("columns", {}))}
               for name, t in result["tables"].items() if t.get("differs")}
-    return {"baseline": str(baseline), "compared": True, "differs": result["differs"], "tables_differing": differ,
+    return {"baseline": str(baseline), "compared": True, "differs": result["differs"] and approval is None,
+            "tables_differing": differ, "approved": None if approval is None else approval.line(),
             "json": str(folder / "comparison.json")}
 
 
@@ -524,7 +530,7 @@ def _process_day(spec: CampaignSpec, day: CampaignDay, out: Path, cache: Path, h
     comparison = None
     if baseline is not None:
         progress("compare", 0.9)
-        comparison = _compare(baseline, run_dir, folder)
+        comparison = _compare(baseline, run_dir, folder, history or hist.default_path())
         lap("compare", 1.0)
     checks_ok = not any(r.failed for r in results)
     summary = {
@@ -661,6 +667,8 @@ def _fmt_comparison(c: dict | None) -> str:
         return "-"
     if not c.get("compared"):
         return "not comparable"
+    if c.get("approved"):
+        return f"differs in {', '.join(c['tables_differing'])}, {c['approved']}"
     return "DIFFERS: " + ", ".join(c["tables_differing"]) if c["differs"] else "same"
 
 

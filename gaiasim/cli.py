@@ -33,6 +33,7 @@ from gaiasim import sut as suts
 from gaiasim.spec import SpecError, load_spec, make_spec, resolve_faults
 from gaiasim.validate import checks, db, report, scorecard
 from gaiasim.validate import history as hist
+from pipeline import io
 from pipeline.io import InputError
 
 err = Console(stderr=True)
@@ -421,14 +422,16 @@ def trace(features_dir, cucumber, out) -> None:
 @click.option("--features", "features_dir", type=click.Path(path_type=Path), default=Path("features"),
               show_default=True, help="Gherkin features, for the traceability matrix")
 @click.option("--cucumber", type=click.Path(path_type=Path), help="Cucumber JSON report with the last results")
+@click.option("--history", type=click.Path(path_type=Path), default=None,
+              help="results database with the approvals (default $GAIASIM_HISTORY or ~/.local/share/gaiasim/)")
 @_errors
-def report_cmd(run_dir, html_path, dataset, features_dir, cucumber) -> None:
+def report_cmd(run_dir, html_path, dataset, features_dir, cucumber, history) -> None:
     """Daily report of RUN_DIR: one self-contained HTML page (plots, checks, scorecard, alerts, logbook)."""
     from gaiasim.validate import html_report, report_plots
 
     report_plots.require_matplotlib()
     _judgeable(run_dir, dataset)
-    html_report.write(run_dir, html_path, dataset=dataset, features=features_dir, cucumber=cucumber)
+    html_report.write(run_dir, html_path, dataset=dataset, features=features_dir, cucumber=cucumber, history=history)
     click.echo(f"report {html_path}")
 
 
@@ -499,12 +502,18 @@ def demo(out, sut_spec, sut_timeout) -> None:
 @click.argument("run_b", type=click.Path(path_type=Path))
 @click.option("--tolerances", type=click.Path(path_type=Path), default=None,
               help="tolerance TOML (default datasets/compare/tolerances.toml)")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), help="write the comparison as JSON here")
+@click.option("--json", "json_path", type=click.Path(path_type=Path),
+              help="write the comparison as JSON here (what 'gaiasim baseline approve' takes)")
+@click.option("--history", type=click.Path(path_type=Path), default=None,
+              help="results database with the approvals (default $GAIASIM_HISTORY or ~/.local/share/gaiasim/)")
+@click.option("--no-approvals", is_flag=True, help="fail on any difference, approved or not")
 @_errors
-def compare(run_a, run_b, tolerances, json_path) -> None:
-    """Compare two runs table by table (a candidate build against the operational baseline); exit 1 when
-    rows are missing on either side or values differ beyond tolerance."""
+def compare(run_a, run_b, tolerances, json_path, history, no_approvals) -> None:
+    """Compare two runs table by table: RUN_A the operational baseline, RUN_B the candidate. Exit 1 when
+    rows are missing on either side or values differ beyond tolerance, unless these very differences
+    between these very two runs were approved ('gaiasim baseline approve')."""
     from gaiasim import compare as cmp
+    from gaiasim.validate import approvals
 
     for run_dir in (run_a, run_b):
         _judgeable(run_dir)
@@ -513,12 +522,62 @@ def compare(run_a, run_b, tolerances, json_path) -> None:
     examples = cmp.examples_table(result)
     if examples is not None:
         stdout.print(examples)
+    diff = cmp.to_json(result)
+    approval = None
+    if result.differs and not no_approvals:
+        approval = approvals.find(history or hist.default_path(), diff)
+    diff["approval"] = None if approval is None else approval.to_json()
     if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(cmp.to_json(result), indent=1) + "\n")
+        io.write_bytes((json.dumps(diff, indent=1) + "\n").encode(), Path(json_path))
     differ = [t.table for t in result.tables if t.differs]
-    click.echo(f"runs differ in {', '.join(differ)}" if differ else "runs agree within tolerance")
-    sys.exit(1 if differ else 0)
+    if not differ:
+        click.echo("runs agree within tolerance")
+    elif approval is not None:
+        click.echo(f"runs differ in {', '.join(differ)}: these differences were {approval.line()}")
+    else:
+        review = f"review {json_path}, then: gaiasim baseline approve {json_path} --reason TEXT" if json_path else \
+            "write them with --json DIFF to review and approve them"
+        click.echo(f"runs differ in {', '.join(differ)} (not approved; {review})")
+    sys.exit(1 if differ and approval is None else 0)
+
+
+@main.group()
+def baseline() -> None:
+    """Reviewed baselines: approve a comparison's differences, list the approvals."""
+
+
+@baseline.command("approve")
+@click.argument("diff", type=click.Path(path_type=Path))
+@click.option("--reason", required=True, help="why the differences are right (recorded with your name)")
+@click.option("--history", type=click.Path(path_type=Path), default=None,
+              help="results database (default $GAIASIM_HISTORY or ~/.local/share/gaiasim/history.duckdb)")
+@_errors
+def baseline_approve(diff, reason, history) -> None:
+    """Approve the differences in DIFF (written by 'gaiasim compare --json'): who ($GAIASIM_APPROVER or the
+    login name), why, and the hashes of both runs and of the differences go into the results database; the
+    same comparison then passes."""
+    from gaiasim.validate import approvals
+
+    done = approvals.approve(history or hist.default_path(), approvals.read_diff(diff), reason)
+    click.echo(f"differences in {done.tables} between {done.baseline_run} and {done.candidate_run} "
+               f"{done.line()}")
+
+
+@baseline.command("list")
+@click.option("--history", type=click.Path(path_type=Path), default=None,
+              help="results database (default $GAIASIM_HISTORY or ~/.local/share/gaiasim/history.duckdb)")
+@_errors
+def baseline_list(history) -> None:
+    """Every approval on record, latest first."""
+    from gaiasim.validate import approvals
+
+    table = Table(title="approved baseline differences")
+    for col in ("approved (UTC)", "by", "reason", "tables", "baseline", "candidate"):
+        table.add_column(col, overflow="fold")
+    for a in approvals.listing(history or hist.default_path()):
+        table.add_row(f"{a.approved_at:%Y-%m-%d %H:%M}", a.approved_by, a.reason, a.tables,
+                      f"{a.baseline_run} ({a.baseline_sut or '?'})", f"{a.candidate_run} ({a.candidate_sut or '?'})")
+    stdout.print(table)
 
 
 @main.command()

@@ -19,6 +19,8 @@ Two values agree when they are equal (NULL = NULL and NaN = NaN included) or, fo
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -307,11 +309,38 @@ def _plain(value: object) -> object:
     return value
 
 
+def run_sha256(run_dir: Path) -> str:
+    """A run's content hash: SHA-256 over the path and SHA-256 of every Parquet file of its tables (run.json,
+    with its timings, left out): two runs with the same outputs have the same hash, whatever made them."""
+    run_dir = Path(run_dir)
+    paths = sorted(p for name in schemas.RUN_TABLES for p in (run_dir / name).rglob("*.parquet"))
+    h = hashlib.sha256()
+    for path, digest in zip(paths, io.sha256_files(paths), strict=True):
+        h.update(f"{path.relative_to(run_dir).as_posix()}\0{digest}\n".encode())
+    return h.hexdigest()
+
+
+def _side(run_dir: str) -> dict:
+    info = read_run_info(Path(run_dir))
+    return {"run": str(Path(run_dir).resolve()), "sha256": run_sha256(Path(run_dir)),
+            "sut": (info.get("sut") or {}).get("identity"), "pipeline_version": info.get("pipeline_version")}
+
+
+def differences_sha256(diff: Mapping) -> str:
+    """SHA-256 of what differs (the ``tables`` of :func:`to_json`, canonical JSON): an approval holds for
+    these very differences."""
+    return hashlib.sha256(json.dumps(diff["tables"], sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def to_json(c: Comparison) -> dict:
-    """The comparison as plain JSON-able data (bytes as hex, NaN and infinities as strings)."""
-    return {
+    """The comparison as plain JSON-able data (bytes as hex, NaN and infinities as strings), with what
+    identifies it for a review (:mod:`gaiasim.validate.approvals`): each side's content hash and SUT
+    (``baseline`` is run A, ``candidate`` run B) and the hash of the differences."""
+    out = {
         "run_a": c.run_a,
         "run_b": c.run_b,
+        "baseline": _side(c.run_a),
+        "candidate": _side(c.run_b),
         "differs": c.differs,
         "tables": {
             t.table: {
@@ -338,3 +367,5 @@ def to_json(c: Comparison) -> dict:
             for t in c.tables
         },
     }
+    out["differences_sha256"] = differences_sha256(out)
+    return out

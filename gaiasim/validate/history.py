@@ -86,6 +86,16 @@ def _ignore(_message: str) -> None:
     return None
 
 
+def connect_when_free(path: Path, wait_s: float = LOCK_WAIT_S) -> duckdb.DuckDBPyConnection:
+    """A writable connection to the results database, waiting up to ``wait_s`` for another process that
+    holds it; one clear line (InputError) when it stays held."""
+    con = _connect_when_free(Path(path), wait_s, _ignore)
+    if con is None:
+        raise InputError(f"the results database {path} stayed in use for {wait_s:.0f} s; run the same command "
+                         "again when the other validation has finished")
+    return con
+
+
 def append(path: Path, run_info: dict, run_dir: Path, results: list[Result], card: Scorecard | None,
            campaign: str | None = None, replace_same: bool = False, wait_s: float = LOCK_WAIT_S,
            on_wait: Callable[[str], None] = _ignore) -> int:

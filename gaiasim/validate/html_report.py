@@ -25,7 +25,8 @@ from pathlib import Path
 import duckdb
 
 from gaiasim.sim.timescale import date_from_obmt_ns
-from gaiasim.validate import checks, db, scorecard, trace
+from gaiasim.validate import approvals, checks, db, scorecard, trace
+from gaiasim.validate import history as hist
 from gaiasim.validate import report_plots as rp
 from gaiasim.validate.report_plots import MISSING_EXTRA
 from pipeline import io, limits
@@ -237,9 +238,19 @@ def _trace_html(features: Path | None, cucumber: Path | None) -> str:
             + _table(("requirement", "feature", "scenario", "last result"), rows, classes=_verdict_class))
 
 
+def _approvals_html(found: list) -> str:
+    if not found:
+        return '<p class="note">No approved difference involves this run (gaiasim baseline approve).</p>'
+    return _table(("approved (UTC)", "by", "reason", "tables", "baseline", "candidate"),
+                  [(f"{a.approved_at:%Y-%m-%d %H:%M}", a.approved_by, a.reason, a.tables,
+                    f"{a.baseline_run} ({a.baseline_sut or '?'})", f"{a.candidate_run} ({a.candidate_sut or '?'})")
+                   for a in found])
+
+
 def build(run_dir: Path, dataset: Path | None = None, features: Path | None = None, cucumber: Path | None = None,
-          limits_path: Path | None = None) -> str:
-    """The report of ``run_dir`` as one HTML string (its dataset's truth found as ``gaiasim validate`` does)."""
+          limits_path: Path | None = None, history: Path | None = None) -> str:
+    """The report of ``run_dir`` as one HTML string (its dataset's truth found as ``gaiasim validate`` does);
+    the approved baseline differences that involve it come from the results database ``history``."""
     rp.new_figure(1, 1)  # fail before any work when matplotlib is missing
     info = db.read_run_info(run_dir)
     con = db.connect(run_dir, dataset)
@@ -266,6 +277,8 @@ def build(run_dir: Path, dataset: Path | None = None, features: Path | None = No
         ("alerts", "Science alerts", _alerts_html(con, t0)),
         ("hk-events", "HK and attitude events", _hk_events_html(con, t0)),
         ("run", "Pipeline run", _run_html(info)),
+        ("approvals", "Approved baseline differences",
+         _approvals_html(approvals.for_run(history or hist.default_path(), run_dir))),
         ("logbook", "Operations logbook", _logbook_html(read_logbook(root), passed)),
         ("trace", "Requirement traceability", _trace_html(features, cucumber)),
     ]
@@ -275,6 +288,7 @@ def build(run_dir: Path, dataset: Path | None = None, features: Path | None = No
     title = f"gaiasim daily report {date_from_obmt_ns(t0) if t0 else ''}: {verdict}"
     meta = " &middot; ".join(_esc(part) for part in (
         f"run {run_dir}", f"dataset {root}", f"pipeline {info.get('pipeline_version', '?')}",
+        f"system under test {(info.get('sut') or {}).get('identity', '?')}",
         f"status {info.get('status', '?')}"))
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{_esc(title)}</title>'
