@@ -4,7 +4,8 @@ A SUT spec names one:
 
 - ``builtin`` (the default): this package's pipeline, in this process, with its ``PipelineConfig``;
 - ``cmd:<command line>``: any executable; ``{dataset}``, ``{out}`` and ``{inbox}`` in the command line are
-  replaced by the paths (``{out}`` is required: the run folder it must write, docs/run-contract.md);
+  replaced by the paths (``{out}`` is required: the run folder it must write, docs/run-contract.md; an
+  argument that is only ``{inbox}`` is left out of a batch run, so one command line serves both modes);
 - ``venv:<wheel, sdist, requirement or git ref>``: another release of this pipeline, installed once into its
   own cached virtual environment and run as a separate process (``python -m gaiasim run``).
 
@@ -167,8 +168,11 @@ class Command:
         return "inbox" in {name for tok in self._tokens() for _, name, _, _ in string.Formatter().parse(tok)}
 
     def argv(self, **paths: Path) -> list[str]:
-        """The command line with the placeholders replaced; refuses a command that cannot be started."""
-        argv = [tok.format(**{k: str(paths.get(k, "")) for k in PLACEHOLDERS}) for tok in self._tokens()]
+        """The command line with the placeholders replaced (in a batch run, an argument that is only
+        ``{inbox}`` is left out, so one command line serves both modes); refuses a command that cannot be
+        started."""
+        tokens = [tok for tok in self._tokens() if "inbox" in paths or tok != "{inbox}"]
+        argv = [tok.format(**{k: str(paths.get(k, "")) for k in PLACEHOLDERS}) for tok in tokens]
         exe = argv[0]
         found = shutil.which(exe) if os.sep not in exe else (exe if os.access(exe, os.X_OK) and Path(exe).is_file()
                                                              else None)

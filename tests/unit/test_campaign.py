@@ -73,7 +73,8 @@ BAD_SPECS = [
     ("missing baseline run", HEAD + 'baseline = "no/such/run"\n' + DAY, ["baseline = ", "no finished run",
                                                                          "\"clean\""]),
     ("unknown pipeline_config key", HEAD + "[pipeline_config]\nmatch_radius = 300\n" + DAY,
-     ["pipeline_config: unknown key 'match_radius'", "allowed keys: calibration, match_radius_mas"]),
+     ["pipeline_config: unknown key 'match_radius'", "allowed keys: alerts_path, calibration, hk_limits_path, "
+      "match_radius_mas"]),
     ("unknown calibration key", HEAD + "[pipeline_config.calibration]\ngain = 0.3\n" + DAY,
      ["pipeline_config.calibration: unknown key 'gain'", "gain_adu_per_e"]),
     ("pipeline_config value", HEAD + '[pipeline_config]\nmatch_radius_mas = "wide"\n' + DAY,

@@ -183,3 +183,15 @@ scale = 5e-6
     result = invoke("campaign", spec, "--out", tmp_path / "out2", "--history", tmp_path / "history.duckdb",
                     "--sut", command("honest"))
     assert result.exit_code == 0, result.output
+
+
+def test_one_command_line_serves_batch_and_watch(tmp_path):
+    command_sut = sut.parse("cmd:run.sh --day {dataset} {out} {inbox}")
+    assert command_sut.can_watch()
+    tool = tmp_path / "run.sh"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    command_sut = sut.parse(f"cmd:{tool} --day {{dataset}} {{out}} {{inbox}}")
+    assert command_sut.argv(dataset=Path("/d"), out=Path("/o")) == [str(tool), "--day", "/d", "/o"]
+    assert command_sut.argv(dataset=Path("/d"), out=Path("/o"), inbox=Path("/i"))[-1] == "/i"
+    assert not sut.parse(f"cmd:{tool} {{dataset}} {{out}}").can_watch()
