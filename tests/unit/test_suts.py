@@ -62,20 +62,29 @@ def test_each_broken_sut_fails_validation_with_the_requirements_it_breaks(name, 
     assert broken <= failed, failed
 
 
-def test_the_features_judge_the_sut_they_are_given(demo_run, tmp_path):
-    """The same Gherkin suite fails on a broken SUT, naming the requirement, and on the baseline comparison."""
+@pytest.mark.parametrize(
+    ("name", "scenarios", "failing", "requirement"),
+    [("drop_transits", "exactly_once and tiny-42 or candidate_build",
+      {"test_every_transit_of_a_level_day_comes_out_exactly_once[tiny-42]",
+       "test_candidate_build_vs_operational_baseline"}, "REQ-E2E-001 transits_complete: measured"),
+     ("centroid_bias", "small_days_centroids",
+      {"test_a_small_days_centroids_cosmic_rays_matches_and_magnitudes_agree_with_what_was_simulated"},
+      "REQ-IPD-001 centroid_pull_bias: measured"),
+     ("hides_corruption", "corrupted_downlink_is_reported",
+      {"test_every_fault_of_a_corrupted_downlink_is_reported_and_nothing_else_is"}, "REQ-ING-002")],
+)
+def test_the_features_judge_the_sut_they_are_given(name, scenarios, failing, requirement, tmp_path):
+    """The same Gherkin suite fails on each broken SUT, naming the requirement it breaks."""
     junit = tmp_path / "features.xml"
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "features", "-q", "-p", "no:cacheprovider", "--sut", command("drop_transits"),
-         "-k", "exactly_once and tiny-42 or candidate_build", f"--junitxml={junit}",
-         f"--basetemp={tmp_path / 'bt'}"],
+        [sys.executable, "-m", "pytest", "features", "-q", "-p", "no:cacheprovider", "--sut", command(name),
+         "-k", scenarios, f"--junitxml={junit}", f"--basetemp={tmp_path / 'bt'}"],
         cwd=REPO, capture_output=True, text=True, check=False,
         env={**os.environ, "GAIASIM_HISTORY": str(tmp_path / "h")})
     assert done.returncode == 1, done.stdout[-3000:]
     failed = {c.get("name") for c in ET.parse(junit).getroot().iter("testcase") if c.find("failure") is not None}
-    assert failed == {"test_every_transit_of_a_level_day_comes_out_exactly_once[tiny-42]",
-                      "test_candidate_build_vs_operational_baseline"}, failed
-    assert "REQ-E2E-001 transits_complete: measured" in done.stdout
+    assert failed == failing, failed
+    assert requirement in done.stdout, done.stdout[-3000:]
 
 
 def test_a_cached_run_is_reused_only_for_the_same_sut(demo_run, tmp_path):
