@@ -10,7 +10,6 @@ or SUT start afresh.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -27,10 +26,8 @@ from gaiasim.validate.scorecard import scorecard as score
 from pipeline import schemas
 from pipeline.io import sha256_file
 
-
-def default_root() -> Path:
-    """``$GAIASIM_WORKSPACE`` or ``~/.cache/gaiasim``."""
-    return Path(os.environ.get("GAIASIM_WORKSPACE", Path.home() / ".cache" / "gaiasim"))
+#: ``$GAIASIM_WORKSPACE`` or ``~/.cache/gaiasim`` (shared with the venv SUTs' environments).
+default_root = suts.cache_root
 
 
 def level_spec(level: str, seed: int | None = None, faults: str | None = None,
