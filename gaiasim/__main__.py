@@ -1,5 +1,5 @@
-"""``python -m gaiasim`` is the ``gaiasim`` command."""
+"""``python -m gaiasim`` is the ``gaiasim`` command, signal handling included (a venv SUT runs so)."""
 
-from gaiasim.cli import main
+from gaiasim.entry import main
 
 main()

@@ -27,9 +27,11 @@ _PARENT: list[int] = []
 #: This process's own standard error, kept aside (:func:`silent_children` points fd 2 elsewhere for a while).
 _STDERR: list[int] = []
 #: What the command's process does before it ends, where the module is loaded: remove the temporaries it
-#: is writing; run the finalizers a normal exit would (temporary folders are removed, and a process pool's
-#: semaphores unlinked: else its resource tracker warns of leaked semaphores on the terminal).
-_CLEANUPS = (("pipeline.io", "remove_temporaries"), ("multiprocessing.util", "_run_finalizers", 0),
+#: is writing; stop a system under test it is running (its own session: the terminal's signal misses it)
+#: and move what it wrote aside; run the finalizers a normal exit would (temporary folders are removed,
+#: and a process pool's semaphores unlinked: else its resource tracker warns of leaked semaphores).
+_CLEANUPS = (("pipeline.io", "remove_temporaries"), ("gaiasim.sut", "stop_running"),
+             ("multiprocessing.util", "_run_finalizers", 0),
              ("weakref", "finalize._exitfunc"))
 
 

@@ -188,7 +188,7 @@ class Command:
             return done
         argv = self.argv(dataset=dataset, out=out)
         progress("run", 0.0)
-        self._execute(argv, out, dataset)
+        self._execute(argv, out)
         progress("run", 1.0)
         return self._accept(out, dataset)
 
@@ -201,10 +201,10 @@ class Command:
             raise io.InputError(f"SUT spec {self.spec!r} has no {{inbox}}: it cannot run in watch mode; give a "
                                 "command line with {inbox}")
         argv = self.argv(dataset=dataset, out=out, inbox=inbox)
-        self._execute(argv, out, dataset)
+        self._execute(argv, out)
         return self._accept(out, dataset)
 
-    def _execute(self, argv: list[str], out: Path, dataset: Path) -> None:
+    def _execute(self, argv: list[str], out: Path) -> None:
         _require_empty(out)
         logs = out.with_name(f".{out.name}.sut-logs")
         shutil.rmtree(logs, ignore_errors=True)
@@ -212,15 +212,17 @@ class Command:
         start = time.monotonic()
         with (logs / "stdout.log").open("wb") as so, (logs / "stderr.log").open("wb") as se:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=so, stderr=se, start_new_session=True)
+            _RUNNING[proc.pid] = (proc, out, logs)
             try:
                 rc = proc.wait(timeout=self.timeout_s)
             except subprocess.TimeoutExpired:
                 _stop(proc)
                 self._failed(out, logs, f"ran past its timeout of {self.timeout_s:g} s (--sut-timeout)")
-            except BaseException:  # Ctrl-C, SIGTERM: the SUT goes with the harness
-                _stop(proc)
-                shutil.rmtree(logs, ignore_errors=True)
+            except BaseException:  # an exception in this thread: the SUT goes with the harness
+                stop_running()
                 raise
+            finally:
+                _RUNNING.pop(proc.pid, None)
         if rc != 0:
             self._failed(out, logs, f"exited with status {rc} after {time.monotonic() - start:.1f} s")
         out.mkdir(parents=True, exist_ok=True)
@@ -242,6 +244,22 @@ class Command:
         return _record(self, out, json.loads((out / layout.RUN_JSON).read_text()))
 
 
+#: The command SUTs running now, by pid: (process, run folder, logs folder).
+_RUNNING: dict[int, tuple[subprocess.Popen, Path, Path]] = {}
+
+
+def stop_running() -> None:
+    """Stop every command SUT this process runs (each in a session of its own, so a Ctrl-C at the terminal
+    does not reach it) and move what it wrote aside to ``<out>.failed``, with its logs: a rerun starts
+    clean. Called by :mod:`gaiasim.entry` when the command is interrupted."""
+    for pid in list(_RUNNING):
+        proc, out, logs = _RUNNING.pop(pid)
+        _stop(proc, wait_s=2.0)
+        failed = _move_aside(out)
+        if logs.is_dir():
+            os.replace(logs, failed / LOGS)
+
+
 def _move_aside(out: Path) -> Path:
     """``<out>.failed``, holding what was in ``out`` (replacing an older one); ``out`` is gone."""
     failed = out.with_name(f"{out.name}.failed")
@@ -260,9 +278,9 @@ def _last_line(path: Path) -> str:
     return lines[-1].strip()[:300] if lines else ""
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop a command and everything it started (its own session): SIGTERM, then SIGKILL after 10 s."""
-    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+def _stop(proc: subprocess.Popen, wait_s: float = 10.0) -> None:
+    """Stop a command and everything it started (its own session): SIGTERM, then SIGKILL after ``wait_s``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:

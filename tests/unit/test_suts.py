@@ -204,3 +204,27 @@ def test_one_command_line_serves_batch_and_watch(tmp_path):
     assert command_sut.argv(dataset=Path("/d"), out=Path("/o")) == [str(tool), "--day", "/d", "/o"]
     assert command_sut.argv(dataset=Path("/d"), out=Path("/o"), inbox=Path("/i"))[-1] == "/i"
     assert not sut.parse(f"cmd:{tool} {{dataset}} {{out}}").can_watch()
+
+
+def test_an_interrupted_command_stops_its_sut_and_leaves_no_half_run(demo_run, tmp_path):
+    """The SUT runs in a session of its own (so a timeout can stop all it started): a Ctrl-C at the
+    terminal reaches only gaiasim, which stops the SUT and moves what it wrote aside."""
+    import signal
+    import time
+
+    dataset, _ = demo_run
+    pidfile, out = tmp_path / "sut.pid", tmp_path / "run"
+    spec = f"cmd:sh -c 'echo $$ > {pidfile}; mkdir -p {out}/transits; sleep 60' {{out}}"
+    proc = subprocess.Popen([sys.executable, "-m", "gaiasim", "run", str(dataset), "--out", str(out), "--sut", spec],
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not (pidfile.is_file() and pidfile.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the command's process group
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "interrupted" in stderr, stderr
+    sut_pid = int(pidfile.read_text())
+    time.sleep(0.2)
+    assert not Path(f"/proc/{sut_pid}").exists(), "the SUT outlived the interrupted command"
+    assert not out.exists() and (tmp_path / "run.failed" / "transits").is_dir()
+    assert (tmp_path / "run.failed" / sut.LOGS / "stderr.log").is_file()
