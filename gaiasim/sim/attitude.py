@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from gaiasim.sim import kernels_scanlaw as _kernels
-from pipeline import geometry
+from gaiasim.sim.instrument import focal_plane as geometry
 
 #: RMS of each component of the attitude error, rad (~8 arcsec, peaks of ~25 arcsec) [U].
 ERROR_RMS_RAD = 8.0 * geometry.ARCSEC_RAD

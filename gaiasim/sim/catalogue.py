@@ -12,9 +12,9 @@ import numpy as np
 import pyarrow as pa
 
 from gaiasim import dataset as ds
+from gaiasim.sim.instrument.focal_plane import MAS_RAD, radec_from_unit, unit_from_radec
 from gaiasim.sim.sky import N_RA
 from pipeline import schemas
-from pipeline.geometry import MAS_RAD, radec_from_unit, unit_from_radec
 
 #: Igloo bands per catalogue partition (sky region): 18 regions of 40 bands.
 BANDS_PER_REGION = 40

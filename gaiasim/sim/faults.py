@@ -25,9 +25,9 @@ import numpy as np
 import pyarrow as pa
 
 from gaiasim.sim.hk_faults import HkFaultPlan
+from gaiasim.sim.instrument.focal_plane import quat_multiply
 from gaiasim.sim.variability import PLAN_KEYS as VARIABILITY_KEYS
 from gaiasim.spec import SpecError, load_toml
-from pipeline.geometry import quat_multiply
 
 TRUTH_FAULTS = pa.schema(
     [

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline import geometry, icd
+from gaiasim.sim.instrument import focal_plane as geometry
+from pipeline import icd
 
 #: HK and attitude packet cadences: the ICD's (a receiver counts lost packets from them).
 HK_PERIOD_NS = icd.PERIOD_NS[icd.APID_HK]

@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from pipeline.kernels import jit
+from gaiasim.sim.jit import jit
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)

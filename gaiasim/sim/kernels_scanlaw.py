@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numba import prange
 
-from pipeline.kernels import jit, jit_parallel
+from gaiasim.sim.jit import jit, jit_parallel
 
 # Table columns.
 NU, NU_DOT, OM, OM_DOT, LAM, LAM_DOT, ZX, ZY, ZZ, OM_STEP = range(10)

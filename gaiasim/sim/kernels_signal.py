@@ -12,8 +12,8 @@ import math
 import numba
 import numpy as np
 
+from gaiasim.sim.jit import jit, jit_inline, jit_parallel
 from gaiasim.sim.kernels_random import mix64, normal, poisson, stream_key, uniform
-from pipeline.kernels import jit, jit_inline, jit_parallel
 
 #: The renderer's Gaussian PSF profile: Phi(u) - 1/2 (u in PSF widths) and the density, tabulated from
 #: math.erf at 1/128 of a width over +-9 widths and interpolated by cubic Hermite polynomials: within

@@ -7,8 +7,8 @@ import math
 import numba
 import numpy as np
 
+from gaiasim.sim.jit import jit_parallel
 from gaiasim.sim.kernels_random import normal, poisson, stream_key, uniform
-from pipeline.kernels import jit_parallel
 
 #: Draws 0 .. 2^20 - 1 of a pixel's stream decide its source count; the sources use the draws after.
 _SOURCE_COUNTER = 1 << 20

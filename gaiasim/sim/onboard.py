@@ -1,8 +1,10 @@
 """On-board losses: dead time and transits that never reach the ground.
 
-PyGaia's N_obs table assumes 6.2 % dead time, and on top of it realistic data loss is ~10 % (G < 13)
-to ~20 % (G ~ 20) (FACTS.md section 1, `errorFactorVariationBeta.txt` header). A transit lost on board
-never becomes a packet, so it is not in the truth transits either; the manifest counts them.
+PyGaia's N_obs table assumes 6.2 % dead time, and realistic data loss is ~10 % (G < 13) to ~20 %
+(G ~ 20) (PyGaia `errorFactorVariationBeta.txt` header; docs/instrument.md). The 10-20 % is the total,
+dead time included: outside the dead intervals a transit is lost with the probability that makes the two
+together give it (:func:`loss_probability`), so the loss is counted once. A transit lost on board never
+becomes a packet, so it is not in the truth transits either; the manifest counts them.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from gaiasim.sim.jit import jit_parallel
 from gaiasim.sim.kernels_random import stream_key, uniform
-from pipeline.kernels import jit_parallel
 
 DEAD_TIME_FRACTION = 0.062
 DEAD_INTERVALS_PER_DAY = 3
-#: Loss probability: 10 % up to G = 13, rising linearly to 20 % at G = 20 and beyond.
+#: Total on-board loss, dead time included: 10 % up to G = 13, rising linearly to 20 % at G = 20 and beyond.
 LOSS_G = (13.0, 20.0)
 LOSS_P = (0.10, 0.20)
 _LOSS_STREAM = 0x105E
@@ -41,8 +43,14 @@ def in_dead_time(obmt_ns: np.ndarray, intervals: np.ndarray) -> np.ndarray:
     return (i >= 0) & (obmt_ns < intervals[np.maximum(i, 0), 1])
 
 
-def loss_probability(g_mag: np.ndarray) -> np.ndarray:
+def total_loss(g_mag: np.ndarray) -> np.ndarray:
+    """Fraction of the transits of magnitude ``g_mag`` that never reach the ground, dead time included."""
     return np.interp(g_mag, LOSS_G, LOSS_P)
+
+
+def loss_probability(g_mag: np.ndarray) -> np.ndarray:
+    """Probability that a transit outside the dead time is lost: (1 - dead) (1 - p) = 1 - total."""
+    return 1.0 - (1.0 - total_loss(g_mag)) / (1.0 - DEAD_TIME_FRACTION)
 
 
 @jit_parallel

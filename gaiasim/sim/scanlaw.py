@@ -22,13 +22,13 @@ import time
 import numpy as np
 
 from gaiasim.sim import kernels_scanlaw as _k
+from gaiasim.sim.instrument.focal_plane import ARCSEC_RAD, BASIC_ANGLE_RAD, ZETA_MIN_RAD
 from gaiasim.sim.timescale import (
     NS_PER_DAY,
     TCB_ORIGIN_DAYS_SINCE_J2000,
     obmt_ns_from_date,
     obmt_ns_from_tcb_days,
 )
-from pipeline.geometry import ARCSEC_RAD, BASIC_ANGLE_RAD, ZETA_MIN_RAD
 
 #: Tropical-ish year used for "loops per year" and mission spans (Julian year).
 DAYS_PER_YEAR = 365.25

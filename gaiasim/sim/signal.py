@@ -19,8 +19,9 @@ import pyarrow as pa
 
 from gaiasim.sim import kernels_random
 from gaiasim.sim import kernels_signal as _ks
-from pipeline import geometry, icd, schemas
-from pipeline.calibration import Calibration
+from gaiasim.sim.instrument import focal_plane as geometry
+from gaiasim.sim.instrument.electronics import Electronics
+from pipeline import icd, schemas
 
 #: Sky background, e- per pixel per second [U placeholder: a dark-sky AF background of order 1 e-/px/s].
 SKY_BG_E_PER_PX_S = 0.5
@@ -114,7 +115,7 @@ def make_windows(
     fov: np.ndarray,
     g_mag: np.ndarray,
     bp_rp: np.ndarray,
-    cal: Calibration,
+    cal: Electronics,
     ac_offset_px: np.ndarray | None = None,
 ) -> list[StarWindows]:
     """Star-packet payloads for transits, grouped by window class.

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from gaiasim.sim import kernels_sky as _ks
-from pipeline.geometry import radec_from_unit, unit_from_radec
+from gaiasim.sim.instrument.focal_plane import radec_from_unit, unit_from_radec
 
 N_Z = 720
 N_RA = 916

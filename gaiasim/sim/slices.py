@@ -25,10 +25,11 @@ import pyarrow as pa
 
 from gaiasim.sim import faults, onboard, signal, sky, variability
 from gaiasim.sim.attitude import AttitudeError, realised_transits
+from gaiasim.sim.instrument import focal_plane as geometry
+from gaiasim.sim.instrument.electronics import TRUE as CALIBRATION
 from gaiasim.sim.scanlaw import ScanLaw, ScanLawParams
 from gaiasim.sim.truth import TRUTH_TRANSITS, write_part
-from pipeline import geometry, icd
-from pipeline.calibration import DEFAULT as CALIBRATION
+from pipeline import icd
 from pipeline.io import sha256_file
 
 #: Sampling of the scan to find the sky pixels a slice crosses: along scan (ns) and across scan.

@@ -37,8 +37,8 @@ import numpy as np
 import pyarrow as pa
 
 from gaiasim.sim import sky
+from gaiasim.sim.instrument import focal_plane as geometry
 from gaiasim.spec import SpecError, load_toml
-from pipeline import geometry
 
 NS_PER_DAY = 86_400_000_000_000
 #: Longest time between the FoV 1 and FoV 2 transits an event must cover, ns. One scan sees a source in

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from gaiasim.sim import kernels_signal, signal
+from gaiasim.sim.instrument.electronics import TRUE as INSTRUMENT
 from pipeline import icd, ipd, lsf, transits
 from pipeline.calibration import DEFAULT as CAL
 
@@ -28,7 +29,8 @@ def transits_of(rng, m, g_lo, g_hi):
 
 
 def render(tr, seed=3):
-    return signal.make_windows(seed, tr["transit_id"], tr["t_offset_px"], tr["fov"], tr["g_mag"], tr["bp_rp"], CAL)
+    return signal.make_windows(seed, tr["transit_id"], tr["t_offset_px"], tr["fov"], tr["g_mag"], tr["bp_rp"],
+                               INSTRUMENT)
 
 
 def fit(w):
@@ -122,7 +124,7 @@ def test_given_ac_offset_sets_the_ac_centre():
     rng = np.random.default_rng(65)
     tr = transits_of(rng, 50, 11.0, 12.0)
     offset = rng.uniform(-0.5, 0.5, 50)
-    (w,) = signal.make_windows(3, tr["transit_id"], tr["t_offset_px"], tr["fov"], tr["g_mag"], tr["bp_rp"], CAL,
+    (w,) = signal.make_windows(3, tr["transit_id"], tr["t_offset_px"], tr["fov"], tr["g_mag"], tr["bp_rp"], INSTRUMENT,
                                ac_offset_px=offset)
     ac = w.truth_ccd["ac_px"].to_numpy(zero_copy_only=False).reshape(-1, 10)[:, 1:]
     assert np.all(np.abs(ac - (5.5 + offset[:, None])) <= signal.WINDOW_AC_JITTER_PX + 1e-12)
