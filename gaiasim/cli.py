@@ -1,5 +1,5 @@
-"""The ``gaiasim`` command: generate, run (batch or --watch), conform, validate, query, verify, demo, replay,
-compare, report, history, campaign, trace.
+"""The ``gaiasim`` command: generate, run (batch or --watch), conform, validate, fidelity, query, verify, demo,
+replay, compare, baseline, report, history, campaign, trace.
 
 Errors an operator must fix are one line on stderr and exit status 2; a failed validation, and a run that
 breaks the run contract (the list of violations), exit 1.
@@ -462,6 +462,29 @@ def history_cmd(db_path, requirement, campaign, plot) -> None:
     if plot:
         hist.plot_trends(series, plot)
         click.echo(f"trend plot {plot}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--dataset", type=click.Path(path_type=Path), help="dataset with the truth (default: the run's)")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="write the rows as JSON here")
+@_errors
+def fidelity(run_dir, dataset, json_path) -> None:
+    """How realistic the simulated day is, as RUN_DIR measures it against the truth: per-CCD AL precision
+    and per-transit G scatter vs G beside Gaia's published curves, and the AL pull width (error
+    inflation) per G bin."""
+    from gaiasim.validate import fidelity as fid
+
+    _judgeable(run_dir, dataset)
+    con = db.connect(run_dir, dataset)
+    if not db.has_truth(con):
+        raise InputError(f"{run_dir}: no truth found for its dataset; pass --dataset with the folder "
+                         "'gaiasim generate' made")
+    db.cache_sample_pairs(con)
+    rows = fid.measure(con)
+    stdout.print(fid.table(rows))
+    if json_path:
+        io.write_bytes((json.dumps(fid.to_json(rows), indent=1) + "\n").encode(), Path(json_path))
 
 
 @main.command()

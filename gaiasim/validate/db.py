@@ -175,23 +175,26 @@ def _sample_views(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE VIEW phot_pairs AS {PHOT_PAIRS.format(per_bin=int(PHOT_TRANSITS_PER_BIN))}")
 
 
-#: Each sampled CCD image with its truth: the true G and its bin, the IPD flags, the true cosmic-ray charge
-#: and the AL and AC centroid pulls (NULL where the window has no AC centre).
+#: Each sampled CCD image with its truth: the true G and its bin, the strip, the IPD flags, the true
+#: cosmic-ray charge, the AL centroid error (px) and the AL and AC centroid pulls (NULL where the window has
+#: no AC centre).
 SAMPLE_PAIRS = """
-    SELECT t.g_mag, floor(t.g_mag) AS g_bin, c.flags, tc.cosmic_e,
+    SELECT t.g_mag, floor(t.g_mag) AS g_bin, c.strip::VARCHAR AS strip, c.flags, tc.cosmic_e,
+           c.al_px - tc.al_px AS al_res_px,
            (c.al_px - tc.al_px) / c.al_px_err AS al_pull, (c.ac_px - tc.ac_px) / c.ac_px_err AS ac_pull
     FROM sample_ccd c JOIN sample_truth_ccd tc USING (transit_id, strip) JOIN sample_truth_transits t USING (transit_id)
 """
 
 #: Each transit's photometric errors (run minus truth; NULL where the run has no such magnitude) with its
-#: true-G bin: every transit of a bin of up to :data:`PHOT_TRANSITS_PER_BIN` (``per_bin``) transits, those
+#: true G and its bin: every transit of a bin of up to :data:`PHOT_TRANSITS_PER_BIN` (``per_bin``) transits, those
 #: whose id hashes to 0 modulo n // per_bin of a larger one (deterministic: the same transits every time).
 PHOT_PAIRS = """
     WITH sizes AS (SELECT floor(g_mag) AS g_bin, count(*) AS n FROM truth_transits GROUP BY g_bin),
          t AS (SELECT t.transit_id, s.g_bin, t.g_mag, t.bp_mag, t.rp_mag
                FROM truth_transits t JOIN sizes s ON s.g_bin = floor(t.g_mag)
                WHERE hash(t.transit_id) % greatest(1, s.n // {per_bin}) = 0)
-    SELECT t.g_bin, r.g_mag - t.g_mag AS d_g, r.bp_mag - t.bp_mag AS d_bp, r.rp_mag - t.rp_mag AS d_rp
+    SELECT t.g_bin, t.g_mag AS g_true, r.g_mag - t.g_mag AS d_g, r.bp_mag - t.bp_mag AS d_bp,
+           r.rp_mag - t.rp_mag AS d_rp
     FROM transits r JOIN t USING (transit_id)
 """
 

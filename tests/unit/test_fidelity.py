@@ -1,0 +1,76 @@
+"""gaiasim fidelity: the published curves are the published values, a run's precision is measured
+against them, and a noisier run measures noisier."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+
+from gaiasim.cli import main
+from gaiasim.validate import db, fidelity
+from pipeline import schemas
+from tests.runs import rewrite_table
+
+
+def test_the_reference_curves_are_the_published_ones():
+    assert fidelity.lindegren2021_sigma_al_mas(12.0) == 0.14 and fidelity.lindegren2021_sigma_al_mas(19.9) == 4.56
+    assert fidelity.lindegren2021_sigma_al_mas(18.05) == pytest.approx((1.04 + 1.38) / 2)
+    # PyGaia at G = 15 (z = 1) and at its floor G = 12 (any brighter star has the floor's error).
+    assert fidelity.pygaia_sigma_g_mag(15.0) == pytest.approx(1.2e-3 * math.sqrt(0.04895 + 1.8633 + 0.0001985))
+    assert fidelity.pygaia_sigma_g_mag(10.0) == fidelity.pygaia_sigma_g_mag(12.0)
+
+
+def _rows(run_dir, dataset):
+    con = db.connect(run_dir, dataset)
+    db.cache_sample_pairs(con)
+    return {(r.quantity, r.g_lo): r for r in fidelity.measure(con)}
+
+
+def test_a_run_is_measured_against_them_and_a_noisier_run_measures_noisier(demo_run, tmp_path):
+    dataset, run_dir = demo_run
+    before = _rows(run_dir, dataset)
+    al = [r for r in before.values() if r.quantity == "AL per AF CCD"]
+    assert len(al) >= 5 and all(0.2 < r.ratio < 2.0 for r in al), [(r.g_lo, r.ratio) for r in al]
+    pulls = [r for r in before.values() if r.quantity == "AL pull width" and r.n >= 500]
+    assert pulls and all(0.85 < r.measured < 1.15 for r in pulls)
+    assert any(r.quantity == "G per transit" for r in before.values())
+
+    noisy = tmp_path / "noisy"
+    shutil.copytree(run_dir, noisy, ignore=shutil.ignore_patterns(".lock"))
+    i = schemas.CCD.get_field_index("al_px")
+    rng = np.random.default_rng(0)
+
+    def add_noise(t: pa.Table) -> pa.Table:  # as much noise again as the formal error: scatter x ~sqrt(2)
+        extra = rng.normal(0.0, 1.0, t.num_rows) * t["al_px_err"].to_numpy(zero_copy_only=False)
+        return t.set_column(i, schemas.CCD.field(i), pa.array(t["al_px"].to_numpy() + extra, pa.float32()))
+
+    rewrite_table(noisy, "ccd", add_noise)
+    after = _rows(noisy, dataset)
+    for key, r in before.items():
+        if r.quantity != "G per transit" and r.n >= 500:
+            assert 1.2 < after[key].measured / r.measured < 2.0, (key, after[key].measured / r.measured)
+
+
+def test_the_command_prints_and_writes_the_rows(demo_run, tmp_path):
+    _, run_dir = demo_run
+    out = tmp_path / "fidelity.json"
+    result = CliRunner().invoke(main, ["fidelity", str(run_dir), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "AL per AF CCD" in result.output and "G per transit" in result.output
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["quantity"] for r in rows} == {"AL per AF CCD", "G per transit", "AL pull width"}
+
+
+def test_a_run_without_its_truth_is_one_line(demo_run, tmp_path):
+    _, run_dir = demo_run
+    empty = tmp_path / "dataset"
+    shutil.copytree(demo_run[0], empty, ignore=shutil.ignore_patterns("truth", "dataset.json"))
+    result = CliRunner().invoke(main, ["fidelity", str(run_dir), "--dataset", str(empty)])
+    assert result.exit_code == 2 and "no truth found" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
