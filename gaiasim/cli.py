@@ -476,7 +476,7 @@ def fidelity(run_dir, dataset, json_path) -> None:
     from gaiasim.validate import fidelity as fid
 
     _judgeable(run_dir, dataset)
-    con = db.connect(run_dir, dataset)
+    con = db.connect(run_dir, dataset, integrity=False)
     if not db.has_truth(con):
         raise InputError(f"{run_dir}: no truth found for its dataset; pass --dataset with the folder "
                          "'gaiasim generate' made")

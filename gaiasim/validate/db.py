@@ -101,8 +101,12 @@ def statements(sql: str, unrestricted: bool = False) -> list[duckdb.Statement]:
     return found
 
 
-def connect(run_dir: Path, dataset: Path | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(run_dir: Path, dataset: Path | None = None, read_only: bool = False,
+            integrity: bool = True) -> duckdb.DuckDBPyConnection:
     """In-memory DuckDB with views over the run (and its dataset's truth, if found).
+
+    ``integrity``: hash every file of the dataset for ``dataset_files`` (REQ-VAL-001; a minute for a
+    full day's 47 GB); without it the table lists the manifest's digests only (``actual_sha256`` NULL).
 
     ``read_only``: the engine may then read files only inside the run and its dataset, may not write
     files elsewhere, load extensions or change its configuration (DuckDB's ``allowed_directories``,
@@ -133,10 +137,10 @@ def connect(run_dir: Path, dataset: Path | None = None, read_only: bool = False)
         con.execute("CREATE TABLE dataset_files (name VARCHAR, manifest_sha256 VARCHAR, actual_sha256 VARCHAR)")
         files = ds.read_manifest(root)["files"]
         present = {str(p) for p in ds.data_files(root)}
-        hashed = sorted(present)
+        hashed = sorted(present) if integrity else []
         actual = dict(zip(hashed, sha256_files([root / name for name in hashed]), strict=True))
         rows = [(name, digest, actual.get(name)) for name, digest in sorted(files.items())]
-        rows += [(name, None, actual[name]) for name in sorted(present - set(files))]
+        rows += [(name, None, actual.get(name)) for name in sorted(present - set(files))]
         if rows:
             con.executemany("INSERT INTO dataset_files VALUES (?, ?, ?)", rows)
         for name in TRUTH_TABLES:
