@@ -25,7 +25,7 @@ from pathlib import Path
 import duckdb
 
 from gaiasim.sim.timescale import date_from_obmt_ns
-from gaiasim.validate import approvals, checks, db, scorecard, trace
+from gaiasim.validate import approvals, checks, db, fidelity, scorecard, trace
 from gaiasim.validate import history as hist
 from gaiasim.validate import report_plots as rp
 from gaiasim.validate.report_plots import MISSING_EXTRA
@@ -238,6 +238,19 @@ def _trace_html(features: Path | None, cucumber: Path | None) -> str:
             + _table(("requirement", "feature", "scenario", "last result"), rows, classes=_verdict_class))
 
 
+def _fidelity_html(con, truth: bool) -> str:
+    if not truth:
+        return '<p class="note">No truth linked to this run (pass --dataset): nothing to measure.</p>'
+    rows = fidelity.measure(con)
+    return ('<p class="caption">Robust scatter of run minus truth beside Gaia\'s published curves '
+            "(Lindegren+2021 Fig. A.1; PyGaia's per-transit G model); the pull width is the error-inflation "
+            "factor (gaiasim fidelity).</p>"
+            + _table(("quantity", "G", "n", "measured", "Gaia", "ratio"),
+                     [(r.quantity, f"{r.g_lo:g}-{r.g_hi:g}", r.n, f"{r.measured:.4g} {r.unit}".strip(),
+                       "-" if r.reference is None else f"{r.reference:.4g} {r.unit}".strip(),
+                       "-" if r.ratio is None else f"{r.ratio:.2f}") for r in rows], numeric=(2, 3, 4, 5)))
+
+
 def _approvals_html(found: list) -> str:
     if not found:
         return '<p class="note">No approved difference involves this run (gaiasim baseline approve).</p>'
@@ -274,6 +287,7 @@ def build(run_dir: Path, dataset: Path | None = None, features: Path | None = No
         *[(p.anchor, p.title, None) for p in plots],
         ("checks", "Validation checks", _checks_html(results)),
         ("scorecard", "Detection scorecard", _scorecard_html(card)),
+        ("fidelity", "Fidelity of the simulated day", _fidelity_html(con, truth)),
         ("alerts", "Science alerts", _alerts_html(con, t0)),
         ("hk-events", "HK and attitude events", _hk_events_html(con, t0)),
         ("run", "Pipeline run", _run_html(info)),

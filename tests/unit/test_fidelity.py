@@ -74,3 +74,13 @@ def test_a_run_without_its_truth_is_one_line(demo_run, tmp_path):
     result = CliRunner().invoke(main, ["fidelity", str(run_dir), "--dataset", str(empty)])
     assert result.exit_code == 2 and "no truth found" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_daily_report_has_the_fidelity_table(demo_run, tmp_path):
+    pytest.importorskip("matplotlib")
+    from gaiasim.validate import html_report
+
+    _, run_dir = demo_run
+    text = html_report.build(run_dir, history=tmp_path / "h.duckdb")
+    section = text.split('id="fidelity"', 1)[1].split("</section>", 1)[0]
+    assert "AL per AF CCD" in section and "G per transit" in section and "AL pull width" in section
