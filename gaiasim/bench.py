@@ -40,7 +40,7 @@ from pipeline import icd, ipd
 from pipeline.run import run
 
 REAL_TIME_TRANSITS_S = 70e6 / 86400.0
-SECTIONS = ["decode", "ipd", "scanning_law", "days", "executors"]
+SECTIONS = ["decode", "ipd", "scanning_law", "fidelity", "days", "executors"]
 
 
 def _best_of(fn, repeat: int = 3) -> float:
@@ -383,6 +383,26 @@ def bench_scanning_law(n_sources: int = 10_000, years: float = 5.0) -> dict:
             "mean_transits_observed": observed, "target": 70.0, "observed_vs_target": observed / 70.0}
 
 
+def bench_fidelity(tmp: Path) -> dict:
+    """The simulated day's realism as a run measures it (``gaiasim fidelity``) on the small level day
+    (seed 42): each row's ratio to Gaia's published curve, and the range of the ratios per quantity."""
+    from gaiasim import workspace
+    from gaiasim.validate import db, fidelity
+
+    dataset = workspace.dataset_for("small", 42, root=tmp / "fidelity")
+    run_dir = workspace.run_for(dataset, root=tmp / "fidelity")
+    con = db.connect(run_dir, integrity=False)
+    db.cache_sample_pairs(con)
+    rows = fidelity.measure(con)
+    con.close()
+    ranges: dict[str, list[float]] = {}
+    for r in rows:
+        value = r.ratio if r.ratio is not None else r.measured
+        lo, hi = ranges.get(r.quantity, [value, value])
+        ranges[r.quantity] = [min(lo, value), max(hi, value)]
+    return {**fidelity.to_json(rows), "ranges": ranges}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
@@ -424,6 +444,10 @@ def main(argv: list[str] | None = None) -> int:
             results["scanning_law_5yr"] = r = bench_scanning_law()
             print(f"5-yr FoV transits per source: {r['mean_transits_geometric']:.1f} geometric, "
                   f"{r['mean_transits_observed']:.1f} observed = {r['observed_vs_target']:.3f} x 70")
+        if "fidelity" in args.only:
+            results["fidelity_small_day"] = r = bench_fidelity(Path(tmp))
+            print("fidelity of the small day (ratio to Gaia's published curve; pull width): "
+                  + "; ".join(f"{q} {lo:.2f}-{hi:.2f}" for q, (lo, hi) in r["ranges"].items()))
         _child(["generate", "1e-5", str(Path(tmp)), "1"])  # warm the numba cache
         if "executors" in args.only:
             workers = os.cpu_count() or 1
