@@ -75,3 +75,13 @@ def test_generating_loads_no_pipeline_knowledge_of_the_instrument():
                            "print(' '.join(m for m in sys.modules if m.split('.')[0] == 'pipeline'))"],
                           cwd=REPO, capture_output=True, text=True, check=True)
     assert set(done.stdout.split()) <= allowed, sorted(set(done.stdout.split()) - allowed)
+
+
+def test_both_sides_carry_the_same_mission_limits():
+    """The spacecraft's HK limits (gaiasim/sim/instrument/hk_limits.toml, where the simulator injects its
+    excursions) and the pipeline's (pipeline/data/hk_limits.toml, what its monitor checks) are two copies
+    of the mission database: equal, each read by the contract's parser."""
+    from gaiasim.sim.generate import MISSION_LIMITS
+    from pipeline.limits import default_limits_path, load_limit_table
+
+    assert load_limit_table(MISSION_LIMITS) == load_limit_table(default_limits_path())
