@@ -468,13 +468,18 @@ def history_cmd(db_path, requirement, campaign, plot) -> None:
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--dataset", type=click.Path(path_type=Path), help="dataset with the truth (default: the run's)")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="write the rows as JSON here")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path),
+              help="write a PNG of the curves here (report extra)")
 @_errors
-def fidelity(run_dir, dataset, json_path) -> None:
+def fidelity(run_dir, dataset, json_path, plot_path) -> None:
     """How realistic the simulated day is, as RUN_DIR measures it against the truth: per-CCD AL precision
     and per-transit G scatter vs G beside Gaia's published curves, and the AL pull width (error
     inflation) per G bin."""
     from gaiasim.validate import fidelity as fid
+    from gaiasim.validate import report_plots
 
+    if plot_path:
+        report_plots.require_matplotlib()
     _judgeable(run_dir, dataset)
     con = db.connect(run_dir, dataset, integrity=False)
     if not db.has_truth(con):
@@ -485,6 +490,9 @@ def fidelity(run_dir, dataset, json_path) -> None:
     stdout.print(fid.table(rows))
     if json_path:
         io.write_bytes((json.dumps(fid.to_json(rows), indent=1) + "\n").encode(), Path(json_path))
+    if plot_path:
+        io.write_bytes(fid.plot(rows), Path(plot_path))
+        click.echo(f"fidelity plot {plot_path}")
 
 
 @main.command()

@@ -108,3 +108,36 @@ def to_json(rows: list[Row]) -> dict:
             "sources": {"AL per AF CCD": "Lindegren+2021 (A&A 649, A2) Fig. A.1 (astromet scatteral_edr3)",
                         "G per transit": "PyGaia errors.photometric, per-transit G model (20 % margin)",
                         "AL pull width": "none: 1 is honest formal errors; Gaia's under-estimate the scatter"}}
+
+
+def plot(rows: list[Row]) -> bytes:
+    """A PNG: the measured AL precision per CCD and G scatter per transit against G beside Gaia's curves
+    (log scale), and the AL pull widths beside 1. Needs the ``report`` extra (matplotlib)."""
+    from gaiasim.validate.report_plots import new_figure, png_bytes
+
+    fig = new_figure(12.0, 3.6)
+    panels = fig.subplots(1, 3)
+    g_grid = np.arange(12.0, 21.01, 0.1)
+    curves = {"AL per AF CCD": (LINDEGREN2021_G, LINDEGREN2021_SIGMA_AL_MAS, "Lindegren+2021 Fig. A.1", "mas"),
+              "G per transit": (g_grid, [pygaia_sigma_g_mag(g) for g in g_grid], "PyGaia per-transit model", "mag")}
+    for ax, (quantity, (g_ref, ref, label, unit)) in zip(panels[:2], curves.items(), strict=True):
+        mine = [r for r in rows if r.quantity == quantity]
+        ax.plot(g_ref, ref, color="0.4", label=label)
+        ax.plot([(r.g_lo + r.g_hi) / 2 for r in mine], [r.measured for r in mine], "o", color="#1f77b4",
+                label="this run")
+        ax.set_yscale("log")
+        ax.set_xlim(11.5, 21.0)
+        ax.set_xlabel("G (mag)")
+        ax.set_ylabel(f"robust scatter ({unit})")
+        ax.set_title(quantity)
+        ax.legend(fontsize="small")
+    pulls = [r for r in rows if r.quantity == "AL pull width"]
+    ax = panels[2]
+    ax.axhline(1.0, color="0.4", linestyle="--", label="honest formal errors")
+    ax.plot([(r.g_lo + r.g_hi) / 2 for r in pulls], [r.measured for r in pulls], "o", color="#1f77b4",
+            label="this run")
+    ax.set_xlabel("G (mag)")
+    ax.set_ylabel("robust width of (run - truth) / error")
+    ax.set_title("AL pull width (error inflation)")
+    ax.legend(fontsize="small")
+    return png_bytes(fig)

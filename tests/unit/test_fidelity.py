@@ -84,3 +84,12 @@ def test_the_daily_report_has_the_fidelity_table(demo_run, tmp_path):
     text = html_report.build(run_dir, history=tmp_path / "h.duckdb")
     section = text.split('id="fidelity"', 1)[1].split("</section>", 1)[0]
     assert "AL per AF CCD" in section and "G per transit" in section and "AL pull width" in section
+
+
+def test_the_command_draws_the_curves(demo_run, tmp_path):
+    pytest.importorskip("matplotlib")
+    _, run_dir = demo_run
+    png = tmp_path / "fidelity.png"
+    result = CliRunner().invoke(main, ["fidelity", str(run_dir), "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
