@@ -24,7 +24,6 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -32,15 +31,11 @@ import numpy as np
 from gaiasim import dataset as ds
 from gaiasim.executors import SerialExecutor
 from gaiasim.sim import catalogue, downlink, faults, hk_faults, housekeeping, logbook, sky, slices, variability
+from gaiasim.sim.instrument import mission_limits
 from gaiasim.sim.timescale import obmt_ns_from_date
 from gaiasim.sim.truth import write_part
 from gaiasim.spec import DaySpec, SpecError
 from pipeline import icd
-from pipeline.limits import load_limit_table
-
-#: The spacecraft's HK limits (the mission database), against which excursions are injected: the
-#: simulator's own copy (package data of gaiasim.sim.instrument), not the pipeline's.
-MISSION_LIMITS = files("gaiasim.sim.instrument").joinpath("hk_limits.toml")
 
 Progress = Callable[[str, float], None]
 
@@ -220,7 +215,7 @@ def _hk_and_attitude(spec: DaySpec, ctx: slices.SliceContext, summaries: list[di
     hk_plan = hk_faults.HkFaultPlan(ctx.plan.hk_excursions, ctx.plan.hk_stale)
     hk_values, hk_rows = hk_faults.inject_hk_faults(
         hk_plan, np.random.default_rng([spec.seed, 9]), t_hk, housekeeping.hk_values(rng, t_hk, ctx.t0_ns, rates),
-        load_limit_table(MISSION_LIMITS))
+        mission_limits.load())
     hk_payload["value"] = hk_values
     write_part(Path(ctx.root) / "truth" / "hk_anomalies", "00000", hk_faults.ledger_table(hk_rows))
     t_att, att_payload = housekeeping.attitude_samples(

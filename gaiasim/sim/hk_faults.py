@@ -21,14 +21,15 @@ checked on the values as the downlink carries them (float32, :data:`pipeline.icd
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 import numpy as np
 import pyarrow as pa
 
+from gaiasim.sim.instrument.mission_limits import MissionLimit
 from gaiasim.spec import SpecError
 from pipeline import icd
-from pipeline.limits import ChannelLimits, LimitTable
 
 #: Largest number of anomalies of each kind in one plan.
 MAX_ANOMALIES = 1000
@@ -113,7 +114,7 @@ def _downlinked(v: np.ndarray) -> np.ndarray:
     return np.asarray(v, dtype=np.float64).astype(np.float32).astype(np.float64)
 
 
-def _rate_ok(t_ns: np.ndarray, v: np.ndarray, lim: ChannelLimits) -> bool:
+def _rate_ok(t_ns: np.ndarray, v: np.ndarray, lim: MissionLimit) -> bool:
     if lim.max_rate_per_s <= 0.0 or len(v) < 2:
         return True
     dt_s = np.diff(t_ns) * 1e-9
@@ -124,7 +125,7 @@ def _free(busy: list[tuple[int, int]], lo: int, hi: int) -> bool:
     return all(hi + GUARD_SAMPLES <= b_lo or lo >= b_hi + GUARD_SAMPLES for b_lo, b_hi in busy)
 
 
-def _try_excursion(rng: np.random.Generator, t_ns: np.ndarray, column: np.ndarray, lim: ChannelLimits,
+def _try_excursion(rng: np.random.Generator, t_ns: np.ndarray, column: np.ndarray, lim: MissionLimit,
                    dt_s: float, busy: list[tuple[int, int]]) -> tuple[int, np.ndarray, dict] | None:
     """One drawn excursion of one channel: (first index, new values of its window, ledger row), or None
     when the draw does not fit."""
@@ -172,7 +173,7 @@ def _try_excursion(rng: np.random.Generator, t_ns: np.ndarray, column: np.ndarra
     return s, new, row
 
 
-def _try_stale(rng: np.random.Generator, t_ns: np.ndarray, column: np.ndarray, lim: ChannelLimits,
+def _try_stale(rng: np.random.Generator, t_ns: np.ndarray, column: np.ndarray, lim: MissionLimit,
                dt_s: float, busy: list[tuple[int, int]]) -> tuple[int, np.ndarray, dict] | None:
     """One drawn stale period of one channel (same contract as :func:`_try_excursion`)."""
     n = len(column)
@@ -199,7 +200,7 @@ def _try_stale(rng: np.random.Generator, t_ns: np.ndarray, column: np.ndarray, l
 
 
 def inject_hk_faults(plan: HkFaultPlan, rng: np.random.Generator, t_ns: np.ndarray, values: np.ndarray,
-                     limits: LimitTable) -> tuple[np.ndarray, list[dict]]:
+                     limits: Mapping[str, MissionLimit]) -> tuple[np.ndarray, list[dict]]:
     """Inject the plan's HK anomalies into ``values`` ((n_samples, n_channels) float64, channels in
     :data:`pipeline.icd.HK_CHANNELS` order, sampled at ``t_ns``); returns (new values, ledger rows).
 

@@ -65,11 +65,11 @@ def test_the_pipeline_has_the_published_values():
 
 def test_generating_loads_no_pipeline_knowledge_of_the_instrument():
     """The simulator uses its own instrument model: importing the generator loads, of the pipeline, only
-    the contract (ICD, schemas, HK limits, io, layout, data, the CCSDS kernels) and the infrastructure the
+    the contract (ICD, schemas, io, layout, data, the CCSDS kernels) and the infrastructure the
     harness runs on (pipeline.executor for the executors, pipeline.version for code digests); never its
     geometry, calibration, LSF or processing. The direct imports of gaiasim/sim are checked by nox -s lint
     (pyproject.toml [tool.importlinter])."""
-    allowed = {"pipeline", "pipeline.icd", "pipeline.schemas", "pipeline.limits", "pipeline.io", "pipeline.layout",
+    allowed = {"pipeline", "pipeline.icd", "pipeline.schemas", "pipeline.io", "pipeline.layout",
                "pipeline.data", "pipeline.kernels", "pipeline.kernels.ccsds", "pipeline.executor", "pipeline.version"}
     done = subprocess.run([sys.executable, "-c", "import sys, gaiasim.sim.generate; "
                            "print(' '.join(m for m in sys.modules if m.split('.')[0] == 'pipeline'))"],
@@ -79,9 +79,22 @@ def test_generating_loads_no_pipeline_knowledge_of_the_instrument():
 
 def test_both_sides_carry_the_same_mission_limits():
     """The spacecraft's HK limits (gaiasim/sim/instrument/hk_limits.toml, where the simulator injects its
-    excursions) and the pipeline's (pipeline/data/hk_limits.toml, what its monitor checks) are two copies
-    of the mission database: equal, each read by the contract's parser."""
-    from gaiasim.sim.generate import MISSION_LIMITS
+    excursions, read by its own reader) and the pipeline's (pipeline/data/hk_limits.toml, what its monitor
+    checks, read by pipeline.limits) are two copies of the mission database: equal, channel by channel."""
+    from dataclasses import asdict
+
+    from gaiasim.sim.instrument import mission_limits
     from pipeline.limits import default_limits_path, load_limit_table
 
-    assert load_limit_table(MISSION_LIMITS) == load_limit_table(default_limits_path())
+    mine = {name: asdict(limit) for name, limit in mission_limits.load().items()}
+    theirs = {c.channel: asdict(c) for c in load_limit_table(default_limits_path()).limits}
+    assert mine == theirs and len(mine) == 8
+
+
+def test_a_disordered_mission_limit_is_refused(tmp_path):
+    from gaiasim.sim.instrument import mission_limits
+
+    bad = tmp_path / "limits.toml"
+    bad.write_text(mission_limits.MISSION_LIMITS.read_text().replace("red_high = 175.0", "red_high = 165.0", 1))
+    with pytest.raises(ValueError, match="not ordered"):
+        mission_limits.load(bad)
