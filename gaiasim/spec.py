@@ -10,6 +10,8 @@ import tomllib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from gaiasim.sim.instrument import realism
+
 
 class SpecError(ValueError):
     """A bad spec, fault plan or argument: the message is one line naming the field and the fix."""
@@ -33,17 +35,21 @@ class DaySpec:
     days: int = 1  # consecutive days, same sky
     faults: str = ""  # fault plan TOML (path relative to the spec file), "" for a nominal day
     name: str = "day"  # label used in folder names and reports
+    instrument: str = "realistic"  # the simulated instrument's imperfections: realistic or ideal (none)
 
     def __post_init__(self) -> None:
         for key in ("seed", "scale", "days"):
             if isinstance(getattr(self, key), bool):
                 raise SpecError(f"{key} = {getattr(self, key)!r}: must be a number, not true/false")
-        for key in ("faults", "name"):
+        for key in ("faults", "name", "instrument"):
             if not isinstance(getattr(self, key), str):
                 raise SpecError(f"{key} = {getattr(self, key)!r}: must be a string")
         if not NAME_PATTERN.fullmatch(self.name):
             raise SpecError(f"name = {self.name!r}: must be a label of letters, digits, '_', '.' or '-' "
                             "(at most 64, starting with a letter or digit), not a path")
+        if self.instrument not in realism.NAMED:
+            raise SpecError(f"instrument = {self.instrument!r}: must be one of {', '.join(realism.NAMED)} "
+                            "(docs/instrument.md section 4)")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise SpecError(f"seed = {self.seed!r}: must be an integer in [0, 2**63)")
         lo, hi = SCALE_RANGE

@@ -46,9 +46,11 @@ ZETA_MIN_RAD = -0.5 * N_CCD_ROWS * ROW_WIDTH_RAD
 # Strips along scan, in the order a star crosses them. FoV 1 images are confirmed in SM1, FoV 2 in SM2.
 STRIPS = ("SM1", "SM2", "AF1", "AF2", "AF3", "AF4", "AF5", "AF6", "AF7", "AF8", "AF9", "BP", "RP")
 AF_STRIPS = tuple(f"AF{k}" for k in range(1, 10))
-# Time from one strip's centre line to the next: a CCD (4.4226 s) plus the inter-CCD gap. The gap is
-# a placeholder [U]: 4.85 s per strip puts 13 strips in 1.17 deg AL (GaiaParams FOV_AL 1.16761 deg).
-STRIP_PITCH_NS = 4_850_000_000
+# Along-scan pitch of the strips in TDI lines: a CCD (4500 lines) plus the inter-CCD gap. The gap is a
+# placeholder [U]: 435 lines (4.85 s per strip) put 13 strips in 1.17 deg AL (GaiaParams FOV_AL
+# 1.16761 deg). The CCDs sit at fixed places on the focal plane: their times follow from the pixel scale.
+STRIP_PITCH_TDI_LINES = 4935
+STRIP_PITCH_NS = STRIP_PITCH_TDI_LINES * TDI_PERIOD_NS
 # Offset of each strip's centre line from AF1's, in ns (AF1 is the field-angle origin, eta = 0).
 STRIP_OFFSET_NS = {name: (i - 2) * STRIP_PITCH_NS for i, name in enumerate(STRIPS)}
 

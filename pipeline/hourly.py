@@ -188,7 +188,7 @@ def _process_slice(day: Day, hour: int, j: int, refs: np.ndarray, file_k: np.nda
             fit = transits.fit_star_packets(records, wc, day.calibration)
             cols = transits.transit_rows(records, wc, fit, day.calibration, day.att_t_ns, day.att_q)
             parts.append(cols)
-            ccd.append(transits.ccd_table(cols["transit_id"], cols["fov"], fit))
+            ccd.append(transits.ccd_table(cols["transit_id"], cols["fov"], fit, icd.WINDOW_SAMPLES[wc]))
         table = pa.concat_tables(ccd)
         n_ccd += table.num_rows
         pending.append(writer.submit(io.write_table, table, schemas.CCD,

@@ -61,6 +61,8 @@ CCD = pa.schema(
     [
         _f("transit_id", pa.int64(), "", "transit this CCD image belongs to"),
         _f("strip", STRIP_TYPE, "", "SM1, SM2, AF1..AF9"),
+        _f("obmt_ns", pa.int64(), "ns", "observation time: the image crossing the CCD's fiducial line (the "
+           "window's reference time plus the fitted centre; null without a centre)", nullable=True),
         # float32: 2e-6 px (0.1 mas) resolution, 1000 times below the smallest formal error, and 3 GB less
         # for a full-scale day's 780 M rows.
         _f("al_px", pa.float32(), "px", "fitted AL image centre in the window frame (module doc)"),

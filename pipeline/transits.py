@@ -68,10 +68,29 @@ def fit_star_packets(records: np.ndarray, window_class: int, cal: Calibration) -
 _AC_COLUMNS = {"ac_px": np.float64, "ac_px_err": np.float32}
 
 
-def ccd_table(transit_id: np.ndarray, fov: np.ndarray, fit: dict[str, np.ndarray]) -> pa.Table:
+#: Time of each window strip's centre line after AF1's, ns, per FoV (rows: FoV 1 with SM1, FoV 2 with SM2).
+_WINDOW_OFFSET_NS = np.array([[geometry.STRIP_OFFSET_NS[sm], *(geometry.STRIP_OFFSET_NS[a] for a in geometry.AF_STRIPS)]
+                              for sm in ("SM1", "SM2")])
+
+
+def observation_times(transit_id: np.ndarray, fov: np.ndarray, al_px: np.ndarray, n_samples: int) -> np.ndarray:
+    """(m, 10) times, ns, at which each window's image crossed its CCD's fiducial line: the transit id's time,
+    the strip's offset from AF1 and the fitted centre's place in the window (the window is centred on the
+    predicted crossing). -1 where the centre is not finite."""
+    t_ref = icd.decode_transit_id(np.asarray(transit_id, dtype=np.int64))[0]
+    offset_px = np.asarray(al_px, dtype=np.float64) - 0.5 * (n_samples - 1)
+    ok = np.isfinite(offset_px)
+    t = (t_ref[:, None] + _WINDOW_OFFSET_NS[np.asarray(fov) - 1]
+         + np.rint(np.where(ok, offset_px, 0.0) * geometry.TDI_PERIOD_NS).astype(np.int64))
+    return np.where(ok, t, -1)
+
+
+def ccd_table(transit_id: np.ndarray, fov: np.ndarray, fit: dict[str, np.ndarray], n_samples: int) -> pa.Table:
+    obmt = observation_times(transit_id, fov, fit["al_px"], n_samples).ravel()
     cols = {
         "transit_id": np.repeat(transit_id, 10),
         "strip": schemas.ccd_strips(fov),
+        "obmt_ns": pa.array(obmt, mask=obmt < 0),
         "al_px": fit["al_px"].ravel(),
         "al_px_err": fit["al_px_err"].ravel().astype(np.float32),
         "flux_e": fit["flux_e"].ravel().astype(np.float32),

@@ -31,7 +31,7 @@ import numpy as np
 from gaiasim import dataset as ds
 from gaiasim.executors import SerialExecutor
 from gaiasim.sim import catalogue, downlink, faults, hk_faults, housekeeping, logbook, sky, slices, variability
-from gaiasim.sim.instrument import mission_limits
+from gaiasim.sim.instrument import mission_limits, realism
 from gaiasim.sim.timescale import obmt_ns_from_date
 from gaiasim.sim.truth import write_part
 from gaiasim.spec import DaySpec, SpecError
@@ -350,7 +350,8 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
     passes = downlink.pass_schedule(spec.date, spec.days, t0)
     bounds = slice_bounds(t0, t1, spec.scale)
     ctx = slices.SliceContext(spec.seed, spec.scale, t0, t1, bounds, tuple(p.start_ns for p in passes),
-                              tuple(p.name for p in passes), plan, str(root), str(root / ".work"), vplan)
+                              tuple(p.name for p in passes), plan, str(root), str(root / ".work"), vplan,
+                              effects=realism.effects_named(spec.instrument))
     (root / ".work" / "transits").mkdir(parents=True)
     n = ctx.n_slices
 
@@ -385,6 +386,7 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
     ledger = faults.Ledger()
     pass_files.finish(plan, found, ledger)
     write_part(root / "truth" / "faults", "00000", ledger.table())
+    write_part(root / "truth" / "instrument", "00000", ctx.instrument().table())
     write_part(root / "truth" / "transients", "00000", ctx.transients)
     if ctx.new_sources.num_rows:
         write_part(root / "truth" / "sources", "new", ctx.new_sources)  # in the sky, not in the catalogue

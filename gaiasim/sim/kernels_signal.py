@@ -187,65 +187,69 @@ def _cosmic_at(p, i0, e0, i1, e1, i2, e2, i3, e3):
 
 
 @jit_parallel
-def _render_windows(seed, transit_id, flux_e, bg_e, centre_px, jitter_px, read_noise_e, sigma_px, gain, bias,
-                    adc_max, strip0, cosmic_lam, cosmic_params, al_px_out, cosmic_e_out, adu_out):
+def _render_windows(seed, transit_id, flux_e, bg_e, centre_px, jitter_px, shift_px, cti_px, read_noise_e, sigma_px,
+                    gain, bias, adc_max, strip0, cosmic_lam, cosmic_params, al_px_out, cosmic_e_out, adu_out):
     """Render the 1D windows of m transits over s strips of n samples each.
 
     ``centre_px`` (m,) is the image centre expected from the transit time; each strip adds a uniform
-    placement error of +-``jitter_px``; the simulated centres go to ``al_px_out`` (m, s) and the
-    digitised samples (Poisson + Gaussian read noise + cosmic rays, gain, offset, ADC clip) to ``adu_out``
-    (m, s, n). Strip ``j`` of the arrays is strip ``strip0 + j`` of the counter layout (and of
-    ``read_noise_e``). ``cosmic_lam`` (m,) is the mean number of cosmic-ray hits per window,
-    ``cosmic_params`` = (mpv_e, width_e, min_e, max_e, split_prob) (see :func:`_cosmic_hits`), and the
-    deposited electrons go to ``cosmic_e_out`` (m, s).
+    placement error of +-``jitter_px`` and the true displacement ``shift_px`` (m, s) of the image (the
+    instrument's geometry); the true centres go to ``al_px_out`` (m, s). The charge is recorded
+    ``cti_px`` (m, s) further along scan (charge-transfer inefficiency). Per window (m, s): the image flux
+    ``flux_e``, the Gaussian LSF width ``sigma_px``, read noise ``read_noise_e`` (e-), ``gain`` (ADU/e-)
+    and ``bias`` (ADU); ``bg_e`` (m,) is the background per sample. The digitised samples (Poisson +
+    Gaussian read noise + cosmic rays, gain, offset, ADC clip) go to ``adu_out`` (m, s, n). Strip ``j`` of
+    the arrays is strip ``strip0 + j`` of the counter layout. ``cosmic_lam`` (m,) is the mean number of
+    cosmic-ray hits per window, ``cosmic_params`` = (mpv_e, width_e, min_e, max_e, split_prob) (see
+    :func:`_cosmic_hits`), and the deposited electrons go to ``cosmic_e_out`` (m, s).
     """
     m, s, n = adu_out.shape
-    scale = 1.0 / sigma_px
     for i in numba.prange(m):
         key = stream_key(seed, transit_id[i])
         profile = np.empty(n)
         for jj in range(s):
             j = strip0 + jj
-            kappa = centre_px[i] + (2.0 * uniform(key, j) - 1.0) * jitter_px
+            kappa = centre_px[i] + (2.0 * uniform(key, j) - 1.0) * jitter_px + shift_px[i, jj]
             al_px_out[i, jj] = kappa
             i0, e0, i1, e1, i2, e2, i3, e3, total = _cosmic_hits(
                 key, j, cosmic_lam[i], n, 1, cosmic_params[0], cosmic_params[1], cosmic_params[2],
                 cosmic_params[3], cosmic_params[4])
             cosmic_e_out[i, jj] = total
             counter = (j + 1) * _STRIP_COUNTER
-            _pixel_profile(kappa, scale, profile)
+            _pixel_profile(kappa + cti_px[i, jj], 1.0 / sigma_px[i, jj], profile)
+            flux = flux_e[i, jj]
+            noise = read_noise_e[i, jj]
             for k in range(n):
-                e, counter = poisson(bg_e[i] + flux_e[i] * profile[k], key, counter)
+                e, counter = poisson(bg_e[i] + flux * profile[k], key, counter)
                 z, counter = normal(key, counter)
-                e += read_noise_e[j] * z
+                e += noise * z
                 if total > 0.0:
                     e += _cosmic_at(k, i0, e0, i1, e1, i2, e2, i3, e3)
-                adu_out[i, jj, k] = _digitise(e, gain, bias, adc_max)
+                adu_out[i, jj, k] = _digitise(e, gain[i, jj], bias[i, jj], adc_max)
 
 
 @jit_parallel
-def _render_windows_2d(seed, transit_id, flux_e, bg_e, centre_px, ac_centre_px, jitter_px, ac_jitter_px,
-                       read_noise_e, sigma_al_px, sigma_ac_px, gain, bias, adc_max, strip0, cosmic_lam,
-                       cosmic_params, al_px_out, ac_px_out, cosmic_e_out, adu_out):
+def _render_windows_2d(seed, transit_id, flux_e, bg_e, centre_px, ac_centre_px, jitter_px, ac_jitter_px, shift_px,
+                       cti_px, read_noise_e, sigma_px, gain, bias, adc_max, strip0, cosmic_lam, cosmic_params,
+                       al_px_out, ac_px_out, cosmic_e_out, adu_out):
     """Render the 2D (unbinned) windows of m transits over s strips of n_al x n_ac pixels.
 
-    The PSF is separable: a Gaussian of ``sigma_al_px`` AL and ``sigma_ac_px`` AC (each in its own pixel
-    unit, FACTS.md section 5) integrated over each pixel. ``centre_px`` and ``ac_centre_px`` (m,) are the
+    The PSF is separable: a Gaussian of ``sigma_px`` (m, s) AL and AC (each in its own pixel unit,
+    FACTS.md section 5) integrated over each pixel. ``centre_px`` and ``ac_centre_px`` (m,) are the
     expected centres in the window frame; each strip adds uniform placement errors of +-``jitter_px`` AL
-    and +-``ac_jitter_px`` AC. ``bg_e`` is per pixel. Outputs: centres ``al_px_out``/``ac_px_out`` (m, s),
-    cosmic-ray electrons ``cosmic_e_out`` (m, s) and digitised pixels ``adu_out`` (m, s, n_al, n_ac).
-    Strip ``j`` of the arrays is strip ``strip0 + j`` of the counter layout and of ``read_noise_e``.
+    and +-``ac_jitter_px`` AC, and the true AL displacement ``shift_px``; CTI moves the recorded charge
+    ``cti_px`` AL. ``bg_e`` is per pixel; the other per-window arrays are as in :func:`_render_windows`.
+    Outputs: centres ``al_px_out``/``ac_px_out`` (m, s), cosmic-ray electrons ``cosmic_e_out`` (m, s) and
+    digitised pixels ``adu_out`` (m, s, n_al, n_ac). Strip ``j`` of the arrays is strip ``strip0 + j`` of
+    the counter layout.
     """
     m, s, n_al, n_ac = adu_out.shape
-    scale_al = 1.0 / sigma_al_px
-    scale_ac = 1.0 / sigma_ac_px
     for i in numba.prange(m):
         key = stream_key(seed, transit_id[i])
         prof_al = np.empty(n_al)
         prof_ac = np.empty(n_ac)
         for jj in range(s):
             j = strip0 + jj
-            kappa = centre_px[i] + (2.0 * uniform(key, j) - 1.0) * jitter_px
+            kappa = centre_px[i] + (2.0 * uniform(key, j) - 1.0) * jitter_px + shift_px[i, jj]
             kappa_ac = ac_centre_px[i] + (2.0 * uniform(key, AC_JITTER_COUNTER + j) - 1.0) * ac_jitter_px
             al_px_out[i, jj] = kappa
             ac_px_out[i, jj] = kappa_ac
@@ -253,17 +257,20 @@ def _render_windows_2d(seed, transit_id, flux_e, bg_e, centre_px, ac_centre_px, 
                 key, j, cosmic_lam[i], n_al, n_ac, cosmic_params[0], cosmic_params[1], cosmic_params[2],
                 cosmic_params[3], cosmic_params[4])
             cosmic_e_out[i, jj] = total
-            _pixel_profile(kappa, scale_al, prof_al)
-            _pixel_profile(kappa_ac, scale_ac, prof_ac)
+            scale = 1.0 / sigma_px[i, jj]
+            _pixel_profile(kappa + cti_px[i, jj], scale, prof_al)
+            _pixel_profile(kappa_ac, scale, prof_ac)
+            flux = flux_e[i, jj]
+            noise = read_noise_e[i, jj]
             counter = (j + 1) * _STRIP_COUNTER
             for k in range(n_al):
                 for ac in range(n_ac):
-                    e, counter = poisson(bg_e[i] + flux_e[i] * prof_al[k] * prof_ac[ac], key, counter)
+                    e, counter = poisson(bg_e[i] + flux * prof_al[k] * prof_ac[ac], key, counter)
                     z, counter = normal(key, counter)
-                    e += read_noise_e[j] * z
+                    e += noise * z
                     if total > 0.0:
                         e += _cosmic_at(k * n_ac + ac, i0, e0, i1, e1, i2, e2, i3, e3)
-                    adu_out[i, jj, k, ac] = _digitise(e, gain, bias, adc_max)
+                    adu_out[i, jj, k, ac] = _digitise(e, gain[i, jj], bias[i, jj], adc_max)
 
 
 @jit_parallel

@@ -6,8 +6,9 @@ photon noise, Gaussian read noise per strip (Hambly+2018), the 0.258 ADU/e- gain
 and 16-bit saturation. WC0 (G < 13) AF windows are 2D, 18 AL x 12 AC pixels unbinned, with a separable
 Gaussian PSF of 1 pixel in each direction (FACTS.md section 5: "the AL and AC LSFs are both about
 sigma = 1 pixel") integrated over each pixel. Cosmic rays hit every window at a rate set by the particle
-flux, the window area and its integration time (:data:`COSMIC_FLUX_PER_CM2_S`). The instrument is
-described by :mod:`pipeline.calibration` (the pre-launch calibration is taken to be exact here).
+flux, the window area and its integration time (:data:`COSMIC_FLUX_PER_CM2_S`). The nominal instrument is
+:mod:`gaiasim.sim.instrument.electronics`; the true, imperfect one (straylight, per-CCD detectors and
+LSFs, CTI, basic-angle variation, CCD geometry, contamination) :mod:`gaiasim.sim.instrument.realism`.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ import pyarrow as pa
 from gaiasim.sim import kernels_random
 from gaiasim.sim import kernels_signal as _ks
 from gaiasim.sim.instrument import focal_plane as geometry
+from gaiasim.sim.instrument import realism
 from gaiasim.sim.instrument.electronics import Electronics
 from pipeline import icd, schemas
 
 #: Sky background, e- per pixel per second [U placeholder: a dark-sky AF background of order 1 e-/px/s].
 SKY_BG_E_PER_PX_S = 0.5
 #: AC pixels binned into one AL sample of a 1D window (FACTS.md section 2).
-AC_BINNING_PX = 12
+AC_BINNING_PX = realism.AC_BINNING_PX
 #: Onboard window placement error along scan, uniform +-, pixels [U]: the window is centred on the
 #: onboard prediction of each strip's crossing, which carries attitude and propagation errors.
 WINDOW_JITTER_PX = 0.3
@@ -70,8 +72,26 @@ TRUTH_CCD = pa.schema(
                  metadata={"unit": "px", "doc": "AC image centre in the window frame (2D windows; null for 1D)"}),
         pa.field("cosmic_e", pa.float32(), nullable=True,
                  metadata={"unit": "e-", "doc": "cosmic-ray electrons deposited in the window (0 when none)"}),
+        pa.field("cti_px", pa.float32(), nullable=False,
+                 metadata={"unit": "px", "doc": "AL displacement of the recorded image by CTI and the LSF's "
+                                                 "chromatic shift (not in al_px)"}),
+        pa.field("cti_loss_e", pa.float32(), nullable=False,
+                 metadata={"unit": "e-", "doc": "charge lost by CTI (flux_e is before the loss)"}),
+        pa.field("obmt_ns", pa.int64(), nullable=False,
+                 metadata={"unit": "ns", "doc": "crossing of the CCD's fiducial line"}),
     ]
 )
+
+
+def _nominal_windows(cal: Electronics, flux_e: np.ndarray, m: int) -> dict[str, np.ndarray]:
+    """The per-window arrays of :meth:`realism.InstrumentState.windows` for the nominal instrument."""
+    shape = (m, len(WINDOW_STRIPS))
+    zeros = np.zeros(shape)
+    read_noise = np.array([cal.read_noise_e[s] for s in ("SM1", *geometry.AF_STRIPS)])
+    return {"gain": np.full(shape, cal.gain_adu_per_e), "bias": np.full(shape, cal.bias_adu),
+            "read_noise": np.broadcast_to(read_noise, shape), "sigma_px": np.full(shape, cal.lsf_sigma_px),
+            "flux_e": np.repeat(flux_e[:, None], shape[1], axis=1), "shift_px": zeros, "geometry_px": zeros,
+            "cti_loss": zeros, "cti_px": zeros}
 
 
 def bp_rp_mags(g_mag: np.ndarray, bp_rp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -117,20 +137,23 @@ def make_windows(
     bp_rp: np.ndarray,
     cal: Electronics,
     ac_offset_px: np.ndarray | None = None,
+    state: realism.InstrumentState | None = None,
 ) -> list[StarWindows]:
     """Star-packet payloads for transits, grouped by window class.
 
     ``t_offset_px`` is the AF1 crossing time after the transit_id's quantised OBMT, in TDI periods: the
     sub-pixel phase of the image in its window. ``ac_offset_px`` is the source's AC position relative
     to the centre of the transit id's AC pixel, in AC pixels ([-0.5, 0.5)); when None it is drawn
-    uniformly from each transit's stream. The noise of each transit comes from its own counter-based
-    random stream (``kernels_random``), keyed by ``seed`` and its transit id.
+    uniformly from each transit's stream. ``state`` is the true, imperfect instrument
+    (:mod:`gaiasim.sim.instrument.realism`); None renders the nominal instrument ``cal`` exactly, on a
+    flat background of :data:`SKY_BG_E_PER_PX_S`. The noise of each transit comes from its own
+    counter-based random stream (``kernels_random``), keyed by ``seed`` and its transit id.
     """
     wclass = window_class_of(g_mag)
     gate = gate_of(g_mag)
     t_int_s = integration_s(gate)
-    read_noise = np.array([cal.read_noise_e[s] for s in ("SM1", *geometry.AF_STRIPS)])
     shape = cal.spectrum_profile(icd.SPECTRUM_SAMPLES)
+    t_ref, _, row, ac_pixel = icd.decode_transit_id(np.asarray(transit_id, dtype=np.int64))
     out = []
     for wc, n_samples in icd.WINDOW_SAMPLES.items():
         sel = np.flatnonzero(wclass == wc)
@@ -140,7 +163,15 @@ def make_windows(
         n_strips = len(WINDOW_STRIPS)
         tid = np.ascontiguousarray(transit_id[sel], dtype=np.int64)
         flux_e = 10.0 ** (-0.4 * (g_mag[sel] - cal.zero_point_g_mag)) * t_int_s[sel]
-        bg_e = SKY_BG_E_PER_PX_S * AC_BINNING_PX * t_int_s[sel]
+        t_ns = t_ref[sel] + np.rint(t_offset_px[sel] * geometry.TDI_PERIOD_NS).astype(np.int64)
+        if state is None:
+            win = _nominal_windows(cal, flux_e, m)
+            bg_px = np.full(m, SKY_BG_E_PER_PX_S) * t_int_s[sel]
+        else:
+            win = state.windows(fov[sel], row[sel], ac_pixel[sel], t_ns, bp_rp[sel], flux_e, t_int_s[sel])
+            bg_px = win["bg_e_px"]
+        bg_e = bg_px * AC_BINNING_PX
+        rendered_flux = win["flux_e"] * (1.0 - win["cti_loss"])
         centre = 0.5 * (n_samples - 1) + t_offset_px[sel]
         n_ac = icd.WINDOW_AC_SAMPLES[wc]
         # Hits per window: flux x pixel area of the window (all its AC pixels) x integration time.
@@ -152,9 +183,11 @@ def make_windows(
         adu = np.empty((m, n_strips, n_samples), dtype=np.uint16)
         # The SM (and every strip of a 1D class) is AC-binned; WC0 AF windows are rendered in 2D below.
         s_1d = n_strips if n_ac == 1 else 1
-        _ks._render_windows(seed, tid, flux_e, bg_e, centre, WINDOW_JITTER_PX, read_noise, cal.lsf_sigma_px,
-                            cal.gain_adu_per_e, cal.bias_adu, icd.ADC_MAX_ADU, 0, lam, cosmic, al_px[:, :s_1d],
-                            cosmic_e[:, :s_1d], adu[:, :s_1d])
+        cols = slice(0, s_1d)
+        _ks._render_windows(seed, tid, rendered_flux[:, cols], bg_e, centre, WINDOW_JITTER_PX, win["shift_px"][:, cols],
+                            win["cti_px"][:, cols], win["read_noise"][:, cols], win["sigma_px"][:, cols],
+                            win["gain"][:, cols], win["bias"][:, cols], icd.ADC_MAX_ADU, 0, lam, cosmic,
+                            al_px[:, :s_1d], cosmic_e[:, :s_1d], adu[:, :s_1d])
         if n_ac > 1:
             if ac_offset_px is None:
                 phase = kernels_random.uniform_array(seed, tid, _ks.AC_PHASE_COUNTER) - 0.5
@@ -164,10 +197,12 @@ def make_windows(
             # The AC PSF width in AC pixels equals the AL one in AL pixels: the 1:3 pixel aspect cancels
             # the 3:1 aperture (FACTS.md section 5).
             adu_2d = np.empty((m, n_strips - 1, n_samples, n_ac), dtype=np.uint16)
-            _ks._render_windows_2d(seed, tid, flux_e, bg_e / icd.WINDOW_AC_PX, centre, ac_centre, WINDOW_JITTER_PX,
-                                   WINDOW_AC_JITTER_PX, read_noise, cal.lsf_sigma_px, cal.lsf_sigma_px,
-                                   cal.gain_adu_per_e, cal.bias_adu, icd.ADC_MAX_ADU, 1, lam, cosmic,
-                                   al_px[:, 1:], ac_px[:, 1:], cosmic_e[:, 1:], adu_2d)
+            af = slice(1, None)
+            _ks._render_windows_2d(seed, tid, rendered_flux[:, af], bg_e / icd.WINDOW_AC_PX, centre, ac_centre,
+                                   WINDOW_JITTER_PX, WINDOW_AC_JITTER_PX, win["shift_px"][:, af], win["cti_px"][:, af],
+                                   win["read_noise"][:, af], win["sigma_px"][:, af], win["gain"][:, af],
+                                   win["bias"][:, af], icd.ADC_MAX_ADU, 1, lam, cosmic, al_px[:, 1:], ac_px[:, 1:],
+                                   cosmic_e[:, 1:], adu_2d)
 
         payload = np.zeros(m, dtype=icd.star_payload_dtype(wc))
         payload["transit_id"] = tid
@@ -188,15 +223,26 @@ def make_windows(
         bg_strip = np.repeat(bg_e[:, None], n_strips, axis=1)
         if n_ac > 1:
             bg_strip[:, 1:] /= icd.WINDOW_AC_PX  # per pixel in the 2D windows
+        # The time the image crossed each CCD's fiducial line: the window's reference (the transit id's
+        # time plus the strip's nominal offset) plus the image's place in it, corrected for the CCD's own
+        # displacement (what a pipeline with an exact geometric calibration reports).
+        strip_offset_ns = np.array([[geometry.STRIP_OFFSET_NS["SM1" if f == 1 else "SM2"],
+                                     *(geometry.STRIP_OFFSET_NS[a] for a in geometry.AF_STRIPS)] for f in (1, 2)])
+        crossing_ns = (t_ref[sel][:, None] + strip_offset_ns[np.asarray(fov[sel]) - 1]
+                       + np.rint((al_px - 0.5 * (n_samples - 1) + win["geometry_px"]) * geometry.TDI_PERIOD_NS)
+                       .astype(np.int64))
         truth = pa.table(
             {
                 "transit_id": np.repeat(tid, n_strips),
                 "strip": schemas.ccd_strips(fov[sel]),
                 "al_px": al_px.ravel(),
-                "flux_e": np.repeat(flux_e, n_strips).astype(np.float32),
+                "flux_e": win["flux_e"].ravel().astype(np.float32),
                 "bg_e": bg_strip.ravel().astype(np.float32),
                 "ac_px": pa.array(ac_px.ravel(), mask=np.isnan(ac_px.ravel())),
                 "cosmic_e": cosmic_e.ravel().astype(np.float32),
+                "cti_px": win["cti_px"].ravel().astype(np.float32),
+                "cti_loss_e": (win["flux_e"] * win["cti_loss"]).ravel().astype(np.float32),
+                "obmt_ns": crossing_ns.ravel(),
             },
             schema=TRUTH_CCD,
         )

@@ -26,6 +26,7 @@ import pyarrow as pa
 from gaiasim.sim import faults, onboard, signal, sky, variability
 from gaiasim.sim.attitude import AttitudeError, realised_transits
 from gaiasim.sim.instrument import focal_plane as geometry
+from gaiasim.sim.instrument import realism
 from gaiasim.sim.instrument.electronics import TRUE as CALIBRATION
 from gaiasim.sim.scanlaw import ScanLaw, ScanLawParams
 from gaiasim.sim.truth import TRUTH_TRANSITS, write_part
@@ -60,6 +61,12 @@ class SliceContext:
     transients: pa.Table = field(default_factory=variability.TRUTH_TRANSIENTS.empty_table)
     #: Sources new to the catalogue (sky.TRUTH_SOURCES rows): in the sky, not in the catalogue.
     new_sources: pa.Table = field(default_factory=sky.TRUTH_SOURCES.empty_table)
+    #: The imperfections of the simulated instrument (gaiasim.sim.instrument.realism).
+    effects: realism.Effects = realism.REALISTIC
+
+    def instrument(self) -> realism.InstrumentState:
+        """The true instrument of this dataset (drawn from the seed, the same in every worker)."""
+        return realism.draw(self.seed, self.effects, self.t0_ns)
 
     @property
     def n_slices(self) -> int:
@@ -263,7 +270,8 @@ def render_slice(ctx: SliceContext, k: int, seq_start: dict[int, int], totals: d
                 / geometry.PIXEL_AC_RAD
             windows = signal.make_windows(ctx.seed, tr["transit_id"][part], (tr["obmt_ns"][part] - t_ref)
                                           / geometry.TDI_PERIOD_NS, tr["fov"][part], tr["g_mag"][part],
-                                          tr["bp_rp"][part], CALIBRATION, ac_offset_px=ac_phase)
+                                          tr["bp_rp"][part], CALIBRATION, ac_offset_px=ac_phase,
+                                          state=ctx.instrument())
             (w,) = windows  # one window class per APID
             rows = icd.encode_packets(apid, seq_of[part], tr["obmt_ns"][part], w.payload)
             idx = index[lo:lo + TRANSITS_PER_CHUNK]

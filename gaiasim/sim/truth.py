@@ -8,6 +8,7 @@ import pyarrow as pa
 
 from gaiasim.sim.faults import TRUTH_FAULTS
 from gaiasim.sim.hk_faults import TRUTH_HK_ANOMALIES
+from gaiasim.sim.instrument.realism import TRUTH_INSTRUMENT
 from gaiasim.sim.signal import TRUTH_CCD
 from gaiasim.sim.sky import TRUTH_SOURCES
 from gaiasim.sim.variability import TRUTH_TRANSIENTS
@@ -41,6 +42,7 @@ TRUTH_TABLES: dict[str, pa.Schema] = {
     "faults": TRUTH_FAULTS,
     "transients": TRUTH_TRANSIENTS,
     "hk_anomalies": TRUTH_HK_ANOMALIES,
+    "instrument": TRUTH_INSTRUMENT,
 }
 
 

@@ -170,6 +170,9 @@ TAMPERS: dict[str, Tamper] = {
     "centroid_pull_bias": Tamper("demo_run", "centroids shifted 0.5 px", "ccd", _shift("al_px", 0.5)),
     "centroid_pull_width": Tamper("demo_run", "centroid errors doubled", "ccd", _scale("al_px_err", 2.0)),
     "centroid_ac_pulls": Tamper("demo_run", "AC centres shifted 0.5 px", "ccd", _shift("ac_px", 0.5)),
+    "ccd_times": Tamper("demo_run", "CCD observation times 0.5 ms late", "ccd", _shift("obmt_ns", 500_000)),
+    "fit_noise_model": Tamper("demo_run", "fits' chi-square 20 % low (noise over-estimated)", "ccd",
+                              _scale("chi2", 0.8)),
     "cosmics_flagged": Tamper("demo_run", "no cosmic-ray flag set", "ccd", _flags(cosmic=False)),
     "cosmics_not_invented": Tamper("demo_run", "every window flagged cosmic", "ccd", _flags(cosmic=True)),
     "crossmatch_correct": Tamper("demo_run", "1 % of transits matched to a wrong source", "transits", _wrong_sources),
@@ -242,7 +245,8 @@ def test_a_check_with_nothing_to_measure_is_na_not_pass(demo_run, tmp_path):
         rewrite_table(run, table, lambda t: t.slice(0, 0))
     con = db.connect(run, dataset)
     results = {r.check.name: r for r in checks.evaluate_all(con, True)}
-    for name in ("no_spurious_transits", "centroid_pull_bias", "centroid_pull_width", "cosmics_flagged",
+    for name in ("no_spurious_transits", "centroid_pull_bias", "centroid_pull_width", "ccd_times", "fit_noise_model",
+                 "cosmics_flagged",
                  "cosmics_not_invented", "photometry_bias", "bp_rp_photometry_bias", "crossmatch_correct",
                  "no_false_alerts"):
         assert results[name].status == "n/a", f"{name}: {results[name]}"

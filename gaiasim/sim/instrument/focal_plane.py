@@ -34,10 +34,11 @@ N_ROWS = 7
 #: FoV 2 in SM2), the astrometric field and the photometers.
 STRIPS = ("SM1", "SM2", "AF1", "AF2", "AF3", "AF4", "AF5", "AF6", "AF7", "AF8", "AF9", "BP", "RP")
 AF_STRIPS = STRIPS[2:11]
-#: Time between the centre lines of consecutive strips, ns: one CCD (4.4226 s) plus the gap between
-#: CCDs. The gap is not published [U]: 4.85 s a strip puts 13 strips in 1.17 deg along scan (GaiaParams
-#: FOV_AL = 1.16761 deg).
-STRIP_PITCH_NS = 4_850_000_000
+#: Along-scan pitch of the strips, in TDI lines: one CCD (4500 lines) plus the gap between CCDs. The gap
+#: is not published [U]: 435 lines (4.85 s a strip) put 13 strips in 1.17 deg along scan (GaiaParams
+#: FOV_AL = 1.16761 deg). In lines, not seconds: the CCDs sit at fixed places on the focal plane, and the
+#: time between them follows from the pixel scale and the scan rate.
+STRIP_PITCH_TDI_LINES = 4935
 
 # --- derived -----------------------------------------------------------------------------------------
 
@@ -54,6 +55,8 @@ TDI_PERIOD_NS = round(PIXEL_AL_MAS / SCAN_RATE_ARCSEC_S * 1e6)
 ROW_WIDTH_RAD = CCD_COLUMNS * PIXEL_AC_RAD
 ZETA_MIN_RAD = -0.5 * N_ROWS * ROW_WIDTH_RAD
 ZETA_MAX_RAD = -ZETA_MIN_RAD
+#: Time between the centre lines of consecutive strips, ns (4.8502 s).
+STRIP_PITCH_NS = STRIP_PITCH_TDI_LINES * TDI_PERIOD_NS
 #: Time offset of each strip's centre line from AF1's (the origin of along-scan field angle), ns.
 STRIP_OFFSET_NS = {name: (i - STRIPS.index("AF1")) * STRIP_PITCH_NS for i, name in enumerate(STRIPS)}
 

@@ -1,0 +1,323 @@
+"""The imperfect instrument: how the simulated spacecraft departs from its nominal description
+(docs/instrument.md, section 4).
+
+Every effect is switchable (:class:`Effects`; a day spec's ``instrument`` names a set: ``realistic``, the
+default, or ``ideal``, the nominal instrument of :mod:`gaiasim.sim.instrument.electronics` with none of
+them) and recorded in the truth: the per-CCD state in ``truth/instrument``, and per window the background,
+the image centre, the charge-transfer displacement and the crossing time in ``truth/ccd``.
+
+The effects, their sources and the amplitudes used ([U]: not published; chosen at the size the cited
+paper shows, or smaller where Gaia calibrates the effect before IDT sees it):
+
+- **Straylight**: the background is dominated by scattered sunlight in CCD rows 1-4 and by zodiacal
+  light and the Milky Way in rows 5-7, repeats with the 6-h spin and varies over orders of magnitude
+  around an average sky of 0.2 e-/px/s (GDR2 documentation section 3.3.6; GDR3 documentation section
+  5.3.1: up to 27 e-/px/s in the worst CCD). Per row: a mean straylight level [U] modulated by the spin
+  phase with a phase of its own per FoV and row.
+- **CCD-to-CCD spread** of gain, bias, read noise and throughput about the nominal table (Hambly+2018,
+  A&A 616, A15, Table 1 gives the nominal values; the spread left by the calibration IDT starts from is
+  [U]); bias offsets jump by a few ADU a few times a year per CCD (GEDR3 documentation section 3.3.2).
+- **LSF width** per CCD and telescope, growing with the source's colour (diffraction: lambda / D), and
+  drifting slowly with the focus over the day (Mora+2014, SPIE 9143, "on-board metrology: basic angle and
+  best focus") [U amplitudes].
+- **Charge-transfer inefficiency** (Crowley+2016, A&A 595, A6): faint images lose a fraction of their
+  charge to radiation-induced traps, and their centroid moves towards the trailing side; both shrink with
+  the image's signal and with the background (which fills traps), grow since the last charge injection
+  (which fills them: a sawtooth of :attr:`Effects.ci_period_s`) and with the mission's radiation dose.
+- **Basic-angle variation**: about 1 mas with the 6-h period, phased with the spin (GDR3 documentation
+  section 4.2.4): each FoV's line of sight moves by half of it, in opposite directions.
+- **Geometric calibration errors**: each AF and SM CCD sits a little off its nominal along-scan position
+  and is a little rotated (an AL offset growing across the CCD), drifting slowly [U amplitudes; Gaia
+  calibrates them daily, Lindegren+2012, A&A 538, A78, section 3.4].
+- **Contamination**: throughput decays slowly (water ice on the optics; Gaia Collaboration 2016, A&A 595,
+  A1, section 5.2) [U rate].
+
+None of these is known to the system under test: it sees only the packets.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+import pyarrow as pa
+
+from gaiasim.sim.instrument import focal_plane as fp
+from gaiasim.sim.instrument.electronics import TRUE, Electronics
+
+#: CCD columns of the per-CCD tables: the sky mappers (SM1 sees FoV 1 only, SM2 FoV 2) and AF1..AF9.
+CCD_STRIPS = ("SM1", "SM2", *fp.AF_STRIPS)
+#: Spin period, ns: a full turn at the nominal scan rate (21 612.9 s).
+SPIN_PERIOD_NS = round(360.0 * 3600.0 / fp.SCAN_RATE_ARCSEC_S * 1e9)
+_DAY_NS = 86_400_000_000_000
+#: AC pixels binned into one sample of a 1D window (and the AC extent of a 2D one), for the background.
+AC_BINNING_PX = 12
+
+
+@dataclass(frozen=True)
+class Effects:
+    """Switches and amplitudes of the imperfections; :data:`REALISTIC` and :data:`IDEAL` are the named sets."""
+
+    straylight: bool = True
+    ccd_spread: bool = True
+    lsf: bool = True
+    cti: bool = True
+    basic_angle: bool = True
+    geometry: bool = True
+    contamination: bool = True
+    #: Average sky background, e-/px/s (GDR3 documentation section 5.3.1).
+    sky_bg_e_px_s: float = 0.2
+    #: Mean straylight of each CCD row 1..7, e-/px/s [U]: sunlight dominates rows 1-4, the zodiacal light
+    #: and the Milky Way rows 5-7 (GDR2 documentation section 3.3.6).
+    straylight_e_px_s: tuple[float, ...] = (27.0, 23.0, 19.0, 15.0, 5.0, 2.8, 1.9)
+    #: Relative amplitude of the spin-phase modulation of the straylight [U] (< 1: never negative).
+    straylight_modulation: float = 0.8
+    #: Relative spread (1 sigma) of the true gains, throughputs and read noises about the nominal [U].
+    gain_spread: float = 0.0015
+    throughput_spread: float = 0.002
+    read_noise_spread: float = 0.05
+    #: Spread of the bias offsets about the nominal, ADU [U], and the jumps: size (ADU) and rate per CCD.
+    bias_spread_adu: float = 1.0
+    bias_jump_adu: float = 2.0
+    bias_jumps_per_ccd_day: float = 0.02
+    #: Relative spread of the LSF width per CCD and telescope [U], its growth per magnitude of BP-RP
+    #: redder than 1.0 [U], and the peak relative change of the focus over a day [U].
+    lsf_width_spread: float = 0.002
+    lsf_width_per_colour: float = 0.002
+    focus_drift: float = 0.002
+    #: Spread per CCD and telescope of the LSF's colour-dependent centroid shift, mas per magnitude of
+    #: BP-RP from 1.0 (the chromaticity Lindegren+2021, section 3.3, calibrates; IDT does not) [U].
+    lsf_chromatic_mas_per_mag: float = 0.3
+    #: CTI [U amplitudes, Crowley+2016 for the shape]: fraction of the charge lost by an image of 1000 e-
+    #: on a background of :attr:`cti_bg_e` per sample, its power law in the signal, the centroid shift per
+    #: lost fraction (px, towards the trailing side), the charge-injection period and the growth per day.
+    cti_loss_at_1ke: float = 0.004
+    cti_signal_power: float = 0.8
+    cti_bg_e: float = 50.0
+    cti_shift_px_per_loss: float = 2.0
+    cti_spread: float = 0.3  # log-normal spread of the trap density from CCD to CCD [U]
+    ci_period_s: float = 1.0
+    cti_growth_per_day: float = 0.001
+    #: Peak-to-peak basic-angle variation over the spin, mas (GDR3 documentation section 4.2.4: ~1 mas).
+    basic_angle_mas: float = 1.0
+    #: Spread of the CCDs' AL position and of their rotation (AL offset at the CCD's AC edge), mas, and their
+    #: drift per day, mas [U].
+    geometry_offset_mas: float = 3.0
+    geometry_rotation_mas: float = 2.0
+    geometry_drift_mas_day: float = 0.5
+    #: Throughput loss per day by contamination, mag [U].
+    contamination_mag_day: float = 0.002
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+REALISTIC = Effects()
+#: The nominal instrument: no effect on (the simulator of the earlier releases).
+IDEAL = Effects(straylight=False, ccd_spread=False, lsf=False, cti=False, basic_angle=False, geometry=False,
+                contamination=False, sky_bg_e_px_s=0.5)
+NAMED = {"realistic": REALISTIC, "ideal": IDEAL}
+SWITCHES = tuple(f.name for f in fields(Effects) if f.type == "bool")
+
+
+def effects_named(name: str) -> Effects:
+    try:
+        return NAMED[name]
+    except KeyError:
+        raise ValueError(f"instrument = {name!r}: must be one of {', '.join(NAMED)}") from None
+
+
+def only(effect: str) -> Effects:
+    """:data:`REALISTIC` with every effect but ``effect`` switched off (to study one at a time)."""
+    if effect not in SWITCHES:
+        raise ValueError(f"unknown effect {effect!r}: one of {', '.join(SWITCHES)}")
+    return replace(REALISTIC, **{s: s == effect for s in SWITCHES})
+
+
+TRUTH_INSTRUMENT = pa.schema(
+    [
+        pa.field("fov", pa.int8(), nullable=False),
+        pa.field("ccd_row", pa.int8(), nullable=False),
+        pa.field("strip", pa.string(), nullable=False),
+        pa.field("gain_adu_per_e", pa.float64(), nullable=False),
+        pa.field("bias_adu", pa.float64(), nullable=False, metadata={"doc": "before any jump"}),
+        pa.field("bias_jump_adu", pa.float64(), nullable=False),
+        pa.field("bias_jump_obmt_ns", pa.int64(), nullable=False, metadata={"doc": "max int64: no jump"}),
+        pa.field("read_noise_e", pa.float64(), nullable=False),
+        pa.field("throughput", pa.float64(), nullable=False, metadata={"doc": "relative to nominal"}),
+        pa.field("lsf_sigma_px", pa.float64(), nullable=False, metadata={"doc": "at BP-RP 1, nominal focus"}),
+        pa.field("chromatic_mas_per_mag", pa.float64(), nullable=False,
+                 metadata={"doc": "centroid shift of the LSF per magnitude of BP-RP from 1"}),
+        pa.field("geometry_al_mas", pa.float64(), nullable=False),
+        pa.field("geometry_rotation_mas", pa.float64(), nullable=False, metadata={"doc": "AL offset at AC edge"}),
+        pa.field("geometry_drift_mas_day", pa.float64(), nullable=False),
+        pa.field("cti_traps", pa.float64(), nullable=False, metadata={"doc": "relative trap density"}),
+    ]
+)
+
+
+@dataclass(frozen=True, eq=False)
+class InstrumentState:
+    """The true instrument of one dataset: per-CCD tables of shape (FoV 2, row 7, strip 11) over
+    :data:`CCD_STRIPS` (the detector quantities are equal for both FoVs: one CCD sees both telescopes),
+    and the time-dependent effects."""
+
+    effects: Effects
+    nominal: Electronics
+    t0_ns: int
+    gain_adu_per_e: np.ndarray
+    bias_adu: np.ndarray
+    bias_jump_adu: np.ndarray
+    bias_jump_ns: np.ndarray
+    read_noise_e: np.ndarray
+    throughput: np.ndarray
+    lsf_sigma_px: np.ndarray
+    chromatic_mas_per_mag: np.ndarray
+    geometry_al_mas: np.ndarray
+    geometry_rotation_mas: np.ndarray
+    geometry_drift_mas_day: np.ndarray
+    cti_traps: np.ndarray
+    straylight_phase_rad: np.ndarray  # (2, 7)
+    ba_phase_rad: float
+    focus_phase_rad: float
+
+    def table(self) -> pa.Table:
+        """One row per CCD and FoV that sees it (SM1 FoV 1, SM2 FoV 2): the truth's ``instrument`` table."""
+        fov, row, strip = np.meshgrid(np.arange(2), np.arange(7), np.arange(len(CCD_STRIPS)), indexing="ij")
+        seen = ~(((strip == 0) & (fov == 1)) | ((strip == 1) & (fov == 0)))
+        f, r, s = fov[seen], row[seen], strip[seen]
+        cols = {"fov": (f + 1).astype(np.int8), "ccd_row": (r + 1).astype(np.int8),
+                "strip": np.array(CCD_STRIPS)[s]}
+        for name in TRUTH_INSTRUMENT.names[3:]:
+            attr = "bias_jump_ns" if name == "bias_jump_obmt_ns" else name
+            cols[name] = getattr(self, attr)[f, r, s]
+        return pa.table(cols, schema=TRUTH_INSTRUMENT)
+
+    def spin_phase_rad(self, t_ns: np.ndarray) -> np.ndarray:
+        return 2.0 * math.pi * ((np.asarray(t_ns) - self.t0_ns) % SPIN_PERIOD_NS) / SPIN_PERIOD_NS
+
+    def background_e_px_s(self, fov: np.ndarray, row: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
+        """Background rate, e-/px/s, of transits in ``fov`` (1, 2) and CCD ``row`` (1..7) at ``t_ns``."""
+        fx = self.effects
+        rate = np.full(len(fov), fx.sky_bg_e_px_s)
+        if fx.straylight:
+            level = np.asarray(fx.straylight_e_px_s)[np.asarray(row) - 1]
+            phase = self.straylight_phase_rad[np.asarray(fov) - 1, np.asarray(row) - 1]
+            rate = rate + level * (1.0 + fx.straylight_modulation * np.cos(self.spin_phase_rad(t_ns) - phase))
+        return rate
+
+    def basic_angle_mas(self, t_ns: np.ndarray) -> np.ndarray:
+        """Variation of the basic angle from nominal, mas (each FoV's line of sight moves by half)."""
+        if not self.effects.basic_angle:
+            return np.zeros(len(np.atleast_1d(t_ns)))
+        omega = self.spin_phase_rad(t_ns) - self.ba_phase_rad
+        # The fundamental and a weaker second harmonic (GDR3 documentation eq. 4.82), peak to peak ~1 mas.
+        return 0.5 * self.effects.basic_angle_mas * (0.9 * np.cos(omega) + 0.1 * np.cos(2.0 * omega))
+
+    def windows(self, fov: np.ndarray, row: np.ndarray, ac_px: np.ndarray, t_ns: np.ndarray, bp_rp: np.ndarray,
+                flux_e: np.ndarray, t_int_s: np.ndarray) -> dict[str, np.ndarray]:
+        """Per window (transit x SM, AF1..AF9: shape (m, 10)) the true detector and image: ``gain``,
+        ``bias`` (ADU), ``read_noise`` (e-), ``sigma_px`` (LSF width), ``flux_e`` (image flux before CTI),
+        ``shift_px`` (true AL image displacement in the window: basic angle and CCD geometry),
+        ``geometry_px`` (the CCD's own AL offset), ``cti_loss`` (fraction of the charge lost) and
+        ``cti_px`` (displacement of the recorded image from the optical centre that the IPD does not
+        model: CTI and the LSF's chromatic shift); and per transit ``bg_e_px`` (e- per pixel)."""
+        fx = self.effects
+        m = len(fov)
+        f = np.asarray(fov, dtype=np.int64) - 1
+        r = np.asarray(row, dtype=np.int64) - 1
+        cols = np.concatenate([f[:, None], np.tile(np.arange(2, 11), (m, 1))], axis=1)
+        ff, rr = f[:, None], r[:, None]
+        t = np.asarray(t_ns, dtype=np.int64)
+        days = (t - self.t0_ns) / _DAY_NS
+        bias = self.bias_adu[ff, rr, cols] + np.where(t[:, None] >= self.bias_jump_ns[ff, rr, cols],
+                                                       self.bias_jump_adu[ff, rr, cols], 0.0)
+        sigma = self.lsf_sigma_px[ff, rr, cols]
+        chromatic_px = self.chromatic_mas_per_mag[ff, rr, cols] * (np.asarray(bp_rp) - 1.0)[:, None] / fp.PIXEL_AL_MAS
+        if fx.lsf:
+            focus = 1.0 + fx.focus_drift * np.sin(2.0 * math.pi * days + self.focus_phase_rad)
+            colour = 1.0 + fx.lsf_width_per_colour * (np.asarray(bp_rp) - 1.0)
+            sigma = sigma * (focus * colour)[:, None]
+        throughput = self.throughput[ff, rr, cols]
+        if fx.contamination:
+            throughput = throughput * (10.0 ** (-0.4 * fx.contamination_mag_day * days))[:, None]
+        flux = np.asarray(flux_e)[:, None] * throughput
+        ac_norm = (np.asarray(ac_px) - fp.AC_PRESCAN_PX - 0.5 * fp.CCD_COLUMNS) / (0.5 * fp.CCD_COLUMNS)
+        geometry_mas = (self.geometry_al_mas[ff, rr, cols] + self.geometry_rotation_mas[ff, rr, cols] * ac_norm[:, None]
+                        + self.geometry_drift_mas_day[ff, rr, cols] * days[:, None])
+        ba_mas = np.where(f == 0, 0.5, -0.5) * self.basic_angle_mas(t)
+        # A CCD displaced along scan by +x sees the image x earlier in its window; a line of sight turned by
+        # +b sees it b later.
+        shift_px = (ba_mas[:, None] - geometry_mas) / fp.PIXEL_AL_MAS
+        bg_e_px = self.background_e_px_s(fov, row, t) * t_int_s
+        loss = np.zeros((m, 10))
+        if fx.cti:
+            signal_ke = np.maximum(flux, 1.0) / 1000.0
+            bg_sample = bg_e_px * AC_BINNING_PX
+            since_ci = ((t % round(fx.ci_period_s * 1e9)) / (fx.ci_period_s * 1e9) + 0.5)  # mean 1
+            loss = (fx.cti_loss_at_1ke * self.cti_traps[ff, rr, cols] * signal_ke ** -fx.cti_signal_power
+                    / np.sqrt(1.0 + bg_sample / fx.cti_bg_e)[:, None]
+                    * (since_ci * (1.0 + fx.cti_growth_per_day * days))[:, None])
+            loss = np.minimum(loss, 0.5)
+        return {"gain": self.gain_adu_per_e[ff, rr, cols], "bias": bias, "read_noise": self.read_noise_e[ff, rr, cols],
+                "sigma_px": sigma, "flux_e": flux, "shift_px": shift_px, "geometry_px": geometry_mas / fp.PIXEL_AL_MAS,
+                "cti_loss": loss, "cti_px": fx.cti_shift_px_per_loss * loss + chromatic_px, "bg_e_px": bg_e_px}
+
+
+def _nominal_read_noise(nominal: Electronics) -> np.ndarray:
+    return np.array([nominal.read_noise_e[s] for s in CCD_STRIPS])
+
+
+@functools.lru_cache(maxsize=8)
+def draw(seed: int, effects: Effects, t0_ns: int) -> InstrumentState:
+    """The true instrument of the dataset of ``seed`` starting at ``t0_ns``: the nominal detection chain
+    (:data:`~gaiasim.sim.instrument.electronics.TRUE`) with ``effects`` (deterministic; a random stream of
+    its own, so the sky and the noise do not move when an effect is switched)."""
+    nominal = TRUE
+    rng = np.random.default_rng([seed, 23])
+    shape = (2, 7, len(CCD_STRIPS))
+
+    def detector(spread: float) -> np.ndarray:
+        # One value per physical CCD, seen by both FoVs; normalised to the nominal on average.
+        x = rng.normal(0.0, spread, shape[1:])
+        return np.broadcast_to(x - x.mean(), shape).copy()
+
+    def optical(spread: float) -> np.ndarray:
+        x = rng.normal(0.0, spread, shape)
+        return x - x.mean()
+
+    # Draw every array whatever the switches, so that switching one effect never moves another's values.
+    d_gain, d_thr, d_rn = detector(1.0), optical(1.0), detector(1.0)
+    d_bias, jump_sign, jump_u = detector(1.0), rng.choice([-1.0, 1.0], shape[1:]), rng.random(shape[1:])
+    d_lsf, d_geo, d_rot, d_drift = optical(1.0), detector(1.0), detector(1.0), detector(1.0)
+    d_chromatic = optical(1.0)
+    traps = np.exp(effects.cti_spread * rng.normal(0.0, 1.0, shape[1:]))
+    stray_phase = rng.uniform(0.0, 2.0 * math.pi, (2, 7))
+    ba_phase, focus_phase = rng.uniform(0.0, 2.0 * math.pi, 2)
+    fx = effects
+    spread = fx.ccd_spread
+    gain = nominal.gain_adu_per_e * (1.0 + (fx.gain_spread * d_gain if spread else 0.0))
+    throughput = 1.0 + (fx.throughput_spread * d_thr if spread else 0.0) * np.ones(shape)
+    read_noise = _nominal_read_noise(nominal) * (1.0 + (fx.read_noise_spread * d_rn if spread else 0.0))
+    bias = nominal.bias_adu + (fx.bias_spread_adu * d_bias if spread else 0.0) * np.ones(shape)
+    # A jump on a CCD in a day with probability bias_jumps_per_ccd_day, at a uniform time of the day.
+    jumps = spread & (jump_u < fx.bias_jumps_per_ccd_day)
+    jump_ns = np.where(jumps, t0_ns + (jump_u / max(fx.bias_jumps_per_ccd_day, 1e-300) * _DAY_NS).astype(np.int64),
+                       np.iinfo(np.int64).max)
+    lsf = nominal.lsf_sigma_px * (1.0 + (fx.lsf_width_spread * d_lsf if fx.lsf else 0.0)) * np.ones(shape)
+    geo = fx.geometry
+    return InstrumentState(
+        effects=fx, nominal=nominal, t0_ns=int(t0_ns),
+        gain_adu_per_e=gain * np.ones(shape), bias_adu=bias,
+        bias_jump_adu=np.broadcast_to(np.where(jumps, fx.bias_jump_adu * jump_sign, 0.0), shape).copy(),
+        bias_jump_ns=np.broadcast_to(jump_ns, shape).copy(),
+        read_noise_e=read_noise * np.ones(shape), throughput=throughput, lsf_sigma_px=lsf,
+        chromatic_mas_per_mag=fx.lsf_chromatic_mas_per_mag * d_chromatic if fx.lsf else np.zeros(shape),
+        geometry_al_mas=(fx.geometry_offset_mas * d_geo if geo else np.zeros(shape)),
+        geometry_rotation_mas=(fx.geometry_rotation_mas * d_rot if geo else np.zeros(shape)),
+        geometry_drift_mas_day=(fx.geometry_drift_mas_day * d_drift if geo else np.zeros(shape)),
+        cti_traps=np.broadcast_to(traps / traps.mean(), shape).copy() if fx.cti else np.zeros(shape),
+        straylight_phase_rad=stray_phase, ba_phase_rad=float(ba_phase), focus_phase_rad=float(focus_phase),
+    )

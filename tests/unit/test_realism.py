@@ -1,0 +1,171 @@
+"""The imperfect instrument (gaiasim/sim/instrument/realism.py): each effect is switchable, recorded in
+the truth and of the size docs/instrument.md section 5 says; the ideal instrument renders the nominal one
+exactly; and the simulated day is as precise as Gaia, no more (the issue's fidelity targets)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from gaiasim import workspace
+from gaiasim.sim import signal
+from gaiasim.sim.instrument import focal_plane as fp
+from gaiasim.sim.instrument import realism
+from gaiasim.sim.instrument.electronics import TRUE
+from gaiasim.spec import SpecError, make_spec
+from gaiasim.validate import db, fidelity
+from pipeline import icd
+
+T0 = 10**17
+
+
+def _transits(m: int, seed: int = 5) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    fov = rng.integers(1, 3, m)
+    row = rng.integers(1, 8, m)
+    ac = rng.integers(20, 1970, m)
+    t = T0 + rng.integers(0, 86_400 * 10**9, m)
+    return {"transit_id": icd.encode_transit_id(t, fov, row, ac), "fov": fov, "row": row, "ac": ac,
+            "t_offset_px": rng.uniform(-0.5, 0.5, m), "g_mag": rng.uniform(13.5, 20.5, m),
+            "bp_rp": rng.uniform(0.0, 3.0, m)}
+
+
+def _windows(tr, state):
+    return signal.make_windows(9, tr["transit_id"], tr["t_offset_px"], tr["fov"], tr["g_mag"], tr["bp_rp"], TRUE,
+                               state=state)
+
+
+def test_the_ideal_instrument_renders_the_nominal_one_exactly():
+    tr = _transits(400)
+    nominal = _windows(tr, None)
+    ideal = _windows(tr, realism.draw(9, realism.IDEAL, T0))
+    for a, b in zip(nominal, ideal, strict=True):
+        assert np.array_equal(a.payload, b.payload)
+        assert a.truth_ccd.equals(b.truth_ccd)
+    state = realism.draw(9, realism.IDEAL, T0)
+    assert np.all(state.gain_adu_per_e == TRUE.gain_adu_per_e) and np.all(state.lsf_sigma_px == TRUE.lsf_sigma_px)
+    assert not state.cti_traps.any() and not state.geometry_al_mas.any()
+
+
+def test_the_realistic_instrument_changes_the_packets_and_records_why():
+    tr = _transits(400)
+    nominal = _windows(tr, None)
+    real = _windows(tr, realism.draw(9, realism.REALISTIC, T0))
+    assert any(not np.array_equal(a.payload, b.payload) for a, b in zip(nominal, real, strict=True))
+    truth = real[-1].truth_ccd.to_pydict()
+    assert min(truth["cti_loss_e"]) >= 0 and max(truth["cti_loss_e"]) > 0
+    assert len(set(truth["bg_e"])) > 10  # straylight: the background varies from window to window
+
+
+def test_switching_one_effect_never_moves_another():
+    cti_only, both = realism.draw(3, realism.only("cti"), T0), realism.draw(3, realism.REALISTIC, T0)
+    assert np.array_equal(cti_only.cti_traps, both.cti_traps)
+    assert np.all(cti_only.gain_adu_per_e == TRUE.gain_adu_per_e)
+    geometry_only = realism.draw(3, realism.only("geometry"), T0)
+    assert np.array_equal(geometry_only.geometry_al_mas, both.geometry_al_mas)
+    with pytest.raises(ValueError, match="unknown effect 'focus'"):
+        realism.only("focus")
+
+
+def test_detector_values_are_one_per_ccd_and_average_to_the_nominal():
+    state = realism.draw(11, realism.REALISTIC, T0)
+    fx = realism.REALISTIC
+    # Both telescopes see the same AF CCD.
+    assert np.array_equal(state.gain_adu_per_e[0, :, 2:], state.gain_adu_per_e[1, :, 2:])
+    assert np.mean(state.gain_adu_per_e[0]) == pytest.approx(TRUE.gain_adu_per_e, rel=1e-12)
+    assert 0.3 * fx.gain_spread < np.std(state.gain_adu_per_e[0]) / TRUE.gain_adu_per_e < 2 * fx.gain_spread
+    assert np.std(state.geometry_al_mas[0]) == pytest.approx(fx.geometry_offset_mas, rel=0.5)
+    table = state.table()
+    assert table.num_rows == 2 * 7 * 10  # SM1 only in FoV 1, SM2 only in FoV 2
+    assert set(table["strip"].to_pylist()) == set(realism.CCD_STRIPS)
+
+
+def test_straylight_follows_the_rows_and_the_spin():
+    state = realism.draw(1, realism.REALISTIC, T0)
+    t = T0 + np.arange(0, realism.SPIN_PERIOD_NS, realism.SPIN_PERIOD_NS // 1000)
+    levels = realism.REALISTIC.straylight_e_px_s
+    for row in (1, 7):
+        rate = state.background_e_px_s(np.ones(len(t), int), np.full(len(t), row), t)
+        assert rate.mean() == pytest.approx(0.2 + levels[row - 1], rel=0.01)
+        assert rate.max() - rate.min() == pytest.approx(2 * 0.8 * levels[row - 1], rel=0.01)
+    assert np.all(realism.draw(1, realism.IDEAL, T0).background_e_px_s(np.ones(3, int), np.ones(3, int), t[:3]) == 0.5)
+
+
+def test_the_basic_angle_varies_by_about_1_mas_with_the_spin():
+    state = realism.draw(1, realism.REALISTIC, T0)
+    t = T0 + np.linspace(0, realism.SPIN_PERIOD_NS, 2001).astype(np.int64)
+    ba = state.basic_angle_mas(t)
+    assert 0.8 < ba.max() - ba.min() < 1.2
+    assert abs(ba[0] - ba[-1]) < 1e-6  # periodic with the spin
+    assert realism.SPIN_PERIOD_NS == round(1_296_000 / fp.SCAN_RATE_ARCSEC_S * 1e9)
+
+
+def test_cti_shrinks_with_the_signal_and_the_background():
+    state = realism.draw(1, realism.only("cti"), T0)
+    m = 4
+    args = (np.ones(m, int), np.full(m, 6), np.full(m, 1000), np.full(m, T0), np.ones(m),
+            np.array([1e3, 1e4, 1e3, 1e4]), np.full(m, 4.4))
+    w = state.windows(*args)
+    assert w["cti_loss"][0, 5] > 5 * w["cti_loss"][1, 5]
+    bright_sky = replace(realism.only("cti"), straylight=True)
+    w2 = realism.draw(1, bright_sky, T0).windows(*args)
+    assert np.all(w2["cti_loss"] < w["cti_loss"])
+    assert np.all(w["cti_px"] == realism.REALISTIC.cti_shift_px_per_loss * w["cti_loss"])
+
+
+def test_a_spec_names_its_instrument():
+    assert make_spec().instrument == "realistic" and make_spec(instrument="ideal").instrument == "ideal"
+    with pytest.raises(SpecError, match="instrument = 'perfect': must be one of realistic, ideal"):
+        make_spec(instrument="perfect")
+    assert make_spec(instrument="ideal").digest() != make_spec().digest()
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    from gaiasim.sut import parse
+
+    root = tmp_path_factory.mktemp("ws")
+    dataset = workspace.dataset_for("small", 42, root=root)
+    run_dir = root / "run"
+    parse("builtin").run(dataset, run_dir)
+    return dataset, run_dir
+
+
+def test_the_truth_records_the_instrument_and_each_ccd_crossing(small):
+    dataset, _ = small
+    instrument = pq.read_table(dataset / "truth" / "instrument")
+    assert instrument.num_rows == 140
+    ccd = pq.read_table(dataset / "truth" / "ccd", columns=["transit_id", "strip", "al_px", "obmt_ns"]).slice(0, 20)
+    t_ref = icd.decode_transit_id(np.array(ccd["transit_id"].to_pylist()))[0]
+    strips = ccd["strip"].to_pylist()
+    offsets = np.array([fp.STRIP_OFFSET_NS[s] for s in strips])
+    # Within a pixel of the window's reference time plus the image's place in it.
+    assert np.all(np.abs(np.array(ccd["obmt_ns"].to_pylist()) - t_ref - offsets) < 8 * fp.TDI_PERIOD_NS)
+
+
+def test_the_simulated_day_is_as_precise_as_gaia_no_more(small):
+    """The issue's targets: per-CCD AL precision within a factor 1.25 of Lindegren+2021 at every integer G
+    from 12 to 20, and per-transit G scatter within 1.25 of PyGaia's per-transit model from G 12 to 20.5, in
+    every bin the small day holds 100 values of. A bin's robust scatter of n values has a relative standard
+    error of 1.166 / sqrt(n) (5 % at n = 500): a bin fails when it is off by more than twice that beyond the
+    factor (`nox -s bench` measures a larger day)."""
+    dataset, run_dir = small
+    con = db.connect(run_dir, dataset)
+    db.cache_sample_pairs(con)
+    rows = [r for r in fidelity.measure(con) if r.ratio is not None and r.n >= 100]
+    al = [r for r in rows if r.quantity == "AL per AF CCD"]
+    g = [r for r in rows if r.quantity == "G per transit"]
+    assert len(al) >= 8 and len(g) >= 8
+
+    def off(r) -> bool:
+        slack = 2 * 1.166 / math.sqrt(r.n)
+        return r.ratio * (1 + slack) < 1 / 1.25 or r.ratio * (1 - slack) > 1.25
+
+    bad = [(r.quantity, r.g_lo, r.n, round(r.ratio, 2)) for r in rows if off(r)]
+    assert not bad, bad
+    # Most bins are within the factor without any slack.
+    assert sum(1 / 1.25 <= r.ratio <= 1.25 for r in rows) >= 0.8 * len(rows)
