@@ -228,42 +228,55 @@ class InstrumentState:
         m = len(fov)
         f = np.asarray(fov, dtype=np.int64) - 1
         r = np.asarray(row, dtype=np.int64) - 1
-        cols = np.concatenate([f[:, None], np.tile(np.arange(2, 11), (m, 1))], axis=1)
-        ff, rr = f[:, None], r[:, None]
+        cols = np.empty((m, 10), dtype=np.int64)
+        cols[:, 0] = f  # SM1 for FoV 1, SM2 for FoV 2
+        cols[:, 1:] = np.arange(2, 11)
+        # One flat index into the (2, 7, 11) tables, computed once: a third of the cost of 3-array indexing.
+        idx = ((f * 7 + r) * len(CCD_STRIPS))[:, None] + cols
+
+        def per_window(table: np.ndarray) -> np.ndarray:
+            return np.take(table, idx)
+
         t = np.asarray(t_ns, dtype=np.int64)
         days = (t - self.t0_ns) / _DAY_NS
-        bias = self.bias_adu[ff, rr, cols] + np.where(t[:, None] >= self.bias_jump_ns[ff, rr, cols],
-                                                       self.bias_jump_adu[ff, rr, cols], 0.0)
-        sigma = self.lsf_sigma_px[ff, rr, cols]
-        chromatic_px = self.chromatic_mas_per_mag[ff, rr, cols] * (np.asarray(bp_rp) - 1.0)[:, None] / fp.PIXEL_AL_MAS
+        colour = np.asarray(bp_rp) - 1.0
+        bias = per_window(self.bias_adu)
+        if fx.ccd_spread:
+            bias += np.where(t[:, None] >= per_window(self.bias_jump_ns), per_window(self.bias_jump_adu), 0.0)
+        sigma = per_window(self.lsf_sigma_px)
+        shift_extra_px = np.zeros((m, 10))
         if fx.lsf:
             focus = 1.0 + fx.focus_drift * np.sin(2.0 * math.pi * days + self.focus_phase_rad)
-            colour = 1.0 + fx.lsf_width_per_colour * (np.asarray(bp_rp) - 1.0)
-            sigma = sigma * (focus * colour)[:, None]
-        throughput = self.throughput[ff, rr, cols]
+            sigma *= (focus * (1.0 + fx.lsf_width_per_colour * colour))[:, None]
+            shift_extra_px = per_window(self.chromatic_mas_per_mag) * (colour / fp.PIXEL_AL_MAS)[:, None]
+        flux = per_window(self.throughput)
+        scale = np.asarray(flux_e, dtype=np.float64)
         if fx.contamination:
-            throughput = throughput * (10.0 ** (-0.4 * fx.contamination_mag_day * days))[:, None]
-        flux = np.asarray(flux_e)[:, None] * throughput
-        ac_norm = (np.asarray(ac_px) - fp.AC_PRESCAN_PX - 0.5 * fp.CCD_COLUMNS) / (0.5 * fp.CCD_COLUMNS)
-        geometry_mas = (self.geometry_al_mas[ff, rr, cols] + self.geometry_rotation_mas[ff, rr, cols] * ac_norm[:, None]
-                        + self.geometry_drift_mas_day[ff, rr, cols] * days[:, None])
-        ba_mas = np.where(f == 0, 0.5, -0.5) * self.basic_angle_mas(t)
+            scale = scale * 10.0 ** (-0.4 * fx.contamination_mag_day * days)
+        flux *= scale[:, None]
+        geometry_px = np.zeros((m, 10))
+        if fx.geometry:
+            ac_norm = (np.asarray(ac_px) - fp.AC_PRESCAN_PX - 0.5 * fp.CCD_COLUMNS) / (0.5 * fp.CCD_COLUMNS)
+            geometry_px = (per_window(self.geometry_al_mas) + per_window(self.geometry_rotation_mas) * ac_norm[:, None]
+                           + per_window(self.geometry_drift_mas_day) * days[:, None]) * (1.0 / fp.PIXEL_AL_MAS)
         # A CCD displaced along scan by +x sees the image x earlier in its window; a line of sight turned by
         # +b sees it b later.
-        shift_px = (ba_mas[:, None] - geometry_mas) / fp.PIXEL_AL_MAS
+        ba_px = np.where(f == 0, 0.5, -0.5) * self.basic_angle_mas(t) / fp.PIXEL_AL_MAS
+        shift_px = ba_px[:, None] - geometry_px
         bg_e_px = self.background_e_px_s(fov, row, t) * t_int_s
         loss = np.zeros((m, 10))
         if fx.cti:
-            signal_ke = np.maximum(flux, 1.0) / 1000.0
             bg_sample = bg_e_px * AC_BINNING_PX
             since_ci = ((t % round(fx.ci_period_s * 1e9)) / (fx.ci_period_s * 1e9) + 0.5)  # mean 1
-            loss = (fx.cti_loss_at_1ke * self.cti_traps[ff, rr, cols] * signal_ke ** -fx.cti_signal_power
-                    / np.sqrt(1.0 + bg_sample / fx.cti_bg_e)[:, None]
-                    * (since_ci * (1.0 + fx.cti_growth_per_day * days))[:, None])
-            loss = np.minimum(loss, 0.5)
-        return {"gain": self.gain_adu_per_e[ff, rr, cols], "bias": bias, "read_noise": self.read_noise_e[ff, rr, cols],
-                "sigma_px": sigma, "flux_e": flux, "shift_px": shift_px, "geometry_px": geometry_mas / fp.PIXEL_AL_MAS,
-                "cti_loss": loss, "cti_px": fx.cti_shift_px_per_loss * loss + chromatic_px, "bg_e_px": bg_e_px}
+            per_transit = (fx.cti_loss_at_1ke * since_ci * (1.0 + fx.cti_growth_per_day * days)
+                           / np.sqrt(1.0 + bg_sample / fx.cti_bg_e))
+            loss = per_window(self.cti_traps) * (np.maximum(flux, 1.0) * 1e-3) ** -fx.cti_signal_power
+            loss *= per_transit[:, None]
+            np.minimum(loss, 0.5, out=loss)
+            shift_extra_px = shift_extra_px + fx.cti_shift_px_per_loss * loss
+        return {"gain": per_window(self.gain_adu_per_e), "bias": bias, "read_noise": per_window(self.read_noise_e),
+                "sigma_px": sigma, "flux_e": flux, "shift_px": shift_px, "geometry_px": geometry_px,
+                "cti_loss": loss, "cti_px": shift_extra_px, "bg_e_px": bg_e_px}
 
 
 def _nominal_read_noise(nominal: Electronics) -> np.ndarray:
