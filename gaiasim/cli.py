@@ -129,7 +129,7 @@ def main() -> None:
 @click.option("--date", "date_", type=str, help="first day, YYYY-MM-DD")
 @click.option("--days", type=int, help="consecutive days with the same sky")
 @click.option("--faults", help="fault plan: a TOML file, or the name of a packaged plan (corrupted_link, "
-              "hk_anomalies, transients, none)")
+              "hk_anomalies, transients, calibration_drift, none)")
 @click.option("--out", type=click.Path(path_type=Path), help="dataset folder to create")
 @click.option("--dry-run", is_flag=True, help="print the expected counts and bytes, write nothing")
 @_executor_options("time slices", auto="a process pool when every worker gets 4 slices or more, else this process")

@@ -10,8 +10,6 @@ import tomllib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from gaiasim.sim.instrument import realism
-
 
 class SpecError(ValueError):
     """A bad spec, fault plan or argument: the message is one line naming the field and the fix."""
@@ -47,6 +45,8 @@ class DaySpec:
         if not NAME_PATTERN.fullmatch(self.name):
             raise SpecError(f"name = {self.name!r}: must be a label of letters, digits, '_', '.' or '-' "
                             "(at most 64, starting with a letter or digit), not a path")
+        from gaiasim.sim.instrument import realism  # not at the top: the simulator's modules import this one
+
         if self.instrument not in realism.NAMED:
             raise SpecError(f"instrument = {self.instrument!r}: must be one of {', '.join(realism.NAMED)} "
                             "(docs/instrument.md section 4)")

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipeline import alerts, crossmatch, geometry, icd, io, schemas, skycells, spool, transits
+from pipeline import alerts, ccdcal, crossmatch, geometry, icd, io, schemas, skycells, spool, transits
 from pipeline.calibration import Calibration
 from pipeline.ingest import classify_steps, quarantine_packets, sequence_anomalies
 
@@ -54,6 +54,7 @@ class Day:
     match_radius_mas: float
     calibration: Calibration
     alert_config: alerts.AlertConfig
+    ccd_calibration: ccdcal.CcdCalibration = ccdcal.NOMINAL  # the dataset's, when it has one
 
 
 def summary_path(work: Path, hour: int) -> Path:
@@ -185,7 +186,7 @@ def _process_slice(day: Day, hour: int, j: int, refs: np.ndarray, file_k: np.nda
             if not len(sel):
                 continue
             records = read_star_packets(day.files, file_k[sel], refs["offset"][sel], apid)
-            fit = transits.fit_star_packets(records, wc, day.calibration)
+            fit = transits.fit_star_packets(records, wc, day.calibration, day.ccd_calibration)
             cols = transits.transit_rows(records, wc, fit, day.calibration, day.att_t_ns, day.att_q)
             parts.append(cols)
             ccd.append(transits.ccd_table(cols["transit_id"], cols["fov"], fit, icd.WINDOW_SAMPLES[wc]))

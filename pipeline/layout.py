@@ -20,6 +20,9 @@ from pipeline import schemas
 from pipeline.data import packaged
 
 RUN_JSON = "run.json"
+#: A dataset's CCD calibration (:data:`pipeline.schemas.CCD_CALIBRATION`), relative to the dataset folder;
+#: optional: a system under test uses its nominal calibration without it.
+CCD_CALIBRATION = "calibration/ccd.parquet"
 #: The JSON Schema of run.json (package data of :mod:`pipeline.data`).
 RUN_SCHEMA = "run.schema.json"
 #: Tables every finished run holds, by folder name.

@@ -32,12 +32,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from pipeline import alerts, attitude, catalog, hourly, icd, io, lsf, schemas, skycells, spool
+from pipeline import alerts, attitude, catalog, ccdcal, hourly, icd, io, lsf, schemas, skycells, spool
 from pipeline.config import PipelineConfig
 from pipeline.executor import SerialExecutor
 from pipeline.hkmon import check_hk_table
 from pipeline.ingest import quarantine_packets, sequence_anomalies
-from pipeline.layout import RUN_JSON
+from pipeline.layout import CCD_CALIBRATION, RUN_JSON
 from pipeline.version import pipeline_version
 
 Progress = Callable[[str, float], None]
@@ -106,6 +106,7 @@ def _fingerprint(dataset: Path, files: list[Path], config: PipelineConfig, span:
         "config": config.to_json(),
         "files": [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files],
         "lsf_table_sha256": lsf.TABLE_SHA256,
+        "ccd_calibration_sha256": ccdcal.load(dataset).sha256,
     }
 
 
@@ -276,7 +277,7 @@ def _day(dataset: Path, files: list[Path], summaries: list[dict], out: Path, con
                      cells=skycells.split(dataset, work) if cells is None else cells,
                      match_radius_mas=config.match_radius_mas,
                      calibration=config.calibration,
-                     alert_config=config.alert_config())
+                     alert_config=config.alert_config(), ccd_calibration=ccdcal.load(dataset))
     _DAYS.clear()
     _DAYS[(str(out), len(files))] = day
     return day, day_counts
@@ -293,7 +294,7 @@ def _day_of(job: HourJob) -> hourly.Day:
             files=list(job.files), summaries=list(job.summaries), out=job.out, work=work,
             att_t_ns=att["t"], att_q=att["q"], cells=skycells.split(job.dataset, work),
             match_radius_mas=job.config.match_radius_mas, calibration=job.config.calibration,
-            alert_config=job.config.alert_config())
+            alert_config=job.config.alert_config(), ccd_calibration=ccdcal.load(job.dataset))
     return _DAYS[key]
 
 
@@ -388,7 +389,8 @@ def _finish(day: hourly.Day, hour_summaries: list[dict], day_counts: dict, confi
         "config": config.to_json(),
         "fingerprint": fingerprint,
         "inputs": {**{f"tm/{s['file']}": s["sha256"] for s in summaries},
-                   "calibration/lsf_af.csv": lsf.TABLE_SHA256},
+                   "calibration/lsf_af.csv": lsf.TABLE_SHA256,
+                   **({CCD_CALIBRATION: day.ccd_calibration.sha256} if day.ccd_calibration.sha256 else {})},
         "counts": counts,
         "warnings": day_warnings(summaries, fingerprint["day_span_ns"]),
         "timings_s": timings,

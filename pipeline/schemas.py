@@ -124,6 +124,26 @@ CATALOGUE = pa.schema(
     ]
 )
 
+#: A dataset's CCD calibration (``calibration/ccd.parquet``, docs/run-contract.md): what a previous
+#: calibration cycle measured of each CCD, as corrections to the nominal instrument (the reader's own
+#: gains, offsets, read noises and geometry). One row per CCD and field of view that sees it: SM1 for FoV 1,
+#: SM2 for FoV 2, AF1..AF9 for both.
+CCD_CALIBRATION = pa.schema(
+    [
+        _f("fov", pa.int8(), "", "field of view: 1 preceding, 2 following"),
+        _f("ccd_row", pa.int8(), "", "CCD row 1..7"),
+        _f("strip", pa.string(), "", "SM1, SM2, AF1..AF9"),
+        _f("gain_factor", pa.float64(), "", "gain over the nominal gain"),
+        _f("bias_offset_adu", pa.float64(), "ADU", "electronic offset minus the nominal offset"),
+        _f("read_noise_factor", pa.float64(), "", "read noise over the nominal read noise of the strip"),
+        _f("throughput", pa.float64(), "", "response over the nominal (fluxes divide by it)"),
+        _f("al_offset_mas", pa.float64(), "mas", "along-scan displacement of the CCD from its nominal place "
+           "(images cross it that much later) at its AC centre"),
+        _f("al_rotation_mas", pa.float64(), "mas", "further along-scan displacement at the CCD's last AC column "
+           "(linear across the CCD: its rotation)"),
+    ]
+)
+
 HK_EVENTS = pa.schema(
     [
         _f("channel", pa.string(), "", "HK channel mnemonic (pipeline.icd.HK_CHANNELS), or attitude"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from pipeline import geometry, icd, ipd, photometry, schemas
+from pipeline import ccdcal, geometry, icd, ipd, photometry, schemas
 from pipeline.calibration import Calibration
 
 #: Transit flag: fewer than 3 AF windows with a clean fit (no time refinement, no G).
@@ -20,25 +20,34 @@ for _gate, _seconds in icd.GATE_INTEGRATION_S.items():
     _GATE_S[_gate] = _seconds
 
 
-def fit_star_packets(records: np.ndarray, window_class: int, cal: Calibration) -> dict[str, np.ndarray]:
+def fit_star_packets(records: np.ndarray, window_class: int, cal: Calibration,
+                     ccd: ccdcal.CcdCalibration = ccdcal.NOMINAL) -> dict[str, np.ndarray]:
     """IPD of the SM and AF1..AF9 windows of star packets of one window class.
 
     Returns fit arrays of shape (m, 10) (column 0 = SM, 1..9 = AF1..AF9): the fields of
     :func:`pipeline.ipd.fit_images` plus ``ac_px`` and ``ac_px_err`` (AC centre in the window frame and
-    its error, NaN for 1D windows; WC0 AF windows are 2D, :func:`pipeline.ipd.fit_images_2d`). Cosmic
-    rays are rejected (:data:`pipeline.ipd.COSMIC_SIGMA`, ``FLAG_COSMIC``) and saturated windows
-    flagged (:data:`pipeline.ipd.FLAG_SATURATED`).
+    its error, NaN for 1D windows; WC0 AF windows are 2D, :func:`pipeline.ipd.fit_images_2d`) and
+    ``al_offset_px``, the along-scan displacement of each window's CCD (:mod:`pipeline.ccdcal`). Each
+    window is converted with its CCD's gain, offset and read noise, and its flux divided by its CCD's
+    throughput. Cosmic rays are rejected (:data:`pipeline.ipd.COSMIC_SIGMA`, ``FLAG_COSMIC``) and saturated
+    windows flagged (:data:`pipeline.ipd.FLAG_SATURATED`).
     """
     n = icd.WINDOW_SAMPLES[window_class]
     n_ac = icd.WINDOW_AC_SAMPLES[window_class]
     m = len(records)
     payload = records["payload"]
-    var = np.array([cal.var_extra_e2(s) for s in ("SM1", *geometry.AF_STRIPS)])
-    to_e = 1.0 / cal.gain_adu_per_e
+    _, fov, row, ac_pixel = icd.decode_transit_id(payload["transit_id"].astype(np.int64))
+    index = ccd.window_index(fov, row)
+    gain = cal.gain_adu_per_e * ccd.at("gain_factor", index)
+    bias = cal.bias_adu + ccd.at("bias_offset_adu", index)
+    read_noise = np.array([cal.read_noise_e[s] for s in ("SM1", *geometry.AF_STRIPS)]) * ccd.at("read_noise_factor",
+                                                                                                 index)
+    # Read noise and ADU quantisation (1/12 ADU^2), as Calibration.var_extra_e2 for the nominal CCD.
+    var = read_noise**2 + (1.0 / gain) ** 2 / 12.0
     if n_ac == 1:
         adu = np.concatenate([payload["sm_adu"][:, None, :], payload["af_adu"]], axis=1)
-        samples_e = ((adu.astype(np.float64) - cal.bias_adu) * to_e).reshape(m * 10, n)
-        fit = ipd.fit_images(samples_e, np.full(m * 10, n, dtype=np.int32), np.tile(var, m), cal.lsf_sigma_px,
+        samples_e = ((adu.astype(np.float64) - bias[:, :, None]) / gain[:, :, None]).reshape(m * 10, n)
+        fit = ipd.fit_images(samples_e, np.full(m * 10, n, dtype=np.int32), var.ravel(), cal.lsf_sigma_px,
                              cosmic_sigma=ipd.COSMIC_SIGMA)
         fit = {k: v.reshape(m, 10) for k, v in fit.items()}
         fit["ac_px"] = np.full((m, 10), np.nan)
@@ -47,11 +56,12 @@ def fit_star_packets(records: np.ndarray, window_class: int, cal: Calibration) -
     else:
         sm = payload["sm_adu"]
         af = payload["af_adu"]
-        fit_sm = ipd.fit_images((sm.astype(np.float64) - cal.bias_adu) * to_e, np.full(m, n, dtype=np.int32),
-                                np.full(m, var[0]), cal.lsf_sigma_px, cosmic_sigma=ipd.COSMIC_SIGMA)
-        af_e = ((af.astype(np.float64) - cal.bias_adu) * to_e).reshape(m * icd.N_AF, n, n_ac)
+        fit_sm = ipd.fit_images((sm.astype(np.float64) - bias[:, :1]) / gain[:, :1], np.full(m, n, dtype=np.int32),
+                                np.ascontiguousarray(var[:, 0]), cal.lsf_sigma_px, cosmic_sigma=ipd.COSMIC_SIGMA)
+        af_e = ((af.astype(np.float64) - bias[:, 1:, None, None]) / gain[:, 1:, None, None]).reshape(m * icd.N_AF, n,
+                                                                                                      n_ac)
         # AC PSF width in AC pixels equals the AL one in AL pixels (FACTS.md section 5).
-        fit_af = ipd.fit_images_2d(af_e, np.tile(var[1:], m), cal.lsf_sigma_px, cal.lsf_sigma_px,
+        fit_af = ipd.fit_images_2d(af_e, np.ascontiguousarray(var[:, 1:]).ravel(), cal.lsf_sigma_px, cal.lsf_sigma_px,
                                    cosmic_sigma=ipd.COSMIC_SIGMA)
         fit = {}
         for k, v in fit_af.items():
@@ -60,6 +70,10 @@ def fit_star_packets(records: np.ndarray, window_class: int, cal: Calibration) -
         saturated = np.concatenate([(sm >= icd.ADC_MAX_ADU).any(axis=1)[:, None],
                                     (af >= icd.ADC_MAX_ADU).any(axis=(2, 3))], axis=1)
     fit["flags"] = fit["flags"] | np.where(saturated, ipd.FLAG_SATURATED, 0).astype(fit["flags"].dtype)
+    throughput = ccd.at("throughput", index)
+    fit["flux_e"] = fit["flux_e"] / throughput
+    fit["flux_e_err"] = fit["flux_e_err"] / throughput
+    fit["al_offset_px"] = ccd.al_offset_px(index, ac_pixel)
     return fit
 
 
@@ -73,12 +87,14 @@ _WINDOW_OFFSET_NS = np.array([[geometry.STRIP_OFFSET_NS[sm], *(geometry.STRIP_OF
                               for sm in ("SM1", "SM2")])
 
 
-def observation_times(transit_id: np.ndarray, fov: np.ndarray, al_px: np.ndarray, n_samples: int) -> np.ndarray:
+def observation_times(transit_id: np.ndarray, fov: np.ndarray, al_px: np.ndarray, n_samples: int,
+                      al_offset_px: np.ndarray | float = 0.0) -> np.ndarray:
     """(m, 10) times, ns, at which each window's image crossed its CCD's fiducial line: the transit id's time,
     the strip's offset from AF1 and the fitted centre's place in the window (the window is centred on the
-    predicted crossing). -1 where the centre is not finite."""
+    predicted crossing), plus the CCD's own along-scan displacement ``al_offset_px`` (the geometric
+    calibration, :mod:`pipeline.ccdcal`). -1 where the centre is not finite."""
     t_ref = icd.decode_transit_id(np.asarray(transit_id, dtype=np.int64))[0]
-    offset_px = np.asarray(al_px, dtype=np.float64) - 0.5 * (n_samples - 1)
+    offset_px = np.asarray(al_px, dtype=np.float64) - 0.5 * (n_samples - 1) + al_offset_px
     ok = np.isfinite(offset_px)
     t = (t_ref[:, None] + _WINDOW_OFFSET_NS[np.asarray(fov) - 1]
          + np.rint(np.where(ok, offset_px, 0.0) * geometry.TDI_PERIOD_NS).astype(np.int64))
@@ -86,7 +102,7 @@ def observation_times(transit_id: np.ndarray, fov: np.ndarray, al_px: np.ndarray
 
 
 def ccd_table(transit_id: np.ndarray, fov: np.ndarray, fit: dict[str, np.ndarray], n_samples: int) -> pa.Table:
-    obmt = observation_times(transit_id, fov, fit["al_px"], n_samples).ravel()
+    obmt = observation_times(transit_id, fov, fit["al_px"], n_samples, fit.get("al_offset_px", 0.0)).ravel()
     cols = {
         "transit_id": np.repeat(transit_id, 10),
         "strip": schemas.ccd_strips(fov),
@@ -120,7 +136,9 @@ def transit_rows(records: np.ndarray, window_class: int, fit: dict[str, np.ndarr
     good = n_ok >= MIN_AF_OK
     safe_n = np.maximum(n_ok, 1)
     # AL: mean offset of the AF images from their window centres, in TDI periods -> AF1 crossing time.
-    offset_px = np.where(ok, fit["al_px"][:, af] - 0.5 * (n - 1), 0.0).sum(axis=1) / safe_n
+    # (each image's place in its window plus its CCD's calibrated displacement: pipeline.ccdcal).
+    displaced = fit["al_px"][:, af] - 0.5 * (n - 1) + fit.get("al_offset_px", np.zeros((len(tid), 10)))[:, af]
+    offset_px = np.where(ok, displaced, 0.0).sum(axis=1) / safe_n
     obmt_ns = t_ref + np.where(good, np.rint(offset_px * geometry.TDI_PERIOD_NS), 0).astype(np.int64)
     # Photometry: mean AF flux rate (e-/s) -> G (FACTS.md section 5 uses the ~8.86 AF CCDs per transit).
     t_int = _GATE_S[payload["gate"]]

@@ -71,6 +71,15 @@ def _(run_dir: Path) -> None:
     assert card.passed, f"undetected faults (detected/injected): {missed}; false alarms: {alarms}"
 
 
+@then(parsers.parse('the check "{name}" fails'))
+def _(run_dir: Path, name: str) -> None:
+    result = workspace.check(run_dir, name)
+    assert result.passed is False, (
+        f"{result.check.requirement} {name} should have caught it: measured {result.value} {result.check.unit} "
+        f"({result.status}), required {result.check.op} {result.check.threshold}"
+    )
+
+
 @then(parsers.parse('the check "{name}" passes'))
 def _(run_dir: Path, name: str) -> None:
     result = workspace.check(run_dir, name)

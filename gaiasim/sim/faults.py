@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from gaiasim.sim.hk_faults import HkFaultPlan
+from gaiasim.sim.instrument.drift import PLAN_KEYS as DRIFT_KEYS
 from gaiasim.sim.instrument.focal_plane import quat_multiply
 from gaiasim.sim.variability import PLAN_KEYS as VARIABILITY_KEYS
 from gaiasim.spec import SpecError, load_toml
@@ -78,13 +79,13 @@ class FaultPlan:
 
 def load_plan(path: Path) -> FaultPlan:
     raw = load_toml(Path(path))
-    allowed = {f.name for f in fields(FaultPlan)} | set(VARIABILITY_KEYS)
+    allowed = {f.name for f in fields(FaultPlan)} | set(VARIABILITY_KEYS) | set(DRIFT_KEYS)
     unknown = sorted(set(raw) - allowed)
     if unknown:
         allowed_keys = ", ".join(sorted(allowed))
         raise SpecError(f"{path}: unknown key {unknown[0]!r} in the fault plan; allowed keys: {allowed_keys}")
     try:
-        return FaultPlan(**{k: v for k, v in raw.items() if k not in VARIABILITY_KEYS})
+        return FaultPlan(**{k: v for k, v in raw.items() if k not in VARIABILITY_KEYS and k not in DRIFT_KEYS})
     except SpecError as exc:
         raise SpecError(f"{path}: {exc}") from None
 

@@ -31,11 +31,13 @@ import numpy as np
 from gaiasim import dataset as ds
 from gaiasim.executors import SerialExecutor
 from gaiasim.sim import catalogue, downlink, faults, hk_faults, housekeeping, logbook, sky, slices, variability
-from gaiasim.sim.instrument import mission_limits, realism
+from gaiasim.sim.instrument import drift, mission_limits, realism
 from gaiasim.sim.timescale import obmt_ns_from_date
 from gaiasim.sim.truth import write_part
 from gaiasim.spec import DaySpec, SpecError
-from pipeline import icd
+from pipeline import icd, schemas
+from pipeline.io import write_table
+from pipeline.layout import CCD_CALIBRATION
 
 Progress = Callable[[str, float], None]
 
@@ -175,7 +177,8 @@ def generate(spec: DaySpec, out: Path, faults_path: Path | None = None, progress
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         vplan = variability.load_plan(faults_path) if faults_path else variability.VariabilityPlan()
-        manifest, digests = _generate_into(spec, plan, tmp, progress, executor or SerialExecutor(), vplan)
+        dplan = drift.load_plan(faults_path) if faults_path else drift.NONE
+        manifest, digests = _generate_into(spec, plan, tmp, progress, executor or SerialExecutor(), vplan, dplan)
         manifest["faults_plan"] = str(faults_path) if faults_path else ""
         ds.write_manifest(tmp, manifest, known=digests)
         os.replace(tmp, out)
@@ -342,7 +345,8 @@ def _place_transients(spec: DaySpec, ctx: slices.SliceContext) -> slices.SliceCo
 
 
 def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: Progress, executor: Executor,
-                   vplan: variability.VariabilityPlan) -> tuple[dict, dict[str, str]]:
+                   vplan: variability.VariabilityPlan, dplan: drift.DriftPlan = drift.NONE
+                   ) -> tuple[dict, dict[str, str]]:
     """Write the dataset's files under ``root``: (the manifest without its digests, the SHA-256 of the files
     hashed as they were written: the TM files and the slices' truth parts)."""
     t0 = obmt_ns_from_date(spec.date)
@@ -351,7 +355,7 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
     bounds = slice_bounds(t0, t1, spec.scale)
     ctx = slices.SliceContext(spec.seed, spec.scale, t0, t1, bounds, tuple(p.start_ns for p in passes),
                               tuple(p.name for p in passes), plan, str(root), str(root / ".work"), vplan,
-                              effects=realism.effects_named(spec.instrument))
+                              effects=realism.effects_named(spec.instrument), drift=dplan)
     (root / ".work" / "transits").mkdir(parents=True)
     n = ctx.n_slices
 
@@ -387,6 +391,8 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
     pass_files.finish(plan, found, ledger)
     write_part(root / "truth" / "faults", "00000", ledger.table())
     write_part(root / "truth" / "instrument", "00000", ctx.instrument().table())
+    # The calibration a previous cycle measured, which the system under test reads (docs/run-contract.md).
+    write_table(ctx.instrument().calibration_product(spec.seed), schemas.CCD_CALIBRATION, root / CCD_CALIBRATION)
     write_part(root / "truth" / "transients", "00000", ctx.transients)
     if ctx.new_sources.num_rows:
         write_part(root / "truth" / "sources", "new", ctx.new_sources)  # in the sky, not in the catalogue

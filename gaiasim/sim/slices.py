@@ -27,6 +27,8 @@ from gaiasim.sim import faults, onboard, signal, sky, variability
 from gaiasim.sim.attitude import AttitudeError, realised_transits
 from gaiasim.sim.instrument import focal_plane as geometry
 from gaiasim.sim.instrument import realism
+from gaiasim.sim.instrument.drift import NONE as NO_DRIFT
+from gaiasim.sim.instrument.drift import DriftPlan
 from gaiasim.sim.instrument.electronics import TRUE as CALIBRATION
 from gaiasim.sim.scanlaw import ScanLaw, ScanLawParams
 from gaiasim.sim.truth import TRUTH_TRANSITS, write_part
@@ -63,10 +65,12 @@ class SliceContext:
     new_sources: pa.Table = field(default_factory=sky.TRUTH_SOURCES.empty_table)
     #: The imperfections of the simulated instrument (gaiasim.sim.instrument.realism).
     effects: realism.Effects = realism.REALISTIC
+    #: The fault plan's calibration drift (gaiasim.sim.instrument.drift).
+    drift: DriftPlan = NO_DRIFT
 
     def instrument(self) -> realism.InstrumentState:
         """The true instrument of this dataset (drawn from the seed, the same in every worker)."""
-        return realism.draw(self.seed, self.effects, self.t0_ns)
+        return realism.draw(self.seed, self.effects, self.t0_ns, self.drift)
 
     @property
     def n_slices(self) -> int:

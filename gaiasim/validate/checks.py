@@ -33,6 +33,7 @@ _AC_PULLS = """
 """
 #: Clean fits a strip needs for its timing to be judged, and faint windows on a dark sky for the fits' noise model.
 _MIN_PER_STRIP = 20
+_MIN_PER_CCD = 30
 _MIN_FAINT_DARK = 100
 #: The IPD's cosmic-ray flag (pipeline.ipd.FLAG_COSMIC).
 _COSMIC_FLAG = 16
@@ -288,6 +289,26 @@ CHECKS: tuple[Check, ...] = (
             WHERE d_g IS NOT NULL GROUP BY g_bin HAVING count(*) >= 20)
         """,
         "<=", 0.01, "mag", nothing_when="no G bin holds 20 transits with a G",
+    ),
+    Check(
+        "ccd_photometry", "REQ-PHOT-003",
+        "no CCD's fluxes are significantly (3 sigma) more than 1 % off the other AF CCDs of the same transits",
+        # Each clean AF flux of a transit (G 13-19, at least 6 clean AF fluxes) against the mean log flux of
+        # that transit's AF CCDs; per CCD and FoV the median of those log ratios, less 3 standard errors of
+        # a median (1.2533 x 1.4826 MAD / sqrt n). Needs no truth flux: a CCD whose gain or throughput moved
+        # after its calibration stands out from its neighbours. A 3 % gain jump early in the day gives
+        # ~2 %; calibration errors (0.15-0.2 %) and CTI differences stay far below 1 %.
+        f"""
+        WITH af AS (SELECT transit_id, fov, ccd_row, strip, ln(flux_e) AS lf FROM sample_pairs
+                    WHERE flags = 0 AND strip LIKE 'AF%' AND g_mag >= 13 AND g_mag < 19 AND flux_e > 0),
+             per_transit AS (SELECT transit_id, avg(lf) AS mean_lf FROM af GROUP BY transit_id HAVING count(*) >= 6),
+             per_ccd AS (SELECT fov, ccd_row, strip, median(lf - mean_lf) AS d,
+                                1.2533 * 1.4826 * mad(lf - mean_lf) / sqrt(count(*)) AS se
+                         FROM af JOIN per_transit USING (transit_id) GROUP BY fov, ccd_row, strip
+                         HAVING count(*) >= {_MIN_PER_CCD})
+        SELECT max(abs(d) - 3 * se) FROM per_ccd
+        """,
+        "<=", 0.01, "", nothing_when=f"no CCD holds {_MIN_PER_CCD} clean fluxes of G 13-19 transits",
     ),
     Check(
         "bp_rp_photometry_bias", "REQ-PHOT-002",

@@ -183,8 +183,8 @@ def _sample_views(con: duckdb.DuckDBPyConnection) -> None:
 #: cosmic-ray charge, the AL centroid error (px) and the AL and AC centroid pulls (NULL where the window has
 #: no AC centre).
 SAMPLE_PAIRS = """
-    SELECT t.g_mag, floor(t.g_mag) AS g_bin, c.strip::VARCHAR AS strip, c.flags, tc.cosmic_e, c.chi2,
-           tc.bg_e AS bg_true_e, t.window_class,
+    SELECT transit_id, t.fov, t.ccd_row, t.g_mag, floor(t.g_mag) AS g_bin, c.strip::VARCHAR AS strip, c.flags,
+           tc.cosmic_e, c.chi2, c.flux_e, tc.bg_e AS bg_true_e, t.window_class,
            c.al_px - tc.al_px AS al_res_px,
            (c.al_px - tc.al_px - tc.cti_px) / c.al_px_err AS al_pull, (c.ac_px - tc.ac_px) / c.ac_px_err AS ac_pull,
            (c.obmt_ns - tc.obmt_ns) / 1e6 AS t_res_ms

@@ -97,6 +97,14 @@ def _scale(name: str, by: float) -> Callable[[pa.Table], pa.Table]:
     return change
 
 
+def _one_strip_brighter(strip: str, by: float) -> Callable[[pa.Table], pa.Table]:
+    def change(t: pa.Table) -> pa.Table:
+        i = t.schema.get_field_index("flux_e")
+        factor = pc.if_else(pc.equal(t["strip"].cast(pa.string()), strip), by, 1.0)
+        return t.set_column(i, t.schema.field(i), pc.multiply(t["flux_e"], factor).cast(pa.float32()))
+    return change
+
+
 def _flags(cosmic: bool) -> Callable[[pa.Table], pa.Table]:
     """Every CCD row flagged as hit by a cosmic ray (or none)."""
     def change(t: pa.Table) -> pa.Table:
@@ -177,6 +185,7 @@ TAMPERS: dict[str, Tamper] = {
     "cosmics_not_invented": Tamper("demo_run", "every window flagged cosmic", "ccd", _flags(cosmic=True)),
     "crossmatch_correct": Tamper("demo_run", "1 % of transits matched to a wrong source", "transits", _wrong_sources),
     "photometry_bias": Tamper("demo_run", "G 0.05 mag too bright", "transits", _shift("g_mag", -0.05)),
+    "ccd_photometry": Tamper("demo_run", "every AF5 flux 5 % high", "ccd", _one_strip_brighter("AF5", 1.05)),
     "bp_rp_photometry_bias": Tamper("demo_run", "BP 0.05 mag too bright", "transits", _shift("bp_mag", -0.05)),
     "faults_detected": Tamper("faulty_run", "the quarantine emptied", "quarantine", lambda t: t.slice(0, 0)),
     "no_false_alarms": Tamper("demo_run", "a quarantine row no fault explains", "quarantine", _fake_quarantine),
@@ -246,6 +255,7 @@ def test_a_check_with_nothing_to_measure_is_na_not_pass(demo_run, tmp_path):
     con = db.connect(run, dataset)
     results = {r.check.name: r for r in checks.evaluate_all(con, True)}
     for name in ("no_spurious_transits", "centroid_pull_bias", "centroid_pull_width", "ccd_times", "fit_noise_model",
+                 "ccd_photometry",
                  "cosmics_flagged",
                  "cosmics_not_invented", "photometry_bias", "bp_rp_photometry_bias", "crossmatch_correct",
                  "no_false_alerts"):

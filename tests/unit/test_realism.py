@@ -8,6 +8,7 @@ import math
 from dataclasses import replace
 
 import numpy as np
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -169,3 +170,47 @@ def test_the_simulated_day_is_as_precise_as_gaia_no_more(small):
     assert not bad, bad
     # Most bins are within the factor without any slack.
     assert sum(1 / 1.25 <= r.ratio <= 1.25 for r in rows) >= 0.8 * len(rows)
+
+
+def test_a_drift_plan_changes_the_instrument_after_its_calibration():
+    from gaiasim.sim.instrument import drift
+
+    plan = drift.DriftPlan(focus_drift_per_day=0.03, contamination_mag_per_day=0.02, gain_jumps=2, gain_jump=0.05)
+    still, drifting = realism.draw(6, realism.REALISTIC, T0), realism.draw(6, realism.REALISTIC, T0, plan)
+    jumped = np.argwhere(drifting.gain_jump_factor[0] != 1.0)
+    assert len(jumped) == 2 and all(s >= 2 for _, s in jumped)  # AF CCDs only
+    assert np.all(drifting.gain_jump_factor[0][tuple(jumped.T)] == 1.05)
+    r, s = jumped[0]
+    when = drifting.gain_jump_ns[0, r, s]
+    assert T0 <= when < T0 + 43_200 * 10**9 and drifting.gain_jump_ns[1, r, s] == when  # both FoVs: one CCD
+    args = dict(fov=np.array([1, 1]), row=np.array([r + 1, r + 1]), ac_px=np.array([1000, 1000]),
+                t_ns=np.array([when - 1, T0 + 86_400 * 10**9]), bp_rp=np.ones(2), flux_e=np.full(2, 1e4),
+                t_int_s=np.full(2, 4.4))
+    before, after = still.windows(**args), drifting.windows(**args)
+    col = s - 1  # window column of strip s (SM is column 0)
+    assert after["gain"][0, col] == before["gain"][0, col] and after["gain"][1, col] == 1.05 * before["gain"][1, col]
+    # A day later: the LSF 3 % wider, the throughput 0.02 mag lower.
+    assert after["sigma_px"][1, 3] / before["sigma_px"][1, 3] == pytest.approx(1.03)
+    assert after["flux_e"][1, 3] / before["flux_e"][1, 3] == pytest.approx(10 ** (-0.4 * 0.02))
+    table = drifting.table()
+    assert sorted(table.filter(pc.field("gain_jump_factor") != 1.0)["strip"].to_pylist()) == \
+        sorted(2 * [realism.CCD_STRIPS[s] for _, s in jumped])
+    assert set(table["focus_drift_per_day"].to_pylist()) == {0.03}
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("focus_drift", -0.1, "focus_drift = -0.1: must be a fraction in"),
+    ("gain_jumps", 64, "gain_jumps = 64: must be an integer in"),
+    ("gain_jump", 0, "gain_jump = 0: must be a relative change"),
+    ("contamination_mag", "lots", "contamination_mag = 'lots': must be a number"),
+])
+def test_a_bad_drift_plan_is_refused_naming_the_key(tmp_path, key, value, message):
+    from gaiasim.sim import faults
+    from gaiasim.sim.instrument import drift
+
+    plan = tmp_path / "plan.toml"
+    plan.write_text(f"{key} = {value!r}\n".replace("'", '"'))
+    with pytest.raises(SpecError, match=message):
+        drift.load_plan(plan)
+    faults.load_plan(plan) if key == "focus_drift" and value >= 0 else None  # the fault plan accepts the key
+

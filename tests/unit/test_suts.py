@@ -214,7 +214,8 @@ def test_an_interrupted_command_stops_its_sut_and_leaves_no_half_run(demo_run, t
 
     dataset, _ = demo_run
     pidfile, out = tmp_path / "sut.pid", tmp_path / "run"
-    spec = f"cmd:sh -c 'echo $$ > {pidfile}; mkdir -p {out}/transits; sleep 60' {{out}}"
+    # The pid is written once the SUT has written something, so the interrupt finds output to move aside.
+    spec = f"cmd:sh -c 'mkdir -p {out}/transits; echo $$ > {pidfile}; sleep 60' {{out}}"
     proc = subprocess.Popen([sys.executable, "-m", "gaiasim", "run", str(dataset), "--out", str(out), "--sut", spec],
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 60

@@ -39,13 +39,16 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 import pyarrow as pa
 
 from gaiasim.sim.instrument import focal_plane as fp
+from gaiasim.sim.instrument.drift import NONE as NO_DRIFT
+from gaiasim.sim.instrument.drift import DriftPlan
 from gaiasim.sim.instrument.electronics import TRUE, Electronics
+from pipeline import schemas
 
 #: CCD columns of the per-CCD tables: the sky mappers (SM1 sees FoV 1 only, SM2 FoV 2) and AF1..AF9.
 CCD_STRIPS = ("SM1", "SM2", *fp.AF_STRIPS)
@@ -54,6 +57,7 @@ SPIN_PERIOD_NS = round(360.0 * 3600.0 / fp.SCAN_RATE_ARCSEC_S * 1e9)
 _DAY_NS = 86_400_000_000_000
 #: AC pixels binned into one sample of a 1D window (and the AC extent of a 2D one), for the background.
 AC_BINNING_PX = 12
+_SHAPE = (2, fp.N_ROWS, len(CCD_STRIPS))
 
 
 @dataclass(frozen=True)
@@ -75,11 +79,11 @@ class Effects:
     #: Relative amplitude of the spin-phase modulation of the straylight [U] (< 1: never negative).
     straylight_modulation: float = 0.8
     #: Relative spread (1 sigma) of the true gains, throughputs and read noises about the nominal [U].
-    gain_spread: float = 0.0015
-    throughput_spread: float = 0.002
+    gain_spread: float = 0.01
+    throughput_spread: float = 0.01
     read_noise_spread: float = 0.05
     #: Spread of the bias offsets about the nominal, ADU [U], and the jumps: size (ADU) and rate per CCD.
-    bias_spread_adu: float = 1.0
+    bias_spread_adu: float = 5.0
     bias_jump_adu: float = 2.0
     bias_jumps_per_ccd_day: float = 0.02
     #: Relative spread of the LSF width per CCD and telescope [U], its growth per magnitude of BP-RP
@@ -104,11 +108,19 @@ class Effects:
     basic_angle_mas: float = 1.0
     #: Spread of the CCDs' AL position and of their rotation (AL offset at the CCD's AC edge), mas, and their
     #: drift per day, mas [U].
-    geometry_offset_mas: float = 3.0
-    geometry_rotation_mas: float = 2.0
+    geometry_offset_mas: float = 20.0
+    geometry_rotation_mas: float = 10.0
     geometry_drift_mas_day: float = 0.5
     #: Throughput loss per day by contamination, mag [U].
     contamination_mag_day: float = 0.002
+
+    #: Errors (1 sigma) of the calibration a previous cycle measured (the dataset's calibration/ccd.parquet)
+    #: [U]: relative for gains, throughputs and read noises, ADU for offsets, mas for the CCD geometry.
+    cal_gain_error: float = 0.0015
+    cal_throughput_error: float = 0.002
+    cal_read_noise_error: float = 0.02
+    cal_bias_error_adu: float = 0.3
+    cal_geometry_error_mas: float = 1.0
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -154,6 +166,10 @@ TRUTH_INSTRUMENT = pa.schema(
         pa.field("geometry_rotation_mas", pa.float64(), nullable=False, metadata={"doc": "AL offset at AC edge"}),
         pa.field("geometry_drift_mas_day", pa.float64(), nullable=False),
         pa.field("cti_traps", pa.float64(), nullable=False, metadata={"doc": "relative trap density"}),
+        pa.field("gain_jump_factor", pa.float64(), nullable=False, metadata={"doc": "drift plan: 1 without a jump"}),
+        pa.field("gain_jump_obmt_ns", pa.int64(), nullable=False, metadata={"doc": "max int64: no jump"}),
+        pa.field("focus_drift_per_day", pa.float64(), nullable=False, metadata={"doc": "drift plan, LSF width"}),
+        pa.field("contamination_mag_per_day", pa.float64(), nullable=False, metadata={"doc": "drift plan"}),
     ]
 )
 
@@ -182,6 +198,9 @@ class InstrumentState:
     straylight_phase_rad: np.ndarray  # (2, 7)
     ba_phase_rad: float
     focus_phase_rad: float
+    drift: DriftPlan = NO_DRIFT
+    gain_jump_factor: np.ndarray = field(default_factory=lambda: np.ones(_SHAPE))
+    gain_jump_ns: np.ndarray = field(default_factory=lambda: np.full(_SHAPE, np.iinfo(np.int64).max))
 
     def table(self) -> pa.Table:
         """One row per CCD and FoV that sees it (SM1 FoV 1, SM2 FoV 2): the truth's ``instrument`` table."""
@@ -190,10 +209,43 @@ class InstrumentState:
         f, r, s = fov[seen], row[seen], strip[seen]
         cols = {"fov": (f + 1).astype(np.int8), "ccd_row": (r + 1).astype(np.int8),
                 "strip": np.array(CCD_STRIPS)[s]}
+        scalars = {"focus_drift_per_day": self.drift.focus_drift_per_day,
+                   "contamination_mag_per_day": self.drift.contamination_mag_per_day}
         for name in TRUTH_INSTRUMENT.names[3:]:
-            attr = "bias_jump_ns" if name == "bias_jump_obmt_ns" else name
+            if name in scalars:
+                cols[name] = np.full(len(f), scalars[name])
+                continue
+            attr = name.replace("_obmt_ns", "_ns")
             cols[name] = getattr(self, attr)[f, r, s]
         return pa.table(cols, schema=TRUTH_INSTRUMENT)
+
+    def calibration_product(self, seed: int) -> pa.Table:
+        """What a previous calibration cycle measured of this instrument at the start of the day, with the
+        errors of :class:`Effects` (``cal_*``), as the corrections to the nominal instrument the system under
+        test reads (``calibration/ccd.parquet``, :data:`pipeline.schemas.CCD_CALIBRATION`). Bias jumps,
+        drifts and contamination during the day are not in it: they happen after the measurement."""
+        fx = self.effects
+        rng = np.random.default_rng([seed, 24])
+        true = self.table()
+        m = true.num_rows
+
+        def measured(name: str, error: float, relative: bool) -> np.ndarray:
+            value = true[name].to_numpy()
+            noise = rng.normal(0.0, 1.0, m)  # drawn whatever the error, so errors never move one another
+            return value * (1.0 + error * noise) if relative else value + error * noise
+
+        nominal_rn = dict(zip(CCD_STRIPS, _nominal_read_noise(self.nominal), strict=True))
+        strips = true["strip"].to_pylist()
+        return pa.table({
+            "fov": true["fov"], "ccd_row": true["ccd_row"], "strip": true["strip"],
+            "gain_factor": measured("gain_adu_per_e", fx.cal_gain_error, True) / self.nominal.gain_adu_per_e,
+            "bias_offset_adu": measured("bias_adu", fx.cal_bias_error_adu, False) - self.nominal.bias_adu,
+            "read_noise_factor": measured("read_noise_e", fx.cal_read_noise_error, True)
+            / np.array([nominal_rn[s] for s in strips]),
+            "throughput": measured("throughput", fx.cal_throughput_error, True),
+            "al_offset_mas": measured("geometry_al_mas", fx.cal_geometry_error_mas, False),
+            "al_rotation_mas": measured("geometry_rotation_mas", fx.cal_geometry_error_mas, False),
+        }, schema=schemas.CCD_CALIBRATION)
 
     def spin_phase_rad(self, t_ns: np.ndarray) -> np.ndarray:
         return 2.0 * math.pi * ((np.asarray(t_ns) - self.t0_ns) % SPIN_PERIOD_NS) / SPIN_PERIOD_NS
@@ -244,6 +296,8 @@ class InstrumentState:
         if fx.ccd_spread:
             bias += np.where(t[:, None] >= per_window(self.bias_jump_ns), per_window(self.bias_jump_adu), 0.0)
         sigma = per_window(self.lsf_sigma_px)
+        if self.drift.focus_drift_per_day:
+            sigma *= (1.0 + self.drift.focus_drift_per_day * days)[:, None]
         shift_extra_px = np.zeros((m, 10))
         if fx.lsf:
             focus = 1.0 + fx.focus_drift * np.sin(2.0 * math.pi * days + self.focus_phase_rad)
@@ -251,8 +305,9 @@ class InstrumentState:
             shift_extra_px = per_window(self.chromatic_mas_per_mag) * (colour / fp.PIXEL_AL_MAS)[:, None]
         flux = per_window(self.throughput)
         scale = np.asarray(flux_e, dtype=np.float64)
-        if fx.contamination:
-            scale = scale * 10.0 ** (-0.4 * fx.contamination_mag_day * days)
+        if fx.contamination or self.drift.contamination_mag_per_day:
+            mag_day = fx.contamination_mag_day * fx.contamination + self.drift.contamination_mag_per_day
+            scale = scale * 10.0 ** (-0.4 * mag_day * days)
         flux *= scale[:, None]
         geometry_px = np.zeros((m, 10))
         if fx.geometry:
@@ -274,7 +329,10 @@ class InstrumentState:
             loss *= per_transit[:, None]
             np.minimum(loss, 0.5, out=loss)
             shift_extra_px = shift_extra_px + fx.cti_shift_px_per_loss * loss
-        return {"gain": per_window(self.gain_adu_per_e), "bias": bias, "read_noise": per_window(self.read_noise_e),
+        gain = per_window(self.gain_adu_per_e)
+        if self.drift.gain_jumps:
+            gain *= np.where(t[:, None] >= per_window(self.gain_jump_ns), per_window(self.gain_jump_factor), 1.0)
+        return {"gain": gain, "bias": bias, "read_noise": per_window(self.read_noise_e),
                 "sigma_px": sigma, "flux_e": flux, "shift_px": shift_px, "geometry_px": geometry_px,
                 "cti_loss": loss, "cti_px": shift_extra_px, "bg_e_px": bg_e_px}
 
@@ -284,10 +342,11 @@ def _nominal_read_noise(nominal: Electronics) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def draw(seed: int, effects: Effects, t0_ns: int) -> InstrumentState:
+def draw(seed: int, effects: Effects, t0_ns: int, drift: DriftPlan = NO_DRIFT) -> InstrumentState:
     """The true instrument of the dataset of ``seed`` starting at ``t0_ns``: the nominal detection chain
-    (:data:`~gaiasim.sim.instrument.electronics.TRUE`) with ``effects`` (deterministic; a random stream of
-    its own, so the sky and the noise do not move when an effect is switched)."""
+    (:data:`~gaiasim.sim.instrument.electronics.TRUE`) with ``effects`` and a fault plan's calibration
+    ``drift`` (deterministic; random streams of their own, so the sky and the noise do not move when an
+    effect is switched)."""
     nominal = TRUE
     rng = np.random.default_rng([seed, 23])
     shape = (2, 7, len(CCD_STRIPS))
@@ -333,4 +392,20 @@ def draw(seed: int, effects: Effects, t0_ns: int) -> InstrumentState:
         geometry_drift_mas_day=(fx.geometry_drift_mas_day * d_drift if geo else np.zeros(shape)),
         cti_traps=np.broadcast_to(traps / traps.mean(), shape).copy() if fx.cti else np.zeros(shape),
         straylight_phase_rad=stray_phase, ba_phase_rad=float(ba_phase), focus_phase_rad=float(focus_phase),
+        drift=drift, **_gain_jumps(seed, drift, t0_ns),
     )
+
+
+def _gain_jumps(seed: int, drift: DriftPlan, t0_ns: int) -> dict[str, np.ndarray]:
+    """The drift plan's gain jumps: ``gain_jumps`` distinct AF CCDs (AF2..AF9 of any row, and AF1 of rows
+    other than 4, the wavefront sensor's place), each at a uniform time in the first half of the first day
+    (so that most of the day sees it)."""
+    rng = np.random.default_rng([seed, 25])
+    factor = np.ones(_SHAPE)
+    when = np.full(_SHAPE, np.iinfo(np.int64).max)
+    af = [(r, s) for r in range(_SHAPE[1]) for s in range(2, _SHAPE[2]) if not (r == 3 and s == 2)]
+    for k in rng.permutation(len(af))[:drift.gain_jumps]:
+        r, s = af[k]
+        factor[:, r, s] = 1.0 + drift.gain_jump
+        when[:, r, s] = t0_ns + int(rng.uniform(0.0, 0.5) * _DAY_NS)
+    return {"gain_jump_factor": factor, "gain_jump_ns": when}
