@@ -82,7 +82,8 @@ def load(dataset: Path) -> CcdCalibration:
     seen = set()
     for i, (fov, row, strip) in enumerate(zip(cols["fov"], cols["ccd_row"], cols["strip"], strict=True)):
         if fov not in (1, 2) or row is None or not 1 <= row <= _SHAPE[1] or strip not in STRIPS \
-                or (strip == "SM1" and fov == 2) or (strip == "SM2" and fov == 1):
+                or (strip == "SM1" and fov == 2) or (strip == "SM2" and fov == 1) \
+                or (row == geometry.WFS_ROW and strip == geometry.WFS_STRIP):
             raise InputError(f"{path}: row {i}: no CCD fov={fov} ccd_row={row} strip={strip!r}")
         key = (fov, row, strip)
         if key in seen:
@@ -95,10 +96,10 @@ def load(dataset: Path) -> CcdCalibration:
                 raise InputError(f"{path}: CCD fov={fov} ccd_row={row} strip={strip}: {name} = {value!r} is not a "
                                  f"{'positive ' if name.endswith(('factor', 'throughput')) else ''}finite number")
             tables[name][fov - 1, row - 1, STRIPS.index(strip)] = value
-    expected = 2 * _SHAPE[1] * (len(STRIPS) - 1)
+    expected = 2 * _SHAPE[1] * (len(STRIPS) - 1) - 2  # every CCD but the wavefront sensor, in both FoVs
     if len(seen) != expected:
         raise InputError(f"{path}: {len(seen)} CCDs calibrated, {expected} expected (every CCD of every row and "
                          "field of view)")
-    for name, value in _IDENTITY.items():  # the cells no window reads (SM2 in FoV 1, SM1 in FoV 2)
+    for name, value in _IDENTITY.items():  # the cells no window reads (SM2 in FoV 1, SM1 in FoV 2, the WFS)
         np.nan_to_num(tables[name], copy=False, nan=value)
     return CcdCalibration(tables, sha256_file(path))

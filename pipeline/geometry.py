@@ -46,6 +46,9 @@ ZETA_MIN_RAD = -0.5 * N_CCD_ROWS * ROW_WIDTH_RAD
 # Strips along scan, in the order a star crosses them. FoV 1 images are confirmed in SM1, FoV 2 in SM2.
 STRIPS = ("SM1", "SM2", "AF1", "AF2", "AF3", "AF4", "AF5", "AF6", "AF7", "AF8", "AF9", "BP", "RP")
 AF_STRIPS = tuple(f"AF{k}" for k in range(1, 10))
+# CCD row 4 has a wavefront sensor in place of AF1: 62 AF CCDs (Lindegren+2021, A&A 649, A2, Table 2). Its
+# AF1 window in a star packet is empty (all samples 0 ADU).
+WFS_ROW, WFS_STRIP = 4, "AF1"
 # Along-scan pitch of the strips in TDI lines: a CCD (4500 lines) plus the inter-CCD gap. The gap is a
 # placeholder [U]: 435 lines (4.85 s per strip) put 13 strips in 1.17 deg AL (GaiaParams FOV_AL
 # 1.16761 deg). The CCDs sit at fixed places on the focal plane: their times follow from the pixel scale.

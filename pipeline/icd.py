@@ -77,7 +77,8 @@ def star_payload_dtype(window_class: int) -> np.dtype:
     - ``transit_id``: Gaia's bit layout (OBMT / 204800 ns, FoV, CCD row, AC pixel in AF1; FACTS.md 1).
     - ``gate``: TDI gate in use (0 = none): sets the integration time (see :data:`GATE_INTEGRATION_S`).
     - ``sm_adu``: the sky-mapper window (SM1 for FoV 1, SM2 for FoV 2), AL samples, ADU (always 1D).
-    - ``af_adu``: AF1..AF9 windows, ADU: (9, AL samples) for 1D classes, (9, 18 AL, 12 AC) for WC0.
+    - ``af_adu``: AF1..AF9 windows, ADU: (9, AL samples) for 1D classes, (9, 18 AL, 12 AC) for WC0. In CCD
+      row 4 the wavefront sensor takes AF1's place: that window's samples are all 0 (no CCD, no image).
     - ``bp_adu`` / ``rp_adu``: BP and RP spectra, AL samples, ADU.
     """
     n = WINDOW_SAMPLES[window_class]

@@ -127,7 +127,7 @@ CATALOGUE = pa.schema(
 #: A dataset's CCD calibration (``calibration/ccd.parquet``, docs/run-contract.md): what a previous
 #: calibration cycle measured of each CCD, as corrections to the nominal instrument (the reader's own
 #: gains, offsets, read noises and geometry). One row per CCD and field of view that sees it: SM1 for FoV 1,
-#: SM2 for FoV 2, AF1..AF9 for both.
+#: SM2 for FoV 2, AF1..AF9 for both (not AF1 of row 4, the wavefront sensor): 138 rows.
 CCD_CALIBRATION = pa.schema(
     [
         _f("fov", pa.int8(), "", "field of view: 1 preceding, 2 following"),

@@ -27,7 +27,8 @@ def fit_star_packets(records: np.ndarray, window_class: int, cal: Calibration,
     Returns fit arrays of shape (m, 10) (column 0 = SM, 1..9 = AF1..AF9): the fields of
     :func:`pipeline.ipd.fit_images` plus ``ac_px`` and ``ac_px_err`` (AC centre in the window frame and
     its error, NaN for 1D windows; WC0 AF windows are 2D, :func:`pipeline.ipd.fit_images_2d`) and
-    ``al_offset_px``, the along-scan displacement of each window's CCD (:mod:`pipeline.ccdcal`). Each
+    ``al_offset_px``, the along-scan displacement of each window's CCD (:mod:`pipeline.ccdcal`), and
+    ``no_ccd``, True for the AF1 window of the wavefront sensor's row (no CCD: not an image). Each
     window is converted with its CCD's gain, offset and read noise, and its flux divided by its CCD's
     throughput. Cosmic rays are rejected (:data:`pipeline.ipd.COSMIC_SIGMA`, ``FLAG_COSMIC``) and saturated
     windows flagged (:data:`pipeline.ipd.FLAG_SATURATED`).
@@ -70,6 +71,11 @@ def fit_star_packets(records: np.ndarray, window_class: int, cal: Calibration,
         saturated = np.concatenate([(sm >= icd.ADC_MAX_ADU).any(axis=1)[:, None],
                                     (af >= icd.ADC_MAX_ADU).any(axis=(2, 3))], axis=1)
     fit["flags"] = fit["flags"] | np.where(saturated, ipd.FLAG_SATURATED, 0).astype(fit["flags"].dtype)
+    # The wavefront sensor's row has no AF1 CCD: that window is no image (dropped from the CCD table).
+    no_ccd = np.zeros((m, 10), dtype=bool)
+    no_ccd[:, 1 + geometry.AF_STRIPS.index(geometry.WFS_STRIP)] = row == geometry.WFS_ROW
+    fit["flags"] = np.where(no_ccd, 0, fit["flags"]).astype(fit["flags"].dtype)
+    fit["no_ccd"] = no_ccd
     throughput = ccd.at("throughput", index)
     fit["flux_e"] = fit["flux_e"] / throughput
     fit["flux_e_err"] = fit["flux_e_err"] / throughput
@@ -119,7 +125,9 @@ def ccd_table(transit_id: np.ndarray, fov: np.ndarray, fit: dict[str, np.ndarray
         if name in schemas.CCD.names:
             values = fit[name].ravel().astype(dtype)
             cols[name] = pa.array(values, mask=np.isnan(values))
-    return pa.table(cols, schema=schemas.CCD)
+    table = pa.table(cols, schema=schemas.CCD)
+    no_ccd = fit.get("no_ccd")
+    return table.filter(pa.array(~no_ccd.ravel())) if no_ccd is not None and no_ccd.any() else table
 
 
 def transit_rows(records: np.ndarray, window_class: int, fit: dict[str, np.ndarray], cal: Calibration,
@@ -132,6 +140,8 @@ def transit_rows(records: np.ndarray, window_class: int, fit: dict[str, np.ndarr
     af = slice(1, 10)
     # A window whose cosmic-ray hit was masked and refitted is good (FLAG_COSMIC is informative).
     ok = (fit["flags"][:, af] & ~ipd.FLAG_COSMIC) == 0
+    if "no_ccd" in fit:
+        ok &= ~fit["no_ccd"][:, af]
     n_ok = ok.sum(axis=1)
     good = n_ok >= MIN_AF_OK
     safe_n = np.maximum(n_ok, 1)

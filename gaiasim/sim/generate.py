@@ -27,13 +27,14 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from gaiasim import dataset as ds
 from gaiasim.executors import SerialExecutor
 from gaiasim.sim import catalogue, downlink, faults, hk_faults, housekeeping, logbook, sky, slices, variability
-from gaiasim.sim.instrument import drift, mission_limits, realism
+from gaiasim.sim.instrument import drift, focal_plane, mission_limits, realism
 from gaiasim.sim.timescale import obmt_ns_from_date
-from gaiasim.sim.truth import write_part
+from gaiasim.sim.truth import TRUTH_ATTITUDE, write_part
 from gaiasim.spec import DaySpec, SpecError
 from pipeline import icd, schemas
 from pipeline.io import write_table
@@ -224,7 +225,13 @@ def _hk_and_attitude(spec: DaySpec, ctx: slices.SliceContext, summaries: list[di
     t_att, att_payload = housekeeping.attitude_samples(
         -(-ctx.t0_ns // housekeeping.ATTITUDE_PERIOD_NS) * housekeeping.ATTITUDE_PERIOD_NS, ctx.t1_ns,
         lambda t: slices.realised_attitude(ctx, t))
-    q = att_payload["q"].astype(np.float64)
+    q_real = att_payload["q"].astype(np.float64)
+    # The packets carry the on-board estimate; the truth keeps the real attitude.
+    q = realism.onboard_attitude(spec.seed, ctx.effects, t_att, q_real)
+    dot = np.clip(np.abs(np.sum(q * q_real, axis=1)), 0.0, 1.0)
+    write_part(Path(ctx.root) / "truth" / "attitude", "00000", pa.table(
+        {"obmt_ns": t_att, "q": pa.FixedSizeListArray.from_arrays(q_real.ravel(), 4),
+         "onboard_error_mas": 2.0 * np.arccos(dot) / focal_plane.MAS_RAD}, schema=TRUTH_ATTITUDE))
     glitches = faults.attitude_glitches(ctx.plan, rng, q)
     att_payload["q"] = q
     found = []
@@ -391,6 +398,7 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
     pass_files.finish(plan, found, ledger)
     write_part(root / "truth" / "faults", "00000", ledger.table())
     write_part(root / "truth" / "instrument", "00000", ctx.instrument().table())
+    write_part(root / "truth" / "attitude_events", "00000", ctx.instrument().attitude_events())
     # The calibration a previous cycle measured, which the system under test reads (docs/run-contract.md).
     write_table(ctx.instrument().calibration_product(spec.seed), schemas.CCD_CALIBRATION, root / CCD_CALIBRATION)
     write_part(root / "truth" / "transients", "00000", ctx.transients)

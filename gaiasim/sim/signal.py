@@ -209,6 +209,12 @@ def make_windows(
         payload["window_class"] = wc
         payload["gate"] = gate[sel]
         payload["sm_adu"] = adu[:, 0, :]
+        # No AF1 CCD in the wavefront sensor's row: its window is empty (0 ADU, the ICD's marker).
+        wfs = np.asarray(row[sel]) == geometry.WFS_ROW
+        if n_ac == 1:
+            adu[wfs, 1 + geometry.AF_STRIPS.index(geometry.WFS_STRIP)] = 0
+        else:
+            adu_2d[wfs, geometry.AF_STRIPS.index(geometry.WFS_STRIP)] = 0
         payload["af_adu"] = adu[:, 1:, :] if n_ac == 1 else adu_2d
         g_bp, g_rp = bp_rp_mags(g_mag[sel], bp_rp[sel])
         for stream, (band, g_band, zp) in enumerate(
@@ -246,5 +252,9 @@ def make_windows(
             },
             schema=TRUTH_CCD,
         )
+        is_wfs = np.zeros((m, n_strips), dtype=bool)
+        is_wfs[:, 1 + geometry.AF_STRIPS.index(geometry.WFS_STRIP)] = wfs
+        if is_wfs.any():
+            truth = truth.filter(pa.array(~is_wfs.ravel()))  # no CCD, no image
         out.append(StarWindows(icd.STAR_APIDS[wc], payload, sel, truth))
     return out

@@ -70,7 +70,7 @@ class SliceContext:
 
     def instrument(self) -> realism.InstrumentState:
         """The true instrument of this dataset (drawn from the seed, the same in every worker)."""
-        return realism.draw(self.seed, self.effects, self.t0_ns, self.drift)
+        return realism.draw(self.seed, self.effects, self.t0_ns, self.drift, self.t1_ns)
 
     @property
     def n_slices(self) -> int:

@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from gaiasim.sim.faults import TRUTH_FAULTS
 from gaiasim.sim.hk_faults import TRUTH_HK_ANOMALIES
-from gaiasim.sim.instrument.realism import TRUTH_INSTRUMENT
+from gaiasim.sim.instrument.realism import TRUTH_ATTITUDE_EVENTS, TRUTH_INSTRUMENT
 from gaiasim.sim.signal import TRUTH_CCD
 from gaiasim.sim.sky import TRUTH_SOURCES
 from gaiasim.sim.variability import TRUTH_TRANSIENTS
@@ -34,6 +34,16 @@ TRUTH_TRANSITS = pa.schema(
     ]
 )
 
+TRUTH_ATTITUDE = pa.schema(
+    [
+        pa.field("obmt_ns", pa.int64(), nullable=False, metadata={"unit": "ns", "doc": "an attitude packet's time"}),
+        pa.field("q", pa.list_(pa.float64(), 4), nullable=False,
+                 metadata={"doc": "real attitude (x, y, z, w), SRS to ICRS; the packet carries the on-board estimate"}),
+        pa.field("onboard_error_mas", pa.float64(), nullable=False,
+                 metadata={"unit": "mas", "doc": "angle between the packet's estimate and the real attitude"}),
+    ]
+)
+
 #: Every truth table, by name (the folder under truth/ and the view truth_<name>).
 TRUTH_TABLES: dict[str, pa.Schema] = {
     "sources": TRUTH_SOURCES,
@@ -43,6 +53,8 @@ TRUTH_TABLES: dict[str, pa.Schema] = {
     "transients": TRUTH_TRANSIENTS,
     "hk_anomalies": TRUTH_HK_ANOMALIES,
     "instrument": TRUTH_INSTRUMENT,
+    "attitude": TRUTH_ATTITUDE,
+    "attitude_events": TRUTH_ATTITUDE_EVENTS,
 }
 
 

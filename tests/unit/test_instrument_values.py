@@ -34,6 +34,8 @@ PUBLISHED = {
     "read_noise_e": {"SM1": 10.8, "SM2": 10.8, "AF1": 8.6, "AF2": 4.3, "AF9": 4.3, "BP": 5.2, "RP": 4.75},
     "lsf_sigma_px": 1.0,  # de Bruijne+2015 Fig. 5
     "zero_points_mag": (25.6874, 25.3514, 24.7619),  # Evans+2018 (G, BP, RP)
+    "wavefront_sensor": (4, "AF1"),  # Lindegren+2021 Table 2: 62 AF CCDs
+    "strip_pitch_tdi_lines": 4935,  # [U] 13 strips in GaiaParams FOV_AL
 }
 
 
@@ -47,6 +49,7 @@ def test_the_simulated_instrument_has_the_published_values():
     assert e.gain_adu_per_e == p["gain_adu_per_e"] and e.lsf_sigma_px == p["lsf_sigma_px"]
     assert {k: e.read_noise_e[k] for k in p["read_noise_e"]} == p["read_noise_e"]
     assert (e.zero_point_g_mag, e.zero_point_bp_mag, e.zero_point_rp_mag) == p["zero_points_mag"]
+    assert (f.WFS_ROW, f.WFS_STRIP) == p["wavefront_sensor"] and f.STRIP_PITCH_TDI_LINES == p["strip_pitch_tdi_lines"]
 
 
 def test_the_pipeline_has_the_published_values():
@@ -61,6 +64,7 @@ def test_the_pipeline_has_the_published_values():
     assert c.gain_adu_per_e == p["gain_adu_per_e"] and c.lsf_sigma_px == p["lsf_sigma_px"]
     assert {k: c.read_noise_e[k] for k in p["read_noise_e"]} == p["read_noise_e"]
     assert (c.zero_point_g_mag, c.zero_point_bp_mag, c.zero_point_rp_mag) == p["zero_points_mag"]
+    assert (g.WFS_ROW, g.WFS_STRIP) == p["wavefront_sensor"] and g.STRIP_PITCH_TDI_LINES == p["strip_pitch_tdi_lines"]
 
 
 def test_generating_loads_no_pipeline_knowledge_of_the_instrument():

@@ -81,7 +81,7 @@ def test_detector_values_are_one_per_ccd_and_average_to_the_nominal():
     assert 0.3 * fx.gain_spread < np.std(state.gain_adu_per_e[0]) / TRUE.gain_adu_per_e < 2 * fx.gain_spread
     assert np.std(state.geometry_al_mas[0]) == pytest.approx(fx.geometry_offset_mas, rel=0.5)
     table = state.table()
-    assert table.num_rows == 2 * 7 * 10  # SM1 only in FoV 1, SM2 only in FoV 2
+    assert table.num_rows == 2 * 7 * 10 - 2  # SM1 only in FoV 1, SM2 only in FoV 2, no AF1 in row 4 (the WFS)
     assert set(table["strip"].to_pylist()) == set(realism.CCD_STRIPS)
 
 
@@ -139,7 +139,7 @@ def small(tmp_path_factory):
 def test_the_truth_records_the_instrument_and_each_ccd_crossing(small):
     dataset, _ = small
     instrument = pq.read_table(dataset / "truth" / "instrument")
-    assert instrument.num_rows == 140
+    assert instrument.num_rows == 138
     ccd = pq.read_table(dataset / "truth" / "ccd", columns=["transit_id", "strip", "al_px", "obmt_ns"]).slice(0, 20)
     t_ref = icd.decode_transit_id(np.array(ccd["transit_id"].to_pylist()))[0]
     strips = ccd["strip"].to_pylist()
@@ -214,3 +214,38 @@ def test_a_bad_drift_plan_is_refused_naming_the_key(tmp_path, key, value, messag
         drift.load_plan(plan)
     faults.load_plan(plan) if key == "focus_drift" and value >= 0 else None  # the fault plan accepts the key
 
+
+
+def test_the_attitude_packets_carry_a_noisy_estimate_and_the_truth_the_real_attitude(small):
+    dataset, _ = small
+    truth = pq.read_table(dataset / "truth" / "attitude")
+    error = truth["onboard_error_mas"].to_numpy()
+    fx = realism.REALISTIC
+    # Two components per axis: the error angle's RMS over three axes is sqrt(3 (noise^2 + wander^2)).
+    expected = math.sqrt(3 * (fx.onboard_noise_mas**2 + fx.onboard_wander_mas**2))
+    assert 0.6 * expected < math.sqrt(np.mean(error**2)) < 1.4 * expected
+    assert error.max() < 1000.0  # far below the pipeline's 1-arcsec glitch threshold: no false glitch
+    ideal = realism.onboard_attitude(1, realism.IDEAL, np.arange(3), np.tile([0.0, 0.0, 0.0, 1.0], (3, 1)))
+    assert np.array_equal(ideal, np.tile([0.0, 0.0, 0.0, 1.0], (3, 1)))
+
+
+def test_micro_clanks_and_hits_move_the_images_between_the_sky_mapper_and_the_af_ccds():
+    state = realism.draw(2, realism.only("attitude"), T0)
+    events = state.attitude_events()
+    kinds = events["kind"].to_pylist()
+    assert 500 < kinds.count("clank") < 1300  # 0.01 a second over a day and a minute
+    # The offset is the sum of the steps so far, and a hit's damped kick.
+    t = np.array([T0 + 3600 * 10**9])
+    steps = state.clank_mas[state.clank_ns <= t[0]].sum()
+    hits = sum(k * 30.0 * -math.expm1(-max(t[0] - w, 0) * 1e-9 / 30.0)
+               for w, k in zip(state.hit_ns, state.hit_rate_mas_s, strict=True))
+    assert state.attitude_al_mas(t)[0] == pytest.approx(steps + hits)
+    # A window sees only the change since its transit's SM detection.
+    k = np.searchsorted(state.clank_ns, T0 + 7200 * 10**9)
+    when = int(state.clank_ns[k])
+    w = state.windows(np.array([1]), np.array([3]), np.array([1000]), np.array([when - 20 * 10**9]), np.ones(1),
+                      np.full(1, 1e4), np.full(1, 4.4))
+    assert w["shift_px"][0, 0] == 0.0
+    before = (when - 20 * 10**9) + np.array([fp.STRIP_OFFSET_NS[s] for s in ("SM1", *fp.AF_STRIPS)]) < when
+    assert np.any(~before) and np.any(before)
+    assert abs(w["shift_px"][0, np.flatnonzero(~before)[0]]) > 0.5 * abs(state.clank_mas[k]) / fp.PIXEL_AL_MAS

@@ -34,6 +34,9 @@ N_ROWS = 7
 #: FoV 2 in SM2), the astrometric field and the photometers.
 STRIPS = ("SM1", "SM2", "AF1", "AF2", "AF3", "AF4", "AF5", "AF6", "AF7", "AF8", "AF9", "BP", "RP")
 AF_STRIPS = STRIPS[2:11]
+#: The wavefront sensor takes the place of AF1 in CCD row 4: 62 AF CCDs, not 63 (Lindegren+2021, A&A 649,
+#: A2, Table 2). Transits in row 4 have no AF1 window: the ICD's AF1 samples of row 4 are all 0 ADU.
+WFS_ROW, WFS_STRIP = 4, "AF1"
 #: Along-scan pitch of the strips, in TDI lines: one CCD (4500 lines) plus the gap between CCDs. The gap
 #: is not published [U]: 435 lines (4.85 s a strip) put 13 strips in 1.17 deg along scan (GaiaParams
 #: FOV_AL = 1.16761 deg). In lines, not seconds: the CCDs sit at fixed places on the focal plane, and the

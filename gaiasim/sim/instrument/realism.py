@@ -65,6 +65,7 @@ class Effects:
     """Switches and amplitudes of the imperfections; :data:`REALISTIC` and :data:`IDEAL` are the named sets."""
 
     straylight: bool = True
+    attitude: bool = True
     ccd_spread: bool = True
     lsf: bool = True
     cti: bool = True
@@ -113,6 +114,19 @@ class Effects:
     geometry_drift_mas_day: float = 0.5
     #: Throughput loss per day by contamination, mag [U].
     contamination_mag_day: float = 0.002
+    #: The on-board attitude estimate in the attitude packets: white noise per sample and a slow wander
+    #: (sinusoids of 1-30 min), RMS per axis, mas [U]; the truth keeps the real attitude.
+    onboard_noise_mas: float = 20.0
+    onboard_wander_mas: float = 50.0
+    #: Micro-clanks: sudden along-scan attitude steps (Lindegren+2016, A&A 595, A4, Appendix D, Fig. D.4:
+    #: several in 500 s): rate per second and RMS step, mas [U].
+    clanks_per_s: float = 0.01
+    clank_mas: float = 1.0
+    #: Micrometeoroid hits: an along-scan rate kick the attitude control damps away [U]: hits per day, the
+    #: kick (mas/s, RMS) and the damping time (s).
+    hits_per_day: float = 4.0
+    hit_rate_mas_s: float = 1.0
+    hit_recovery_s: float = 30.0
 
     #: Errors (1 sigma) of the calibration a previous cycle measured (the dataset's calibration/ccd.parquet)
     #: [U]: relative for gains, throughputs and read noises, ADU for offsets, mas for the CCD geometry.
@@ -128,8 +142,8 @@ class Effects:
 
 REALISTIC = Effects()
 #: The nominal instrument: no effect on (the simulator of the earlier releases).
-IDEAL = Effects(straylight=False, ccd_spread=False, lsf=False, cti=False, basic_angle=False, geometry=False,
-                contamination=False, sky_bg_e_px_s=0.5)
+IDEAL = Effects(straylight=False, attitude=False, ccd_spread=False, lsf=False, cti=False, basic_angle=False,
+                geometry=False, contamination=False, sky_bg_e_px_s=0.5)
 NAMED = {"realistic": REALISTIC, "ideal": IDEAL}
 SWITCHES = tuple(f.name for f in fields(Effects) if f.type == "bool")
 
@@ -174,6 +188,17 @@ TRUTH_INSTRUMENT = pa.schema(
 )
 
 
+TRUTH_ATTITUDE_EVENTS = pa.schema(
+    [
+        pa.field("kind", pa.string(), nullable=False, metadata={"doc": "clank or micrometeoroid"}),
+        pa.field("obmt_ns", pa.int64(), nullable=False, metadata={"unit": "ns"}),
+        pa.field("al_step_mas", pa.float64(), nullable=False,
+                 metadata={"unit": "mas", "doc": "along-scan attitude change it leaves (a hit: kick x damping time)"}),
+        pa.field("al_rate_mas_s", pa.float64(), nullable=False, metadata={"unit": "mas/s", "doc": "a hit's kick"}),
+    ]
+)
+
+
 @dataclass(frozen=True, eq=False)
 class InstrumentState:
     """The true instrument of one dataset: per-CCD tables of shape (FoV 2, row 7, strip 11) over
@@ -199,13 +224,21 @@ class InstrumentState:
     ba_phase_rad: float
     focus_phase_rad: float
     drift: DriftPlan = NO_DRIFT
+    #: Along-scan attitude events (micro-clanks and micrometeoroid hits): times (ns, sorted), steps (mas),
+    #: and the hits' times, rate kicks (mas/s) and damping time.
+    clank_ns: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    clank_mas: np.ndarray = field(default_factory=lambda: np.empty(0))
+    hit_ns: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    hit_rate_mas_s: np.ndarray = field(default_factory=lambda: np.empty(0))
     gain_jump_factor: np.ndarray = field(default_factory=lambda: np.ones(_SHAPE))
     gain_jump_ns: np.ndarray = field(default_factory=lambda: np.full(_SHAPE, np.iinfo(np.int64).max))
 
     def table(self) -> pa.Table:
-        """One row per CCD and FoV that sees it (SM1 FoV 1, SM2 FoV 2): the truth's ``instrument`` table."""
+        """One row per CCD and FoV that sees it (SM1 FoV 1, SM2 FoV 2; none for the wavefront sensor in
+        place of AF1 in row 4): the truth's ``instrument`` table, 138 rows."""
         fov, row, strip = np.meshgrid(np.arange(2), np.arange(7), np.arange(len(CCD_STRIPS)), indexing="ij")
         seen = ~(((strip == 0) & (fov == 1)) | ((strip == 1) & (fov == 0)))
+        seen &= ~((row == fp.WFS_ROW - 1) & (strip == CCD_STRIPS.index(fp.WFS_STRIP)))  # the wavefront sensor
         f, r, s = fov[seen], row[seen], strip[seen]
         cols = {"fov": (f + 1).astype(np.int8), "ccd_row": (r + 1).astype(np.int8),
                 "strip": np.array(CCD_STRIPS)[s]}
@@ -246,6 +279,30 @@ class InstrumentState:
             "al_offset_mas": measured("geometry_al_mas", fx.cal_geometry_error_mas, False),
             "al_rotation_mas": measured("geometry_rotation_mas", fx.cal_geometry_error_mas, False),
         }, schema=schemas.CCD_CALIBRATION)
+
+    def attitude_events(self) -> pa.Table:
+        """The truth's ``attitude_events``: each micro-clank and micrometeoroid hit of the real attitude."""
+        n_c, n_h = len(self.clank_ns), len(self.hit_ns)
+        return pa.table({
+            "kind": ["clank"] * n_c + ["micrometeoroid"] * n_h,
+            "obmt_ns": np.concatenate([self.clank_ns, self.hit_ns]),
+            "al_step_mas": np.concatenate([self.clank_mas, self.hit_rate_mas_s * self.effects.hit_recovery_s]),
+            "al_rate_mas_s": np.concatenate([np.zeros(n_c), self.hit_rate_mas_s]),
+        }, schema=TRUTH_ATTITUDE_EVENTS)
+
+    def attitude_al_mas(self, t_ns: np.ndarray) -> np.ndarray:
+        """Along-scan attitude offset from the events up to ``t_ns``, mas: the sum of the micro-clanks'
+        steps, and for each hit ``kick x tau x (1 - exp(-(t - t_hit) / tau))`` (the rate kick damped away)."""
+        t = np.asarray(t_ns, dtype=np.int64)
+        out = np.zeros(t.shape)
+        if len(self.clank_ns):
+            steps = np.concatenate([[0.0], np.cumsum(self.clank_mas)])
+            out += steps[np.searchsorted(self.clank_ns, t, side="right")]
+        tau = self.effects.hit_recovery_s
+        for when, kick in zip(self.hit_ns, self.hit_rate_mas_s, strict=True):
+            dt = np.maximum(t - when, 0) * 1e-9
+            out += kick * tau * -np.expm1(-dt / tau)
+        return out
 
     def spin_phase_rad(self, t_ns: np.ndarray) -> np.ndarray:
         return 2.0 * math.pi * ((np.asarray(t_ns) - self.t0_ns) % SPIN_PERIOD_NS) / SPIN_PERIOD_NS
@@ -318,6 +375,14 @@ class InstrumentState:
         # +b sees it b later.
         ba_px = np.where(f == 0, 0.5, -0.5) * self.basic_angle_mas(t) / fp.PIXEL_AL_MAS
         shift_px = ba_px[:, None] - geometry_px
+        if len(self.clank_ns) or len(self.hit_ns):
+            # The windows follow the images from their sky-mapper detection at the on-board rate: an attitude
+            # that turned further between the SM and a window's time sees the image that much earlier in it.
+            strip_ns = np.array([[fp.STRIP_OFFSET_NS["SM1" if k == 0 else "SM2"],
+                                  *(fp.STRIP_OFFSET_NS[a] for a in fp.AF_STRIPS)] for k in (0, 1)])
+            t_window = t[:, None] + strip_ns[f]
+            moved = self.attitude_al_mas(t_window)
+            shift_px = shift_px - (moved - moved[:, :1]) / fp.PIXEL_AL_MAS
         bg_e_px = self.background_e_px_s(fov, row, t) * t_int_s
         loss = np.zeros((m, 10))
         if fx.cti:
@@ -342,7 +407,8 @@ def _nominal_read_noise(nominal: Electronics) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def draw(seed: int, effects: Effects, t0_ns: int, drift: DriftPlan = NO_DRIFT) -> InstrumentState:
+def draw(seed: int, effects: Effects, t0_ns: int, drift: DriftPlan = NO_DRIFT, t1_ns: int | None = None
+         ) -> InstrumentState:
     """The true instrument of the dataset of ``seed`` starting at ``t0_ns``: the nominal detection chain
     (:data:`~gaiasim.sim.instrument.electronics.TRUE`) with ``effects`` and a fault plan's calibration
     ``drift`` (deterministic; random streams of their own, so the sky and the noise do not move when an
@@ -393,7 +459,39 @@ def draw(seed: int, effects: Effects, t0_ns: int, drift: DriftPlan = NO_DRIFT) -
         cti_traps=np.broadcast_to(traps / traps.mean(), shape).copy() if fx.cti else np.zeros(shape),
         straylight_phase_rad=stray_phase, ba_phase_rad=float(ba_phase), focus_phase_rad=float(focus_phase),
         drift=drift, **_gain_jumps(seed, drift, t0_ns),
+        **(_attitude_events(seed, fx, t0_ns, t0_ns + _DAY_NS if t1_ns is None else t1_ns) if fx.attitude else {}),
     )
+
+
+def _attitude_events(seed: int, fx: Effects, t0_ns: int, t1_ns: int) -> dict[str, np.ndarray]:
+    """Micro-clanks and micrometeoroid hits in [t0, t1] (Poisson in time; a stream of their own), from a
+    minute before the start, so the first windows already see some."""
+    rng = np.random.default_rng([seed, 27])
+    lo, span_s = t0_ns - 60_000_000_000, (t1_ns - t0_ns) * 1e-9 + 60.0
+    n_c = rng.poisson(fx.clanks_per_s * span_s)
+    n_h = rng.poisson(fx.hits_per_day * span_s / 86_400.0)
+    clank_ns = np.sort(lo + (rng.random(n_c) * span_s * 1e9).astype(np.int64))
+    hit_ns = np.sort(lo + (rng.random(n_h) * span_s * 1e9).astype(np.int64))
+    return {"clank_ns": clank_ns, "clank_mas": rng.normal(0.0, fx.clank_mas, n_c),
+            "hit_ns": hit_ns, "hit_rate_mas_s": rng.normal(0.0, fx.hit_rate_mas_s, n_h)}
+
+
+def onboard_attitude(seed: int, fx: Effects, t_ns: np.ndarray, q_real: np.ndarray) -> np.ndarray:
+    """The on-board estimate of the attitude ``q_real`` at ``t_ns``, as the attitude packets carry it: a
+    small rotation ``exp(e / 2)`` of white noise plus a slow wander (4 sinusoids of 1-30 min per axis), of
+    :attr:`Effects.onboard_noise_mas` and :attr:`Effects.onboard_wander_mas` RMS per axis."""
+    if not fx.attitude:
+        return q_real
+    rng = np.random.default_rng([seed, 26])
+    t = (np.asarray(t_ns, dtype=np.int64) - (int(t_ns[0]) if len(t_ns) else 0)) * 1e-9
+    period_s = np.exp(rng.uniform(np.log(60.0), np.log(1800.0), (3, 4)))
+    phase = rng.uniform(0.0, 2.0 * math.pi, (3, 4))
+    wander = (np.sin(2.0 * math.pi * t[:, None, None] / period_s + phase) * math.sqrt(2.0 / 4)).sum(axis=2)
+    e_mas = fx.onboard_wander_mas * wander + rng.normal(0.0, fx.onboard_noise_mas, (len(t), 3))
+    half = 0.5 * e_mas * fp.MAS_RAD
+    angle = np.linalg.norm(half, axis=1, keepdims=True)
+    dq = np.concatenate([half * np.sinc(angle / math.pi), np.cos(angle)], axis=1)
+    return fp.quat_multiply(q_real, dq)
 
 
 def _gain_jumps(seed: int, drift: DriftPlan, t0_ns: int) -> dict[str, np.ndarray]:
