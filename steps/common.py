@@ -71,19 +71,20 @@ def _(run_dir: Path) -> None:
     assert card.passed, f"undetected faults (detected/injected): {missed}; false alarms: {alarms}"
 
 
+def _judged(run_dir: Path, name: str, passes: bool) -> None:
+    result = workspace.check(run_dir, name)
+    assert result.passed is passes, (
+        f"{result.check.requirement} {name} should have {'passed' if passes else 'caught it'}: measured "
+        f"{result.value} {result.check.unit} ({result.status}), required {result.check.op} {result.check.threshold} "
+        f"({result.note or result.check.statement})"
+    )
+
+
 @then(parsers.parse('the check "{name}" fails'))
 def _(run_dir: Path, name: str) -> None:
-    result = workspace.check(run_dir, name)
-    assert result.passed is False, (
-        f"{result.check.requirement} {name} should have caught it: measured {result.value} {result.check.unit} "
-        f"({result.status}), required {result.check.op} {result.check.threshold}"
-    )
+    _judged(run_dir, name, False)
 
 
 @then(parsers.parse('the check "{name}" passes'))
 def _(run_dir: Path, name: str) -> None:
-    result = workspace.check(run_dir, name)
-    assert result.passed is True, (
-        f"{result.check.requirement} {name}: measured {result.value} {result.check.unit}, "
-        f"required {result.check.op} {result.check.threshold} ({result.note or result.check.statement})"
-    )
+    _judged(run_dir, name, True)

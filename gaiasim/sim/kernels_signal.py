@@ -80,6 +80,18 @@ def _pixel_profile(kappa, inv_sigma, out):
         edge = nxt
 
 
+@jit_inline
+def _lsf_profile(kappa, sigma, wing_fraction, wing_scale, out, wing):
+    """The LSF integrated over each pixel of ``out``: a Gaussian core of width ``sigma`` holding
+    1 - ``wing_fraction`` of the flux, and wings, a Gaussian ``wing_scale`` times wider, holding the rest
+    (``wing`` is scratch space of the same length)."""
+    _pixel_profile(kappa, 1.0 / sigma, out)
+    if wing_fraction > 0.0:
+        _pixel_profile(kappa, 1.0 / (sigma * wing_scale), wing)
+        for k in range(out.shape[0]):
+            out[k] = (1.0 - wing_fraction) * out[k] + wing_fraction * wing[k]
+
+
 @jit
 def _digitise(electrons, gain, bias, adc_max):
     adu = math.floor(electrons * gain + bias + 0.5)
@@ -188,15 +200,17 @@ def _cosmic_at(p, i0, e0, i1, e1, i2, e2, i3, e3):
 
 @jit_parallel
 def _render_windows(seed, transit_id, flux_e, bg_e, centre_px, jitter_px, shift_px, cti_px, read_noise_e, sigma_px,
-                    gain, bias, adc_max, strip0, cosmic_lam, cosmic_params, al_px_out, cosmic_e_out, adu_out):
+                    wing_fraction, wing_scale, gain, bias, adc_max, strip0, cosmic_lam, cosmic_params, al_px_out,
+                    cosmic_e_out, adu_out):
     """Render the 1D windows of m transits over s strips of n samples each.
 
     ``centre_px`` (m,) is the image centre expected from the transit time; each strip adds a uniform
     placement error of +-``jitter_px`` and the true displacement ``shift_px`` (m, s) of the image (the
     instrument's geometry); the true centres go to ``al_px_out`` (m, s). The charge is recorded
     ``cti_px`` (m, s) further along scan (charge-transfer inefficiency). Per window (m, s): the image flux
-    ``flux_e``, the Gaussian LSF width ``sigma_px``, read noise ``read_noise_e`` (e-), ``gain`` (ADU/e-)
-    and ``bias`` (ADU); ``bg_e`` (m,) is the background per sample. The digitised samples (Poisson +
+    ``flux_e``, the LSF core's width ``sigma_px`` (its wings: ``wing_fraction`` of the flux in a Gaussian
+    ``wing_scale`` times wider, :func:`_lsf_profile`), read noise ``read_noise_e`` (e-), ``gain``
+    (ADU/e-) and ``bias`` (ADU); ``bg_e`` (m,) is the background per sample. The digitised samples (Poisson +
     Gaussian read noise + cosmic rays, gain, offset, ADC clip) go to ``adu_out`` (m, s, n). Strip ``j`` of
     the arrays is strip ``strip0 + j`` of the counter layout. ``cosmic_lam`` (m,) is the mean number of
     cosmic-ray hits per window, ``cosmic_params`` = (mpv_e, width_e, min_e, max_e, split_prob) (see
@@ -206,6 +220,7 @@ def _render_windows(seed, transit_id, flux_e, bg_e, centre_px, jitter_px, shift_
     for i in numba.prange(m):
         key = stream_key(seed, transit_id[i])
         profile = np.empty(n)
+        scratch = np.empty(n)
         for jj in range(s):
             j = strip0 + jj
             kappa = centre_px[i] + (2.0 * uniform(key, j) - 1.0) * jitter_px + shift_px[i, jj]
@@ -215,7 +230,7 @@ def _render_windows(seed, transit_id, flux_e, bg_e, centre_px, jitter_px, shift_
                 cosmic_params[3], cosmic_params[4])
             cosmic_e_out[i, jj] = total
             counter = (j + 1) * _STRIP_COUNTER
-            _pixel_profile(kappa + cti_px[i, jj], 1.0 / sigma_px[i, jj], profile)
+            _lsf_profile(kappa + cti_px[i, jj], sigma_px[i, jj], wing_fraction, wing_scale, profile, scratch)
             flux = flux_e[i, jj]
             noise = read_noise_e[i, jj]
             for k in range(n):
@@ -229,12 +244,13 @@ def _render_windows(seed, transit_id, flux_e, bg_e, centre_px, jitter_px, shift_
 
 @jit_parallel
 def _render_windows_2d(seed, transit_id, flux_e, bg_e, centre_px, ac_centre_px, jitter_px, ac_jitter_px, shift_px,
-                       cti_px, read_noise_e, sigma_px, gain, bias, adc_max, strip0, cosmic_lam, cosmic_params,
-                       al_px_out, ac_px_out, cosmic_e_out, adu_out):
+                       cti_px, read_noise_e, sigma_px, wing_fraction, wing_scale, gain, bias, adc_max, strip0,
+                       cosmic_lam, cosmic_params, al_px_out, ac_px_out, cosmic_e_out, adu_out):
     """Render the 2D (unbinned) windows of m transits over s strips of n_al x n_ac pixels.
 
-    The PSF is separable: a Gaussian of ``sigma_px`` (m, s) AL and AC (each in its own pixel unit,
-    FACTS.md section 5) integrated over each pixel. ``centre_px`` and ``ac_centre_px`` (m,) are the
+    The PSF is a separable Gaussian core of ``sigma_px`` (m, s) AL and AC (each in its own pixel unit,
+    FACTS.md section 5) plus separable wings (``wing_fraction`` of the flux, ``wing_scale`` times wider),
+    integrated over each pixel. ``centre_px`` and ``ac_centre_px`` (m,) are the
     expected centres in the window frame; each strip adds uniform placement errors of +-``jitter_px`` AL
     and +-``ac_jitter_px`` AC, and the true AL displacement ``shift_px``; CTI moves the recorded charge
     ``cti_px`` AL. ``bg_e`` is per pixel; the other per-window arrays are as in :func:`_render_windows`.
@@ -247,6 +263,8 @@ def _render_windows_2d(seed, transit_id, flux_e, bg_e, centre_px, ac_centre_px, 
         key = stream_key(seed, transit_id[i])
         prof_al = np.empty(n_al)
         prof_ac = np.empty(n_ac)
+        wing_al = np.zeros(n_al)
+        wing_ac = np.zeros(n_ac)
         for jj in range(s):
             j = strip0 + jj
             kappa = centre_px[i] + (2.0 * uniform(key, j) - 1.0) * jitter_px + shift_px[i, jj]
@@ -260,12 +278,16 @@ def _render_windows_2d(seed, transit_id, flux_e, bg_e, centre_px, ac_centre_px, 
             scale = 1.0 / sigma_px[i, jj]
             _pixel_profile(kappa + cti_px[i, jj], scale, prof_al)
             _pixel_profile(kappa_ac, scale, prof_ac)
+            if wing_fraction > 0.0:
+                _pixel_profile(kappa + cti_px[i, jj], scale / wing_scale, wing_al)
+                _pixel_profile(kappa_ac, scale / wing_scale, wing_ac)
             flux = flux_e[i, jj]
             noise = read_noise_e[i, jj]
             counter = (j + 1) * _STRIP_COUNTER
             for k in range(n_al):
                 for ac in range(n_ac):
-                    e, counter = poisson(bg_e[i] + flux * prof_al[k] * prof_ac[ac], key, counter)
+                    psf = (1.0 - wing_fraction) * prof_al[k] * prof_ac[ac] + wing_fraction * wing_al[k] * wing_ac[ac]
+                    e, counter = poisson(bg_e[i] + flux * psf, key, counter)
                     z, counter = normal(key, counter)
                     e += noise * z
                     if total > 0.0:

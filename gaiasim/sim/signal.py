@@ -91,7 +91,7 @@ def _nominal_windows(cal: Electronics, flux_e: np.ndarray, m: int) -> dict[str, 
     return {"gain": np.full(shape, cal.gain_adu_per_e), "bias": np.full(shape, cal.bias_adu),
             "read_noise": np.broadcast_to(read_noise, shape), "sigma_px": np.full(shape, cal.lsf_sigma_px),
             "flux_e": np.repeat(flux_e[:, None], shape[1], axis=1), "shift_px": zeros, "geometry_px": zeros,
-            "cti_loss": zeros, "cti_px": zeros}
+            "cti_loss": zeros, "cti_px": zeros, "wing_fraction": 0.0, "wing_scale": 1.0}
 
 
 def bp_rp_mags(g_mag: np.ndarray, bp_rp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -186,8 +186,8 @@ def make_windows(
         cols = slice(0, s_1d)
         _ks._render_windows(seed, tid, rendered_flux[:, cols], bg_e, centre, WINDOW_JITTER_PX, win["shift_px"][:, cols],
                             win["cti_px"][:, cols], win["read_noise"][:, cols], win["sigma_px"][:, cols],
-                            win["gain"][:, cols], win["bias"][:, cols], icd.ADC_MAX_ADU, 0, lam, cosmic,
-                            al_px[:, :s_1d], cosmic_e[:, :s_1d], adu[:, :s_1d])
+                            win["wing_fraction"], win["wing_scale"], win["gain"][:, cols], win["bias"][:, cols],
+                            icd.ADC_MAX_ADU, 0, lam, cosmic, al_px[:, :s_1d], cosmic_e[:, :s_1d], adu[:, :s_1d])
         if n_ac > 1:
             if ac_offset_px is None:
                 phase = kernels_random.uniform_array(seed, tid, _ks.AC_PHASE_COUNTER) - 0.5
@@ -200,7 +200,8 @@ def make_windows(
             af = slice(1, None)
             _ks._render_windows_2d(seed, tid, rendered_flux[:, af], bg_e / icd.WINDOW_AC_PX, centre, ac_centre,
                                    WINDOW_JITTER_PX, WINDOW_AC_JITTER_PX, win["shift_px"][:, af], win["cti_px"][:, af],
-                                   win["read_noise"][:, af], win["sigma_px"][:, af], win["gain"][:, af],
+                                   win["read_noise"][:, af], win["sigma_px"][:, af], win["wing_fraction"],
+                                   win["wing_scale"], win["gain"][:, af],
                                    win["bias"][:, af], icd.ADC_MAX_ADU, 1, lam, cosmic, al_px[:, 1:], ac_px[:, 1:],
                                    cosmic_e[:, 1:], adu_2d)
 

@@ -249,3 +249,13 @@ def test_micro_clanks_and_hits_move_the_images_between_the_sky_mapper_and_the_af
     before = (when - 20 * 10**9) + np.array([fp.STRIP_OFFSET_NS[s] for s in ("SM1", *fp.AF_STRIPS)]) < when
     assert np.any(~before) and np.any(before)
     assert abs(w["shift_px"][0, np.flatnonzero(~before)[0]]) > 0.5 * abs(state.clank_mas[k]) / fp.PIXEL_AL_MAS
+
+
+def test_the_calibration_absorbs_what_a_core_only_fit_misses_of_the_wings():
+    assert realism.core_fit_recovery(realism.IDEAL) == 1.0
+    recovery = realism.core_fit_recovery(realism.REALISTIC)
+    w = realism.REALISTIC.lsf_wing_fraction
+    assert 1 - w < recovery < 1 - 0.5 * w  # the wings' flux is lost, but for the part under the core
+    table, state = realism.draw(4, realism.REALISTIC, T0).calibration_product(4), realism.draw(4, realism.REALISTIC, T0)
+    ratio = np.array(table["throughput"].to_pylist()) / state.table()["throughput"].to_numpy()
+    assert np.median(ratio) == pytest.approx(recovery, abs=0.001)
