@@ -199,8 +199,8 @@ PHOT_PAIRS = """
          t AS (SELECT t.transit_id, s.g_bin, t.g_mag, t.bp_mag, t.rp_mag
                FROM truth_transits t JOIN sizes s ON s.g_bin = floor(t.g_mag)
                WHERE hash(t.transit_id) % greatest(1, s.n // {per_bin}) = 0)
-    SELECT t.g_bin, t.g_mag AS g_true, r.g_mag - t.g_mag AS d_g, r.bp_mag - t.bp_mag AS d_bp,
-           r.rp_mag - t.rp_mag AS d_rp
+    SELECT t.g_bin, t.g_mag AS g_true, t.bp_mag - t.rp_mag AS bp_rp_true, r.g_mag - t.g_mag AS d_g,
+           r.bp_mag - t.bp_mag AS d_bp, r.rp_mag - t.rp_mag AS d_rp
     FROM transits r JOIN t USING (transit_id)
 """
 

@@ -6,8 +6,11 @@ too tight. This sets what a run measured against the truth beside what Gaia achi
 
 - **per-CCD AL precision** of the AF centroids vs G (robust scatter of run minus truth, in mas), against
   Lindegren+2021 (A&A 649, A2) Fig. A.1, as digitised in astromet's ``scatteral_edr3.csv``;
+- **per-transit AL precision**: the mean of a transit's AF observation-time errors times the scan rate,
+  against Lindegren+2021 over the square root of the 8.86 AF CCDs a transit crosses;
 - **per-transit G scatter** vs G (robust scatter of run minus truth), against PyGaia's per-transit model
   ``1.2e-3 sqrt(0.04895 z^2 + 1.8633 z + 0.0001985)`` mag, ``z = 10^(0.4 (max(G, 12) - 15))``;
+- **per-transit BP and RP scatter**, against PyGaia's BP and RP models at each bin's median colour;
 - **AL centroid pulls** per G bin: their robust width is the error-inflation factor (Gaia's formal
   errors under-estimate the scatter; a perfect simulated instrument gives 1.0 by construction).
 
@@ -25,7 +28,7 @@ import duckdb
 import numpy as np
 from rich.table import Table
 
-from gaiasim.sim.instrument.focal_plane import PIXEL_AL_MAS
+from gaiasim.sim.instrument.focal_plane import PIXEL_AL_MAS, SCAN_RATE_ARCSEC_S
 
 #: Lindegren+2021 Fig. A.1 (astromet scatteral_edr3.csv): AL precision of one CCD observation, mas, vs G.
 LINDEGREN2021_G = (6.0, 8.0, 10.0, 12.0, 13.0, 14.0, 15.0, 16.4, 17.4, 17.8, 18.3, 18.8, 19.4, 19.9, 20.4, 20.8, 21.0)
@@ -39,6 +42,16 @@ PHOT_BINS = tuple(np.arange(12.0, 20.5, 0.5))
 MIN_PER_BIN = 30
 
 
+#: Each sampled transit's time error: the mean over its clean AF images of the observation-time errors (the
+#: transit's along-scan measurement is the mean of its CCDs'), from at least 3 of them.
+_PER_TRANSIT_TIMES = """(SELECT transit_id, any_value(g_mag) AS g_mag, avg(t_res_ms) AS d_ms FROM sample_pairs
+    WHERE strip LIKE 'AF%' AND flags = 0 AND t_res_ms IS NOT NULL GROUP BY transit_id HAVING count(*) >= 3)"""
+#: AF CCDs a transit crosses on average: 62 AF CCDs over 7 rows (PyGaia's ``_mean_num_ccds``).
+AF_CCDS_PER_TRANSIT = (7.0 * 9.0 - 1.0) / 7.0
+#: Scan rate, mas per ns: turns a transit's time error into an along-scan position error.
+MAS_PER_NS = SCAN_RATE_ARCSEC_S * 1e-6
+
+
 def lindegren2021_sigma_al_mas(g_mag: float) -> float:
     return float(np.interp(g_mag, LINDEGREN2021_G, LINDEGREN2021_SIGMA_AL_MAS))
 
@@ -47,6 +60,29 @@ def pygaia_sigma_g_mag(g_mag: float) -> float:
     """PyGaia's per-transit G uncertainty (``pygaia.errors.photometric``, with its 20 % margin)."""
     z = 10.0 ** (0.4 * (max(g_mag, 12.0) - 15.0))
     return 1.2e-3 * math.sqrt(0.04895 * z * z + 1.8633 * z + 0.0001985)
+
+
+def v_minus_i(bp_rp: float) -> float:
+    """V - I_C from BP - RP: Evans+2018 (A&A 616, A4) Table A.2's G - V and G - I_C polynomials
+    (G - V = -0.01760 - 0.006860 x - 0.1732 x^2, G - I_C = 0.02085 + 0.7419 x - 0.09631 x^2) [U: recalled,
+    not re-read]; PyGaia's BP and RP models take V - I."""
+    return (0.02085 + 0.7419 * bp_rp - 0.09631 * bp_rp**2) - (-0.01760 - 0.006860 * bp_rp - 0.1732 * bp_rp**2)
+
+
+def pygaia_sigma_bp_rp_mag(band: str, g_mag: float, bp_rp: float) -> float:
+    """PyGaia's per-transit BP or RP uncertainty (``pygaia.errors.photometric``; its code applies no margin
+    to these two) at G and colour BP - RP, ``z`` floored at G = 11."""
+    z = 10.0 ** (0.4 * (max(g_mag, 11.0) - 15.0))
+    x = v_minus_i(bp_rp)
+    if band == "BP":
+        a = -0.000562 * x**3 + 0.044390 * x * x + 0.355123 * x + 1.043270
+        b = -0.000400 * x**3 + 0.018878 * x * x + 0.195768 * x + 1.465592
+        c = +0.000262 * x**3 + 0.060769 * x * x - 0.205807 * x - 1.866968
+    else:
+        a = -0.007597 * x**3 + 0.114126 * x * x - 0.636628 * x + 1.615927
+        b = -0.003803 * x**3 + 0.057112 * x * x - 0.318499 * x + 1.783906
+        c = -0.001923 * x**3 + 0.027352 * x * x - 0.091569 * x - 3.042268
+    return 1.0e-3 * math.sqrt(10.0**a * z * z + 10.0**b * z + 10.0**c)
 
 
 @dataclass(frozen=True)
@@ -85,6 +121,21 @@ def measure(con: duckdb.DuckDBPyConnection) -> list[Row]:
         if n >= MIN_PER_BIN:
             rows.append(Row("G per transit", lo, hi, n, sigma, pygaia_sigma_g_mag(lo + 0.25), "mag"))
     for g in AL_G:
+        lo, hi = g - 0.5, g + 0.5
+        n, sigma_ms = _robust(con, "d_ms", _PER_TRANSIT_TIMES, f"g_mag >= {lo} AND g_mag < {hi}")
+        if n >= MIN_PER_BIN:
+            rows.append(Row("AL per transit", lo, hi, n, sigma_ms * 1e6 * MAS_PER_NS,
+                            lindegren2021_sigma_al_mas(g) / math.sqrt(AF_CCDS_PER_TRANSIT), "mas"))
+    for band, column in (("BP", "d_bp"), ("RP", "d_rp")):
+        for lo in PHOT_BINS:
+            hi = lo + 0.5
+            where = f"{column} IS NOT NULL AND g_true >= {lo} AND g_true < {hi}"
+            n, sigma = _robust(con, column, "phot_pairs", where)
+            if n >= MIN_PER_BIN:
+                (colour,) = con.execute(f"SELECT median(bp_rp_true) FROM phot_pairs WHERE {where}").fetchone()
+                rows.append(Row(f"{band} per transit", lo, hi, n, sigma,
+                                pygaia_sigma_bp_rp_mag(band, lo + 0.25, float(colour)), "mag"))
+    for g in AL_G:
         n, width = _robust(con, "al_pull", "sample_pairs", f"{af} AND g_bin = {g}")
         if n >= MIN_PER_BIN:
             rows.append(Row("AL pull width", g, g + 1, n, width, None, ""))
@@ -106,7 +157,11 @@ def table(rows: list[Row]) -> Table:
 def to_json(rows: list[Row]) -> dict:
     return {"rows": [{**asdict(r), "ratio": r.ratio} for r in rows],
             "sources": {"AL per AF CCD": "Lindegren+2021 (A&A 649, A2) Fig. A.1 (astromet scatteral_edr3)",
+                        "AL per transit": "Lindegren+2021 Fig. A.1 over sqrt(8.86 AF CCDs a transit)",
                         "G per transit": "PyGaia errors.photometric, per-transit G model (20 % margin)",
+                        "BP per transit": "PyGaia errors.photometric, per-transit BP model at the bin's median "
+                                          "colour (V-I from BP-RP: Evans+2018 Table A.2)",
+                        "RP per transit": "PyGaia errors.photometric, per-transit RP model, likewise",
                         "AL pull width": "none: 1 is honest formal errors; Gaia's under-estimate the scatter"}}
 
 
@@ -118,19 +173,30 @@ def plot(rows: list[Row]) -> bytes:
     fig = new_figure(12.0, 3.6)
     panels = fig.subplots(1, 3)
     g_grid = np.arange(12.0, 21.01, 0.1)
-    curves = {"AL per AF CCD": (LINDEGREN2021_G, LINDEGREN2021_SIGMA_AL_MAS, "Lindegren+2021 Fig. A.1", "mas"),
-              "G per transit": (g_grid, [pygaia_sigma_g_mag(g) for g in g_grid], "PyGaia per-transit model", "mag")}
-    for ax, (quantity, (g_ref, ref, label, unit)) in zip(panels[:2], curves.items(), strict=True):
-        mine = [r for r in rows if r.quantity == quantity]
-        ax.plot(g_ref, ref, color="0.4", label=label)
-        ax.plot([(r.g_lo + r.g_hi) / 2 for r in mine], [r.measured for r in mine], "o", color="#1f77b4",
-                label="this run")
+    per_ccd = [lindegren2021_sigma_al_mas(g) for g in g_grid]
+    panels_of = (
+        (panels[0], "mas", "AL precision", (
+            ("AL per AF CCD", per_ccd, "Lindegren+2021 per CCD", "#1f77b4"),
+            ("AL per transit", [v / math.sqrt(AF_CCDS_PER_TRANSIT) for v in per_ccd], "per transit", "#2ca02c"))),
+        (panels[1], "mag", "photometry per transit", (
+            ("G per transit", [pygaia_sigma_g_mag(g) for g in g_grid], "PyGaia G", "0.35"),
+            ("BP per transit", [pygaia_sigma_bp_rp_mag("BP", g, 1.0) for g in g_grid], "PyGaia BP (BP-RP 1)",
+             "#1f77b4"),
+            ("RP per transit", [pygaia_sigma_bp_rp_mag("RP", g, 1.0) for g in g_grid], "PyGaia RP (BP-RP 1)",
+             "#d62728"))),
+    )
+    for ax, unit, title, series in panels_of:
+        for quantity, ref, label, colour in series:
+            mine = [r for r in rows if r.quantity == quantity]
+            ax.plot(g_grid, ref, color=colour, alpha=0.6, label=label)
+            ax.plot([(r.g_lo + r.g_hi) / 2 for r in mine], [r.measured for r in mine], "o", color=colour,
+                    label=f"{quantity}: this run")
         ax.set_yscale("log")
         ax.set_xlim(11.5, 21.0)
         ax.set_xlabel("G (mag)")
         ax.set_ylabel(f"robust scatter ({unit})")
-        ax.set_title(quantity)
-        ax.legend(fontsize="small")
+        ax.set_title(title)
+        ax.legend(fontsize="x-small")
     pulls = [r for r in rows if r.quantity == "AL pull width"]
     ax = panels[2]
     ax.axhline(1.0, color="0.4", linestyle="--", label="honest formal errors")

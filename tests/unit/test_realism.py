@@ -259,3 +259,17 @@ def test_the_calibration_absorbs_what_a_core_only_fit_misses_of_the_wings():
     table, state = realism.draw(4, realism.REALISTIC, T0).calibration_product(4), realism.draw(4, realism.REALISTIC, T0)
     ratio = np.array(table["throughput"].to_pylist()) / state.table()["throughput"].to_numpy()
     assert np.median(ratio) == pytest.approx(recovery, abs=0.001)
+
+
+def test_a_decontamination_recovers_the_throughput_lost_so_far():
+    from gaiasim.sim.instrument import drift
+
+    plan = drift.DriftPlan(contamination_mag_per_day=0.04, decontamination_h=12.0)
+    state = realism.draw(6, realism.only("contamination"), T0, plan)
+    hour = 3_600 * 10**9
+    t = np.array([T0 + 11 * hour, T0 + 13 * hour])
+    w = state.windows(np.ones(2, int), np.full(2, 2), np.full(2, 1000), t, np.ones(2), np.full(2, 1e4), np.full(2, 4.4))
+    rate = realism.REALISTIC.contamination_mag_day + 0.04
+    assert w["flux_e"][0, 3] / w["flux_e"][1, 3] == pytest.approx(10 ** (-0.4 * rate * (11 - 1) / 24))
+    table = state.table()
+    assert set(table["decontamination_obmt_ns"].to_pylist()) == {T0 + 12 * hour}

@@ -7,10 +7,12 @@ Plan keys (all optional; a nominal day has none)::
     contamination_mag = 0.02  # throughput falls by this many mag a day (ice)      -> G too faint: REQ-PHOT-001
     gain_jumps = 1            # AF CCDs whose gain jumps once, at a random time    -> REQ-PHOT-003
     gain_jump = 0.03          # the jump, relative (+3 %)
+    decontamination_h = 12    # the optics are heated this many hours into the first day: the contamination
+                              # lost so far is recovered at once (a step up in throughput), then builds again
 
 The jumps are drawn from the dataset's seed (their own stream); every drift is recorded in
 ``truth/instrument`` (``gain_jump_factor``, ``gain_jump_obmt_ns``, ``focus_drift_per_day``,
-``contamination_mag_per_day``).
+``contamination_mag_per_day``, ``decontamination_obmt_ns``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from gaiasim.spec import SpecError, load_toml
 
 #: Plan keys of this module, by the field they set.
 PLAN_KEYS = {"focus_drift": "focus_drift_per_day", "contamination_mag": "contamination_mag_per_day",
-             "gain_jumps": "gain_jumps", "gain_jump": "gain_jump"}
+             "gain_jumps": "gain_jumps", "gain_jump": "gain_jump", "decontamination_h": "decontamination_h"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class DriftPlan:
     contamination_mag_per_day: float = 0.0
     gain_jumps: int = 0
     gain_jump: float = 0.03
+    decontamination_h: float = -1.0  # < 0: none
 
     def __post_init__(self) -> None:
         key = {field: key for key, field in PLAN_KEYS.items()}
@@ -44,6 +47,9 @@ class DriftPlan:
             raise SpecError(f"contamination_mag = {self.contamination_mag_per_day!r}: must be in [0, 1] mag a day")
         if not isinstance(self.gain_jumps, int) or not 0 <= self.gain_jumps <= 63:
             raise SpecError(f"gain_jumps = {self.gain_jumps!r}: must be an integer in [0, 63] (the AF CCDs)")
+        if not (self.decontamination_h < 0 or 0.0 <= self.decontamination_h <= 24.0 * 31):
+            raise SpecError(f"decontamination_h = {self.decontamination_h!r}: must be hours in [0, 744] after the "
+                            "first day's start")
         if not -0.5 < self.gain_jump <= 1.0 or self.gain_jump == 0.0:
             raise SpecError(f"gain_jump = {self.gain_jump!r}: must be a relative change in (-0.5, 1], not 0")
 

@@ -191,6 +191,7 @@ TRUTH_INSTRUMENT = pa.schema(
         pa.field("gain_jump_obmt_ns", pa.int64(), nullable=False, metadata={"doc": "max int64: no jump"}),
         pa.field("focus_drift_per_day", pa.float64(), nullable=False, metadata={"doc": "drift plan, LSF width"}),
         pa.field("contamination_mag_per_day", pa.float64(), nullable=False, metadata={"doc": "drift plan"}),
+        pa.field("decontamination_obmt_ns", pa.int64(), nullable=False, metadata={"doc": "max int64: none"}),
     ]
 )
 
@@ -249,11 +250,14 @@ class InstrumentState:
         f, r, s = fov[seen], row[seen], strip[seen]
         cols = {"fov": (f + 1).astype(np.int8), "ccd_row": (r + 1).astype(np.int8),
                 "strip": np.array(CCD_STRIPS)[s]}
+        decon = self.drift.decontamination_h
         scalars = {"focus_drift_per_day": self.drift.focus_drift_per_day,
-                   "contamination_mag_per_day": self.drift.contamination_mag_per_day}
+                   "contamination_mag_per_day": self.drift.contamination_mag_per_day,
+                   "decontamination_obmt_ns": np.iinfo(np.int64).max if decon < 0
+                   else self.t0_ns + round(decon * 3_600_000_000_000)}
         for name in TRUTH_INSTRUMENT.names[3:]:
             if name in scalars:
-                cols[name] = np.full(len(f), scalars[name])
+                cols[name] = np.full(len(f), scalars[name], dtype=TRUTH_INSTRUMENT.field(name).type.to_pandas_dtype())
                 continue
             attr = name.replace("_obmt_ns", "_ns")
             cols[name] = getattr(self, attr)[f, r, s]
@@ -372,7 +376,12 @@ class InstrumentState:
         scale = np.asarray(flux_e, dtype=np.float64)
         if fx.contamination or self.drift.contamination_mag_per_day:
             mag_day = fx.contamination_mag_day * fx.contamination + self.drift.contamination_mag_per_day
-            scale = scale * 10.0 ** (-0.4 * mag_day * days)
+            # Ice builds up from the start, or from the last decontamination, which recovers it all.
+            since = days
+            if self.drift.decontamination_h >= 0:
+                decon_days = self.drift.decontamination_h / 24.0
+                since = np.where(days >= decon_days, days - decon_days, days)
+            scale = scale * 10.0 ** (-0.4 * mag_day * since)
         flux *= scale[:, None]
         geometry_px = np.zeros((m, 10))
         if fx.geometry:
