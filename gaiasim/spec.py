@@ -33,7 +33,7 @@ class DaySpec:
     days: int = 1  # consecutive days, same sky
     faults: str = ""  # fault plan TOML (path relative to the spec file), "" for a nominal day
     name: str = "day"  # label used in folder names and reports
-    instrument: str = "realistic"  # the simulated instrument's imperfections: realistic or ideal (none)
+    instrument: str = "realistic"  # imperfections: realistic, ideal (none), only:<effect>, without:<effect>,...
 
     def __post_init__(self) -> None:
         for key in ("seed", "scale", "days"):
@@ -47,9 +47,10 @@ class DaySpec:
                             "(at most 64, starting with a letter or digit), not a path")
         from gaiasim.sim.instrument import realism  # not at the top: the simulator's modules import this one
 
-        if self.instrument not in realism.NAMED:
-            raise SpecError(f"instrument = {self.instrument!r}: must be one of {', '.join(realism.NAMED)} "
-                            "(docs/instrument.md section 4)")
+        try:
+            realism.effects_named(self.instrument)
+        except ValueError as exc:
+            raise SpecError(f"{exc} (docs/instrument.md section 5)") from None
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise SpecError(f"seed = {self.seed!r}: must be an integer in [0, 2**63)")
         lo, hi = SCALE_RANGE

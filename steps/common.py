@@ -74,8 +74,8 @@ def _(run_dir: Path) -> None:
 def _judged(run_dir: Path, name: str, passes: bool) -> None:
     result = workspace.check(run_dir, name)
     assert result.passed is passes, (
-        f"{result.check.requirement} {name} should have {'passed' if passes else 'caught it'}: measured "
-        f"{result.value} {result.check.unit} ({result.status}), required {result.check.op} {result.check.threshold} "
+        f"{result.check.requirement} {name}{'' if passes else ' should have caught it'}: measured {result.value} "
+        f"{result.check.unit} ({result.status}), required {result.check.op} {result.check.threshold} "
         f"({result.note or result.check.statement})"
     )
 

@@ -230,7 +230,7 @@ def _hk_and_attitude(spec: DaySpec, ctx: slices.SliceContext, summaries: list[di
     q = realism.onboard_attitude(spec.seed, ctx.effects, t_att, q_real)
     dot = np.clip(np.abs(np.sum(q * q_real, axis=1)), 0.0, 1.0)
     write_part(Path(ctx.root) / "truth" / "attitude", "00000", pa.table(
-        {"obmt_ns": t_att, "q": pa.FixedSizeListArray.from_arrays(q_real.ravel(), 4),
+        {"obmt_ns": t_att, **{f"q_{c}": q_real[:, i] for i, c in enumerate("xyzw")},
          "onboard_error_mas": 2.0 * np.arccos(dot) / focal_plane.MAS_RAD}, schema=TRUTH_ATTITUDE))
     glitches = faults.attitude_glitches(ctx.plan, rng, q)
     att_payload["q"] = q

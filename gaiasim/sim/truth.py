@@ -37,8 +37,9 @@ TRUTH_TRANSITS = pa.schema(
 TRUTH_ATTITUDE = pa.schema(
     [
         pa.field("obmt_ns", pa.int64(), nullable=False, metadata={"unit": "ns", "doc": "an attitude packet's time"}),
-        pa.field("q", pa.list_(pa.float64(), 4), nullable=False,
-                 metadata={"doc": "real attitude (x, y, z, w), SRS to ICRS; the packet carries the on-board estimate"}),
+        *(pa.field(f"q_{c}", pa.float64(), nullable=False,
+                   metadata={"doc": "real attitude quaternion (SRS to ICRS, scalar last); the packet carries the "
+                                    "on-board estimate"}) for c in "xyzw"),
         pa.field("onboard_error_mas", pa.float64(), nullable=False,
                  metadata={"unit": "mas", "doc": "angle between the packet's estimate and the real attitude"}),
     ]

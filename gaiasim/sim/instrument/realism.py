@@ -156,10 +156,17 @@ SWITCHES = tuple(f.name for f in fields(Effects) if f.type == "bool")
 
 
 def effects_named(name: str) -> Effects:
-    try:
+    """The effects a day spec's ``instrument`` names: ``realistic``, ``ideal``, ``only:<effect>`` (one
+    effect on) or ``without:<effect>[,<effect>...]`` (realistic but those), effects of :data:`SWITCHES`."""
+    if name in NAMED:
         return NAMED[name]
-    except KeyError:
-        raise ValueError(f"instrument = {name!r}: must be one of {', '.join(NAMED)}") from None
+    kind, _, listed = name.partition(":")
+    effects = [e.strip() for e in listed.split(",") if e.strip()]
+    unknown = [e for e in effects if e not in SWITCHES]
+    if kind in ("only", "without") and effects and not unknown and (kind == "without" or len(effects) == 1):
+        return only(effects[0]) if kind == "only" else replace(REALISTIC, **{e: False for e in effects})
+    raise ValueError(f"instrument = {name!r}: must be one of {', '.join(NAMED)}, only:<effect> or "
+                     f"without:<effect>[,<effect>...], effects: {', '.join(SWITCHES)}")
 
 
 def only(effect: str) -> Effects:
