@@ -35,6 +35,10 @@ def test_the_reference_curves_are_the_published_ones():
     # PyGaia at G = 15 (z = 1) and at its floor G = 12 (any brighter star has the floor's error).
     assert fidelity.pygaia_sigma_g_mag(15.0) == pytest.approx(1.2e-3 * math.sqrt(0.04895 + 1.8633 + 0.0001985))
     assert fidelity.pygaia_sigma_g_mag(10.0) == fidelity.pygaia_sigma_g_mag(12.0)
+    # With PyGaia's calibration floor, 3 mmag per CCD over the 62 / 7 AF CCDs of a transit, in quadrature.
+    floor = 3.0e-3 / math.sqrt(62 / 7)
+    with_floor = math.hypot(fidelity.pygaia_sigma_g_mag(12.0), floor)
+    assert fidelity.pygaia_sigma_g_floor_mag(12.0) == pytest.approx(with_floor)
 
 
 def _rows(run_dir, dataset):
