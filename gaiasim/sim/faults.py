@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from gaiasim.sim.hk_faults import HkFaultPlan
+from gaiasim.sim.instrument import drift
 from gaiasim.sim.instrument.drift import PLAN_KEYS as DRIFT_KEYS
 from gaiasim.sim.instrument.focal_plane import quat_multiply
 from gaiasim.sim.variability import PLAN_KEYS as VARIABILITY_KEYS
@@ -85,6 +86,7 @@ def load_plan(path: Path) -> FaultPlan:
         allowed_keys = ", ".join(sorted(allowed))
         raise SpecError(f"{path}: unknown key {unknown[0]!r} in the fault plan; allowed keys: {allowed_keys}")
     try:
+        drift.plan_from_mapping(raw)  # its keys are checked with the rest, before anything is written
         return FaultPlan(**{k: v for k, v in raw.items() if k not in VARIABILITY_KEYS and k not in DRIFT_KEYS})
     except SpecError as exc:
         raise SpecError(f"{path}: {exc}") from None

@@ -175,5 +175,9 @@ def test_2d_numba_fit_equals_naive_scipy_reference(window):
         assert not params_agree or abs(res[name][0] - ref[name]) < tol, f"{name} {res[name][0]} vs {ref[name]}"
     flux_tol = 1e-3 + 2e-2 * ref["flux_e_err"] / ref["flux_e"]
     assert not params_agree or abs(res["flux_e"][0] / ref["flux_e"] - 1.0) < flux_tol
+    # Formal errors are evaluated at the fitted parameters: where the reference stopped short they need not
+    # agree either, nor where the background sits on its bound of 0 (the information matrix then depends on
+    # whether a fit treats it as free; a hypothesis case with no background found a 2 % difference).
+    errors_agree = params_agree and min(res["bg_e"][0], ref["bg_e"]) > 1e-6
     for name in ("al_px_err", "ac_px_err", "flux_e_err"):
-        assert abs(res[name][0] / ref[name] - 1.0) < 1e-2, f"{name} {res[name][0]} vs {ref[name]}"
+        assert not errors_agree or abs(res[name][0] / ref[name] - 1.0) < 1e-2, f"{name} {res[name][0]} vs {ref[name]}"

@@ -102,6 +102,11 @@ def _catalogue_link_out(folder: Path) -> None:
     part.symlink_to(outside)
 
 
+def _calibration_missing_ccds(folder: Path) -> None:
+    path = _dataset_copy(folder) / "calibration" / "ccd.parquet"
+    pq.write_table(pq.read_table(path).slice(3), path)
+
+
 def _without_manifest(folder: Path) -> None:
     (_dataset_copy(folder) / "dataset.json").unlink()
 
@@ -123,6 +128,11 @@ CASES = [
              _text("spec.toml", "colour = 3\n")),
     BadInput("negative-scale", "negative scale", ("generate", "spec.toml", "--out", "new"), "scale = -1e-05",
              _text("spec.toml", "scale = -1e-5\n")),
+    BadInput("unknown-instrument", "unknown instrument in the spec", ("generate", "spec.toml", "--out", "new"),
+             "instrument = 'perfect'", _text("spec.toml", 'instrument = "perfect"\n')),
+    BadInput("drift-out-of-range", "calibration drift out of range in the fault plan",
+             ("generate", "--faults", "plan.toml", "--out", "new"), "focus_drift = -0.1",
+             _text("plan.toml", "focus_drift = -0.1\n")),
     BadInput("scale-above-1", "scale > 1", ("generate", "--scale", "2", "--out", "new"), "scale = 2"),
     BadInput("date-out-of-range", "date out of range (before the science period)",
              ("generate", "spec.toml", "--out", "new"), "date = 2013-01-01", _text("spec.toml", "date = 2013-01-01\n")),
@@ -167,6 +177,8 @@ CASES = [
     BadInput("run-tm-fifo", "a FIFO (or device) in tm/", ("run", "broken", "--out", "new"), "FIFO", _tm_fifo),
     BadInput("run-catalogue-link-out", "a catalogue file that is a link out of the dataset",
              ("run", "broken", "--out", "new"), "outside the dataset", _catalogue_link_out),
+    BadInput("run-calibration-missing-ccds", "a CCD calibration product missing CCDs",
+             ("run", "broken", "--out", "new"), "135 CCDs calibrated, 138 expected", _calibration_missing_ccds),
     BadInput("run-without-manifest", "dataset without dataset.json (no day span)", ("run", "broken", "--out", "new"),
              "dataset.json", _without_manifest),
     BadInput("run-into-non-empty", "existing non-empty --out folder (run)", ("run", "day", "--out", "busy"),
