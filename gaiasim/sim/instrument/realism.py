@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import pyarrow as pa
@@ -142,9 +142,6 @@ class Effects:
     cal_read_noise_error: float = 0.02
     cal_bias_error_adu: float = 0.3
     cal_geometry_error_mas: float = 1.0
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 REALISTIC = Effects()
