@@ -33,7 +33,7 @@ from gaiasim.sim import downlink
 from gaiasim.spec import SpecError, make_spec
 from pipeline.io import InputError
 
-#: Contact time of one pass, s [U]: ~8 h of contact a day (FACTS.md section 3) shared by the day's passes.
+#: Contact time of one pass, s [U]: ~8 h of contact a day (docs/facts.md section 3) shared by the day's passes.
 PASS_DURATION_S = 8 * 3600 / len(downlink.PASS_START_H)
 
 

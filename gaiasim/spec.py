@@ -15,7 +15,7 @@ class SpecError(ValueError):
     """A bad spec, fault plan or argument: the message is one line naming the field and the fix."""
 
 
-#: Science observations ran from the end of commissioning to 2025-01-15 (FACTS.md section 1); the
+#: Science observations ran from the end of commissioning to 2025-01-15 (docs/facts.md section 1); the
 #: scanning law here is the NSL, which started after 4 weeks of EPSL from 2014-07-25.
 FIRST_DATE = dt.date(2014, 8, 22)
 LAST_DATE = dt.date(2025, 1, 15)

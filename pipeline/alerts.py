@@ -1,6 +1,6 @@
 """Science alerts of one day: known sources that brighten or fade, and sources new to the catalogue.
 
-Gaia Science Alerts (FACTS.md section 6, Hodgkin+2021) raise two classes of event, and need a detection in
+Gaia Science Alerts (docs/facts.md section 6, Hodgkin+2021) raise two classes of event, and need a detection in
 both fields of view. The rules here, every threshold an [U] placeholder set in ``pipeline/data/alerts.toml``:
 
 - **brightening / fading**: a transit of a matched source *deviates* when its G differs from the source's
@@ -8,7 +8,7 @@ both fields of view. The rules here, every threshold an [U] placeholder set in `
   sigma = sqrt(g_mag_sigma^2 + g_mag_err^2) (the catalogue's per-transit scatter and the transit's formal
   error). A source alerts when its transits deviating in one direction number at least ``min_transits`` and
   include one in FoV 1 and one in FoV 2 at most ``max_fov_separation_s`` apart (one scan sees a source in
-  both FoVs 106.5 min apart, FACTS.md section 1). When both directions qualify the more significant wins.
+  both FoVs 106.5 min apart, docs/facts.md section 1). When both directions qualify the more significant wins.
 - **new source**: unmatched transits (``source_id`` null: no catalogue source within the crossmatch
   radius) brighter than ``new_source_g_limit_mag`` are grouped friends-of-friends within
   ``cluster_radius_mas``; a group alerts under the same count and FoV rule.
@@ -50,13 +50,13 @@ class AlertConfigError(io.InputError, ValueError):
 
 @dataclass(frozen=True)
 class AlertConfig:
-    #: Smallest |G - catalogue G| of a deviating transit, mag [U] (FACTS.md section 6: "|dG| > 1 mag").
+    #: Smallest |G - catalogue G| of a deviating transit, mag [U] (docs/facts.md section 6: "|dG| > 1 mag").
     min_delta_g_mag: float = 1.0
     #: Smallest |G - catalogue G| / sqrt(g_mag_sigma^2 + g_mag_err^2) of a deviating transit [U] ("~6 sigma").
     min_significance_sigma: float = 6.0
-    #: New sources must be brighter than this G, mag [U] (FACTS.md section 6: "G < 19").
+    #: New sources must be brighter than this G, mag [U] (docs/facts.md section 6: "G < 19").
     new_source_g_limit_mag: float = 19.0
-    #: Require evidence in both fields of view (FACTS.md section 6: GSA needs both FoVs).
+    #: Require evidence in both fields of view (docs/facts.md section 6: GSA needs both FoVs).
     require_both_fovs: bool = True
     #: Longest time between the FoV 1 and FoV 2 evidence, s [U]: 2 h keeps the two FoVs of one scan
     #: (106.5 min apart) and rejects coincidences between scans.

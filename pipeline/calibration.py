@@ -1,6 +1,6 @@
 """Calibration constants of the instrument: the ground segment's pre-launch calibration database.
 
-IDT uses the pre-launch gains (FACTS.md section 4); the simulator takes the same values as the true
+IDT uses the pre-launch gains (docs/facts.md section 4); the simulator takes the same values as the true
 instrument, so a calibration error is something a fault plan injects, not an accident.
 """
 
@@ -14,7 +14,7 @@ from pipeline import geometry
 
 
 def _read_noise() -> dict[str, float]:
-    # Total detection noise per sample, Hambly+2018 Table 1 (FACTS.md section 2).
+    # Total detection noise per sample, Hambly+2018 Table 1 (docs/facts.md section 2).
     noise = {"SM1": 10.8, "SM2": 10.8, "AF1": 8.6, "BP": 5.2, "RP": 4.75}
     noise.update({name: 4.3 for name in geometry.AF_STRIPS[1:]})
     return noise
@@ -22,16 +22,16 @@ def _read_noise() -> dict[str, float]:
 
 @dataclass(frozen=True)
 class Calibration:
-    #: Video-chain gain, ADU per electron, SM/AF/BP/RP (Hambly+2018 Table 1; FACTS.md section 2).
+    #: Video-chain gain, ADU per electron, SM/AF/BP/RP (Hambly+2018 Table 1; docs/facts.md section 2).
     gain_adu_per_e: float = 0.258
     #: Electronic offset added before digitisation, ADU [U placeholder; real offsets are per CCD and
-    #: monitored from prescan bursts, FACTS.md section 8].
+    #: monitored from prescan bursts, docs/facts.md section 8].
     bias_adu: float = 1000.0
     #: Read (total detection) noise per sample and strip, e-.
     read_noise_e: dict[str, float] = field(default_factory=_read_noise)
-    #: Gaussian LSF width, AL pixels (de Bruijne+2015 Fig. 5; FACTS.md section 5).
+    #: Gaussian LSF width, AL pixels (de Bruijne+2015 Fig. 5; docs/facts.md section 5).
     lsf_sigma_px: float = 1.0
-    #: Photometric zero points, mag for 1 e-/s (Gaia DR2 passbands, Evans+2018 [U: not in FACTS.md]).
+    #: Photometric zero points, mag for 1 e-/s (Gaia DR2 passbands, Evans+2018 [U: not in docs/facts.md]).
     zero_point_g_mag: float = 25.6874
     zero_point_bp_mag: float = 25.3514
     zero_point_rp_mag: float = 24.7619

@@ -11,7 +11,7 @@ from pipeline.calibration import Calibration
 @dataclass(frozen=True)
 class PipelineConfig:
     #: Crossmatch radius, mas. Transit positions here are good to ~0.1 arcsec (the AC pixel of the
-    #: transit_id is 177 mas wide); IDT's own radius is not public (FACTS.md section 4, [U]).
+    #: transit_id is 177 mas wide); IDT's own radius is not public (docs/facts.md section 4, [U]).
     match_radius_mas: float = 500.0
     #: Calibration database (gains, offsets, read noise, LSF, zero points).
     calibration: Calibration = field(default_factory=Calibration)

@@ -1,6 +1,6 @@
 """Crossmatch: each transit to the best reference-catalogue source within a radius.
 
-A simplified form of IDT's preliminary crossmatch (FACTS.md section 4, Torra+2021): the provisional
+A simplified form of IDT's preliminary crossmatch (docs/facts.md section 4, Torra+2021): the provisional
 observation-to-source match. Transits without a source within the radius are new-source candidates
 (``source_id`` null and :data:`FLAG_UNMATCHED`). The index is a 3D grid on unit vectors with cells two
 radius chords wide, sorted by cell key (numba), so a query looks at the 8 cells nearest to it whatever the

@@ -4,7 +4,7 @@ This is the part of the instrument model that the ground segment knows a priori 
 layout in Gaia's calibration database): the basic angle, the CCD rows, the strips along scan and the
 pixel scale, plus the quaternion algebra that turns field angles into sky directions.
 
-Frames (FACTS.md section 1):
+Frames (docs/facts.md section 1):
 - SRS, the scanning reference system: z is the spin axis, x bisects the two lines of sight. The
   preceding field of view (FoV 1) looks at field angle phi = +basic_angle/2, the following one (FoV 2)
   at phi = -basic_angle/2. The spacecraft spins positively about z, so a fixed star's phi decreases
@@ -23,19 +23,19 @@ import numpy as np
 ARCSEC_RAD = np.pi / (180.0 * 3600.0)
 MAS_RAD = ARCSEC_RAD / 1000.0
 
-# GaiaParams BASICANGLE_DEGREE (PLM-386/SCI-120); FACTS.md section 1.
+# GaiaParams BASICANGLE_DEGREE (PLM-386/SCI-120); docs/facts.md section 1.
 BASIC_ANGLE_RAD = np.deg2rad(106.5)
-# Nominal inertial scan rate, commanded_scan_law (GEDR3 doc 13.4.1); FACTS.md section 1.
+# Nominal inertial scan rate, commanded_scan_law (GEDR3 doc 13.4.1); docs/facts.md section 1.
 SCAN_RATE_RAD_S = 59.9641857803 * ARCSEC_RAD
-# Pixel size on the sky from 10 x 30 um pixels at 35 m focal length [D]; FACTS.md section 2.
+# Pixel size on the sky from 10 x 30 um pixels at 35 m focal length [D]; docs/facts.md section 2.
 PIXEL_AL_RAD = 58.933 * MAS_RAD
 PIXEL_AC_RAD = 176.80 * MAS_RAD
-# TDI period = AL pixel / scan rate = 0.98280 ms [D]; FACTS.md section 2.
+# TDI period = AL pixel / scan rate = 0.98280 ms [D]; docs/facts.md section 2.
 TDI_PERIOD_NS = round(PIXEL_AL_RAD / SCAN_RATE_RAD_S * 1e9)
-# One CCD = 4500 TDI lines: 4.4226 s [D]; FACTS.md section 2.
+# One CCD = 4500 TDI lines: 4.4226 s [D]; docs/facts.md section 2.
 CCD_LINES = 4500
 CCD_COLUMNS = 1966
-# AC pixel coordinate mu runs 13.5-1979.5: 14 prescan pixels (GEDR3 doc 3.3.2); FACTS.md section 2.
+# AC pixel coordinate mu runs 13.5-1979.5: 14 prescan pixels (GEDR3 doc 3.3.2); docs/facts.md section 2.
 AC_PRESCAN_PX = 14
 N_CCD_ROWS = 7
 # Active AC width of one FoV, GaiaParams FOV_AC_ACTIVE = 0.67586 deg; rows are 1966 px wide each

@@ -1,6 +1,6 @@
 """Payload-health monitoring: housekeeping samples checked against a limit table -> ``hk_events``.
 
-Three checks per channel (limits from :mod:`pipeline.limits`, conventions in FACTS.md section 8):
+Three checks per channel (limits from :mod:`pipeline.limits`, conventions in docs/facts.md section 8):
 
 - ``limit``: the value is beyond a yellow limit (WARNING) or a red limit (CRITICAL), strictly below a low
   limit or strictly above a high one. An event is raised after ``persistence`` consecutive out-of-limit

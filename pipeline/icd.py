@@ -14,12 +14,12 @@ packet error control  2       CRC-16-CCITT (poly 0x1021, init 0xFFFF, no reflect
                               ECSS-E-ST-70-41C) over every preceding octet of the packet
 ====================  ======  ==============================================================
 
-Everything is big-endian. Gaia's real APIDs and star-packet layouts are not public (FACTS.md section 3,
+Everything is big-endian. Gaia's real APIDs and star-packet layouts are not public (docs/facts.md section 3,
 [U]); the values here are this project's own, with Gaia's structure: one astrometric star packet per
-transit (like SP1), attitude and housekeeping packets. Samples are 16-bit ADC words (FACTS.md section 2,
+transit (like SP1), attitude and housekeeping packets. Samples are 16-bit ADC words (docs/facts.md section 2,
 [U] word size).
 
-Window classes (FACTS.md section 2, Rowell+2021): WC0 for G < 13, WC1 for 13 <= G < 16 (18 AL samples),
+Window classes (docs/facts.md section 2, Rowell+2021): WC0 for G < 13, WC1 for 13 <= G < 16 (18 AL samples),
 WC2 for G >= 16 (12 AL samples). WC1 and WC2 AF windows are 1D: each AL sample is 12 AC pixels binned
 on chip. WC0 AF windows are 2D and unbinned: 18 AL x 12 AC pixels, ``af_adu[strip, al, ac]``. The SM
 window stays 1D (18 AL samples, AC-binned) in every class: the real SM is read 2 x 2 binned (a sample
@@ -56,16 +56,16 @@ STAR_APIDS = (APID_STAR_WC0, APID_STAR_WC1, APID_STAR_WC2)
 
 # --- star packets -------------------------------------------------------------------------------------
 N_AF = 9
-#: AL samples per window, by window class (FACTS.md section 2).
+#: AL samples per window, by window class (docs/facts.md section 2).
 WINDOW_SAMPLES = {0: 18, 1: 18, 2: 12}
 #: AC samples per AF window, by window class: 12 unbinned AC pixels for the 2D WC0 windows, 1 (the 12 AC
-#: pixels binned into each AL sample) for the 1D ones (FACTS.md section 2).
+#: pixels binned into each AL sample) for the 1D ones (docs/facts.md section 2).
 WINDOW_AC_SAMPLES = {0: 12, 1: 1, 2: 1}
-#: AC pixels on chip under every window (binned into one sample in 1D windows; FACTS.md section 2).
+#: AC pixels on chip under every window (binned into one sample in 1D windows; docs/facts.md section 2).
 WINDOW_AC_PX = 12
-#: BP and RP spectra: 60 AL samples each (FACTS.md section 2, [U]).
+#: BP and RP spectra: 60 AL samples each (docs/facts.md section 2, [U]).
 SPECTRUM_SAMPLES = 60
-#: G boundaries of the window classes (FACTS.md section 2).
+#: G boundaries of the window classes (docs/facts.md section 2).
 WINDOW_CLASS_G_MAX = (13.0, 16.0)
 #: Largest 16-bit ADC value: a sample at this value is saturated.
 ADC_MAX_ADU = 65535
@@ -74,7 +74,7 @@ ADC_MAX_ADU = 65535
 def star_payload_dtype(window_class: int) -> np.dtype:
     """Payload of an astrometric star packet of ``window_class``.
 
-    - ``transit_id``: Gaia's bit layout (OBMT / 204800 ns, FoV, CCD row, AC pixel in AF1; FACTS.md 1).
+    - ``transit_id``: Gaia's bit layout (OBMT / 204800 ns, FoV, CCD row, AC pixel in AF1; docs/facts.md 1).
     - ``gate``: TDI gate in use (0 = none): sets the integration time (see :data:`GATE_INTEGRATION_S`).
     - ``sm_adu``: the sky-mapper window (SM1 for FoV 1, SM2 for FoV 2), AL samples, ADU (always 1D).
     - ``af_adu``: AF1..AF9 windows, ADU: (9, AL samples) for 1D classes, (9, 18 AL, 12 AC) for WC0. In CCD
@@ -148,7 +148,7 @@ class HkChannel:
     description: str
 
 
-#: Housekeeping channels, in payload order (FACTS.md section 8).
+#: Housekeeping channels, in payload order (docs/facts.md section 8).
 HK_CHANNELS: tuple[HkChannel, ...] = (
     HkChannel("fpa_temp_sm1_k", "K", "FPA temperature next to SM1 row 1 (nominal 160-170 K)"),
     HkChannel("fpa_temp_af5_k", "K", "FPA temperature next to AF5 row 4"),
@@ -161,7 +161,7 @@ HK_CHANNELS: tuple[HkChannel, ...] = (
 )
 HK_PAYLOAD = np.dtype([("value", ">f4", (len(HK_CHANNELS),))])
 
-#: Packet cadence of the periodic APIDs, ns: attitude at 1 Hz (FACTS.md section 3), housekeeping every 10 s
+#: Packet cadence of the periodic APIDs, ns: attitude at 1 Hz (docs/facts.md section 3), housekeeping every 10 s
 #: (this project's value; real HK channels are sampled from 1 s to minutes). Star packets come one per
 #: transit, at no fixed rate (and none in on-board dead time).
 PERIOD_NS = {APID_HK: 10_000_000_000, APID_ATTITUDE: 1_000_000_000}

@@ -1,11 +1,11 @@
 """Image Parameter Determination (IPD): Poisson maximum-likelihood fits of 1D (AL) and 2D windows.
 
-FACTS.md section 4 (GDR2 doc 2.4.8, GEDR3 doc 3.3.5-3.3.6): Gaia's IPD fits each window by maximum
+docs/facts.md section 4 (GDR2 doc 2.4.8, GEDR3 doc 3.3.5-3.3.6): Gaia's IPD fits each window by maximum
 likelihood with a Poisson model, ``E(N_k) = beta + alpha * L(k - kappa)``: background ``beta`` >= 0
 (e- per sample), flux ``alpha`` (e-) and AL location ``kappa`` (pixels, window frame of
 ``pipeline.lsf``: sample ``k`` is centred at ``al_px = k``). The LSF comes from the calibration table
 ``pipeline/data/lsf_af.csv`` through ``pipeline.lsf`` (a Gaussian of ``sigma_px`` integrated over
-the pixel, FACTS.md section 5, tabulated in units of ``sigma_px``). A fit without finite formal errors
+the pixel, docs/facts.md section 5, tabulated in units of ``sigma_px``). A fit without finite formal errors
 (singular Fisher information) is flagged ``FLAG_NOT_CONVERGED``. Gaussian read noise and ADU quantisation
 enter through the shifted-Poisson approximation ``N + r2 ~ Poisson(E + r2)`` with
 ``r2 = var_extra_e2`` (see :func:`extra_variance_e2`). The algorithm is described in
@@ -60,7 +60,7 @@ def extra_variance_e2(read_noise_e: float, gain_adu_per_e: float) -> float:
     """Gaussian variance added to Poisson per sample (e-^2): read noise^2 + ADU quantisation.
 
     Quantisation to one ADU adds a uniform error of variance ``(1 ADU)^2 / 12 = (1 / gain)^2 / 12`` e-^2.
-    FACTS.md section 2 (Hambly+2018 Table 1): AF2-9 read noise 4.3 e-, gain 0.258 ADU/e-.
+    docs/facts.md section 2 (Hambly+2018 Table 1): AF2-9 read noise 4.3 e-, gain 0.258 ADU/e-.
     """
     return float(read_noise_e) ** 2 + (1.0 / float(gain_adu_per_e)) ** 2 / 12.0
 
@@ -130,12 +130,12 @@ def fit_images(
         Window samples in electrons (ADU / gain, bias removed); only ``[:n_samples[i]]`` of row ``i`` is
         read. Mask bad samples by shortening the window or flag the window beforehand.
     n_samples : int32 (m,)
-        Number of valid samples per window (12 or 18 for AF windows, FACTS.md section 2).
+        Number of valid samples per window (12 or 18 for AF windows, docs/facts.md section 2).
     var_extra_e2 : float64 (m,)
         Gaussian variance per sample added to Poisson: read noise^2 + quantisation, e-^2
         (:func:`extra_variance_e2`).
     sigma_px : float
-        LSF width in AL pixels (default 1.0, FACTS.md section 5).
+        LSF width in AL pixels (default 1.0, docs/facts.md section 5).
     max_iter : int
         Iteration limit per window.
     mask : uint8 (m, n_max), optional
@@ -467,7 +467,7 @@ def fit_images_numpy(
 
 
 # --------------------------------------------------------------------------------------------------
-# 2D windows (WC0: 18 AL x 12 AC pixels, FACTS.md section 2), pipeline.kernels.ipd2d.
+# 2D windows (WC0: 18 AL x 12 AC pixels, docs/facts.md section 2), pipeline.kernels.ipd2d.
 
 #: Names of the 2D fit's output arrays.
 OUTPUT_NAMES_2D = ("al_px", "al_px_err", "ac_px", "ac_px_err", "flux_e", "flux_e_err", "bg_e", "bg_e_err", "chi2",
@@ -493,7 +493,7 @@ def fit_images_2d(
     var_extra_e2 : float64 (m,)
         Gaussian variance per pixel added to Poisson (:func:`extra_variance_e2`).
     sigma_al_px, sigma_ac_px : float
-        PSF widths, AL pixels and AC pixels (both ~1, FACTS.md section 5).
+        PSF widths, AL pixels and AC pixels (both ~1, docs/facts.md section 5).
     max_iter : int
         Iteration limit per window.
     mask : uint8 (m, n_al, n_ac), optional

@@ -1,6 +1,6 @@
 """Housekeeping limit tables (``pipeline/data/hk_limits.toml``): what the HK monitor checks each channel against.
 
-Conventions (FACTS.md section 8): OpenC3/COSMOS limits ``red_low yellow_low yellow_high red_high`` with a
+Conventions (docs/facts.md section 8): OpenC3/COSMOS limits ``red_low yellow_low yellow_high red_high`` with a
 persistence (consecutive samples out of limits before the state changes); yellow = Yamcs WARNING, red =
 CRITICAL. A value strictly below a low limit or strictly above a high limit is out of limits.
 

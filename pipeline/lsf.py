@@ -1,8 +1,8 @@
 """Along-scan line spread function (LSF) shared by the simulator and the pipeline.
 
-Model (FACTS.md section 5): a Gaussian of width ``sigma_px`` (default 1 AL pixel, de Bruijne+2015,
+Model (docs/facts.md section 5): a Gaussian of width ``sigma_px`` (default 1 AL pixel, de Bruijne+2015,
 A&A 576, A74, Fig. 5) integrated over each pixel, so that pixelisation is part of the "effective" LSF
-as in Gaia's IPD (FACTS.md section 4)::
+as in Gaia's IPD (docs/facts.md section 4)::
 
     L(x) = Phi((x + 0.5) / sigma) - Phi((x - 0.5) / sigma),    x = k - kappa
 
@@ -14,7 +14,7 @@ Frame convention: sample ``k`` of a window (0-based) is centred at ``al_px = k``
 ``kappa = (n - 1) / 2`` (5.5 for a 12-sample window), and the window covers ``-0.5 <= kappa < n - 0.5``.
 
 The pipeline reads the LSF from its calibration table, ``pipeline/data/lsf_af.csv`` (as IDT
-takes its LSF from the calibration database, FACTS.md section 4): the normalised LSF's cdf, pdf and
+takes its LSF from the calibration database, docs/facts.md section 4): the normalised LSF's cdf, pdf and
 slope against ``u = x / sigma``, interpolated by cubic Hermite polynomials (~1e-11 of the flux). The
 simulator renders the instrument itself: the Gaussian from its own table of ``math.erf``
 (``gaiasim.sim.kernels_signal.psf_half_cdf``, within 5e-12 of the flux; ``lsf_profile`` here, for tests and benchmarks).
@@ -45,7 +45,7 @@ from pipeline.data import packaged
 from pipeline.io import InputError
 from pipeline.kernels import jit
 
-#: Default LSF width: sigma ~ 1 AL pixel (de Bruijne+2015, A&A 576, A74, Fig. 5); FACTS.md section 5.
+#: Default LSF width: sigma ~ 1 AL pixel (de Bruijne+2015, A&A 576, A74, Fig. 5); docs/facts.md section 5.
 LSF_SIGMA_PX = 1.0
 
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)

@@ -1,4 +1,4 @@
-"""BP and RP photometry from the dispersed spectra (FACTS.md section 4: spectro-photometric image
+"""BP and RP photometry from the dispersed spectra (docs/facts.md section 4: spectro-photometric image
 parameters, preliminary in IDT).
 
 Each 60-sample spectrum is fitted with the calibration's dispersed profile ``p`` plus a flat background:

@@ -20,7 +20,7 @@ def _f(name: str, typ: pa.DataType, unit: str, doc: str, nullable: bool = False)
 
 TRANSITS = pa.schema(
     [
-        _f("transit_id", pa.int64(), "", "Gaia transit id: OBMT/204800 ns, FoV, CCD row, AC pixel (FACTS.md 1)"),
+        _f("transit_id", pa.int64(), "", "Gaia transit id: OBMT/204800 ns, FoV, CCD row, AC pixel (docs/facts.md 1)"),
         _f("obmt_ns", pa.int64(), "ns", "on-board mission time of the AF1 crossing, from the AF fits"),
         _f("fov", pa.int8(), "", "field of view: 1 preceding, 2 following"),
         _f("ccd_row", pa.int8(), "", "CCD row 1..7"),

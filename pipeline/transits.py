@@ -61,7 +61,7 @@ def fit_star_packets(records: np.ndarray, window_class: int, cal: Calibration,
                                 np.ascontiguousarray(var[:, 0]), cal.lsf_sigma_px, cosmic_sigma=ipd.COSMIC_SIGMA)
         af_e = ((af.astype(np.float64) - bias[:, 1:, None, None]) / gain[:, 1:, None, None]).reshape(m * icd.N_AF, n,
                                                                                                       n_ac)
-        # AC PSF width in AC pixels equals the AL one in AL pixels (FACTS.md section 5).
+        # AC PSF width in AC pixels equals the AL one in AL pixels (docs/facts.md section 5).
         fit_af = ipd.fit_images_2d(af_e, np.ascontiguousarray(var[:, 1:]).ravel(), cal.lsf_sigma_px, cal.lsf_sigma_px,
                                    cosmic_sigma=ipd.COSMIC_SIGMA)
         fit = {}
@@ -150,7 +150,7 @@ def transit_rows(records: np.ndarray, window_class: int, fit: dict[str, np.ndarr
     displaced = fit["al_px"][:, af] - 0.5 * (n - 1) + fit.get("al_offset_px", np.zeros((len(tid), 10)))[:, af]
     offset_px = np.where(ok, displaced, 0.0).sum(axis=1) / safe_n
     obmt_ns = t_ref + np.where(good, np.rint(offset_px * geometry.TDI_PERIOD_NS), 0).astype(np.int64)
-    # Photometry: mean AF flux rate (e-/s) -> G (FACTS.md section 5 uses the ~8.86 AF CCDs per transit).
+    # Photometry: mean AF flux rate (e-/s) -> G (docs/facts.md section 5 uses the ~8.86 AF CCDs per transit).
     t_int = _GATE_S[payload["gate"]]
     flux = np.where(ok, fit["flux_e"][:, af], 0.0).sum(axis=1) / safe_n
     flux_err = np.sqrt(np.where(ok, fit["flux_e_err"][:, af] ** 2, 0.0).sum(axis=1)) / safe_n

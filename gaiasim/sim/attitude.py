@@ -1,6 +1,6 @@
 """The realised attitude: the nominal scanning law plus the small errors of the real attitude control.
 
-Gaia's realised attitude differs from the commanded one by up to ~30 arcsec (FACTS.md section 1,
+Gaia's realised attitude differs from the commanded one by up to ~30 arcsec (docs/facts.md section 1,
 commanded_scan_law doc). Here the error is a small rotation vector ``r(t)`` in the SRS, a sum of
 sinusoids with periods of 20 min to 6 h and random phases (a smooth limit-cycle-like wander [U]), so
 that ``q_real(t) = q_nsl(t) * exp(r(t) / 2)``. Stars transit where the realised attitude puts them;

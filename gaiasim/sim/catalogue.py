@@ -1,6 +1,6 @@
 """The reference catalogue given to the pipeline: the sky as a previous cycle saw it.
 
-Mean positions and magnitudes with catalogue errors (PyGaia end-of-mission error models, FACTS.md
+Mean positions and magnitudes with catalogue errors (PyGaia end-of-mission error models, docs/facts.md
 section 5), partitioned by sky region (declination band), in the pipeline's CATALOGUE schema.
 """
 
@@ -18,18 +18,18 @@ from pipeline import schemas
 
 #: Igloo bands per catalogue partition (sky region): 18 regions of 40 bands.
 BANDS_PER_REGION = 40
-#: Release whose precision the catalogue has: PyGaia t_factor for DR3 (FACTS.md section 5).
+#: Release whose precision the catalogue has: PyGaia t_factor for DR3 (docs/facts.md section 5).
 T_FACTOR = 1.0
 
 
 def position_sigma_mas(g_mag: np.ndarray) -> np.ndarray:
-    """Catalogue position error: 0.75 x the PyGaia parallax error (FACTS.md section 5)."""
+    """Catalogue position error: 0.75 x the PyGaia parallax error (docs/facts.md section 5)."""
     z = 10.0 ** (0.4 * (np.maximum(g_mag, 13.0) - 15.0))
     return 0.75 * np.sqrt(40.0 + 800.0 * z + 30.0 * z * z) * T_FACTOR / 1000.0
 
 
 def g_transit_sigma_mag(g_mag: np.ndarray) -> np.ndarray:
-    """Per-transit G scatter, PyGaia photometric model with its 20 % margin (FACTS.md section 5)."""
+    """Per-transit G scatter, PyGaia photometric model with its 20 % margin (docs/facts.md section 5)."""
     z = 10.0 ** (0.4 * (np.maximum(g_mag, 12.0) - 15.0))
     return 1.2e-3 * np.sqrt(0.04895 * z * z + 1.8633 * z + 0.0001985)
 
@@ -43,7 +43,7 @@ def observe(sources: pa.Table, rng: np.random.Generator) -> pa.Table:
     tangent = rng.normal(0.0, 1.0, u.shape) * sigma_rad[:, None]
     tangent -= np.sum(tangent * u, axis=1, keepdims=True) * u
     ra, dec = radec_from_unit(u + tangent)
-    sigma_g = g_transit_sigma_mag(g) / np.sqrt(70.0)  # mean of ~70 transits (FACTS.md section 1)
+    sigma_g = g_transit_sigma_mag(g) / np.sqrt(70.0)  # mean of ~70 transits (docs/facts.md section 1)
     return pa.table(
         {
             "source_id": sources["source_id"].to_numpy(),

@@ -1,9 +1,9 @@
 """Downlink: packets of a span go down in ground-station passes, one TM file per pass.
 
-Gaia has on average ~8 h of contact a day (FACTS.md section 3). Here three passes a day start at
+Gaia has on average ~8 h of contact a day (docs/facts.md section 3). Here three passes a day start at
 02:00, 10:00 and 18:00 on board; each pass carries every packet generated since the previous pass, so
 the tail of a day arrives in the next day's first pass. Within a pass, housekeeping and attitude go
-first and star packets follow by priority: bright window classes before faint ones (FACTS.md section 3,
+first and star packets follow by priority: bright window classes before faint ones (docs/facts.md section 3,
 GDR2 doc 2.4.1), so a pass is not in time order across APIDs.
 """
 

@@ -47,7 +47,7 @@ Progress = Callable[[str, float], None]
 SLICE_ALIGN_NS = 80_000_000_000
 #: Aim for about this many transits per slice (memory per slice stays far under a GiB).
 TRANSITS_PER_SLICE = 300_000
-#: Transits per day at scale 1 used to size slices (FACTS.md section 3, with margin for rich skies).
+#: Transits per day at scale 1 used to size slices (docs/facts.md section 3, with margin for rich skies).
 SIZING_TRANSITS_PER_DAY = 2.0e8
 #: Octets per transit of TM, all packets included, for the disk-space check (measured: ~520 B at scale
 #: 1e-3; HK and attitude add ~7 MB a day whatever the scale).

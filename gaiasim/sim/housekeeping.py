@@ -1,4 +1,4 @@
-"""Housekeeping and attitude packets: nominal channels with noise and slow drifts (FACTS.md section 8)."""
+"""Housekeeping and attitude packets: nominal channels with noise and slow drifts (docs/facts.md section 8)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ HK_PERIOD_NS = icd.PERIOD_NS[icd.APID_HK]
 ATTITUDE_PERIOD_NS = icd.PERIOD_NS[icd.APID_ATTITUDE]
 
 #: Nominal value, noise sigma and drift per day of each channel, in icd.HK_CHANNELS order [U]. The FPA
-#: sensors sit in the nominal 160-170 K region with a steady offset between them (FACTS.md section 8).
+#: sensors sit in the nominal 160-170 K region with a steady offset between them (docs/facts.md section 8).
 HK_NOMINAL = {
     "fpa_temp_sm1_k": (163.6, 0.02, 0.01),
     "fpa_temp_af5_k": (164.9, 0.02, 0.01),
@@ -26,7 +26,7 @@ HK_NOMINAL = {
 def hk_values(rng: np.random.Generator, t_ns: np.ndarray, t0_ns: int, star_rate_hz: dict[int, np.ndarray]
               ) -> np.ndarray:
     """Values (n, channels) of HK samples at ``t_ns``: nominal + drift since ``t0_ns`` + noise, and the
-    star rates of each FoV (the AOCS star statistics, FACTS.md section 8) as given."""
+    star rates of each FoV (the AOCS star statistics, docs/facts.md section 8) as given."""
     days = (t_ns - t0_ns) / 86_400e9
     values = np.empty((len(t_ns), len(icd.HK_CHANNELS)), dtype=np.float64)
     for j, ch in enumerate(icd.HK_CHANNELS):
@@ -54,6 +54,6 @@ def attitude_samples(t0_ns: int, t1_ns: int, attitude) -> tuple[np.ndarray, np.n
     t = np.arange(t0_ns, t1_ns, ATTITUDE_PERIOD_NS, dtype=np.int64)
     payload = np.zeros(len(t), dtype=icd.ATTITUDE_PAYLOAD)
     payload["q"] = attitude(t)
-    # Inertial rate in SRS: the nominal spin about z; the precession adds < 0.2 arcsec/s AC (FACTS.md 1).
+    # Inertial rate in SRS: the nominal spin about z; the precession adds < 0.2 arcsec/s AC (docs/facts.md 1).
     payload["rate_rad_s"][:, 2] = geometry.SCAN_RATE_RAD_S
     return t, payload

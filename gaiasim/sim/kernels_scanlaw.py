@@ -3,7 +3,7 @@
 Time inside the kernels is float seconds, always relative to a table node (never the absolute
 OBMT), so that float64 keeps picosecond resolution even five years from the table start.
 
-Heliotropic angles (FACTS.md section 1, Lindegren SAG-LL-035 / FM-037):
+Heliotropic angles (docs/facts.md section 1, Lindegren SAG-LL-035 / FM-037):
     R(t) = Rx(eps) Rz(lambda_sun) Rx(nu - pi/2) Ry(pi/2 - xi) Rz(Omega),  u_icrs = R u_srs.
 A table row holds, at one node: nu, dnu/dt, Omega (wrapped to [0, 2 pi)), dOmega/dt, lambda_sun,
 dlambda_sun/dt (rad, rad/s), the spin axis in ecliptic coordinates (3 columns, for the transit
@@ -34,7 +34,7 @@ TWO_PI = 2.0 * math.pi
 def sun_longitude(days_j2000):
     """Nominal solar longitude (rad) and its rate (rad/s) at ``days_j2000`` days since J2000.0.
 
-    FACTS.md section 1 (rzinkstok ``Sun.java`` after GAIA-LL-35):
+    docs/facts.md section 1 (rzinkstok ``Sun.java`` after GAIA-LL-35):
     L = 280.458 + 0.98560911 t, g = 357.528 + 0.98560028 t (deg), lambda = L + 2e sin g + 1.25 e^2 sin 2g.
     """
     e = 0.016709
@@ -50,7 +50,7 @@ def sun_longitude(days_j2000):
 
 @jit
 def _nsl_rates(nu, lam_dot, s_const, sin_xi, cos_xi, spin_rate_rad_s):
-    """(dnu/dt, dOmega/dt) of the NSL ODE, FACTS.md section 1 (rzinkstok ``NSLIntegrator.java``)."""
+    """(dnu/dt, dOmega/dt) of the NSL ODE, docs/facts.md section 1 (rzinkstok ``NSLIntegrator.java``)."""
     cos_nu = math.cos(nu)
     sin_nu = math.sin(nu)
     nu_dot = lam_dot * (math.sqrt(s_const * s_const - cos_nu * cos_nu) + cos_xi * sin_nu) / sin_xi
@@ -194,7 +194,7 @@ def attitude_quats(tab, step_ns, rel_ns, eps_rad, xi_rad):
     """Unit quaternions (n, 4), scalar last, w >= 0, SRS -> ICRS at ``rel_ns`` ns after the table start.
 
     q = qx(eps) qz(lambda) qx(nu - pi/2) qy(pi/2 - xi) qz(Omega): the quaternion form of the rotation
-    product of FACTS.md section 1 (composition of active rotations = Hamilton product).
+    product of docs/facts.md section 1 (composition of active rotations = Hamilton product).
     """
     n = rel_ns.shape[0]
     out = np.empty((n, 4))

@@ -266,7 +266,7 @@ def _render_windows_2d(seed, transit_id, flux_e, bg_e, centre_px, ac_centre_px, 
     """Render the 2D (unbinned) windows of m transits over s strips of n_al x n_ac pixels.
 
     The PSF is a separable Gaussian core of ``sigma_px`` (m, s) AL and AC (each in its own pixel unit,
-    FACTS.md section 5) plus separable wings (``wing_fraction`` of the flux, ``wing_scale`` times wider),
+    docs/facts.md section 5) plus separable wings (``wing_fraction`` of the flux, ``wing_scale`` times wider),
     integrated over each pixel. ``centre_px`` and ``ac_centre_px`` (m,) are the
     expected centres in the window frame; each strip adds uniform placement errors of +-``jitter_px`` AL
     and +-``ac_jitter_px`` AC, and the true AL displacement ``shift_px``; CTI moves the recorded charge

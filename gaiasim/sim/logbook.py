@@ -1,7 +1,7 @@
 """The operations logbook: one entry per simulated day, as the SOC's daily logbook has (seeded Faker).
 
 Each entry names the shift, the ground-station passes (Cebreros, New Norcia, Malargue: the 35 m ESTRACK
-stations, FACTS.md section 3), the day's data volume and the anomalies of the fault plan.
+stations, docs/facts.md section 3), the day's data volume and the anomalies of the fault plan.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Gaia's Nominal Scanning Law (NSL): attitude and the transits of fixed stars.
 
-FACTS.md section 1. The spin axis z keeps the solar aspect angle xi to the nominal Sun and precesses
+docs/facts.md section 1. The spin axis z keeps the solar aspect angle xi to the nominal Sun and precesses
 around it (angle nu) at a speed |dz/dt| = S dlambda_sun/dt chosen so that it makes K loops per year;
 the spacecraft spins about z (phase Omega) at the inertial scan rate. The attitude is
 
@@ -32,13 +32,13 @@ from gaiasim.sim.timescale import (
 
 #: Tropical-ish year used for "loops per year" and mission spans (Julian year).
 DAYS_PER_YEAR = 365.25
-#: NSL start after the 4 weeks of EPSL (FACTS.md section 1: EPSL from 2014-07-25, then NSL).
+#: NSL start after the 4 weeks of EPSL (docs/facts.md section 1: EPSL from 2014-07-25, then NSL).
 NSL_START_DATE = datetime.date(2014, 8, 22)
 
 
 @dataclasses.dataclass(frozen=True)
 class ScanLawParams:
-    """Parameters of the nominal scanning law (all FACTS.md section 1)."""
+    """Parameters of the nominal scanning law (all docs/facts.md section 1)."""
 
     # Inertial scan rate, commanded_scan_law (GEDR3 doc 13.4.1), GaiaParams Satellite.SCANRATE [C].
     spin_rate_arcsec_s: float = 59.9641857803
@@ -99,7 +99,7 @@ def speed_constant(xi_rad: float, loops_per_year: float) -> float:
 
     From the ODE, one loop of nu takes lambda_sun = integral sin(xi) dnu / (sqrt(S^2 - cos^2 nu) +
     cos(xi) sin nu) = 2 pi / K; solved for S by bisection (FM-037 Eq. 26, ``NslUtil.calcSNom``;
-    gives 4.223 for xi = 45 deg, K = 5.8, FACTS.md section 1).
+    gives 4.223 for xi = 45 deg, K = 5.8, docs/facts.md section 1).
     """
     if not (0.0 < xi_rad < 0.5 * math.pi and loops_per_year > 0.0):
         raise ValueError("speed_constant needs 0 < xi_rad < pi/2 and loops_per_year > 0")
@@ -116,7 +116,7 @@ def speed_constant(xi_rad: float, loops_per_year: float) -> float:
 
 
 def sun_longitude_rad(days_since_j2000: np.ndarray | float) -> np.ndarray:
-    """Nominal solar ecliptic longitude (rad) at days since J2000.0 (FACTS.md section 1)."""
+    """Nominal solar ecliptic longitude (rad) at days since J2000.0 (docs/facts.md section 1)."""
     t = np.asarray(days_since_j2000, dtype=np.float64)
     e = 0.016709
     g = np.deg2rad(357.528 + 0.98560028 * t)
@@ -318,7 +318,7 @@ def find_transits(u_icrs: np.ndarray, t0_ns: int, t1_ns: int, params: ScanLawPar
 
 #: PyGaia ``pygaia/data/errorFactorVariationBeta.txt`` (agabrown/PyGaia): end-of-mission (5 yr) number of
 #: focal-plane passages N_obs, both FoVs, in 20 bins of |sin(ecliptic latitude)| of width 0.05, "based on an
-#: assumed 6.2% dead time / data loss" (file header); mean 81. FACTS.md section 1 condenses this table.
+#: assumed 6.2% dead time / data loss" (file header); mean 81. docs/facts.md section 1 condenses this table.
 PYGAIA_N_OBS_BY_SIN_BETA = (61, 61, 62, 62, 63, 65, 66, 68, 71, 75, 80, 87, 98, 122, 144, 106, 93, 85, 80, 75)
 PYGAIA_DEAD_TIME = 0.062
 

@@ -1,10 +1,10 @@
 """Focal-plane signal: windows of samples (ADU) for each transit, with their simulated image parameters.
 
-Physics (FACTS.md section 2 and 5): window classes by magnitude, TDI gating for bright stars, a Gaussian
+Physics (docs/facts.md section 2 and 5): window classes by magnitude, TDI gating for bright stars, a Gaussian
 LSF of 1 AL pixel integrated over each sample (:mod:`pipeline.lsf`), a flat sky background, Poisson
 photon noise, Gaussian read noise per strip (Hambly+2018), the 0.258 ADU/e- gain, an electronic offset
 and 16-bit saturation. WC0 (G < 13) AF windows are 2D, 18 AL x 12 AC pixels unbinned, with a separable
-Gaussian PSF of 1 pixel in each direction (FACTS.md section 5: "the AL and AC LSFs are both about
+Gaussian PSF of 1 pixel in each direction (docs/facts.md section 5: "the AL and AC LSFs are both about
 sigma = 1 pixel") integrated over each pixel. Cosmic rays hit every window at a rate set by the particle
 flux, the window area and its integration time (:data:`COSMIC_FLUX_PER_CM2_S`). The nominal instrument is
 :mod:`gaiasim.sim.instrument.electronics`; the true, imperfect one (straylight, per-CCD detectors and
@@ -27,30 +27,30 @@ from pipeline import icd, schemas
 
 #: Sky background, e- per pixel per second [U placeholder: a dark-sky AF background of order 1 e-/px/s].
 SKY_BG_E_PER_PX_S = 0.5
-#: AC pixels binned into one AL sample of a 1D window (FACTS.md section 2).
+#: AC pixels binned into one AL sample of a 1D window (docs/facts.md section 2).
 AC_BINNING_PX = realism.AC_BINNING_PX
 #: Onboard window placement error along scan, uniform +-, pixels [U]: the window is centred on the
 #: onboard prediction of each strip's crossing, which carries attitude and propagation errors.
 WINDOW_JITTER_PX = 0.3
-#: Gate chosen by G: (G below which it is used, gate), brightest first. [U] thresholds (FACTS.md 2),
+#: Gate chosen by G: (G below which it is used, gate), brightest first. [U] thresholds (docs/facts.md 2),
 #: set so that the peak sample stays under 16-bit saturation down to G ~ 7.4 with this LSF.
 GATE_BY_G = ((9.8, 5), (11.3, 7), (12.6, 9))
 #: BP/RP colour relations [U]: G - G_RP = 0.6 (BP-RP), so G_BP = G_RP + (BP-RP).
 G_MINUS_RP_PER_BPRP = 0.6
 
 #: Onboard window placement error across scan (2D windows), uniform +-, AC pixels [U]: the AC image motion
-#: (up to ~1 AC px/s, FACTS.md section 1) is tracked by the onboard window propagation to this accuracy.
+#: (up to ~1 AC px/s, docs/facts.md section 1) is tracked by the onboard window propagation to this accuracy.
 WINDOW_AC_JITTER_PX = 0.3
 
 # Cosmic rays [U placeholders]. Rate: ~5 particles/cm^2/s at L2 (galactic cosmic rays plus quiet-Sun
-# protons, [U]) over the window's pixel area (10 x 30 um = 3e-6 cm^2 per pixel, FACTS.md section 2) and
+# protons, [U]) over the window's pixel area (10 x 30 um = 3e-6 cm^2 per pixel, docs/facts.md section 2) and
 # its integration time (4.42 s ungated, less when gated): a 18 x 12 pixel window gets 5 x 6.5e-4 x 4.42
 # = 0.014 hits, a 12 x 12 window 0.0095, i.e. ~1 % of ungated windows. Deposit: Landau-like (Moyal),
 # most probable ~800 e- (a minimum-ionising track through ~10 um of silicon at ~80 e-/um, with oblique
 # paths longer) [U], tail to several thousand e-, in 1-2 adjacent samples.
 #: Particle flux at L2, per cm^2 per s [U].
 COSMIC_FLUX_PER_CM2_S = 5.0
-#: Pixel area, cm^2 (10 x 30 um, FACTS.md section 2).
+#: Pixel area, cm^2 (10 x 30 um, docs/facts.md section 2).
 PIXEL_AREA_CM2 = 10e-4 * 30e-4
 #: Moyal deposit: most probable value and width, e- [U]; clipped to [min, max] e-.
 COSMIC_MPV_E, COSMIC_WIDTH_E = 800.0, 250.0
@@ -195,7 +195,7 @@ def make_windows(
                 phase = np.asarray(ac_offset_px, dtype=np.float64)[sel]
             ac_centre = 0.5 * (n_ac - 1) + phase
             # The AC PSF width in AC pixels equals the AL one in AL pixels: the 1:3 pixel aspect cancels
-            # the 3:1 aperture (FACTS.md section 5).
+            # the 3:1 aperture (docs/facts.md section 5).
             adu_2d = np.empty((m, n_strips - 1, n_samples, n_ac), dtype=np.uint16)
             af = slice(1, None)
             _ks._render_windows_2d(seed, tid, rendered_flux[:, af], bg_e / icd.WINDOW_AC_PX, centre, ac_centre,

@@ -8,7 +8,7 @@ against the 0.7 deg field of view, so little is materialised that no scan crosse
 inside a pixel are uniform on the sphere. Each pixel's sources come from its own counter-based random
 stream (:mod:`gaiasim.sim.kernels_sky`), so they do not depend on which other pixels are materialised.
 
-Counts follow Gaia's (FACTS.md section 7): 1.81e9 sources with G at scale 1 (DR3), magnitudes from the
+Counts follow Gaia's (docs/facts.md section 7): 1.81e9 sources with G at scale 1 (DR3), magnitudes from the
 cumulative N(<G) table, denser towards the Galactic plane and bulge.
 """
 
@@ -27,13 +27,13 @@ N_RA = 916
 N_PIXELS = N_Z * N_RA
 SKY_DEG2 = 4.0 * np.pi * (180.0 / np.pi) ** 2
 PIXEL_DEG2 = SKY_DEG2 / N_PIXELS
-#: Sources with a G magnitude in Gaia DR3 (FACTS.md section 7, [C]).
+#: Sources with a G magnitude in Gaia DR3 (docs/facts.md section 7, [C]).
 N_SOURCES_SCALE1 = 1_811_709_771
 #: source_id = pixel << SOURCE_ID_SHIFT | running number, like Gaia's HEALPix-prefixed ids.
 SOURCE_ID_SHIFT = 35
 
-#: Cumulative counts N(<G) over the whole sky (FACTS.md section 7; [U] values recalled there, the
-#: bright end and the 20.7 detection limit (FACTS.md section 2) added here as [U] anchors).
+#: Cumulative counts N(<G) over the whole sky (docs/facts.md section 7; [U] values recalled there, the
+#: bright end and the 20.7 detection limit (docs/facts.md section 2) added here as [U] anchors).
 CUMULATIVE_COUNTS = (
     (3.0, 2.0e2),
     (6.0, 5.0e3),
@@ -49,7 +49,7 @@ CUMULATIVE_COUNTS = (
 
 # Galactic pole and node in ICRS (J2000; Hipparcos definition) for the density model.
 _NGP_RA_DEG, _NGP_DEC_DEG, _GC_RA_DEG, _GC_DEC_DEG = 192.85948, 27.12825, 266.40510, -28.93617
-#: Plane-to-pole contrast and scale height of the density model [U] (FACTS.md section 7: 10-100x).
+#: Plane-to-pole contrast and scale height of the density model [U] (docs/facts.md section 7: 10-100x).
 DISC_SCALE_SIN_B = 0.12
 DISC_CONTRAST = 30.0
 BULGE_CONTRAST = 60.0

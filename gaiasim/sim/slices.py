@@ -42,7 +42,7 @@ COVERAGE_AC_MARGIN_RAD = np.deg2rad(0.02)
 #: Sources materialised at once in phase A, and transits rendered at once in phase C (bounded memory).
 SOURCES_PER_CHUNK = 2_000_000
 TRANSITS_PER_CHUNK = 100_000
-#: HK star-rate bins (the HK sampling period, FACTS.md section 8).
+#: HK star-rate bins (the HK sampling period, docs/facts.md section 8).
 RATE_BIN_NS = 10_000_000_000
 
 

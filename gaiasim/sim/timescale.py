@@ -1,6 +1,6 @@
 """On-board mission time (OBMT) <-> TCB and calendar dates.
 
-OBMT is kept as int64 nanoseconds. FACTS.md section 1 (gaiaunlimited ``obmt2tcbgaia``):
+OBMT is kept as int64 nanoseconds. docs/facts.md section 1 (gaiaunlimited ``obmt2tcbgaia``):
 
     TCB [days since JD 2455197.5] = (OBMT_rev - 1717.6256) / 4 + 1826.25,  1 OBMT rev = 6 h exactly.
 
@@ -17,13 +17,13 @@ import datetime
 
 import numpy as np
 
-#: One OBMT revolution: exactly 6 h (FACTS.md section 1: 4 rev/day in ``obmt2tcbgaia``).
+#: One OBMT revolution: exactly 6 h (docs/facts.md section 1: 4 rev/day in ``obmt2tcbgaia``).
 OBMT_REV_NS = 21_600_000_000_000
 NS_PER_DAY = 86_400_000_000_000
 #: Julian date of the TCB day origin used by the formula above (2010-01-01T00:00, J2010.0).
 TCB_ORIGIN_JD = 2455197.5
 TCB_ORIGIN_DATE = datetime.date(2010, 1, 1)
-#: J2000.0 = JD 2451545.0; the Sun formula in FACTS.md counts days from it.
+#: J2000.0 = JD 2451545.0; the Sun formula in docs/facts.md counts days from it.
 J2000_JD = 2451545.0
 #: Days from J2000.0 to the TCB origin: 2455197.5 - 2451545.0 [D].
 TCB_ORIGIN_DAYS_SINCE_J2000 = TCB_ORIGIN_JD - J2000_JD

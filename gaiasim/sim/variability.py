@@ -1,6 +1,6 @@
 """Variable stars and transients: what makes a source's G change from one transit to the next.
 
-Two populations (FACTS.md section 6: Gaia Science Alerts look for sources new to Gaia and for known sources
+Two populations (docs/facts.md section 6: Gaia Science Alerts look for sources new to Gaia and for known sources
 that brighten or fade significantly):
 
 - **variables**: a fraction of all sources are sinusoidal variables of small amplitude. Their parameters are
@@ -9,9 +9,9 @@ that brighten or fade significantly):
 - **transients**: events injected into one generated day: a known source brightens or fades by |dG| = 1 to
   3 mag, or a source new to the catalogue appears. They are placed where the pipeline can see them: on a
   source that the day's scans observe in both fields of view within :data:`MAX_PAIR_GAP_NS` (the two FoVs of
-  one scan see a source 106.5 min apart, FACTS.md section 1), with the event covering that pair.
+  one scan see a source 106.5 min apart, docs/facts.md section 1), with the event covering that pair.
 
-Assumptions (all [U]; the alert thresholds are placeholders, FACTS.md section 6):
+Assumptions (all [U]; the alert thresholds are placeholders, docs/facts.md section 6):
 
 - a new source is placed :data:`NEW_SOURCE_OFFSET_ARCSEC` from a host source observed in both FoVs: far
   enough (> 4x the 500 mas crossmatch radius, > 10 AC pixels) to stay unmatched and to get its own window,
@@ -42,17 +42,17 @@ from gaiasim.spec import SpecError, load_toml
 
 NS_PER_DAY = 86_400_000_000_000
 #: Longest time between the FoV 1 and FoV 2 transits an event must cover, ns. One scan sees a source in
-#: both FoVs 106.5 min apart (basic angle / scan rate, FACTS.md section 1); 2 h keeps that pair only.
+#: both FoVs 106.5 min apart (basic angle / scan rate, docs/facts.md section 1); 2 h keeps that pair only.
 MAX_PAIR_GAP_NS = 7_200_000_000_000
 #: The event starts this long before the first transit of its pair, and ends this long after the last, ns [U]:
 #: uniform, so many events also cover other scans of the day (robust to transits lost on board) and many
-#: outlast it (alerted transients last days to months, FACTS.md section 6).
+#: outlast it (alerted transients last days to months, docs/facts.md section 6).
 EVENT_LEAD_NS = (60_000_000_000, NS_PER_DAY)
 EVENT_TAIL_NS = (60_000_000_000, 30 * NS_PER_DAY)
 #: G during a brightening or fading event stays in this range, mag [U]: brighter saturates the AF windows
 #: even with gates (signal.GATE_BY_G), fainter leaves too little signal near the 20.7 detection limit.
 EVENT_G_RANGE_MAG = (8.0, 20.0)
-#: G of new sources, mag [U]: brighter than the new-source limit of the alert pipeline (~19, FACTS.md 6).
+#: G of new sources, mag [U]: brighter than the new-source limit of the alert pipeline (~19, docs/facts.md 6).
 NEW_SOURCE_G_RANGE_MAG = (12.0, 18.5)
 #: Distance of a new source from its host, arcsec [U] (see the module docstring).
 NEW_SOURCE_OFFSET_ARCSEC = (2.0, 5.0)

@@ -4,8 +4,8 @@ Both read the views ``alerts`` (pipeline.schemas.ALERTS), ``transits``, ``truth_
 ``truth_transients`` (gaiasim.sim.variability.TRUTH_TRANSIENTS). An alert *finds* a transient when it has
 the transient's kind and its evidence holds a transit of the transient's source observed during the event.
 A transient is *observable* when its source reached the ground in FoV 1 and in FoV 2 within 2 h (one scan:
-the FoVs see a source 106.5 min apart, FACTS.md section 1) during the event: Gaia Science Alerts need both
-FoVs (FACTS.md section 6), and a transit lost on board (gaiasim.sim.onboard) cannot be alerted on.
+the FoVs see a source 106.5 min apart, docs/facts.md section 1) during the event: Gaia Science Alerts need both
+FoVs (docs/facts.md section 6), and a transit lost on board (gaiasim.sim.onboard) cannot be alerted on.
 """
 
 from __future__ import annotations

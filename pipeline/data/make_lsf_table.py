@@ -1,11 +1,11 @@
 """Write ``lsf_af.csv`` beside this file: the AF line spread function (LSF) calibration table of the pipeline.
 
-Gaia's IDT fits each window with an LSF from the calibration database (FACTS.md section 4). Ours is a
+Gaia's IDT fits each window with an LSF from the calibration database (docs/facts.md section 4). Ours is a
 table of the normalised LSF against ``u``, the along-scan offset from the image centre in units of the
 LSF width (``Calibration.lsf_sigma_px``): ``cdf`` (the fraction of the image flux below ``u``), ``pdf``
 (its derivative) and ``dpdf_du``. The pipeline interpolates it (cubic Hermite, ``pipeline.lsf``). This
 script writes the instrument the simulator renders, a Gaussian of width ~1 AL pixel (de Bruijne+2015,
-A&A 576, A74, Fig. 5; FACTS.md section 5), so a calibration error is something a test injects on purpose.
+A&A 576, A74, Fig. 5; docs/facts.md section 5), so a calibration error is something a test injects on purpose.
 
 Run ``python pipeline/data/make_lsf_table.py`` after changing it (``--check`` exits 1 when the
 committed table differs from what this script writes).
@@ -25,7 +25,7 @@ STEPS_PER_UNIT = 128
 HEADER = f"""\
 # Gaia AF line spread function (LSF) calibration table for gaiasim's pipeline (pipeline.lsf).
 # u: along-scan offset from the image centre in LSF widths (Calibration.lsf_sigma_px, ~1 AL pixel;
-#    de Bruijne+2015, A&A 576, A74, Fig. 5; FACTS.md section 5).
+#    de Bruijne+2015, A&A 576, A74, Fig. 5; docs/facts.md section 5).
 # cdf: fraction of the image flux below u; pdf = d cdf / du; dpdf_du = d pdf / du.
 # A sample centred at k (AL px) gets the fraction cdf((k + 0.5 - kappa) / sigma) - cdf((k - 0.5 - kappa) / sigma)
 # of an image centred at kappa. Outside the table: cdf 0 or 1, pdf 0.

@@ -15,7 +15,7 @@ from pipeline.kernels import jit, jit_parallel
 KIND_LIMIT = 0
 KIND_STALE = 1
 KIND_RATE = 2
-# Severities: yellow = Yamcs WARNING, red = CRITICAL (FACTS.md section 8).
+# Severities: yellow = Yamcs WARNING, red = CRITICAL (docs/facts.md section 8).
 SEV_YELLOW = 1
 SEV_RED = 2
 # Sides.

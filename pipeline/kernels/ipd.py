@@ -1,6 +1,6 @@
 """Private numba kernels for the 1D Image Parameter Determination (IPD) fit.
 
-Model (FACTS.md section 4, GDR2 doc 2.4.8): the expected signal of sample ``k`` of a window is
+Model (docs/facts.md section 4, GDR2 doc 2.4.8): the expected signal of sample ``k`` of a window is
 ``E_k = beta + alpha * L(k - kappa)`` electrons, with ``beta`` the background per sample, ``alpha`` the
 flux and ``kappa`` the AL image centre (window frame of ``pipeline.lsf``: sample ``k`` is centred at
 ``al_px = k``). The fit maximises the Poisson likelihood. Read noise (plus ADU quantisation) is folded
@@ -59,7 +59,7 @@ LOGL_SLACK_REL = 1e-11  # rounding allowance in the likelihood comparison, relat
 MAX_HALVINGS = 40
 PIVOT_REL = 1e-12  # Cholesky pivots below this fraction of the diagonal count as not positive
 
-# Cosmic-ray rejection (FACTS.md section 4: IPD masks cosmic rays) [U thresholds]. With Gaussian-like
+# Cosmic-ray rejection (docs/facts.md section 4: IPD masks cosmic rays) [U thresholds]. With Gaussian-like
 # noise a clean sample exceeds 6 sigma with p ~ 1e-9, so a clean window is almost never flagged.
 COSMIC_SIGMA = 6.0  # a sample this many sigma above the fitted model is a cosmic-ray hit
 # A hit may share its charge with a neighbour; the neighbours of a detected sample are masked whatever

@@ -1,6 +1,6 @@
 """Private numba kernels for the 2D Image Parameter Determination (IPD) fit of unbinned windows.
 
-Model (FACTS.md section 4: "2D windows also fit the AC position"; section 5: AL and AC LSFs both about
+Model (docs/facts.md section 4: "2D windows also fit the AC position"; section 5: AL and AC LSFs both about
 sigma = 1 pixel): the expected signal of pixel ``(k, ac)`` (AL sample ``k``, AC sample ``ac``) is
 ``E_kl = beta + alpha * A(k - kappa_al) * C(ac - kappa_ac)`` electrons, with ``A`` and ``C`` the pixel-
 integrated Gaussians of ``pipeline.lsf`` of widths ``sigma_al_px`` and ``sigma_ac_px`` (a separable PSF),

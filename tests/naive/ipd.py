@@ -1,7 +1,7 @@
 """Slow, obvious reference for the IPD fit (pipeline.ipd), built on scipy.
 
-Same model and likelihood as the pipeline (FACTS.md section 4): ``E_k = beta + alpha * L(k - kappa)``
-with the pixel-integrated Gaussian LSF (FACTS.md section 5), shifted Poisson for read noise
+Same model and likelihood as the pipeline (docs/facts.md section 4): ``E_k = beta + alpha * L(k - kappa)``
+with the pixel-integrated Gaussian LSF (docs/facts.md section 5), shifted Poisson for read noise
 (``N + r2 ~ Poisson(E + r2)``), ``beta >= 0``. The LSF is computed here with ``scipy.special.ndtr``
 (independent of ``pipeline.lsf``), and the fit is a profile likelihood: for a fixed centre the
 likelihood is concave in (alpha, beta), so it is maximised with bounded L-BFGS-B; the centre is found

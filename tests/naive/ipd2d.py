@@ -1,6 +1,6 @@
 """Slow, obvious reference for the 2D IPD fit (pipeline.ipd.fit_images_2d), built on scipy.
 
-Model (FACTS.md sections 4 and 5): ``E_kl = beta + alpha * A(k - kappa_al) * C(l - kappa_ac)`` with
+Model (docs/facts.md sections 4 and 5): ``E_kl = beta + alpha * A(k - kappa_al) * C(l - kappa_ac)`` with
 pixel-integrated Gaussians computed here with ``scipy.special.ndtr`` (independent of ``pipeline.lsf``),
 shifted Poisson for read noise, ``alpha, beta >= 0``; masked pixels are simply absent. The fit: for every
 centre on a 0.25 px grid over the window, (alpha, beta) from weighted least squares (a cheap start), the

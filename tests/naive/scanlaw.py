@@ -1,8 +1,8 @@
 """Slow, obvious references for ``gaiasim.sim.scanlaw`` (tests only).
 
-- :func:`integrate_nsl` solves the NSL ODE of FACTS.md section 1 with scipy's DOP853 (an independent
+- :func:`integrate_nsl` solves the NSL ODE of docs/facts.md section 1 with scipy's DOP853 (an independent
   adaptive method), integrating Omega - spin_rate * t so the fast linear part costs no precision.
-- :func:`attitude_from_angles` builds the rotation matrix product of FACTS.md section 1 with numpy and
+- :func:`attitude_from_angles` builds the rotation matrix product of docs/facts.md section 1 with numpy and
   converts it with ``pipeline.geometry.quat_from_matrix``.
 - :func:`find_transits` brute-forces transits: eta = phi -+ basic/2 on a dense time grid from
   ``ScanLaw.attitude`` and ``pipeline.geometry.field_angles``, every downward zero bracketed and
@@ -20,7 +20,7 @@ from pipeline.geometry import BASIC_ANGLE_RAD, ZETA_MIN_RAD, field_angles, quat_
 
 
 def sun_longitude(days_j2000: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """FACTS.md section 1 nominal Sun: (lambda in rad, dlambda/dt in rad/s)."""
+    """docs/facts.md section 1 nominal Sun: (lambda in rad, dlambda/dt in rad/s)."""
     t = np.asarray(days_j2000, dtype=np.float64)
     e = 0.016709
     g = np.radians(357.528 + 0.98560028 * t)

@@ -13,7 +13,7 @@ from tests.naive.ipd import fit_window as naive_fit_window
 from tests.naive.ipd2d import fit_window_2d as naive_fit_window_2d
 from tests.naive.ipd2d import log_likelihood_2d as naive_logl_2d
 
-# AF2-9 total detection noise and gain, Hambly+2018 Table 1; FACTS.md section 2.
+# AF2-9 total detection noise and gain, Hambly+2018 Table 1; docs/facts.md section 2.
 READ_NOISE_E = 4.3
 GAIN_ADU_PER_E = 0.258
 VAR_EXTRA_E2 = READ_NOISE_E**2 + (1.0 / GAIN_ADU_PER_E) ** 2 / 12.0
@@ -21,7 +21,7 @@ VAR_EXTRA_E2 = READ_NOISE_E**2 + (1.0 / GAIN_ADU_PER_E) ** 2 / 12.0
 
 @st.composite
 def star_windows(draw):
-    """One simulated AF window: n in {12, 18} (FACTS.md section 2), star within +-1.5 px of centre."""
+    """One simulated AF window: n in {12, 18} (docs/facts.md section 2), star within +-1.5 px of centre."""
     n = draw(st.sampled_from([12, 18]))
     flux_e = draw(st.floats(200.0, 1e6))
     bg_e = draw(st.floats(0.0, 100.0))
@@ -140,7 +140,7 @@ def test_masked_numba_fit_equals_naive_scipy_reference(window):
 
 @st.composite
 def windows_2d(draw):
-    """One 18 x 12 (WC0, FACTS.md section 2) window, star within +-1.5 px of centre, 0-3 masked pixels."""
+    """One 18 x 12 (WC0, docs/facts.md section 2) window, star within +-1.5 px of centre, 0-3 masked pixels."""
     flux_e = draw(st.floats(500.0, 1e6))
     bg_e = draw(st.floats(0.0, 20.0))
     ka = 8.5 + draw(st.floats(-1.5, 1.5))

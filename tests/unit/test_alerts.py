@@ -26,7 +26,7 @@ from tests.naive import alerts as naive
 REPO_ROOT = Path(__file__).resolve().parents[2]
 T0_NS = 10**17  # an OBMT in 2017; only differences matter here
 HOUR_NS = 3_600_000_000_000
-#: One scan sees a source in FoV 1, then in FoV 2 106.5 min later; the spin period is 6 h (FACTS.md section 1).
+#: One scan sees a source in FoV 1, then in FoV 2 106.5 min later; the spin period is 6 h (docs/facts.md section 1).
 FOV_GAP_NS = 6_390_000_000_000
 SPIN_NS = 6 * HOUR_NS
 

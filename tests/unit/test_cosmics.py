@@ -9,7 +9,7 @@ import pytest
 from pipeline import ipd
 from pipeline.lsf import lsf_profile
 
-# AF2-9 total detection noise and gain, Hambly+2018 Table 1; FACTS.md section 2.
+# AF2-9 total detection noise and gain, Hambly+2018 Table 1; docs/facts.md section 2.
 READ_NOISE_E = 4.3
 GAIN_ADU_PER_E = 0.258
 VAR_EXTRA_E2 = READ_NOISE_E**2 + (1.0 / GAIN_ADU_PER_E) ** 2 / 12.0

@@ -49,7 +49,7 @@ def fake_dataset(root: Path, days: int = 1) -> Path:
 
 
 def test_a_pass_lasts_its_share_of_the_daily_contact():
-    assert rp.PASS_DURATION_S * len(downlink.PASS_START_H) == pytest.approx(8 * HOUR_S)  # FACTS.md 3: ~8 h a day
+    assert rp.PASS_DURATION_S * len(downlink.PASS_START_H) == pytest.approx(8 * HOUR_S)  # docs/facts.md 3: ~8 h a day
 
 
 def test_schedule_compresses_the_passes_by_the_speed(tmp_path):

@@ -1,4 +1,4 @@
-"""Nominal scanning law (FACTS.md section 1): attitude, ODE, transit finder and 5-year statistics."""
+"""Nominal scanning law (docs/facts.md section 1): attitude, ODE, transit finder and 5-year statistics."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def test_obmt_to_tcb_follows_the_gaiaunlimited_formula():
     np.testing.assert_allclose(
         tcb_days_from_obmt_ns(obmt_ns), (rev - 1717.6256) / 4 + 1826.25, rtol=0, atol=1e-9
     )
-    # FACTS.md: the (E)DR3 window ends 2017-05-28 at OBMT 5230.09 rev.
+    # docs/facts.md: the (E)DR3 window ends 2017-05-28 at OBMT 5230.09 rev.
     assert date_from_obmt_ns(obmt_ns[3]) == datetime.date(2017, 5, 28)
     # TCB origin JD 2455197.5 is 3652.5 days after J2000.0 (JD 2451545.0).
     assert days_since_j2000_from_obmt_ns(obmt_ns_from_date(datetime.date(2010, 1, 1))) == pytest.approx(
@@ -81,7 +81,7 @@ def test_obmt_ns_from_date_rejects_datetimes():
 
 
 def test_speed_constant_matches_fm037():
-    # FACTS.md: S ~ 4.22 for xi = 45 deg, K = 5.8 (4.223 in rzinkstok's NominalScanningLaw.java).
+    # docs/facts.md: S ~ 4.22 for xi = 45 deg, K = 5.8 (4.223 in rzinkstok's NominalScanningLaw.java).
     assert speed_constant(PARAMS.xi_rad, 5.8) == pytest.approx(4.22, abs=0.005)
 
 
