@@ -374,7 +374,7 @@ def bench_executors(tmp: Path, scale: float, workers: int, slices_per_worker: in
 
 def bench_scanning_law(n_sources: int = 10_000, years: float = 5.0) -> dict:
     """5-year FoV transits per source: geometric (scanning law alone) and observed (dead time and
-    on-board losses for the sky's G distribution), against FACTS' ~70."""
+    on-board losses for the sky's G distribution), against docs/facts.md section 1's ~70."""
     st = transit_statistics(n_sources, years, 0)
     g = sky.materialise(3, np.arange(0, sky.N_PIXELS, 997), 1.0)["g_mag"].to_numpy()  # ~2e7 sky sources
     kept = (1.0 - onboard.DEAD_TIME_FRACTION) * (1.0 - float(onboard.loss_probability(g).mean()))

@@ -252,11 +252,12 @@ def test_five_year_transit_statistics():
 
     - The isotropic mean is pure geometry: 2 FoVs x spins x sin(zeta_max), ~86.1.
     - PyGaia's N_obs table (mean 81) includes 6.2 % dead time: 86.1 x 0.938 = 80.8.
-    - FACTS' "~70 on average" is the real mission, with ~10-20 % data loss on top of that (PyGaia header).
+    - docs/facts.md's "~70 on average" (section 1) is the real mission, with ~10-20 % data loss on top of
+      that (PyGaia header).
     - The shape versus ecliptic latitude (normalised by the mean, so dead time cancels) follows PyGaia's
       table, peaking at beta = 90 deg - xi (44.4-48.6 deg): a wrong xi moves the peak.
-    - The spread ("40 to 220, 70 on average", FACTS) depends on K: K = 4 or 7 gives tails below 0.4 x
-      the mean, 5.8 about 0.5.
+    - The spread ("40 to 220, 70 on average", docs/facts.md section 1) depends on K: K = 4 or 7 gives tails
+      below 0.4 x the mean, 5.8 about 0.5.
     """
     st = transit_statistics(10_000, 5.0, seed=0)
     mean = st["mean_transits"]
