@@ -42,6 +42,10 @@ from pipeline.kernels import ccsds as _k
 PRIMARY_HEADER_OCTETS = _k.PRIMARY_HEADER_OCTETS
 SECONDARY_HEADER_OCTETS = 8
 CRC_OCTETS = _k.CRC_OCTETS
+#: The packet error control's CRC-16-CCITT (ECSS-E-ST-70-41C annex B): polynomial (x^16 implied) and initial
+#: register, no reflection, no final XOR (the kernels' table, pipeline.kernels.ccsds; tests pin crc16 to them).
+CRC_POLYNOMIAL = 0x1021
+CRC_INIT = 0xFFFF
 SEQ_COUNT_MODULO = 1 << 14
 SEQ_FLAGS_UNSEGMENTED = 0b11
 MAX_APID = (1 << 11) - 1
@@ -175,6 +179,39 @@ PAYLOADS: dict[int, np.dtype] = {
     APID_STAR_WC0: star_payload_dtype(0),
     APID_STAR_WC1: star_payload_dtype(1),
     APID_STAR_WC2: star_payload_dtype(2),
+}
+
+
+@dataclass(frozen=True)
+class FieldDoc:
+    unit: str  # "" for a count, code or other dimensionless value
+    description: str
+
+
+#: Unit and meaning of the packet fields after the primary header and of every payload field of
+#: :data:`PAYLOADS` (the housekeeping ``value`` holds :data:`HK_CHANNELS` in order): descriptions generated
+#: from the ICD (``gaiasim icd --xtce``) read them here.
+FIELD_DOCS: dict[str, FieldDoc] = {
+    "obmt_ns": FieldDoc("ns", "secondary header: OBMT, on-board mission time of the packet; of a star packet, its "
+                        "transit's AF1 crossing (transit_id >> 17 = OBMT // 204800)"),
+    "crc": FieldDoc("", f"packet error control: CRC-16-CCITT (poly {CRC_POLYNOMIAL:#06x}, init {CRC_INIT:#06x}, no "
+                    "reflection, no final XOR; ECSS-E-ST-70-41C) over every preceding octet of the packet"),
+    "transit_id": FieldDoc("", "Gaia transit_id: OBMT / 204800 ns (bits 17-58), FoV - 1 (15-16), CCD row (12-14), "
+                           "AC pixel in AF1 (0-11); bits 59-63 zero (GDR3 documentation section 20.9.1)"),
+    "window_class": FieldDoc("", f"window class, the APID's: 0 (G < {WINDOW_CLASS_G_MAX[0]:g}), 1 "
+                             f"({WINDOW_CLASS_G_MAX[0]:g} <= G < {WINDOW_CLASS_G_MAX[1]:g}) or 2 "
+                             f"(G >= {WINDOW_CLASS_G_MAX[1]:g})"),
+    "gate": FieldDoc("", f"TDI gate in use (0 = none), one of {', '.join(map(str, sorted(GATES)))}: sets the "
+                     "integration time"),
+    "sm_adu": FieldDoc("ADU", f"sky-mapper window (SM1 for FoV 1, SM2 for FoV 2): AL samples, {WINDOW_AC_PX} AC "
+                       "pixels binned"),
+    "af_adu": FieldDoc("ADU", "AF1..AF9 windows: [strip, AL sample] (AC-binned) or, in window class 0, [strip, AL "
+                       "sample, AC pixel]; in CCD row 4 AF1's samples are all 0 (the wavefront sensor's place)"),
+    "bp_adu": FieldDoc("ADU", "BP spectrum: AL samples"),
+    "rp_adu": FieldDoc("ADU", "RP spectrum: AL samples"),
+    "q": FieldDoc("", "attitude quaternion SRS -> ICRS, scalar last (x, y, z, w)"),
+    "rate_rad_s": FieldDoc("rad/s", "inertial rate about SRS x, y, z"),
+    "value": FieldDoc("", "housekeeping channels in HK_CHANNELS order"),
 }
 
 

@@ -190,14 +190,36 @@ def write_table(table: pa.Table, schema: pa.Schema, path: Path, compression: str
 
     Refuses a table whose schema differs from ``schema``: schemas are defined once, in
     :mod:`pipeline.schemas` (or beside the simulator's own tables).
+
+    The file carries :func:`pandas_metadata`, so that ``pandas.read_parquet`` keeps nullable integer
+    columns exact (as ``Int64``, not float64).
     """
     if not table.schema.equals(schema, check_metadata=False):
         raise ValueError(f"table for {path.name} does not match its schema:\n{table.schema}\nexpected:\n{schema}")
     encoding = _column_encoding(schema)
     with _atomic(path, lambda tmp: pa.OSFile(str(tmp), "wb")) as f:
-        pq.write_table(table.replace_schema_metadata(None).cast(schema), f, compression=compression,
-                       use_dictionary=[name for name in schema.names if name not in encoding],
+        pq.write_table(table.cast(schema).replace_schema_metadata(pandas_metadata(schema)), f,
+                       compression=compression, use_dictionary=[name for name in schema.names if name not in encoding],
                        column_encoding=encoding)
+
+
+def pandas_metadata(schema: pa.Schema) -> dict[bytes, bytes] | None:
+    """Schema metadata under which pandas reads every nullable integer column of ``schema`` as a nullable
+    integer (``Int64``, ``Int8``, ...), None if it has none. Without it ``pandas.read_parquet`` turns such a
+    column into float64 as soon as it holds a null, and a 64-bit id above 2**53 is no longer itself.
+
+    pyarrow's own ``pandas`` key (what ``pa.Table.from_pandas`` writes; pyarrow ``pandas_compat``): pandas
+    restores a column's dtype from its ``numpy_type``. Only those columns are listed, other columns read as
+    without it; no library version is written, so the bytes of a file do not depend on the writer's pandas.
+    """
+    columns = [{"name": f.name, "field_name": f.name, "pandas_type": str(f.type),
+                "numpy_type": f"{'UInt' if pa.types.is_unsigned_integer(f.type) else 'Int'}{f.type.bit_width}",
+                "metadata": None}
+               for f in schema if f.nullable and pa.types.is_integer(f.type)]
+    if not columns:
+        return None
+    meta = {"index_columns": [], "column_indexes": [], "columns": columns}
+    return {b"pandas": json.dumps(meta, separators=(",", ":")).encode()}
 
 
 def write_or_remove(table: pa.Table, schema: pa.Schema, path: Path) -> None:

@@ -20,6 +20,9 @@ from pipeline import schemas
 from pipeline.data import packaged
 
 RUN_JSON = "run.json"
+#: The built-in pipeline's DuckDB views over its run (pipeline.catalog; docs/clients.md): a file of the
+#: system under test's own, which the contract ignores, named here so that the harness opens it by name.
+CATALOG = "catalog.duckdb"
 #: A dataset's CCD calibration (:data:`pipeline.schemas.CCD_CALIBRATION`), relative to the dataset folder;
 #: optional: a system under test uses its nominal calibration without it.
 CCD_CALIBRATION = "calibration/ccd.parquet"
@@ -31,6 +34,10 @@ TABLES = schemas.RUN_TABLES
 OPTIONAL_TABLES = {"latency": schemas.LATENCY}
 #: Hive partition keys a table's files may sit under (``hour=19427/part-0.parquet``); integers.
 PARTITIONS: dict[str, tuple[str, ...]] = {"transits": ("hour",), "ccd": ("hour",)}
+#: Unit and meaning of each partition key (as a column, when a reader takes Hive partitioning).
+PARTITION_KEYS: dict[str, tuple[str, str]] = {
+    "hour": ("h", "Hive partition of the file: the OBMT hour (OBMT ns // 3 600 000 000 000) of its transits"),
+}
 #: run.json counts that must equal a table's number of rows.
 ROW_COUNTS = {"transits": "transits", "ccd": "ccd_images", "alerts": "alerts", "hk": "hk_samples",
               "quarantine": "packets_quarantined"}

@@ -21,7 +21,9 @@ one. The run folder is locked while a run writes into it. The pipeline reads ``<
 from __future__ import annotations
 
 import json
+import resource
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -209,16 +211,33 @@ def run(dataset: Path, out: Path, config: PipelineConfig | None = None, progress
         return _run(dataset, files, out, config, fingerprint, progress, executor or SerialExecutor())
 
 
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory so far, bytes: ``VmHWM`` in /proc/self/status (Linux proc(5),
+    in kB = 1024 bytes), else ``ru_maxrss`` (getrusage(2): kilobytes on Linux, bytes on macOS)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss if sys.platform == "darwin" else maxrss * 1024
+
+
 class _Timer:
-    """Seconds per stage, summed over calls."""
+    """Seconds per stage, summed over calls, and this process's peak resident memory when each stage ended
+    (a high-water mark: a stage that raised it shows a larger value than the stage before)."""
 
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
+        self.peak_rss: dict[str, int] = {}
         self._clock = time.perf_counter()
 
     def lap(self, stage: str) -> None:
         now = time.perf_counter()
         self.timings[stage] = round(self.timings.get(stage, 0.0) + now - self._clock, 4)
+        self.peak_rss[stage] = peak_rss_bytes()
         self._clock = now
 
 
@@ -357,7 +376,7 @@ def _finish(day: hourly.Day, hour_summaries: list[dict], day_counts: dict, confi
     for name, schema in schemas.RUN_TABLES.items():  # every table has a file, even on an empty day
         if not (out / name).is_dir():
             io.write_table(schema.empty_table(), schema, out / name / "part-0.parquet")
-    catalog.write_catalog(out)
+    catalog.write_catalog(out, fingerprint["day_span_ns"])
 
     def total(key: str, parts: list[dict]) -> int:
         return sum(int(p[key]) for p in parts)
@@ -416,6 +435,7 @@ def _run(dataset: Path, files: list[Path], out: Path, config: PipelineConfig, fi
     progress("alerts", 1.0)
     timer.lap("alerts")
     info["timings_s"] = timer.timings
+    info["peak_rss_bytes"] = timer.peak_rss
     io.write_json(info, out / RUN_JSON)
     shutil.rmtree(out / WORK, ignore_errors=True)
     return info

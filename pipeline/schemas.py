@@ -13,15 +13,24 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+#: Field metadata key of the columns that hold an OBMT (ns; pipeline.timescale gives their UTC).
+TIMESCALE = "timescale"
 
-def _f(name: str, typ: pa.DataType, unit: str, doc: str, nullable: bool = False) -> pa.Field:
-    return pa.field(name, typ, nullable=nullable, metadata={"unit": unit, "doc": doc})
+
+def _f(name: str, typ: pa.DataType, unit: str, doc: str, nullable: bool = False, obmt: bool = False) -> pa.Field:
+    metadata = {"unit": unit, "doc": doc} | ({TIMESCALE: "OBMT"} if obmt else {})
+    return pa.field(name, typ, nullable=nullable, metadata=metadata)
+
+
+def obmt_columns(schema: pa.Schema) -> list[str]:
+    """The columns of ``schema`` that hold an OBMT (field metadata ``timescale`` = ``OBMT``), in order."""
+    return [f.name for f in schema if (f.metadata or {}).get(TIMESCALE.encode()) == b"OBMT"]
 
 
 TRANSITS = pa.schema(
     [
         _f("transit_id", pa.int64(), "", "Gaia transit id: OBMT/204800 ns, FoV, CCD row, AC pixel (docs/facts.md 1)"),
-        _f("obmt_ns", pa.int64(), "ns", "on-board mission time of the AF1 crossing, from the AF fits"),
+        _f("obmt_ns", pa.int64(), "ns", "on-board mission time of the AF1 crossing, from the AF fits", obmt=True),
         _f("fov", pa.int8(), "", "field of view: 1 preceding, 2 following"),
         _f("ccd_row", pa.int8(), "", "CCD row 1..7"),
         _f("ac_px", pa.int16(), "px", "AC pixel coordinate in AF1 (prescan included)"),
@@ -62,7 +71,7 @@ CCD = pa.schema(
         _f("transit_id", pa.int64(), "", "transit this CCD image belongs to"),
         _f("strip", STRIP_TYPE, "", "SM1, SM2, AF1..AF9"),
         _f("obmt_ns", pa.int64(), "ns", "observation time: the image crossing the CCD's fiducial line (the "
-           "window's reference time plus the fitted centre; null without a centre)", nullable=True),
+           "window's reference time plus the fitted centre; null without a centre)", nullable=True, obmt=True),
         # float32: 2e-6 px (0.1 mas) resolution, 1000 times below the smallest formal error, and 3 GB less
         # for a full-scale day's 780 M rows.
         _f("al_px", pa.float32(), "px", "fitted AL image centre in the window frame (module doc)"),
@@ -101,14 +110,14 @@ GAPS = pa.schema(
         _f("first_seq", pa.int32(), "", "first sequence count concerned"),
         _f("last_seq", pa.int32(), "", "last sequence count concerned (wraps at 16384)"),
         _f("count", pa.int64(), "", "number of packets missing, dropped or out of order"),
-        _f("obmt_ns", pa.int64(), "ns", "OBMT of the packet where the anomaly was seen"),
+        _f("obmt_ns", pa.int64(), "ns", "OBMT of the packet where the anomaly was seen", obmt=True),
         _f("file", pa.string(), "", "TM file of the packet where the anomaly was seen"),
     ]
 )
 
 HK = pa.schema(
     [
-        _f("obmt_ns", pa.int64(), "ns", "sample time"),
+        _f("obmt_ns", pa.int64(), "ns", "sample time", obmt=True),
         _f("channel", pa.string(), "", "channel mnemonic (pipeline.icd.HK_CHANNELS)"),
         _f("value", pa.float64(), "", "calibrated value, unit in the channel name"),
     ]
@@ -150,8 +159,8 @@ HK_EVENTS = pa.schema(
         _f("kind", pa.string(), "", "limit, stale, rate (pipeline.hkmon); glitch (attitude, pipeline.attitude)"),
         _f("severity", pa.string(), "", "yellow (WARNING) or red (CRITICAL; wins when an excursion reaches both)"),
         _f("side", pa.string(), "", "low or high ('' for stale; for rate: falling or rising)"),
-        _f("start_ns", pa.int64(), "ns", "OBMT of the first sample of the event"),
-        _f("end_ns", pa.int64(), "ns", "OBMT of the last sample of the event (the last sample when open)"),
+        _f("start_ns", pa.int64(), "ns", "OBMT of the first sample of the event", obmt=True),
+        _f("end_ns", pa.int64(), "ns", "OBMT of the last sample of the event (the last sample when open)", obmt=True),
         _f("n_samples", pa.int64(), "", "samples in the event"),
         _f("extreme_value", pa.float64(), "", "worst value (channel unit; for rate: steepest dv/dt, unit/s)"),
         _f("open", pa.bool_(), "", "still going at the end of the data"),
@@ -169,8 +178,8 @@ ALERTS = pa.schema(
         _f("delta_g_mag", pa.float32(), "mag", "g_mag - catalogue G, < 0 brightening (null for new)", nullable=True),
         _f("significance_sigma", pa.float32(), "sigma", "combined significance of the evidence (pipeline.alerts)"),
         _f("n_transits", pa.int32(), "", "number of evidence transits"),
-        _f("first_obmt_ns", pa.int64(), "ns", "OBMT of the first evidence transit"),
-        _f("last_obmt_ns", pa.int64(), "ns", "OBMT of the last evidence transit"),
+        _f("first_obmt_ns", pa.int64(), "ns", "OBMT of the first evidence transit", obmt=True),
+        _f("last_obmt_ns", pa.int64(), "ns", "OBMT of the last evidence transit", obmt=True),
         _f("transit_ids", pa.list_(pa.int64()), "", "the evidence: transits that deviate, ascending"),
     ]
 )

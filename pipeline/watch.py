@@ -144,6 +144,7 @@ def _take(k: int, state: dict, inbox: Path, out: Path, config: PipelineConfig, f
     state["files"][k]["done"] = True
     io.write_json(state, work / ARRIVALS)
     info["timings_s"] = timer.timings
+    info["peak_rss_bytes"] = timer.peak_rss
     io.write_json(info, out / RUN_JSON)
     progress("watch", 1.0)
     return info

@@ -1,11 +1,13 @@
 """Properties of the ICD encoder and the stream scanner (pipeline.icd, pipeline.kernels.ccsds).
 
-Encode then scan then decode is the identity; the numba CRC equals the bitwise reference; every
-single-bit and every burst error of up to 16 bits is caught (CRC-16 guarantees both); the scanner
-never raises and its rows always tile the buffer.
+Encode then scan then decode is the identity; the numba CRC equals the bitwise reference and the
+standard library's binascii.crc_hqx; every single-bit and every burst error of up to 16 bits is caught
+(CRC-16 guarantees both); the scanner never raises and its rows always tile the buffer.
 """
 
 from __future__ import annotations
+
+import binascii
 
 import numpy as np
 import pytest
@@ -123,6 +125,12 @@ def test_crc_of_nothing_is_the_initial_value():
 @given(st.binary(max_size=4096))
 def test_numba_crc_equals_bitwise_crc(data):
     assert icd.crc16(np.frombuffer(data, dtype=np.uint8)) == crc16_bitwise(data)
+
+
+@given(st.binary(max_size=4096))
+def test_crc_equals_the_standard_librarys_crc_hqx(data):
+    # binascii.crc_hqx is CRC-16-CCITT MSB first with no reflection and no final XOR, from the given register.
+    assert icd.crc16(np.frombuffer(data, dtype=np.uint8)) == binascii.crc_hqx(data, 0xFFFF)
 
 
 # --- error detection -----------------------------------------------------------------------------------
