@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from gaiasim import dataset as ds
 from gaiasim.executors import SerialExecutor
@@ -415,9 +416,13 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
     for k, s in enumerate(summaries):
         per_day[min((bounds[k] - t0) // 86_400_000_000_000, spec.days - 1)] += sum(s["counts"].values())
     octets = {p.name: p.stat().st_size for p in (root / "tm").glob("*.tm")}
-    ledger_rows = ledger.table().select(["kind", "file"]).to_pylist()
-    ds.write_logbook(root, logbook.entries(spec.seed, spec.date, spec.days, list(ctx.pass_names), octets,
-                                           [(r["kind"], r["file"]) for r in ledger_rows], per_day))
+    # The logbook counts the rows of the same two ledgers the scorecard counts (gaiasim.sim.logbook).
+    hk_ledger = pq.read_table(root / "truth" / "hk_anomalies", columns=["kind", "start_ns"])
+    anomalies = pa.concat_tables([ledger.table().select(["kind", "obmt_ns"]),
+                                  hk_ledger.rename_columns(["kind", "obmt_ns"])])
+    ds.write_logbook(root, logbook.entries(spec.seed, spec.date, spec.days, t0,
+                                           list(zip(ctx.pass_names, ctx.pass_starts_ns, strict=True)), octets,
+                                           anomalies, per_day))
     progress("manifest", 0.95)
     manifest = {
         "spec": spec.to_json(),
