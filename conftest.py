@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["steps.common", "steps.compare", "steps.operations"]
+# steps.messages: ``--cucumber-messages FILE``, the scenarios' results as Cucumber Messages (NDJSON).
+pytest_plugins = ["steps.common", "steps.compare", "steps.operations", "steps.messages"]
 
 #: The default operational baseline: this tree's pipeline, run as a command (a different SUT from the
 #: in-process builtin one, with the same code: the two must agree exactly).

@@ -1,4 +1,4 @@
-"""nox sessions: tests, features, lint, demo, cover, bench, fuzz, runbook (``nox --list`` shows them)."""
+"""nox sessions: tests, features, lint, readme, demo, cover, bench, fuzz, runbook (``nox --list`` shows them)."""
 
 from __future__ import annotations
 
@@ -31,14 +31,25 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def features(session: nox.Session) -> None:
-    """Gherkin acceptance features, with JUnit XML and Cucumber JSON reports."""
+    """Gherkin acceptance features, with JUnit XML, Cucumber JSON and Cucumber Messages (NDJSON) reports, and
+    the traceability matrix from the Messages (one row per Scenario Outline example)."""
     _install(session, "test")
     try:
         session.run("pytest", "features", f"--junitxml={REPORTS}/features.xml",
-                    f"--cucumberjson={REPORTS}/cucumber.json", "-m", "not slow", *session.posargs)
+                    f"--cucumberjson={REPORTS}/cucumber.json", f"--cucumber-messages={REPORTS}/cucumber.ndjson",
+                    "-m", "not slow", *session.posargs)
     finally:  # the traceability matrix shows the failures too
-        session.run("gaiasim", "trace", "--cucumber", f"{REPORTS}/cucumber.json", "--out",
+        session.run("gaiasim", "trace", "--cucumber", f"{REPORTS}/cucumber.ndjson", "--out",
                     f"{REPORTS}/traceability.md")
+
+
+@nox.session(python=PYTHON, default=False)
+def readme(session: nox.Session) -> None:
+    """Every command and SQL example of the README, run as written (tests/unit/test_readme.py), the slow
+    campaign example included."""
+    _install(session, "test")
+    session.run("pytest", "tests/unit/test_readme.py", "-m", "readme", f"--junitxml={REPORTS}/readme.xml",
+                *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -55,11 +55,12 @@ import shutil
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
+
+from junitparser import Error, Failure, JUnitXml, JUnitXmlError, Skipped, TestSuite
 
 from gaiasim import replay as rp
 from gaiasim import sut as suts
@@ -553,12 +554,17 @@ def _process_day(spec: CampaignSpec, day: CampaignDay, out: Path, cache: Path, h
 
 
 def _junit_counts(path: Path) -> dict:
+    """tests, failures, errors and skipped of a JUnit XML report, counted over its testcases (junitparser); {}
+    when the report is missing or unreadable (the campaign summary then shows ``?``)."""
     try:
-        root = ET.parse(path).getroot()
-    except (OSError, ET.ParseError):
+        xml = JUnitXml.fromfile(str(path))
+    except (OSError, SyntaxError, JUnitXmlError):  # SyntaxError: xml.etree's and lxml's parse errors
         return {}
-    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
-    return {k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors", "skipped")}
+    suites = [xml] if isinstance(xml, TestSuite) else list(xml)
+    cases = [case for suite in suites for case in suite]
+    kinds = [type(r) for case in cases for r in case.result]
+    return {"tests": len(cases), "failures": kinds.count(Failure), "errors": kinds.count(Error),
+            "skipped": kinds.count(Skipped)}
 
 
 def _features(spec: CampaignSpec, out: Path) -> dict:
@@ -594,14 +600,15 @@ def _features(spec: CampaignSpec, out: Path) -> dict:
     return result
 
 
-def _html_report(day: dict, folder: Path, cucumber: Path | None) -> str | None:
+def _html_report(day: dict, folder: Path, cucumber: Path | None, history: Path | None) -> str | None:
     path = folder / "report.html"
     if not path.is_file():
         from gaiasim.validate import html_report
 
         features = REPO / "features"
+        # The campaign's own results database: the report's trends compare the day with its earlier days.
         html_report.write(Path(day["run"]), path, dataset=Path(day["dataset"]),
-                          features=features if features.is_dir() else None, cucumber=cucumber)
+                          features=features if features.is_dir() else None, cucumber=cucumber, history=history)
     return str(path)
 
 
@@ -643,7 +650,7 @@ def run_campaign(spec: CampaignSpec, out: Path, progress: Progress = _noop, *, c
             else None
         html = spec.html_reports and _have_matplotlib()
         for d in days:
-            d["report"] = _html_report(d, out / "days" / d["label"], cucumber) if html else None
+            d["report"] = _html_report(d, out / "days" / d["label"], cucumber, history) if html else None
         summary = {
             "campaign": spec.name, "description": spec.description, "spec": spec.to_json(), "out": str(out),
             "cache": str(cache), "history": str(history or hist.default_path()),

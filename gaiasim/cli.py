@@ -1,5 +1,5 @@
-"""The ``gaiasim`` command: generate, run (batch or --watch), conform, validate, fidelity, query, verify, demo,
-replay, compare, baseline, report, history, campaign, trace.
+"""The ``gaiasim`` command: generate, run (batch or --watch), conform, alerts, validate, fidelity, query, verify, icd,
+demo, replay, compare, baseline, report, history, metrics, campaign, trace.
 
 Errors an operator must fix are one line on stderr and exit status 2; a failed validation, and a run that
 breaks the run contract (the list of violations), exit 1.
@@ -8,7 +8,6 @@ Long work shows a progress bar on a terminal and stays quiet otherwise.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
 import json
@@ -23,21 +22,21 @@ import click
 import duckdb
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from gaiasim import clitable, packaged
 from gaiasim import conform as conformance
 from gaiasim import dataset as ds
 from gaiasim import demo as demo_mod
-from gaiasim import packaged
 from gaiasim import sut as suts
+from gaiasim.clitable import Column, Tabular
 from gaiasim.spec import SpecError, load_spec, make_spec, resolve_faults
-from gaiasim.validate import checks, db, report, scorecard
+from gaiasim.validate import checks, day_trends, db, report, scorecard
 from gaiasim.validate import history as hist
 from pipeline import io
 from pipeline.io import InputError
 
 err = Console(stderr=True)
-stdout = Console()
+stdout = clitable.console()
 
 
 def _fail(message: str) -> None:
@@ -58,7 +57,10 @@ def _errors(fn: Callable) -> Callable:
             click.echo(f"gaiasim: error: {exc}", err=True)
             sys.exit(1)
         except duckdb.Error as exc:
-            _fail(f"query failed: {str(exc).splitlines()[0]}")
+            _fail(f"query failed: {db.error_line(exc)}")
+        except BrokenPipeError:  # the reader went away (| head): stop quietly, as a Unix tool does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             _fail(f"{where}{exc.strerror or exc}; check the path and free disk space, "
@@ -106,6 +108,11 @@ def _executor_options(tasks: str, auto: str = "", kinds: tuple[str, ...] = ("ser
                             "process or dask: task threads or worker processes (one numba thread each)")(fn)
 
     return decorate
+
+
+def _format_option(what: str) -> Callable:
+    return click.option("--format", "fmt", type=click.Choice(clitable.FORMATS), default="table", show_default=True,
+                        help=f"{what}: a table in the terminal's width (80 columns when piped), CSV or JSON")
 
 
 def _sut_options(fn: Callable) -> Callable:
@@ -187,9 +194,10 @@ def generate(spec, scale, seed, date_, days, faults, out, dry_run, workers, exec
               help="with --watch: stop when no file came for this many seconds (default: watch until Ctrl-C)")
 @click.option("--max-files", type=click.IntRange(min=1), default=None, help="with --watch: stop after N files")
 @_sut_options
+@_format_option("the run's counts")
 @_errors
 def run_cmd(dataset, out, workers, executor, scheduler, inbox, poll_s, idle_s, max_files, sut_spec,
-            sut_timeout) -> None:
+            sut_timeout, fmt) -> None:
     """Run the daily pipeline (or any system under test: --sut) over DATASET into a run folder."""
     system = suts.parse(sut_spec, timeout_s=sut_timeout)
     if not Path(dataset).is_dir():
@@ -221,6 +229,13 @@ def run_cmd(dataset, out, workers, executor, scheduler, inbox, poll_s, idle_s, m
     for warning in info.get("warnings", []):
         click.echo(f"gaiasim: warning: {warning}", err=True)
     c = info.get("counts")
+    if fmt != "table":
+        rows = sorted((c or {}).items())
+        if fmt == "json":
+            click.echo(json.dumps({"run": str(out), "status": info.get("status"), "counts": dict(rows)}, indent=1))
+        else:
+            clitable.emit(Tabular("", [Column("count"), Column("value")], rows), fmt, stdout)
+        return
     if not c:
         click.echo(f"run {out}: no TM file has arrived yet")
         return
@@ -229,10 +244,17 @@ def run_cmd(dataset, out, workers, executor, scheduler, inbox, poll_s, idle_s, m
                f"+ {c['packets_quarantined']} quarantined")
 
 
-def _judgeable(run_dir: Path, dataset: Path | None = None) -> None:
+def _judgeable(run_dir: Path, dataset: Path | None = None, truth: bool = False) -> None:
     """Refuse a run that is missing, unfinished or being written (exit 2), or that breaks the run contract
-    (exit 1, every violation listed): validate, compare and report judge runs through the contract alone."""
-    db.read_run_info(run_dir)
+    (exit 1, every violation listed): validate, compare and report judge runs through the contract alone.
+    ``truth``: the command judges against the truth, so a dataset that is not where the run says (moved,
+    deleted) is one line naming it and --dataset, not a list of failed checks."""
+    info = db.read_run_info(run_dir)
+    where = dataset or info.get("dataset")
+    if truth and where and not (Path(where) / "tm").is_dir():
+        named = "--dataset" if dataset else f"{run_dir}/run.json"
+        raise InputError(f"truth not found at {where} (the dataset {named} names: moved or deleted?); "
+                         "pass --dataset with the folder 'gaiasim generate' made")
     conformance.require(run_dir, dataset)
 
 
@@ -254,15 +276,51 @@ def conform(run_dir, dataset) -> None:
                f"({sum(summary.rows.values())} rows), run.json, {summary.inputs} inputs")
 
 
-def _results_table(results: list[checks.Result]) -> Table:
-    table = Table(title="validation")
-    for col in ("requirement", "statement", "measured", "threshold", "result"):
-        table.add_column(col, overflow="fold")
-    for r in results:
-        value = "n/a" if r.value is None else f"{r.value:.4g} {r.check.unit}".strip()
-        verdict = {"pass": "[green]pass[/]", "FAIL": "[red]FAIL[/]", "n/a": "[yellow]n/a[/]"}[r.status]
-        table.add_row(r.check.requirement, r.check.statement, value, f"{r.check.op} {r.check.threshold:g}", verdict)
-    return table
+@main.command(name="alerts")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--avro", "avro_path", type=click.Path(path_type=Path),
+              help="Avro container file of every alert (with --split: a folder, one <alert_id>.avro per alert)")
+@click.option("--split", is_flag=True, help="one Avro file per alert, in the folder --avro names")
+@click.option("--voevent", "voevent_dir", type=click.Path(path_type=Path),
+              help="folder for the VOEvent 2.0 XML of each alert (<alert_id>.xml)")
+@click.option("--role", type=click.Choice(["test", "observation", "prediction", "utility"]), default="test",
+              show_default=True, help="VOEvent role (simulated data: test)")
+@_errors
+def alerts_cmd(run_dir, avro_path, split, voevent_dir, role) -> None:
+    """Publish RUN_DIR's science alerts (its alerts table, completed from its transits) as Avro packets
+    (schema gaiasim.alert, docs/alerts.md) and/or VOEvent 2.0 XML."""
+    from gaiasim.publish import avro, packets, voevent
+
+    if avro_path is None and voevent_dir is None:
+        raise InputError("nothing to write: give --avro FILE, --voevent DIR or both")
+    if split and avro_path is None:
+        raise InputError("--split needs --avro FOLDER: the folder for one Avro file per alert")
+    found = packets.from_run(run_dir, f"gaiasim {ds.code_version()}")
+    written = []
+    if avro_path is not None:
+        if split:
+            avro.write_split(found, avro_path)
+            written.append(f"{avro_path}/ ({len(found)} Avro files, schema {avro.SCHEMA_VERSION})")
+        else:
+            avro.write(found, avro_path)
+            written.append(f"{avro_path} (Avro, schema {avro.SCHEMA_VERSION})")
+    if voevent_dir is not None:
+        voevent.write_all(found, voevent_dir, role)
+        written.append(f"{voevent_dir}/ ({len(found)} VOEvent 2.0 files, role {role})")
+    click.echo(f"{len(found)} alerts written: {'; '.join(written)}")
+
+
+def _results_view(results: list[checks.Result]) -> Tabular:
+    """The checks as a table: the statement of each check when the width allows, and under the table that of
+    every failed one."""
+    rows = [(r.check.requirement, r.check.name, r.value, f"{r.check.op} {r.check.threshold:g} {r.check.unit}".strip(),
+             r.status, r.check.statement) for r in results]
+    notes = [f"{r.check.requirement} FAIL: {r.check.statement}" + (f" ({r.note})" if r.note else "")
+             for r in results if r.failed]
+    return Tabular("validation", [Column("requirement"), Column("check", drop=2),
+                                  Column("measured", text=lambda v: "n/a" if v is None else f"{v:.4g}"),
+                                  Column("required", fold=True), Column("result"),
+                                  Column("statement", fold=True, drop=3)], rows, notes)
 
 
 @main.command()
@@ -274,12 +332,13 @@ def _results_table(results: list[checks.Result]) -> Table:
               help="results database to append to (default $GAIASIM_HISTORY or ~/.local/share/gaiasim/)")
 @click.option("--no-history", is_flag=True, help="do not append the results to the results database")
 @click.option("--determinism", is_flag=True, help="also run the pipeline again and compare every output table")
+@_format_option("the results (json: what --json writes)")
 @_errors
-def validate(run_dir, dataset, junit, json_path, history, no_history, determinism) -> None:
+def validate(run_dir, dataset, junit, json_path, history, no_history, determinism, fmt) -> None:
     """Run every check and the detection scorecard on RUN_DIR against its dataset's truth; exit 1 on any
     failure or any injected fault left undetected. A run that breaks the run contract is refused first
     (exit 1, the list of violations)."""
-    _judgeable(run_dir, dataset)
+    _judgeable(run_dir, dataset, truth=True)
     con = db.connect(run_dir, dataset)
     truth = db.has_truth(con)
     if determinism:
@@ -291,9 +350,12 @@ def validate(run_dir, dataset, junit, json_path, history, no_history, determinis
             con.executemany("INSERT INTO rerun_differences VALUES (?)", [(name,) for name in differ])
     results = checks.evaluate_all(con, truth, rerun=determinism)
     card = scorecard.scorecard(con) if truth else None
-    stdout.print(_results_table(results))
-    if card is not None:
-        stdout.print(_scorecard_table(card))
+    if fmt == "json":
+        click.echo(json.dumps(report.to_json(results, run_dir, card), indent=1))
+    else:
+        clitable.emit(_results_view(results), fmt, stdout)
+        if card is not None and fmt == "table":
+            clitable.emit(_scorecard_view(card), fmt, stdout)
     if junit:
         report.write_junit(results, junit)
     if json_path:
@@ -304,40 +366,27 @@ def validate(run_dir, dataset, junit, json_path, history, no_history, determinis
                     on_wait=lambda message: click.echo(f"gaiasim: {message}", err=True))
     failed = [r for r in results if r.failed]
     scorecard_ok = card is None or card.passed
-    click.echo(f"{checks.tally(results)}; detection scorecard {'complete' if scorecard_ok else 'INCOMPLETE'}")
+    click.echo(f"{checks.tally(results)}; detection scorecard {'complete' if scorecard_ok else 'INCOMPLETE'}",
+               err=fmt != "table")
     sys.exit(1 if failed or not scorecard_ok else 0)
 
 
-def _scorecard_table(card: scorecard.Scorecard) -> Table:
-    table = Table(title="detection scorecard")
-    for col in ("injected fault", "detected / injected", "recall", "", "report", "false alarms"):
-        table.add_column(col)
-    recall = list(card.recall.items())
-    alarms = list(card.false_alarms.items())
-    for i in range(max(len(recall), len(alarms))):
-        kind, (d, n) = recall[i] if i < len(recall) else ("", (0, 0))
-        name, fa = alarms[i] if i < len(alarms) else ("", "")
-        table.add_row(kind, f"{d} / {n}" if kind else "", f"{d / n:.1%}" if n else "", "", name, str(fa))
-    return table
+def _scorecard_view(card: scorecard.Scorecard) -> Tabular:
+    rows = [("injected fault", kind, d, n, f"{d / n:.1%}" if n else "n/a") for kind, (d, n) in card.recall.items()]
+    rows += [("false alarms", name, fa, None, "") for name, fa in card.false_alarms.items()]
+    return Tabular("detection scorecard", [Column("of"), Column("kind"), Column("detected / reported"),
+                                           Column("injected", text=lambda v: "" if v is None else str(v)),
+                                           Column("recall")], rows)
 
 
 def _print_relation(rel, fmt: str) -> None:
     if rel is None:  # a statement without a result (CREATE VIEW ...)
         return
-    rows = rel.fetchall()
-    if fmt == "table":
-        table = Table()
-        for name in rel.columns:
-            table.add_column(name)
-        for row in rows:
-            table.add_row(*("NULL" if v is None else str(v) for v in row))
-        stdout.print(table)
-    elif fmt == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(rel.columns)
-        writer.writerows(rows)
-    else:
-        click.echo(json.dumps([dict(zip(rel.columns, r, strict=True)) for r in rows], default=str, indent=1))
+    # As the DuckDB shell does: when the width cannot hold every column, the rightmost are left out (named
+    # under the table); numbers and ids are never broken, text folds.
+    columns = [Column(name, fold=str(kind) == "VARCHAR", drop=i)
+               for i, (name, kind) in enumerate(zip(rel.columns, rel.types, strict=True))]
+    clitable.emit(Tabular("", columns, rel.fetchall()), fmt, stdout)
 
 
 def _run_sql(con, sql: str, fmt: str, unrestricted: bool) -> None:
@@ -346,39 +395,22 @@ def _run_sql(con, sql: str, fmt: str, unrestricted: bool) -> None:
         try:
             _print_relation(con.sql(statement), fmt)
         except duckdb.PermissionException as exc:
-            raise InputError(f"query failed: {str(exc).splitlines()[0]}; gaiasim query reads only the run and its "
+            raise InputError(f"query failed: {db.error_line(exc)}; gaiasim query reads only the run and its "
                              "dataset: pass --unrestricted to read other files") from None
 
 
 def _interactive(con, fmt: str, unrestricted: bool) -> None:
-    """A small SQL prompt: statements end with ';', '.tables' lists the views, '.quit' or Ctrl-D leaves."""
-    views = [r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal "
-                                       "ORDER BY view_name").fetchall()]
-    click.echo(f"tables: {', '.join(views)}\nend statements with ';'; .tables lists them again; .quit leaves")
-    buffer = ""
-    while True:
-        try:
-            line = input("gaiasim> " if not buffer else "   ...> ")
-        except EOFError:
-            break
-        if not buffer and line.strip() in (".quit", ".exit"):
-            break
-        if not buffer and line.strip() == ".tables":
-            click.echo(", ".join(views))
-            continue
-        buffer += line + "\n"
-        if buffer.strip().endswith(";"):
-            try:
-                _run_sql(con, buffer, fmt, unrestricted)
-            except (duckdb.Error, InputError) as exc:
-                click.echo(f"error: {str(exc).splitlines()[0]}", err=True)
-            buffer = ""
+    """The SQL prompt (gaiasim.shell): line editing and history, statements split by DuckDB's parser."""
+    from gaiasim import shell
+
+    shell.prompt(con, lambda sql: _run_sql(con, sql, fmt, unrestricted), say=click.echo,
+                 error=lambda line: click.echo(line, err=True))
 
 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.argument("sql", required=False)
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@_format_option("the results")
 @click.option("--unrestricted", is_flag=True,
               help="allow any SQL: reading and writing any file (COPY, EXPORT), ATTACH, INSTALL/LOAD, SET; by "
               "default a query reads the run and its dataset and nothing else")
@@ -399,16 +431,20 @@ def query(run_dir, sql, fmt, unrestricted) -> None:
 @main.command()
 @click.option("--features", "features_dir", type=click.Path(path_type=Path), default=Path("features"),
               show_default=True, help="folder of the Gherkin features")
-@click.option("--cucumber", type=click.Path(path_type=Path), help="Cucumber JSON report with the last results")
+@click.option("--cucumber", type=click.Path(path_type=Path),
+              help="report with the last results: Cucumber Messages (.ndjson) or Cucumber JSON")
 @click.option("--out", type=click.Path(path_type=Path), help="write the matrix (Markdown) here")
 @_errors
 def trace(features_dir, cucumber, out) -> None:
-    """Requirement traceability matrix: requirement -> scenarios -> last result."""
+    """Requirement traceability matrix: requirement -> scenarios (one row per outline example) -> last result."""
     from gaiasim.validate import trace as tr
 
     if not Path(features_dir).is_dir():
         raise InputError(f"features folder {features_dir} not found; run from the repository or pass --features")
     text = tr.markdown(tr.matrix(features_dir, cucumber))
+    if cucumber and (lost := tr.orphans(features_dir, cucumber)):
+        click.echo(f"gaiasim: note: {len(lost)} result(s) in {cucumber} match no scenario of {features_dir} "
+                   f"(renamed, moved or deleted since?): " + ", ".join(f"{o.uri}:{o.line}" for o in lost), err=True)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text)
@@ -421,17 +457,23 @@ def trace(features_dir, cucumber, out) -> None:
 @click.option("--dataset", type=click.Path(path_type=Path), help="dataset with the truth (default: the run's)")
 @click.option("--features", "features_dir", type=click.Path(path_type=Path), default=Path("features"),
               show_default=True, help="Gherkin features, for the traceability matrix")
-@click.option("--cucumber", type=click.Path(path_type=Path), help="Cucumber JSON report with the last results")
+@click.option("--cucumber", type=click.Path(path_type=Path),
+              help="report with the last results: Cucumber Messages (.ndjson) or Cucumber JSON")
 @click.option("--history", type=click.Path(path_type=Path), default=None,
-              help="results database with the approvals (default $GAIASIM_HISTORY or ~/.local/share/gaiasim/)")
+              help="results database with the previous days and the approvals (default $GAIASIM_HISTORY or "
+                   "~/.local/share/gaiasim/)")
+@click.option("--trend-days", type=click.IntRange(1, 1000), default=day_trends.TREND_DAYS, show_default=True,
+              help="previous validations each check is compared with")
 @_errors
-def report_cmd(run_dir, html_path, dataset, features_dir, cucumber, history) -> None:
-    """Daily report of RUN_DIR: one self-contained HTML page (plots, checks, scorecard, alerts, logbook)."""
+def report_cmd(run_dir, html_path, dataset, features_dir, cucumber, history, trend_days) -> None:
+    """Daily report of RUN_DIR: one self-contained HTML page (plots with the day's anomalies, checks, trends
+    against the previous days, scorecard, alerts, logbook)."""
     from gaiasim.validate import html_report, report_plots
 
     report_plots.require_matplotlib()
-    _judgeable(run_dir, dataset)
-    html_report.write(run_dir, html_path, dataset=dataset, features=features_dir, cucumber=cucumber, history=history)
+    _judgeable(run_dir, dataset, truth=True)
+    html_report.write(run_dir, html_path, dataset=dataset, features=features_dir, cucumber=cucumber, history=history,
+                      trend_days=trend_days)
     click.echo(f"report {html_path}")
 
 
@@ -441,27 +483,66 @@ def report_cmd(run_dir, html_path, dataset, features_dir, cucumber, history) -> 
 @click.option("--requirement", help="only this requirement, e.g. REQ-IPD-001")
 @click.option("--campaign", help="only the validations of this campaign")
 @click.option("--plot", type=click.Path(path_type=Path), help="write a trend plot (PNG) here")
+@_format_option("the trends")
 @_errors
-def history_cmd(db_path, requirement, campaign, plot) -> None:
+def history_cmd(db_path, requirement, campaign, plot, fmt) -> None:
     """Pass rate and metric over time of every requirement in the results database."""
     series = hist.trends(db_path or hist.default_path(), requirement, campaign)
-    table = Table(title="validation history")
-    for col in ("requirement", "check", "campaign", "runs", "pass rate", "last value", "required", "last",
-                "recent values", "last recorded"):
-        table.add_column(col, overflow="fold", no_wrap=col in ("requirement", "check", "runs", "pass rate", "last",
-                                                              "last recorded"))
-    for t in series:
-        recent = ", ".join("n/a" if v is None else f"{v:.3g}" for v in t.values[-5:])
-        rate = "n/a" if t.pass_rate is None else f"{t.pass_rate:.0%}"
-        last = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "[yellow]n/a[/]"}[t.passed[-1]]
-        table.add_row(t.requirement, t.check_name, t.campaign or "", str(t.runs), rate,
-                      "n/a" if t.values[-1] is None else f"{t.values[-1]:.4g}", f"{t.op} {t.threshold:g}", last, recent,
-                      f"{t.recorded_at[-1]:%Y-%m-%d %H:%M}")
-    stdout.print(table)
-    click.echo("recent values: the last five, oldest first; times in UTC")
+    verdict = {True: "pass", False: "FAIL", None: "n/a"}
+    rows = [(t.requirement, t.check_name, t.campaign, t.runs, t.pass_rate, t.values[-1], f"{t.op} {t.threshold:g}",
+             verdict[t.passed[-1]], t.values[-5:] if fmt == "json" else ", ".join(
+                 "n/a" if v is None else f"{v:.3g}" for v in t.values[-5:]), t.recorded_at[-1]) for t in series]
+    campaigns = any(t.campaign for t in series)
+    clitable.emit(Tabular("validation history", [
+        Column("requirement"), Column("check", drop=1), Column("campaign", fold=True, drop=4 if campaigns else 9,
+                                                                     text=lambda v: v or ""),
+        Column("runs"), Column("passed", text=lambda v: "n/a" if v is None else f"{v:.0%}"),
+        Column("value", text=lambda v: "n/a" if v is None else f"{v:.4g}"), Column("required", fold=True),
+        Column("last"), Column("recent values", fold=True, drop=3), Column("last recorded", drop=2)], rows,
+        ["passed: the share of runs that passed; value and last: the last run's; recent values: the last five, "
+         "oldest first; times in UTC"]), fmt, stdout)
     if plot:
         hist.plot_trends(series, plot)
         click.echo(f"trend plot {plot}")
+
+
+@main.command(name="metrics")
+@click.option("--db", "db_path", type=click.Path(path_type=Path), default=None,
+              help="results database (default $GAIASIM_HISTORY or ~/.local/share/gaiasim/history.duckdb)")
+@click.option("--requirement", help="only this requirement, e.g. REQ-IPD-001")
+@click.option("--campaign", help="only the validations of this campaign")
+@click.option("--latest", is_flag=True,
+              help="only the latest validation of each campaign, without timestamps (a node_exporter textfile "
+                   "collector); default: every validation, timestamped (promtool backfill)")
+@click.option("--run", "run_dirs", multiple=True, type=click.Path(path_type=Path),
+              help="also the stage times and memory of this validated run's run.json (repeatable)")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="write here, atomically (a textfile collector's NAME.prom); default: standard output")
+@_errors
+def metrics(db_path, requirement, campaign, latest, run_dirs, out) -> None:
+    """The results database as OpenMetrics text, for Prometheus and Grafana (docs/metrics.md)."""
+    from gaiasim.validate import openmetrics
+
+    path = db_path or hist.default_path()
+    rows = hist.records(path, requirement, campaign)
+    if latest:
+        rows = openmetrics.latest(rows)
+    stages = {}
+    for run_dir in run_dirs:
+        run = str(Path(run_dir).resolve())
+        if not any(r.run == run for r in rows):
+            raise InputError(f"{run_dir} has no validation among those exported from {path}"
+                             f"{' (the latest of each campaign)' if latest else ''}: validate it first "
+                             "('gaiasim validate RUN'), or leave out --run")
+        stages[run] = db.read_run_info(run_dir)
+    text = openmetrics.render(openmetrics.samples(rows, stages, timestamps=not latest))
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    io.write_bytes(text.encode(), out)
+    validations = len({(r.recorded_at, r.run, r.campaign) for r in rows})
+    points = sum(not line.startswith("#") for line in text.splitlines())
+    click.echo(f"metrics {out}: {points} samples of {validations} validation{'s' * (validations != 1)}")
 
 
 @main.command()
@@ -470,8 +551,9 @@ def history_cmd(db_path, requirement, campaign, plot) -> None:
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="write the rows as JSON here")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path),
               help="write a PNG of the curves here (report extra)")
+@_format_option("the rows")
 @_errors
-def fidelity(run_dir, dataset, json_path, plot_path) -> None:
+def fidelity(run_dir, dataset, json_path, plot_path, fmt) -> None:
     """How realistic the simulated day is, as RUN_DIR measures it against the truth: per-CCD AL precision
     and per-transit G scatter vs G beside Gaia's published curves, and the AL pull width (error
     inflation) per G bin."""
@@ -480,14 +562,14 @@ def fidelity(run_dir, dataset, json_path, plot_path) -> None:
 
     if plot_path:
         report_plots.require_matplotlib()
-    _judgeable(run_dir, dataset)
+    _judgeable(run_dir, dataset, truth=True)
     con = db.connect(run_dir, dataset, integrity=False)
     if not db.has_truth(con):
         raise InputError(f"{run_dir}: no truth found for its dataset; pass --dataset with the folder "
                          "'gaiasim generate' made")
     db.cache_sample_pairs(con)
     rows = fid.measure(con)
-    stdout.print(fid.table(rows))
+    clitable.emit(fid.view(rows), fmt, stdout)
     if json_path:
         io.write_bytes((json.dumps(fid.to_json(rows), indent=1) + "\n").encode(), Path(json_path))
     if plot_path:
@@ -497,15 +579,52 @@ def fidelity(run_dir, dataset, json_path, plot_path) -> None:
 
 @main.command()
 @click.argument("folder", type=click.Path(path_type=Path))
+@_format_option("the files that differ")
 @_errors
-def verify(folder) -> None:
+def verify(folder, fmt) -> None:
     """Recompute every SHA-256 of a dataset against its manifest; exit 1 naming what differs."""
-    problems = ds.verify(folder)
-    for p in problems:
-        click.echo(f"{folder}/{p}", err=True)
+    problems = [p.split(": ", 1) for p in ds.verify(folder)]
+    files = len(ds.read_manifest(folder)["files"])
+    if fmt == "json":
+        click.echo(json.dumps({"dataset": str(folder), "files": files, "intact": not problems,
+                               "problems": [{"file": f, "problem": why} for f, why in problems]}, indent=1))
+    elif fmt == "csv":
+        clitable.emit(Tabular("", [Column("file"), Column("problem")], problems), fmt, stdout)
+    else:
+        for name, why in problems:
+            click.echo(f"{folder}/{name}: {why}", err=True)
     if problems:
         sys.exit(1)
-    click.echo(f"{folder}: all {len(ds.read_manifest(folder)['files'])} files match the manifest")
+    if fmt == "table":
+        click.echo(f"{folder}: all {files} files match the manifest")
+
+
+@main.command(name="icd")
+@click.option("--xtce", "xtce_path", type=click.Path(path_type=Path, allow_dash=True),
+              help="write the ICD as an XTCE 1.2 document to this file ('-': standard output); docs/xtce.md")
+@click.option("--flat", is_flag=True, help="with --xtce: each array element its own parameter, for decoders "
+              "without XTCE arrays (space_packet_parser 6)")
+@_format_option("the packets")
+@_errors
+def icd_cmd(xtce_path, flat, fmt) -> None:
+    """The telemetry ICD (pipeline/icd.py): every APID with its length and fields, or with --xtce its XTCE
+    description for other decoders."""
+    from gaiasim import xtce
+
+    if flat and xtce_path is None:
+        raise InputError("--flat shapes the XTCE document: give it with --xtce FILE")
+    if xtce_path is not None:
+        data = xtce.to_bytes(flat)
+        if str(xtce_path) == "-":
+            click.echo(data, nl=False)  # bytes: to the binary standard output
+            return
+        io.write_bytes(data, xtce_path)
+        click.echo(f"{xtce_path}: XTCE 1.2, {len(xtce.packets())} packets, {len(xtce.parameters(flat))} "
+                   f"parameters{' (arrays flattened)' if flat else ''}")
+        return
+    columns = [Column("APID"), Column("packet"), Column("octets"), Column("rate"), Column("fields", fold=True)]
+    clitable.emit(Tabular("telemetry ICD (pipeline/icd.py; gaiasim icd --xtce FILE for XTCE)", columns,
+                          xtce.summary_rows()), fmt, stdout)
 
 
 @main.command()
@@ -521,7 +640,7 @@ def demo(out, sut_spec, sut_timeout) -> None:
         with _progress("demo") as progress:
             summary = demo_mod.run_demo(root, progress, system)
         stdout.print(demo_mod.summary_table(summary))
-        stdout.print(_results_table(summary.results))
+        clitable.emit(_results_view(summary.results), "table", stdout)
         if out:
             run_dir = root / "run"
             click.echo(f'demo outputs kept in {root}: try  gaiasim query {run_dir} "select count(*) from transits"')
@@ -538,8 +657,9 @@ def demo(out, sut_spec, sut_timeout) -> None:
 @click.option("--history", type=click.Path(path_type=Path), default=None,
               help="results database with the approvals (default $GAIASIM_HISTORY or ~/.local/share/gaiasim/)")
 @click.option("--no-approvals", is_flag=True, help="fail on any difference, approved or not")
+@_format_option("the comparison (json: what --json writes)")
 @_errors
-def compare(run_a, run_b, tolerances, json_path, history, no_approvals) -> None:
+def compare(run_a, run_b, tolerances, json_path, history, no_approvals, fmt) -> None:
     """Compare two runs table by table: RUN_A the operational baseline, RUN_B the candidate. Exit 1 when
     rows are missing on either side or values differ beyond tolerance, unless these very differences
     between these very two runs were approved ('gaiasim baseline approve')."""
@@ -549,10 +669,11 @@ def compare(run_a, run_b, tolerances, json_path, history, no_approvals) -> None:
     for run_dir in (run_a, run_b):
         _judgeable(run_dir)
     result = cmp.compare_runs(run_a, run_b, cmp.load_tolerances(tolerances))
-    stdout.print(cmp.summary_table(result))
-    examples = cmp.examples_table(result)
-    if examples is not None:
-        stdout.print(examples)
+    if fmt != "json":
+        clitable.emit(cmp.summary_view(result), fmt, stdout)
+    examples = cmp.examples_view(result)
+    if examples is not None and fmt == "table":
+        clitable.emit(examples, fmt, stdout)
     diff = cmp.to_json(result)
     approval = None
     if result.differs and not no_approvals:
@@ -560,15 +681,18 @@ def compare(run_a, run_b, tolerances, json_path, history, no_approvals) -> None:
     diff["approval"] = None if approval is None else approval.to_json()
     if json_path:
         io.write_bytes((json.dumps(diff, indent=1) + "\n").encode(), Path(json_path))
+    if fmt == "json":
+        click.echo(json.dumps(diff, indent=1))
     differ = [t.table for t in result.tables if t.differs]
+    say = functools.partial(click.echo, err=fmt != "table")  # csv and json keep stdout for the data
     if not differ:
-        click.echo("runs agree within tolerance")
+        say("runs agree within tolerance")
     elif approval is not None:
-        click.echo(f"runs differ in {', '.join(differ)}: these differences were {approval.line()}")
+        say(f"runs differ in {', '.join(differ)}: these differences were {approval.line()}")
     else:
         review = f"review {json_path}, then: gaiasim baseline approve {json_path} --reason TEXT" if json_path else \
             "write them with --json DIFF to review and approve them"
-        click.echo(f"runs differ in {', '.join(differ)} (not approved; {review})")
+        say(f"runs differ in {', '.join(differ)} (not approved; {review})")
     sys.exit(1 if differ and approval is None else 0)
 
 
@@ -597,18 +721,18 @@ def baseline_approve(diff, reason, history) -> None:
 @baseline.command("list")
 @click.option("--history", type=click.Path(path_type=Path), default=None,
               help="results database (default $GAIASIM_HISTORY or ~/.local/share/gaiasim/history.duckdb)")
+@_format_option("the approvals")
 @_errors
-def baseline_list(history) -> None:
+def baseline_list(history, fmt) -> None:
     """Every approval on record, latest first."""
     from gaiasim.validate import approvals
 
-    table = Table(title="approved baseline differences")
-    for col in ("approved (UTC)", "by", "reason", "tables", "baseline", "candidate"):
-        table.add_column(col, overflow="fold")
-    for a in approvals.listing(history or hist.default_path()):
-        table.add_row(f"{a.approved_at:%Y-%m-%d %H:%M}", a.approved_by, a.reason, a.tables,
-                      f"{a.baseline_run} ({a.baseline_sut or '?'})", f"{a.candidate_run} ({a.candidate_sut or '?'})")
-    stdout.print(table)
+    rows = [(a.approved_at, a.approved_by, a.reason, a.tables, a.baseline_run, a.baseline_sut, a.candidate_run,
+             a.candidate_sut) for a in approvals.listing(history or hist.default_path())]
+    clitable.emit(Tabular("approved baseline differences", [
+        Column("approved (UTC)"), Column("by"), Column("reason", fold=True), Column("tables", fold=True, drop=1),
+        Column("baseline", fold=True, drop=2), Column("baseline sut", fold=True, drop=4),
+        Column("candidate", fold=True, drop=2), Column("candidate sut", fold=True, drop=4)], rows), fmt, stdout)
 
 
 @main.command()

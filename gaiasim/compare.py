@@ -28,9 +28,9 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from rich.table import Table
 
 from gaiasim import packaged
+from gaiasim.clitable import Column, Tabular
 from gaiasim.spec import SpecError, load_toml
 from gaiasim.validate.db import read_run_info
 from pipeline import io, schemas
@@ -266,37 +266,35 @@ def _tolerance_text(tol: Tolerance | None) -> str:
     return " ".join(f"{name} {value:g}" for name, value in (("abs", tol.abs_tol), ("rel", tol.rel_tol)) if value)
 
 
-def summary_table(c: Comparison) -> Table:
-    """Rich table: one row per run table."""
-    table = Table(title=f"compare A={c.run_a} B={c.run_b}")
-    for col in ("table", "key", "rows A", "rows B", "only in A", "only in B", "columns differing", "result"):
-        table.add_column(col, overflow="fold")
+def summary_view(c: Comparison) -> Tabular:
+    """One row per run table."""
+    rows = []
     for t in c.tables:
         dup = f" (duplicate keys A {t.duplicate_keys_a}, B {t.duplicate_keys_b})" \
             if t.duplicate_keys_a or t.duplicate_keys_b else ""
         cols = ", ".join(f"{d.column} ({d.n_differ})" for d in t.columns) + dup
-        table.add_row(t.table, ", ".join(t.key), str(t.rows_a), str(t.rows_b), str(t.only_in_a), str(t.only_in_b),
-                      cols or "-", "[red]DIFFER[/]" if t.differs else "[green]same[/]")
-    return table
+        rows.append((t.table, ", ".join(t.key), t.rows_a, t.rows_b, t.only_in_a, t.only_in_b, cols or "-",
+                     "DIFFER" if t.differs else "same"))
+    return Tabular(f"compare A={c.run_a} B={c.run_b}", [
+        Column("table"), Column("key", fold=True, drop=2), Column("rows A"), Column("rows B"), Column("only in A"),
+        Column("only in B"), Column("columns differing", fold=True, drop=1), Column("result")], rows)
 
 
-def examples_table(c: Comparison) -> Table | None:
-    """Rich table of the examples (rows only in one run, values beyond tolerance); None when none differ."""
+def examples_view(c: Comparison) -> Tabular | None:
+    """The examples (rows only in one run, values beyond tolerance); None when none differ."""
     if not c.differs:
         return None
-    table = Table(title=f"differences (up to {N_EXAMPLES} examples each)")
-    for col in ("table.column", "tolerance", "key", "A", "B"):
-        table.add_column(col, overflow="fold")
+    rows = []
     for t in c.tables:
         for side, examples in (("only in A", t.only_in_a_examples), ("only in B", t.only_in_b_examples)):
-            for key in examples:
-                table.add_row(f"{t.table} ({side})", "", _key_text(key), "row" if side == "only in A" else "-",
-                              "row" if side == "only in B" else "-")
+            rows += [(f"{t.table} ({side})", "", _key_text(key), "row" if side == "only in A" else "-",
+                      "row" if side == "only in B" else "-") for key in examples]
         for d in t.columns:
-            for key, a, b in d.examples:
-                table.add_row(f"{t.table}.{d.column}", _tolerance_text(d.tolerance), _key_text(key), _show(a),
-                              _show(b))
-    return table
+            rows += [(f"{t.table}.{d.column}", _tolerance_text(d.tolerance), _key_text(key), _show(a), _show(b))
+                     for key, a, b in d.examples]
+    return Tabular(f"differences (up to {N_EXAMPLES} examples each)", [
+        Column("table.column", fold=True), Column("tolerance", fold=True, drop=1), Column("key", fold=True),
+        Column("A", fold=True), Column("B", fold=True)], rows)
 
 
 def _plain(value: object) -> object:

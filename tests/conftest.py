@@ -80,8 +80,11 @@ def hk_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture(autouse=True, scope="session")
 def _history_in_tmp(tmp_path_factory):
-    """``gaiasim validate`` appends to a results database: keep the tests' one out of the home folder."""
+    """``gaiasim validate`` appends to a results database and the query prompt keeps a history: keep the tests'
+    out of the home folder."""
     patch = pytest.MonkeyPatch()
-    patch.setenv("GAIASIM_HISTORY", str(tmp_path_factory.mktemp("history") / "history.duckdb"))
+    folder = tmp_path_factory.mktemp("history")
+    patch.setenv("GAIASIM_HISTORY", str(folder / "history.duckdb"))
+    patch.setenv("GAIASIM_QUERY_HISTORY", str(folder / "query_history"))  # the query prompt's line history
     yield
     patch.undo()

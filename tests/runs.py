@@ -34,3 +34,19 @@ def rewrite_table(run_dir: Path, table: str, change: Callable[[pa.Table], pa.Tab
         if table == "transits":
             info["counts"]["transits_matched"] = new.num_rows - new["source_id"].null_count
         path.write_text(json.dumps(info, indent=1))
+
+
+def write_pre_campaign_history(db: Path) -> None:
+    """A results database as ``gaiasim validate`` wrote it before campaigns and SUT identities: one result
+    (REQ-PHOT-001 passed with 0.005 mag on 2026-01-01, run 'r', dataset 'd', pipeline 0.0.9)."""
+    import datetime as dt
+
+    import duckdb
+
+    con = duckdb.connect(str(db))
+    con.execute("""CREATE TABLE results (recorded_at TIMESTAMP, run VARCHAR, dataset VARCHAR,
+        pipeline_version VARCHAR, input_sha256 VARCHAR, check_name VARCHAR, requirement VARCHAR, value DOUBLE,
+        op VARCHAR, threshold DOUBLE, passed BOOLEAN)""")
+    con.execute("INSERT INTO results VALUES (?, 'r', 'd', '0.0.9', '', 'photometry_bias', 'REQ-PHOT-001', 0.005, "
+                "'<=', 0.01, true)", [dt.datetime(2026, 1, 1)])
+    con.close()

@@ -11,7 +11,8 @@ says when that happens. A check that needs the truth and has none fails.
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import duckdb
 
@@ -376,6 +377,7 @@ class Result:
     value: float | None  # None when the check could not run, or had nothing to measure
     passed: bool | None  # None: nothing to measure (n/a), neither a pass nor a failure
     note: str = ""
+    seconds: float = field(default=0.0, compare=False)  # wall time of the check's query (JUnit's time)
 
     @property
     def status(self) -> str:
@@ -407,11 +409,13 @@ def evaluate(con: duckdb.DuckDBPyConnection, check: Check, truth: bool = True) -
     nothing to measure is n/a (``passed`` None), with :attr:`Check.nothing_when` as its note."""
     if check.needs_truth and not truth:
         return Result(check, None, False, "no truth tables: link the run to its dataset")
+    start = time.perf_counter()
     value = con.execute(check.sql).fetchall()[0][0]
+    seconds = time.perf_counter() - start
     if value is None:
-        return Result(check, None, None, f"nothing to measure: {check.nothing_when}")
+        return Result(check, None, None, f"nothing to measure: {check.nothing_when}", seconds)
     value = float(value)
-    return Result(check, value, bool(_OPS[check.op](value, check.threshold)))
+    return Result(check, value, bool(_OPS[check.op](value, check.threshold)), seconds=seconds)
 
 
 def evaluate_all(con: duckdb.DuckDBPyConnection, truth: bool = True, rerun: bool = False) -> list[Result]:

@@ -87,6 +87,13 @@ REFUSED_STATEMENTS = {
 }
 
 
+def error_line(exc: BaseException) -> str:
+    """DuckDB's error message on one line, with its hints ('Did you mean "transits"?', 'Candidate bindings:
+    ...') and without the echo of the statement and its caret ('LINE 1: ...', '^^^')."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    return " ".join(line for line in lines if line and not line.startswith("LINE ") and set(line) != {"^"})
+
+
 def statements(sql: str, unrestricted: bool = False) -> list[duckdb.Statement]:
     """The statements of ``sql``, split by DuckDB's own parser (a ';' inside a string is not a split); in
     read-only mode (the default) one :class:`InputError` for a statement that would write files, open

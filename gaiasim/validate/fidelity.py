@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass
 
 import duckdb
 import numpy as np
-from rich.table import Table
 
+from gaiasim.clitable import Column, Tabular
 from gaiasim.sim.instrument.focal_plane import PIXEL_AL_MAS, SCAN_RATE_ARCSEC_S
 
 #: Lindegren+2021 Fig. A.1 (astromet scatteral_edr3.csv): AL precision of one CCD observation, mas, vs G.
@@ -157,16 +157,13 @@ def measure(con: duckdb.DuckDBPyConnection) -> list[Row]:
     return rows
 
 
-def table(rows: list[Row]) -> Table:
-    out = Table(title="fidelity: the simulated day as the run measures it (robust scatter of run - truth), "
-                      "against Gaia")
-    for col in ("quantity", "G", "n", "measured", "Gaia", "ratio"):
-        out.add_column(col, justify="left" if col == "quantity" else "right")
-    for r in rows:
-        out.add_row(r.quantity, f"{r.g_lo:g}-{r.g_hi:g}", str(r.n), f"{r.measured:.4g} {r.unit}".strip(),
-                    "-" if r.reference is None else f"{r.reference:.4g} {r.unit}".strip(),
-                    "-" if r.ratio is None else f"{r.ratio:.2f}")
-    return out
+def view(rows: list[Row]) -> Tabular:
+    """The rows as the command prints them (or as CSV / JSON)."""
+    return Tabular("fidelity: the simulated day as the run measures it (robust scatter of run - truth), against Gaia",
+                   [Column("quantity", fold=True), Column("G"), Column("n"), Column("measured"), Column("Gaia"),
+                    Column("unit"), Column("ratio", text=lambda v: "-" if v is None else f"{v:.2f}")],
+                   [(r.quantity, f"{r.g_lo:g}-{r.g_hi:g}", r.n, r.measured, r.reference, r.unit, r.ratio)
+                    for r in rows])
 
 
 def to_json(rows: list[Row]) -> dict:

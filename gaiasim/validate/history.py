@@ -240,6 +240,48 @@ def trends(path: Path, requirement: str | None = None, campaign: str | None = No
     return out
 
 
+@dataclass(frozen=True)
+class Record:
+    """One result row: one check of one validation (every row of a validation has its ``recorded_at``)."""
+
+    recorded_at: dt.datetime  # UTC
+    run: str  # the run folder, absolute
+    dataset: str
+    pipeline_version: str
+    campaign: str | None  # None: recorded outside any campaign
+    sut: str | None  # the system under test's identity (None in rows written before it was recorded)
+    requirement: str
+    check_name: str
+    value: float | None  # None: the check could not run or was n/a
+    op: str
+    threshold: float
+    passed: bool | None  # None: nothing to measure (n/a)
+
+
+def records(path: Path, requirement: str | None = None, campaign: str | None = None) -> list[Record]:
+    """Every result row (optionally of one requirement and/or one campaign), oldest validation first; rows
+    equal in every column (one validation appended twice) once. Works on databases written before the
+    campaign and sut columns existed."""
+    con = _open(path)
+    try:
+        present = {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'results'"
+                                             ).fetchall()}
+        optional = ", ".join(c if c in present else f"NULL::VARCHAR AS {c}" for c in ("campaign", "sut"))
+        rows = con.execute(f"""
+            SELECT DISTINCT recorded_at, run, dataset, pipeline_version, {optional}, requirement, check_name,
+                   value, op, threshold, passed
+            FROM results
+            WHERE (?::VARCHAR IS NULL OR requirement = ?) AND (?::VARCHAR IS NULL OR campaign = ?)
+            ORDER BY recorded_at, run, requirement, check_name""",
+                           [requirement, requirement, campaign, campaign]).fetchall()
+    finally:
+        con.close()
+    if not rows:
+        raise InputError(f"no results in {path} for requirement {requirement or 'any'} and campaign "
+                         f"{campaign or 'any'}: 'gaiasim history --db {path}' lists what is recorded")
+    return [Record(*r[:10], float(r[10]), None if r[11] is None else bool(r[11])) for r in rows]
+
+
 def plot_trends(series: list[Trend], path: Path) -> Path:
     """A PNG: the metric against the time it was recorded, one panel per requirement and check, one line per
     campaign, the threshold dashed and the failed validations marked. Needs the ``report`` extra."""

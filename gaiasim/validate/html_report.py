@@ -25,7 +25,8 @@ from pathlib import Path
 import duckdb
 
 from gaiasim.sim.timescale import date_from_obmt_ns
-from gaiasim.validate import approvals, checks, db, fidelity, scorecard, trace
+from gaiasim.validate import anomalies as an
+from gaiasim.validate import approvals, checks, day_trends, db, fidelity, scorecard, trace
 from gaiasim.validate import history as hist
 from gaiasim.validate import report_plots as rp
 from gaiasim.validate.report_plots import MISSING_EXTRA
@@ -67,6 +68,7 @@ tr:nth-child(even) td { background: #fafbfc; }
 .bar { background: #4a7bd0; height: 10px; display: inline-block; vertical-align: middle; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 2px 14px; margin: 6px 0; }
 dt { color: #555; } dd { margin: 0; }
+img.spark { display: inline; vertical-align: middle; }
 """
 
 
@@ -105,8 +107,9 @@ def _plot_html(plot: rp.Plot) -> str:
     if plot.png is None:
         return _section(plot.anchor, plot.title, f'<p class="note">{_esc(plot.caption)}</p>')
     data = base64.b64encode(plot.png).decode("ascii")
+    alt = plot.title + (f"; marked: {', '.join(plot.marks)}" if plot.marks else "")  # the legend of the marks
     return _section(plot.anchor, plot.title, f'<p class="caption">{_esc(plot.caption)}</p>'
-                    f'<img alt="{_esc(plot.title)}" src="data:image/png;base64,{data}">')
+                    f'<img alt="{_esc(alt)}" src="data:image/png;base64,{data}">')
 
 
 def _verdict_class(_col: int, value: object) -> str:
@@ -180,6 +183,66 @@ def _hk_events_html(con: duckdb.DuckDBPyConnection, t0_ns: int) -> str:
             + _limited(rows, "events"))
 
 
+def _anomalies_html(timeline: an.Timeline, t0_ns: int, truth: bool) -> str:
+    """The anomalies of the time plots one by one with their times, then every kind of anomaly counted (first
+    and last time), so none is left out."""
+    source = ("what the run reported, what the fault ledgers injected and the downlink passes" if truth else
+              "what the run reported and the downlink passes (no truth linked: pass --dataset for the ledgers)")
+    listed = timeline.items
+    rows = [(m.category, m.source, _utc(m.start_ns, t0_ns), _utc(m.end_ns, t0_ns) if m.end_ns != m.start_ns else "",
+             m.detail) for m in listed[:MAX_ROWS]]
+    out = (f'<p class="caption">The anomalies marked on the time plots ({_esc(source)}), in time order.</p>'
+           + (_table(("anomaly", "source", "start (TCB)", "end (TCB)", "detail"), rows, nowrap=(2, 3))
+              if rows else '<p class="note">No attitude glitch, HK event, data gap or downlink pass.</p>'))
+    shown = min(len(listed), MAX_ROWS)
+    left = sum(t.count for (c, _), t in timeline.totals.items() if c in an.TIMELINE) - shown
+    if left:
+        out += f'<p class="note">{left} more not listed: every kind is counted below.</p>'
+    if timeline.totals:
+        out += ("<h3>every anomaly, by kind</h3>"
+                + _table(("anomaly", "source", "count", "first (TCB)", "last (TCB)"),
+                         [(c, src, t.count, _utc(t.first_ns, t0_ns), _utc(t.last_ns, t0_ns))
+                          for (c, src), t in sorted(timeline.totals.items())], numeric=(2,), nowrap=(3, 4)))
+    return out
+
+
+def _trends_html(results: list[checks.Result], card: scorecard.Scorecard | None,
+                 previous: day_trends.PreviousDays) -> str:
+    """Every check and recall today beside the previous days', with a sparkline and a mark (day_trends)."""
+    if not previous.runs:
+        return (f'<p class="note">No previous days: the results database {_esc(previous.database)} holds no '
+                f"validation {_esc(previous.chosen)} to compare this run with.</p>")
+    rows = day_trends.compare(results, card, previous)
+    body = []
+    for t in rows:
+        before = [v for v in t.previous if v is not None]
+        if before or t.today is not None:
+            png = base64.b64encode(rp.sparkline(t.previous, t.today, bool(t.flag), t.threshold)).decode("ascii")
+            spark = f'<td><img class="spark" alt="trend of {_esc(t.metric)}" src="data:image/png;base64,{png}"></td>'
+        else:
+            spark = '<td class="na">no value on any day</td>'
+        mark = f'<span class="fail">&#9650; {_esc(t.flag)}</span>' if t.flag else ""
+        cells = [_esc(t.requirement), _esc(t.metric),
+                 f'<td class="num">{_esc("n/a" if t.today is None else f"{_num(t.today)} {t.unit}".strip())}</td>',
+                 f'<td class="num">{_esc(f"{_num(min(before))} .. {_num(max(before))}" if before else "n/a")}</td>',
+                 f'<td class="num">{len(before)}</td>',
+                 spark,
+                 f"<td>{mark}</td>"]
+        body.append("<tr>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in cells) + "</tr>")
+    first, last = previous.recorded_at[0], previous.recorded_at[-1]
+    head = "".join(f"<th>{h}</th>" for h in ("requirement", "metric", "today", "previous range", "days",
+                                             "trend (previous days, today last)", "mark"))
+    return (f'<p class="caption">This run against {len(previous.runs)} previous day(s): the latest validation '
+            f"of each run, the last {previous.days} at most, {_esc(previous.chosen)} in {_esc(previous.database)}"
+            f" (validated {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC). &#9650; marks a "
+            "value outside the previous days' range, or moved from their median by more than "
+            f"{day_trends.MOVE_OF_MARGIN:g} of the median's margin to the threshold; in the sparklines the "
+            "previous days' range is shaded and the threshold dashed (when in view). A day no different from "
+            f"{len(previous.runs)} previous ones still falls outside their range with probability "
+            f"2/{len(previous.runs) + 1} (continuous values): the fewer the days, the more marks mean nothing.</p>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+
+
 def _run_html(info: dict) -> str:
     counts = sorted(info.get("counts", {}).items())
     timings = list(info.get("timings_s", {}).items())
@@ -207,7 +270,34 @@ def read_logbook(dataset: Path | None) -> list[dict]:
         raise InputError(f"{dataset}/logbook.json is not valid JSON ({exc}); regenerate the dataset") from None
 
 
-def _logbook_html(entries: list[dict], passed: bool) -> str:
+def _logbook_counts_html(entries: list[dict], card: scorecard.Scorecard | None) -> str:
+    """The logbook's anomaly counts (over its days) beside the scorecard's injected counts, kind by kind."""
+    if card is None:
+        return ""
+    logged: dict[str, int] = {}
+    for e in entries:
+        for kind, n in (e.get("anomalies") or {}).items():
+            logged[kind] = logged.get(kind, 0) + int(n)
+    # Transients are science events, not telemetry anomalies: the logbook does not log them.
+    injected = {kind: n for kind, (_, n) in card.recall.items() if not kind.startswith("transient_")}
+    rows = [(kind, logged.get(kind, 0), injected.get(kind, 0),
+             "agree" if logged.get(kind, 0) == injected.get(kind, 0) else "DIFFER")
+            for kind in sorted(set(logged) | set(injected))]
+    if not rows:
+        return '<p class="note">Neither the logbook nor the scorecard counts an injected anomaly.</p>'
+    definition = entries[0].get("anomalies_counted")
+    note = (f"The logbook counts {_esc(definition)}." if definition else
+            "This logbook was written by an older gaiasim, which counted only the faults in the TM files named "
+            "with the day's date: the day's last hours come down in the next day's first pass, whose faults it "
+            "left out (and it never counted HK anomalies). Regenerate the dataset for a logbook that counts what "
+            "the scorecard counts.")
+    return ("<h3>anomaly counts: logbook and scorecard</h3>"
+            f'<p class="caption">{note}</p>'
+            + _table(("anomaly kind", "logbook", "scorecard: injected", ""), rows, numeric=(1, 2),
+                     classes=lambda i, v: ("pass" if v == "agree" else "fail") if i == 3 else ""))
+
+
+def _logbook_html(entries: list[dict], passed: bool, card: scorecard.Scorecard | None = None) -> str:
     if not entries:
         return '<p class="note">No operations logbook (the dataset is not at hand or has no logbook.json).</p>'
     parts = []
@@ -226,7 +316,7 @@ def _logbook_html(entries: list[dict], passed: bool) -> str:
             + _table(("downlink pass (TM file)", "station", "octets"),
                      [(p.get("file", ""), p.get("station", ""), f"{int(p.get('octets', 0)):,}")
                       for p in e.get("passes", [])], numeric=(2,)))
-    return "".join(parts)
+    return "".join(parts) + _logbook_counts_html(entries, card)
 
 
 def _trace_html(features: Path | None, cucumber: Path | None) -> str:
@@ -261,9 +351,11 @@ def _approvals_html(found: list) -> str:
 
 
 def build(run_dir: Path, dataset: Path | None = None, features: Path | None = None, cucumber: Path | None = None,
-          limits_path: Path | None = None, history: Path | None = None) -> str:
+          limits_path: Path | None = None, history: Path | None = None,
+          trend_days: int = day_trends.TREND_DAYS) -> str:
     """The report of ``run_dir`` as one HTML string (its dataset's truth found as ``gaiasim validate`` does);
-    the approved baseline differences that involve it come from the results database ``history``."""
+    the previous days it is compared with (the last ``trend_days``) and the approved baseline differences that
+    involve it come from the results database ``history``."""
     rp.new_figure(1, 1)  # fail before any work when matplotlib is missing
     info = db.read_run_info(run_dir)
     con = db.connect(run_dir, dataset)
@@ -273,7 +365,8 @@ def build(run_dir: Path, dataset: Path | None = None, features: Path | None = No
     passed = not any(r.failed for r in results) and (card is None or card.passed)
     table = limits.load_limit_table(limits_path or limits.default_limits_path())
     t0 = rp.day_start_ns(con)
-    plots = [rp.transits_per_hour(con, t0), rp.sky_map(con), rp.hk_channels(con, table, t0)]
+    marks = an.collect(con, truth)
+    plots = [rp.transits_per_hour(con, t0, marks), rp.sky_map(con), rp.hk_channels(con, table, t0, marks)]
     if truth:
         plots += [rp.centroid_pulls(con), rp.photometry_residuals(con)]
     else:
@@ -290,10 +383,13 @@ def build(run_dir: Path, dataset: Path | None = None, features: Path | None = No
         ("fidelity", "Fidelity of the simulated day", _fidelity_html(con, truth)),
         ("alerts", "Science alerts", _alerts_html(con, t0)),
         ("hk-events", "HK and attitude events", _hk_events_html(con, t0)),
+        ("anomalies", "Anomalies of the day", _anomalies_html(marks, t0, truth)),
+        ("trends", "Trends against the previous days",
+         _trends_html(results, card, day_trends.previous_days(history or hist.default_path(), run_dir, trend_days))),
         ("run", "Pipeline run", _run_html(info)),
         ("approvals", "Approved baseline differences",
          _approvals_html(approvals.for_run(history or hist.default_path(), run_dir))),
-        ("logbook", "Operations logbook", _logbook_html(read_logbook(root), passed)),
+        ("logbook", "Operations logbook", _logbook_html(read_logbook(root), passed, card)),
         ("trace", "Requirement traceability", _trace_html(features, cucumber)),
     ]
     by_anchor = {p.anchor: p for p in plots}

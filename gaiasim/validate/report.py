@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
-import xml.etree.ElementTree as ET
+from io import BytesIO
 from pathlib import Path
+
+from junitparser import Failure, JUnitXml, Properties, Property, Skipped, TestCase, TestSuite
 
 from gaiasim.validate.checks import Result
 from gaiasim.validate.scorecard import Scorecard
@@ -46,21 +48,34 @@ def write_json(results: list[Result], run_dir: Path, path: Path, card: Scorecard
 
 
 def write_junit(results: list[Result], path: Path) -> None:
-    """One testsuite ``gaiasim.validate``, one testcase per check (classname = requirement id); a check with
-    nothing to measure (n/a) is a skipped testcase, with the reason."""
-    failures = sum(r.failed for r in results)
-    skipped = sum(r.passed is None for r in results)
-    suite = ET.Element("testsuite", name="gaiasim.validate", tests=str(len(results)), failures=str(failures),
-                       errors="0", skipped=str(skipped))
+    """JUnit XML, written with junitparser: one testsuite ``gaiasim.validate``, one testcase per check (classname =
+    requirement id, time = seconds of the check's query), with the properties requirement, value, unit, op and
+    threshold; a failed check has a failure, a check with nothing to measure (n/a) is a skipped testcase, with the
+    reason. Properties inside a testcase are what pytest's ``record_property`` writes (its default ``xunit1``
+    family; Jenkins reads them); the stricter ``xunit2`` schema allows properties on the testsuite only."""
+    suite = TestSuite("gaiasim.validate")
     for r in results:
-        case = ET.SubElement(suite, "testcase", classname=r.check.requirement, name=r.check.name)
+        case = TestCase(r.check.name, classname=r.check.requirement, time=round(r.seconds, 6))
+        props = Properties()
+        value = _value(r)
+        for name, v in (("requirement", r.check.requirement), ("value", "n/a" if value is None else repr(value)),
+                        ("unit", r.check.unit), ("op", r.check.op), ("threshold", repr(r.check.threshold))):
+            props.add_property(Property(name, v))
+        case.append(props)
         if r.passed is None:
-            ET.SubElement(case, "skipped", message=r.note or "nothing to measure")
+            case.result = [Skipped(r.note or "nothing to measure")]
         elif not r.passed:
-            msg = r.note or f"{r.check.name} = {r.value} {r.check.unit}, required {r.check.op} {r.check.threshold}"
-            ET.SubElement(case, "failure", message=msg).text = r.check.statement
+            failure = Failure(r.note or f"{r.check.name} = {r.value} {r.check.unit}, required {r.check.op} "
+                              f"{r.check.threshold}")
+            failure.text = r.check.statement
+            case.result = [failure]
+        suite.add_testcase(case)
+    suite.update_statistics()
+    xml = JUnitXml()
+    xml.add_testsuite(suite)
+    xml.update_statistics()
+    buffer = BytesIO()
+    xml.write(buffer)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    root = ET.Element("testsuites")
-    root.append(suite)
-    io.write_bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True), path)
+    io.write_bytes(buffer.getvalue(), path)

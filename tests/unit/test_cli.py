@@ -251,6 +251,7 @@ def test_interactive_prompt_answers_until_quit(demo_run, monkeypatch, capsys):
 
     cli._interactive(db.connect(run_dir, read_only=True), "csv", unrestricted=False)
     out, err = capsys.readouterr()
+    out = out.replace("\r\n", "\n")  # CSV rows end with CRLF (RFC 4180)
     assert "answer\n42" in out and "transits" in out
     assert "s\na;b" in out, "a ';' inside a string does not end a statement"
     errors = err.splitlines()

@@ -12,6 +12,7 @@ from gaiasim.cli import main
 from gaiasim.validate import checks
 from gaiasim.validate import history as hist
 from pipeline.io import InputError
+from tests.runs import write_pre_campaign_history
 
 RUN_INFO = {"dataset": "/data/day", "pipeline_version": "0.1.0", "inputs": {"tm/a.tm": "ab" * 32}}
 PHOT = checks.get("photometry_bias")  # REQ-PHOT-001, <= 0.01 mag
@@ -62,13 +63,7 @@ def test_campaigns_are_trended_apart_and_can_be_chosen(tmp_path):
 
 def test_a_database_from_before_campaigns_is_read_and_then_extended(tmp_path):
     db = tmp_path / "old.duckdb"
-    con = duckdb.connect(str(db))
-    con.execute("""CREATE TABLE results (recorded_at TIMESTAMP, run VARCHAR, dataset VARCHAR,
-        pipeline_version VARCHAR, input_sha256 VARCHAR, check_name VARCHAR, requirement VARCHAR, value DOUBLE,
-        op VARCHAR, threshold DOUBLE, passed BOOLEAN)""")
-    con.execute("INSERT INTO results VALUES (?, 'r', 'd', '0.0.9', '', 'photometry_bias', 'REQ-PHOT-001', 0.005, "
-                "'<=', 0.01, true)", [dt.datetime(2026, 1, 1)])
-    con.close()
+    write_pre_campaign_history(db)
 
     (old,) = hist.trends(db)
     assert (old.campaign, old.values, old.recorded_at) == (None, (0.005,), (dt.datetime(2026, 1, 1),))

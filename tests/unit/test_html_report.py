@@ -32,7 +32,8 @@ def mpl():
 
 
 def images(text: str) -> list[str]:
-    return re.findall(r'<img [^>]*src="data:image/png;base64,[A-Za-z0-9+/=]+"', text)
+    """The report's plots (not the trend sparklines, one per check when the history has previous days)."""
+    return re.findall(r'<img (?!class="spark")[^>]*src="data:image/png;base64,[A-Za-z0-9+/=]+"', text)
 
 
 def assert_self_contained(text: str) -> None:
@@ -51,7 +52,7 @@ def test_report_is_one_self_contained_file_with_every_plot(mpl, demo_run, tmp_pa
     text = out.read_text()
     assert len(images(text)) == PLOTS_WITH_TRUTH
     assert_self_contained(text)
-    for section in ("checks", "scorecard", "alerts", "hk-events", "run", "logbook", "trace"):
+    for section in ("checks", "scorecard", "alerts", "hk-events", "anomalies", "trends", "run", "logbook", "trace"):
         assert f'<section id="{section}">' in text, section
     # Overall verdict = every check passes and the scorecard is complete, as validate decides.
     assert ("PASS" in text) != ('<span class="verdict FAIL">' in text)
