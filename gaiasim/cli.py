@@ -732,22 +732,24 @@ def baseline_list(history, fmt) -> None:
     clitable.emit(Tabular("approved baseline differences", [
         Column("approved (UTC)"), Column("by"), Column("reason", fold=True), Column("tables", fold=True, drop=1),
         Column("baseline", fold=True, drop=2), Column("baseline sut", fold=True, drop=4),
-        Column("candidate", fold=True, drop=2), Column("candidate sut", fold=True, drop=4)], rows), fmt, stdout)
+        Column("candidate", fold=True, drop=2), Column("candidate sut", fold=True, drop=4)], rows,
+        [] if rows else ["no approval on record"]), fmt, stdout)
 
 
 @main.command()
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--inbox", required=True, type=click.Path(path_type=Path), help="folder to deliver the TM files into")
 @click.option("--speed", required=True, help="times real time (a number > 0, e.g. 3600: 8 h in 8 s), or max")
+@_format_option("the delivery log")
 @_errors
-def replay(dataset, inbox, speed) -> None:
+def replay(dataset, inbox, speed, fmt) -> None:
     """Deliver DATASET's TM files into an inbox at the end of their passes, at --speed x real time (each
     copied to .NAME.part, then renamed to NAME); one line per file, then the delivery log."""
     from gaiasim import replay as rp
 
     log = rp.replay(dataset, inbox, rp.parse_speed(speed),
                     on_delivery=lambda d, i, n: click.echo(rp.progress_line(d, i, n)))
-    stdout.print(rp.log_table(log))
+    clitable.emit(rp.log_view(log), fmt, stdout)
 
 
 @main.command()

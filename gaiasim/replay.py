@@ -26,9 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.table import Table
-
 from gaiasim import dataset as ds
+from gaiasim.clitable import Column, Tabular
 from gaiasim.sim import downlink
 from gaiasim.spec import SpecError, make_spec
 from pipeline.io import InputError
@@ -128,12 +127,11 @@ def progress_line(d: Delivery, index: int, count: int) -> str:
             f"(due +{d.scheduled_s:.1f} s, late {max(d.delivered_s - d.scheduled_s, 0.0):.1f} s)")
 
 
-def log_table(log: list[Delivery]) -> Table:
-    """The delivery log as a rich table."""
-    table = Table(title="deliveries")
-    for col in ("file", "scheduled_s", "delivered_s", "delivered_at (UTC)"):
-        table.add_column(col)
-    for d in log:
-        at = dt.datetime.fromtimestamp(d.delivered_at, dt.UTC).isoformat(timespec="milliseconds")
-        table.add_row(d.file, f"{d.scheduled_s:.3f}", f"{d.delivered_s:.3f}", at)
-    return table
+def log_view(log: list[Delivery]) -> Tabular:
+    """The delivery log: each file, when it was due and when it came (replay seconds), and the UTC clock time."""
+    return Tabular("deliveries", [
+        Column("file"), Column("scheduled_s", text=lambda v: f"{v:.3f}"),
+        Column("delivered_s", text=lambda v: f"{v:.3f}"),
+        Column("delivered_at (UTC)", text=lambda v: v.isoformat(timespec="milliseconds"))],
+        [(d.file, d.scheduled_s, d.delivered_s, dt.datetime.fromtimestamp(d.delivered_at, dt.UTC).replace(tzinfo=None))
+         for d in log])

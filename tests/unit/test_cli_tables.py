@@ -96,6 +96,18 @@ def test_history_compare_query_and_fidelity_fit_80_columns(demo_run, faulty_run,
     assert_fits(fid.stdout)
 
 
+def test_icd_baseline_list_and_replay_fit_80_columns(demo_run, tmp_path, narrow):
+    dataset, _run = demo_run
+    for args in (["icd"], ["baseline", "list", "--history", tmp_path / "h.duckdb"],
+                 ["replay", dataset, "--inbox", tmp_path / "inbox", "--speed", "max"]):
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output
+        assert "┃" in result.stdout, f"{args[0]}: no table"
+        assert_fits(result.stdout)
+    assert re.search(r"│ 2016-01-17T02-00\.tm +│.*│ \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3} +│", result.stdout), \
+        "the delivery time is whole"
+
+
 def test_history_compare_verify_and_run_give_json_and_csv(demo_run, tmp_path):
     dataset, run_dir = demo_run
     history = tmp_path / "history.duckdb"
