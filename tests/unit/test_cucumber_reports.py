@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import cucumber_messages as cm
+import jsonschema
 import pytest
 from click.testing import CliRunner
 from junitparser import Error, Failure, JUnitXml, Skipped
@@ -164,6 +165,22 @@ def test_every_envelope_round_trips_through_the_cucumber_messages_model(run):
             assert f["testStepId"] in {s["id"] for s in cases[started[f["testCaseStartedId"]]]["testSteps"]}
             finished[f["testCaseStartedId"]] += 1
     assert all(finished[i] == len(cases[c]["testSteps"]) for i, c in started.items()), "every step reported once"
+
+
+def test_every_envelope_keeps_the_cucumber_messages_json_schema(run):
+    """The messages' own JSON Schema (tests/data/cucumber: cucumber/messages v34.2.0), checked by the jsonschema
+    library: an implementation independent of the model types the report is written with."""
+    schema = json.loads((REPO / "tests" / "data" / "cucumber" / "messages.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    found = envelopes(run / "reports" / "cucumber.ndjson")
+    errors = [f"{next(iter(e))}: {err.message}" for e in found for err in validator.iter_errors(e)]
+    assert not errors, errors[:5]
+    step = next(e for e in found if "testStepFinished" in e)
+    assert not validator.is_valid({"testStepFinished": {**step["testStepFinished"], "colour": "green"}})
+    assert not validator.is_valid(json.loads(json.dumps(step).replace('"PASSED"', '"GREEN"').replace(
+        '"FAILED"', '"GREEN"').replace('"SKIPPED"', '"GREEN"').replace('"UNDEFINED"', '"GREEN"')))
+    assert not validator.is_valid({"testCase": {"id": "1"}}), "required fields missing"
 
 
 def test_the_round_trip_fires_on_a_malformed_envelope(run):
