@@ -1,7 +1,8 @@
 """Calibration constants of the instrument: the ground segment's pre-launch calibration database.
 
-IDT uses the pre-launch gains (docs/facts.md section 4); the simulator takes the same values as the true
-instrument, so a calibration error is something a fault plan injects, not an accident.
+IDT uses the pre-launch gains (docs/facts.md section 4). The simulated instrument has its own values and
+imperfections (gaiasim/sim/instrument, docs/instrument.md), and each dataset carries a measured calibration
+(calibration/ccd.parquet, read by pipeline.ccdcal); these are the nominal values used without one.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Instrument geometry shared by the spacecraft model and the ground segment.
+"""The ground segment's instrument geometry (the simulator has its own, gaiasim/sim/instrument/focal_plane.py;
+tests pin both to the published values).
 
 This is the part of the instrument model that the ground segment knows a priori (like the focal-plane
 layout in Gaia's calibration database): the basic angle, the CCD rows, the strips along scan and the

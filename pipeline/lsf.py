@@ -1,4 +1,5 @@
-"""Along-scan line spread function (LSF) shared by the simulator and the pipeline.
+"""The pipeline's along-scan line spread function (LSF): what its image fits assume (the simulator renders
+with an LSF of its own, gaiasim/sim/instrument; the run contract is all the two share).
 
 Model (docs/facts.md section 5): a Gaussian of width ``sigma_px`` (default 1 AL pixel, de Bruijne+2015,
 A&A 576, A74, Fig. 5) integrated over each pixel, so that pixelisation is part of the "effective" LSF

@@ -12,8 +12,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import numpy as np
-
 from pipeline import icd
 
 #: Pass start times after midnight (on board), hours [U: real passes move with station visibility].
@@ -40,15 +38,3 @@ def pass_schedule(date: dt.date, days: int, t0_ns: int) -> list[Pass]:
             if d == days:  # only the first pass of the day after the span is needed
                 return passes
     return passes
-
-
-def assign_passes(obmt_ns: np.ndarray, passes: list[Pass]) -> np.ndarray:
-    """Index of the pass that downlinks each packet generated at ``obmt_ns``."""
-    starts = np.array([p.start_ns for p in passes], dtype=np.int64)
-    return np.searchsorted(starts, obmt_ns, side="right")
-
-
-def order_within_pass(apid: np.ndarray, obmt_ns: np.ndarray) -> np.ndarray:
-    """Reception order of the packets of one pass: by APID priority, then generation time."""
-    prio = np.vectorize(PRIORITY.__getitem__, otypes=[np.int64])(apid) if len(apid) else np.empty(0, np.int64)
-    return np.lexsort((obmt_ns, prio))

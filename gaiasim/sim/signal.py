@@ -1,14 +1,14 @@
 """Focal-plane signal: windows of samples (ADU) for each transit, with their simulated image parameters.
 
 Physics (docs/facts.md section 2 and 5): window classes by magnitude, TDI gating for bright stars, a Gaussian
-LSF of 1 AL pixel integrated over each sample (:mod:`pipeline.lsf`), a flat sky background, Poisson
-photon noise, Gaussian read noise per strip (Hambly+2018), the 0.258 ADU/e- gain, an electronic offset
-and 16-bit saturation. WC0 (G < 13) AF windows are 2D, 18 AL x 12 AC pixels unbinned, with a separable
-Gaussian PSF of 1 pixel in each direction (docs/facts.md section 5: "the AL and AC LSFs are both about
-sigma = 1 pixel") integrated over each pixel. Cosmic rays hit every window at a rate set by the particle
+LSF of 1 AL pixel integrated over each sample (the instrument's own, :mod:`gaiasim.sim.instrument`), a flat
+sky background, Poisson photon noise, Gaussian read noise per strip (Hambly+2018), the 0.258 ADU/e- gain, an
+electronic offset and 16-bit saturation. WC0 (G < 13) AF windows are 2D, 18 AL x 12 AC pixels unbinned, with a
+separable Gaussian PSF of 1 pixel in each direction (docs/facts.md section 5: "the AL and AC LSFs are both
+about sigma = 1 pixel") integrated over each pixel. Cosmic rays hit every window at a rate set by the particle
 flux, the window area and its integration time (:data:`COSMIC_FLUX_PER_CM2_S`). The nominal instrument is
-:mod:`gaiasim.sim.instrument.electronics`; the true, imperfect one (straylight, per-CCD detectors and
-LSFs, CTI, basic-angle variation, CCD geometry, contamination) :mod:`gaiasim.sim.instrument.realism`.
+:mod:`gaiasim.sim.instrument.electronics`; the true, imperfect one (straylight, per-CCD detectors and LSFs,
+CTI, basic-angle variation, CCD geometry, contamination) :mod:`gaiasim.sim.instrument.realism`.
 """
 
 from __future__ import annotations
