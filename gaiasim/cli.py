@@ -556,9 +556,10 @@ def metrics(db_path, requirement, campaign, latest, run_dirs, out) -> None:
 def fidelity(run_dir, dataset, json_path, plot_path, fmt) -> None:
     """How realistic the simulated day is, as RUN_DIR measures it against the truth: per-CCD AL precision
     and per-transit G scatter vs G beside Gaia's published curves, and the AL pull width (error
-    inflation) per G bin."""
+    inflation) per G bin; and the crossmatch's correct fraction for isolated sources and per separation and
+    magnitude-difference bin for close pairs."""
     from gaiasim.validate import fidelity as fid
-    from gaiasim.validate import report_plots
+    from gaiasim.validate import report_plots, xm_pairs
 
     if plot_path:
         report_plots.require_matplotlib()
@@ -569,9 +570,13 @@ def fidelity(run_dir, dataset, json_path, plot_path, fmt) -> None:
                          "'gaiasim generate' made")
     db.cache_sample_pairs(con)
     rows = fid.measure(con)
+    crossmatch = xm_pairs.measure(con)
     clitable.emit(fid.view(rows), fmt, stdout)
+    if fmt == "table":  # CSV and JSON hold one table: the crossmatch rows go to --json
+        clitable.emit(xm_pairs.view(crossmatch), fmt, stdout)
     if json_path:
-        io.write_bytes((json.dumps(fid.to_json(rows), indent=1) + "\n").encode(), Path(json_path))
+        doc = {**fid.to_json(rows), "crossmatch": xm_pairs.to_json(crossmatch)}
+        io.write_bytes((json.dumps(doc, indent=1) + "\n").encode(), Path(json_path))
     if plot_path:
         io.write_bytes(fid.plot(rows), Path(plot_path))
         click.echo(f"fidelity plot {plot_path}")

@@ -336,7 +336,9 @@ def _source_chunk(spec: DaySpec, i: int, pixels: np.ndarray, root: Path) -> int:
     """Task: the sources of chunk ``i`` of the crossed pixels, their truth and catalogue parts; their count."""
     sources = sky.materialise(spec.seed, pixels, spec.scale)
     write_part(root / "truth" / "sources", f"{i:05d}", sources)
-    catalogue.write(root / "catalogue", sources, np.random.default_rng([spec.seed, 3, i]), part=i)
+    links = catalogue.write(root / "catalogue", sources, np.random.default_rng([spec.seed, 3, i]), part=i,
+                            seed=spec.seed)
+    write_part(root / "truth" / "catalogue_links", f"{i:05d}", links)  # the pipeline never reads it
     return sources.num_rows
 
 

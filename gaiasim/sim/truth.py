@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from gaiasim.sim.catalogue import TRUTH_CATALOGUE_LINKS
 from gaiasim.sim.faults import TRUTH_FAULTS
 from gaiasim.sim.hk_faults import TRUTH_HK_ANOMALIES
 from gaiasim.sim.instrument.realism import TRUTH_ATTITUDE_EVENTS, TRUTH_INSTRUMENT
@@ -56,6 +57,7 @@ TRUTH_TABLES: dict[str, pa.Schema] = {
     "instrument": TRUTH_INSTRUMENT,
     "attitude": TRUTH_ATTITUDE,
     "attitude_events": TRUTH_ATTITUDE_EVENTS,
+    "catalogue_links": TRUTH_CATALOGUE_LINKS,
 }
 
 

@@ -7,7 +7,9 @@
 - ``run_counts(key, value)``: the per-stage counts of run.json; ``run_inputs(name, sha256)``: its inputs
 - ``dataset_files(name, manifest_sha256, actual_sha256)``: the dataset's files against its manifest
 - truth (when the run's dataset is at hand): ``truth_sources``, ``truth_transits``, ``truth_ccd``,
-  ``truth_faults``, and ``catalogue`` (the reference catalogue the pipeline used); ``sample_ccd``,
+  ``truth_faults``, ``truth_catalogue_links`` (each catalogue entry's truth sources: the only way from a
+  run's catalogue source_id to the truth), and ``catalogue`` (the reference catalogue the pipeline used);
+  ``sample_ccd``,
   ``sample_truth_ccd``, ``sample_truth_transits`` and ``sampling``: the CCD-check sample (``_sample_views``),
   and ``sample_pairs``: its run and truth CCD rows joined, as the CCD checks read them
 """
@@ -151,8 +153,12 @@ def connect(run_dir: Path, dataset: Path | None = None, read_only: bool = False,
         if rows:
             con.executemany("INSERT INTO dataset_files VALUES (?, ?, ?)", rows)
         for name in TRUTH_TABLES:
+            if name == "catalogue_links" and not (root / "truth" / name).is_dir():
+                continue
             con.execute(view_sql(f"truth_{name}", parquet_glob(root / "truth" / name)))
         con.execute(view_sql("catalogue", parquet_glob(root / "catalogue")))
+        if not (root / "truth" / "catalogue_links").is_dir():
+            con.execute(LEGACY_CATALOGUE_LINKS)
         _sample_views(con)
     if read_only:
         allowed = [str(run_dir)] + ([str(root.resolve())] if (root / ds.MANIFEST).is_file() else [])
@@ -160,6 +166,16 @@ def connect(run_dir: Path, dataset: Path | None = None, read_only: bool = False,
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     return con
+
+
+#: ``truth_catalogue_links`` of a dataset generated before the catalogue had its own ids (no
+#: truth/catalogue_links): its catalogue ids were the truth ids, every entry a single truth source.
+LEGACY_CATALOGUE_LINKS = """
+    CREATE VIEW truth_catalogue_links AS
+    SELECT c.source_id AS catalogue_source_id, s.source_id, CASE WHEN c.source_id IS NULL THEN 'missing'
+           ELSE 'single' END AS relation, NULL::FLOAT AS neighbour_sep_arcsec, NULL::FLOAT AS neighbour_delta_g_mag
+    FROM truth_sources s LEFT JOIN catalogue c USING (source_id)
+"""
 
 
 def ccd_sampling(ccd_rows: int) -> int:

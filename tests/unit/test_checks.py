@@ -114,9 +114,11 @@ def _flags(cosmic: bool) -> Callable[[pa.Table], pa.Table]:
 
 
 def _wrong_sources(t: pa.Table) -> pa.Table:
-    src = t["source_id"].to_numpy(zero_copy_only=False).copy()
-    pick = np.random.default_rng(1).choice(len(src), size=max(1, len(src) // 100), replace=False)
-    src[pick] = src[pick] + 1  # a source id no real match has
+    # The unmatched transits (sources missing from the catalogue) stay unmatched.
+    src = t["source_id"].to_pylist()
+    matched = [i for i, s in enumerate(src) if s is not None]
+    for i in np.random.default_rng(1).choice(matched, size=max(1, len(src) // 100), replace=False):
+        src[i] += 1  # a source id no real match has
     return _set_column(t, "source_id", src)
 
 
@@ -243,6 +245,23 @@ def test_values_of_some_tampers_are_exact(request, tmp_path):
         folder.mkdir()
         dataset, run = tampered(request, folder, TAMPERS[name])
         assert evaluate(run, dataset, name).value == want, name
+
+
+def test_a_pipeline_that_matched_by_truth_id_fails_the_crossmatch(demo_run, tmp_path):
+    """The catalogue has its own ids (truth/catalogue_links ties them to the truth): transits carrying their
+    true source's id are wrong matches, each one."""
+    dataset, run_dir = demo_run
+    truth = pq.read_table(dataset / "truth" / "transits", columns=["transit_id", "source_id"]).to_pydict()
+    true_source = dict(zip(truth["transit_id"], truth["source_id"], strict=True))
+
+    def by_truth_id(t: pa.Table) -> pa.Table:
+        return _set_column(t, "source_id", [true_source.get(i) for i in t["transit_id"].to_pylist()])
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    rewrite_table(run, "transits", by_truth_id)
+    result = evaluate(run, dataset, "crossmatch_correct")
+    assert result.failed and result.value < 0.1, result
 
 
 def test_a_check_with_nothing_to_measure_is_na_not_pass(demo_run, tmp_path):
