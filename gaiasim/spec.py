@@ -21,6 +21,8 @@ FIRST_DATE = dt.date(2014, 8, 22)
 LAST_DATE = dt.date(2025, 1, 15)
 SCALE_RANGE = (1e-6, 1.0)
 MAX_DAYS = 31
+#: Sky models (gaiasim.sim.sky.MODELS; spelled out here because the simulator's modules import this one).
+SKY_MODELS = ("toy", "galaxy")
 #: A spec's ``name`` ends up in folder names and reports: a plain label, never a path.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
@@ -34,12 +36,13 @@ class DaySpec:
     faults: str = ""  # fault plan TOML (path relative to the spec file), "" for a nominal day
     name: str = "day"  # label used in folder names and reports
     instrument: str = "realistic"  # imperfections: realistic, ideal (none), only:<effect>, without:<effect>,...
+    sky: str = "toy"  # sky model: toy (N(<G) table) or galaxy (population model, docs/sky.md); opt-in for now
 
     def __post_init__(self) -> None:
         for key in ("seed", "scale", "days"):
             if isinstance(getattr(self, key), bool):
                 raise SpecError(f"{key} = {getattr(self, key)!r}: must be a number, not true/false")
-        for key in ("faults", "name", "instrument"):
+        for key in ("faults", "name", "instrument", "sky"):
             if not isinstance(getattr(self, key), str):
                 raise SpecError(f"{key} = {getattr(self, key)!r}: must be a string")
         if not NAME_PATTERN.fullmatch(self.name):
@@ -51,6 +54,9 @@ class DaySpec:
             realism.effects_named(self.instrument)
         except ValueError as exc:
             raise SpecError(f"{exc} (docs/instrument.md section 5)") from None
+        if self.sky not in SKY_MODELS:
+            raise SpecError(f"sky = {self.sky!r}: unknown sky model; use one of {', '.join(SKY_MODELS)} "
+                            "(docs/sky.md)")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise SpecError(f"seed = {self.seed!r}: must be an integer in [0, 2**63)")
         lo, hi = SCALE_RANGE
@@ -70,6 +76,8 @@ class DaySpec:
     def to_json(self) -> dict:
         d = asdict(self)
         d["date"] = self.date.isoformat()
+        if self.sky == "toy":  # the default stays out, so digests of specs from before the key are unchanged
+            del d["sky"]
         return d
 
     def digest(self) -> str:

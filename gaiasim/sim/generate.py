@@ -128,7 +128,7 @@ def dry_run(spec: DaySpec) -> dict[str, float]:
         (Path(tmp) / "transits").mkdir()
         bounds = (*range(t0, t1, 86_400_000_000_000), t1)
         ctx = slices.SliceContext(spec.seed, sample, t0, t1, bounds, (t1,), ("dry-run",), faults.FaultPlan(), tmp,
-                                  tmp)
+                                  tmp, sky=spec.sky)
         for k in range(ctx.n_slices):
             for apid, n in slices.find_slice_transits(ctx, k)["counts"].items():
                 counts[apid] += n
@@ -328,13 +328,13 @@ class _PassFiles:
 def _sources_and_catalogue(spec: DaySpec, pixels: np.ndarray, root: Path, executor: Executor) -> list[Future]:
     """Source truth and the reference catalogue of every crossed pixel, in bounded chunks, as tasks on
     ``executor``: futures of each chunk's source count."""
-    chunks = slices.pixel_chunks(pixels, spec.scale) or [np.empty(0, np.int64)]
+    chunks = slices.pixel_chunks(pixels, spec.scale, spec.sky) or [np.empty(0, np.int64)]
     return [executor.submit(_source_chunk, spec, i, chunk, root) for i, chunk in enumerate(chunks)]
 
 
 def _source_chunk(spec: DaySpec, i: int, pixels: np.ndarray, root: Path) -> int:
     """Task: the sources of chunk ``i`` of the crossed pixels, their truth and catalogue parts; their count."""
-    sources = sky.materialise(spec.seed, pixels, spec.scale)
+    sources = sky.materialise(spec.seed, pixels, spec.scale, spec.sky)
     write_part(root / "truth" / "sources", f"{i:05d}", sources)
     links = catalogue.write(root / "catalogue", sources, np.random.default_rng([spec.seed, 3, i]), part=i,
                             seed=spec.seed)
@@ -351,7 +351,7 @@ def _place_transients(spec: DaySpec, ctx: slices.SliceContext) -> slices.SliceCo
     tr = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
     transients, new_sources = variability.place_transients(
         ctx.variability_plan, np.random.default_rng([spec.seed, 6]), spec.seed, spec.scale, ctx.t0_ns, ctx.t1_ns,
-        tr["source_id"], tr["obmt_ns"], tr["fov"], tr["zeta_rad"])
+        tr["source_id"], tr["obmt_ns"], tr["fov"], tr["zeta_rad"], sky_model=spec.sky)
     return dataclasses.replace(ctx, transients=transients, new_sources=new_sources)
 
 
@@ -366,7 +366,7 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
     bounds = slice_bounds(t0, t1, spec.scale)
     ctx = slices.SliceContext(spec.seed, spec.scale, t0, t1, bounds, tuple(p.start_ns for p in passes),
                               tuple(p.name for p in passes), plan, str(root), str(root / ".work"), vplan,
-                              effects=realism.effects_named(spec.instrument), drift=dplan)
+                              effects=realism.effects_named(spec.instrument), drift=dplan, sky=spec.sky)
     (root / ".work" / "transits").mkdir(parents=True)
     n = ctx.n_slices
 

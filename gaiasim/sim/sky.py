@@ -119,8 +119,28 @@ def mean_sources_per_pixel_cached(scale: float) -> np.ndarray:
     return mean_sources_per_pixel(scale)
 
 
-def materialise(seed: int, pixels: np.ndarray, scale: float) -> pa.Table:
+#: Sky models a spec's ``sky`` key may name: this module's N(<G) table, or the population model of
+#: :mod:`gaiasim.sim.galaxy` (docs/sky.md).
+MODELS = ("toy", "galaxy")
+
+
+def expected_sources(pixels: np.ndarray, scale: float, model: str = "toy") -> np.ndarray:
+    """Expected sources of each of ``pixels`` at ``scale`` under sky ``model``."""
+    if model == "galaxy":
+        from gaiasim.sim import galaxy  # not at the top: galaxy builds on this module
+
+        return galaxy.expected_sources(pixels, scale)
+    return mean_sources_per_pixel_cached(scale)[np.asarray(pixels, dtype=np.int64)]
+
+
+def materialise(seed: int, pixels: np.ndarray, scale: float, model: str = "toy") -> pa.Table:
     """All sources of ``pixels`` at ``scale``: deterministic in (seed, pixel), independent of the others."""
+    if model == "galaxy":
+        from gaiasim.sim import galaxy
+
+        return galaxy.materialise(seed, pixels, scale)
+    if model != "toy":
+        raise ValueError(f"sky = {model!r}: unknown sky model; use one of {', '.join(MODELS)}")
     pixels = np.unique(np.asarray(pixels, dtype=np.int64))
     key = int(seed) ^ _SKY_STREAM
     counts = np.empty(len(pixels), dtype=np.int64)

@@ -67,6 +67,8 @@ class SliceContext:
     effects: realism.Effects = realism.REALISTIC
     #: The fault plan's calibration drift (gaiasim.sim.instrument.drift).
     drift: DriftPlan = NO_DRIFT
+    #: The sky model (gaiasim.sim.sky.MODELS), the spec's ``sky`` key.
+    sky: str = "toy"
 
     def instrument(self) -> realism.InstrumentState:
         """The true instrument of this dataset (drawn from the seed, the same in every worker)."""
@@ -116,9 +118,9 @@ def crossed_pixels(scan: ScanLaw, t0_ns: int, t1_ns: int) -> np.ndarray:
     return np.unique(np.concatenate(pixels))
 
 
-def pixel_chunks(pixels: np.ndarray, scale: float) -> list[np.ndarray]:
+def pixel_chunks(pixels: np.ndarray, scale: float, model: str = "toy") -> list[np.ndarray]:
     """Split pixels so each chunk holds about SOURCES_PER_CHUNK expected sources."""
-    expected = np.cumsum(sky.mean_sources_per_pixel_cached(scale)[pixels])
+    expected = np.cumsum(sky.expected_sources(pixels, scale, model))
     cut = np.searchsorted(expected, np.arange(SOURCES_PER_CHUNK, expected[-1] if len(expected) else 0,
                                               SOURCES_PER_CHUNK))
     return [c for c in np.split(pixels, cut) if len(c)]
@@ -132,8 +134,8 @@ def find_slice_transits(ctx: SliceContext, k: int) -> dict:
     parts = []
     n_sources = 0
     crossed = crossed_pixels(scan, ts, te)
-    for c, pixels in enumerate(pixel_chunks(crossed, ctx.scale)):
-        src = sky.materialise(ctx.seed, pixels, ctx.scale)
+    for c, pixels in enumerate(pixel_chunks(crossed, ctx.scale, ctx.sky)):
+        src = sky.materialise(ctx.seed, pixels, ctx.scale, ctx.sky)
         n_sources += src.num_rows
         if c == 0 and ctx.new_sources.num_rows:
             src = pa.concat_tables([src, ctx.new_sources])  # a few: searched in every slice

@@ -334,14 +334,14 @@ def make_transients(
 
 def place_transients(plan: VariabilityPlan, rng: np.random.Generator, seed: int, scale: float, t0_ns: int, t1_ns: int,
                      source_id: np.ndarray, obmt_ns: np.ndarray, fov: np.ndarray,
-                     zeta_rad: np.ndarray | None = None) -> tuple[pa.Table, pa.Table]:
+                     zeta_rad: np.ndarray | None = None, sky_model: str = "toy") -> tuple[pa.Table, pa.Table]:
     """:func:`make_transients` from transits that carry a source_id (as the generator's slices do): the
     observed sources are materialised again from (seed, pixel) (:func:`gaiasim.sim.sky.materialise`).
     Memory: the day's transit arrays plus its observed pixels; meant for the small days that inject events."""
     if plan.n_transients == 0:
         return TRUTH_TRANSIENTS.empty_table(), sky.TRUTH_SOURCES.empty_table()
     ids, source_index = np.unique(np.asarray(source_id, dtype=np.int64), return_inverse=True)
-    sources = sky.materialise(seed, np.unique(ids >> sky.SOURCE_ID_SHIFT), scale)
+    sources = sky.materialise(seed, np.unique(ids >> sky.SOURCE_ID_SHIFT), scale, sky_model)
     have = sources["source_id"].to_numpy()
     order = np.argsort(have)
     pos = np.minimum(np.searchsorted(have, ids, sorter=order), max(len(have) - 1, 0))

@@ -128,6 +128,8 @@ CASES = [
              _text("spec.toml", "colour = 3\n")),
     BadInput("negative-scale", "negative scale", ("generate", "spec.toml", "--out", "new"), "scale = -1e-05",
              _text("spec.toml", "scale = -1e-5\n")),
+    BadInput("unknown-sky", "unknown sky model in the spec", ("generate", "spec.toml", "--out", "new"),
+             "sky = 'galactic'", _text("spec.toml", 'sky = "galactic"\n')),
     BadInput("unknown-instrument", "unknown instrument in the spec", ("generate", "spec.toml", "--out", "new"),
              "instrument = 'perfect'", _text("spec.toml", 'instrument = "perfect"\n')),
     BadInput("drift-out-of-range", "calibration drift out of range in the fault plan",

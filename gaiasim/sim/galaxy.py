@@ -1,0 +1,419 @@
+"""Population sky (``sky = "galaxy"``): thin and thick disc, halo and bulge, dust, completeness, binaries.
+
+The opt-in replacement of the toy sky's N(<G) table (:mod:`gaiasim.sim.sky`), built as docs/sky-sources.md
+section 8 recommends and described, with every parameter, source and status tag, in docs/sky.md. Same
+pixelisation, same source table (``sky.TRUTH_SOURCES``), same contract: a pixel's sources are a function
+of (seed, pixel) alone, drawn from the pixel's own counter-based stream, so a day materialises only the
+pixels its scans cross, in bounded chunks.
+
+Per pixel, a line-of-sight table (:mod:`gaiasim.sim.kernels_galaxy`): on a log-spaced distance grid, the
+number density of each population times the volume of the bin times the fraction of its luminosity
+function that is detected at that distance and extinction (the Cantat-Gaudin+2023 completeness), summed:
+the pixel's Poisson mean, deterministic. Each star then picks (population, distance bin) from that table,
+its absolute magnitude from the population's luminosity function, its colour from the population's
+sequence, its extinction from the dust disc with a 10 % star-to-star scatter, and a companion at the
+observed multiplicity rates: merged into one source when closer than Gaia resolves, a second source when
+resolved.
+
+Status tags as in docs/facts.md: [C] read in the source, [C-impl] read in a public implementation of it,
+[C-sec] quoted by a secondary page, [D] derived here, [U] unconfirmed placeholder (configurable).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pyarrow as pa
+
+from gaiasim.sim import kernels_galaxy as _kg
+from gaiasim.sim import sky
+from gaiasim.sim.instrument.focal_plane import radec_from_unit, unit_from_radec
+
+# --- Galactic geometry ----------------------------------------------------------------------------------
+
+#: Sun's Galactocentric radius and height above the plane, kpc (Robin+2003 as coded in SynthPop
+#: besancon_Robin2003; docs/sky-sources.md section 2.1) [C-impl].
+R_SUN_KPC = 8.5
+Z_SUN_KPC = 0.015
+#: Discs truncated beyond this Galactocentric radius, kpc (SynthPop default; section 2.1) [C-impl].
+R_DISC_MAX_KPC = 14.0
+
+# --- Density laws (Robin+2003 Table 3 via SynthPop, docs/sky-sources.md section 2.1) [C-impl] ----------
+
+#: Thin disc age bins 0-0.15, 0.15-1, 1-2, 2-3, 3-5, 5-7, 7-10 Gyr: local mass densities (1e-3 Msun pc^-3)
+#: and axis ratios epsilon. Used here as the number weights of the age bins [U: mass used as number].
+THIN_RHO0 = (4.0, 7.9, 6.2, 4.0, 5.8, 4.9, 6.6)
+THIN_EPS = (0.0140, 0.0268, 0.0375, 0.0551, 0.0696, 0.0785, 0.0791)
+#: Scale lengths h_R+ and h_R-, kpc: the youngest bin, then the older ones.
+THIN_HR_YOUNG_KPC = (5.0, 3.0)
+THIN_HR_OLD_KPC = (2.53, 1.32)
+#: Thick disc: h_R, h_z, x_l (kpc).
+THICK_HR_KPC, THICK_HZ_KPC, THICK_XL_KPC = 2.5, 0.8, 0.4
+#: Halo: power law index, flattening, core radius (kpc).
+HALO_POWER, HALO_EPS, HALO_CORE_KPC = 2.44, 0.76, 0.5
+#: Bulge (2003 bar): N0 (stars pc^-3), x0, y0, z0, R_c (kpc), major axis angle from the Sun-GC line (deg).
+BULGE_N0_PC3 = 13.7
+BULGE_X0_KPC, BULGE_Y0_KPC, BULGE_Z0_KPC, BULGE_RC_KPC, BULGE_ANGLE_DEG = 1.59, 0.424, 0.424, 2.54, 11.1
+
+#: Local number ratios thick/thin and halo/thin (Juric+2008: 12 % [C] abstract; f_H 0.0051 [C-impl],
+#: 0.001 in another implementation: [U]).
+THICK_TO_THIN = 0.12
+HALO_TO_THIN = 0.0051
+#: Local number density of the thin disc's stars in the luminosity functions below (pc^-3) [D]: fitted so
+#: that the sky holds 1.806e9 detected sources with G (EDR3, docs/sky-sources.md 1.2 [C]); the local
+#: density of all populations that follows lands on GCNS's 0.072-0.079 pc^-3 (1.16 [D]), see tests.
+THIN_LOCAL_PC3 = 0.0685
+#: Scale of the bulge's N0 as a number density of stars in our luminosity function [U]: N0's mass range is
+#: not transcribed; 1.0 keeps the published N0 (checked against Sgr-I's 4.6e6 deg^-2 [C-sec] within x2).
+BULGE_NUMBER_SCALE = 1.0
+
+# --- Dust (Li+2018 abstract, docs/sky-sources.md 3.2) [C] -----------------------------------------------
+
+DUST_SCALE_LENGTH_KPC = 3.192
+DUST_SCALE_HEIGHT_KPC = 0.103
+#: The Sun lies this far above the dust mid-plane, kpc.
+DUST_SUN_ABOVE_KPC = 0.023
+#: Mid-plane extinction A0 per kpc at R_sun [U] ("about A(V) ~ 1 mag/kpc", Caltech Ay124 notes [C-sec]).
+DUST_A0_PER_KPC = 1.0
+#: Star-to-star dispersion of A0: 10 % of the mean (GUMS, EDR3 documentation 2.2.6) [C].
+A0_SCATTER = 0.10
+
+# --- Extinction coefficients: EDR3 main-sequence law (Riello+2021 / DPAC Fitz19 file via dustapprox,
+# docs/sky-sources.md 3.10) [C-impl]; k = a1 + a2 X + a3 X^2 + a4 X^3 + a5 A + a6 A^2 + a7 A^3 + a8 X A
+# + a9 A X^2 + a10 X A^2, X = intrinsic BP-RP, A = A0. ------------------------------------------------
+
+K_G = (0.995970, -0.159726, 0.0122381, 0.000907266, -0.0377160, 0.00151347, -2.52365e-5, 0.0114523,
+       -0.000936915, -0.000260297)
+K_BP = (1.153632, -0.0814013, -0.0360130, 0.0192144, -0.0223975, 0.000840563, -1.31018e-5, 0.00660124,
+        -0.000882248, -0.000111216)
+K_RP = (0.663208, -0.0179847, 0.000493769, -0.00267994, -0.00651422, 3.30180e-5, 1.57894e-6, -7.98009e-5,
+        0.000255680, 1.10477e-5)
+#: The law's calibrated range 3500-10000 K, 0.01 < A0 < 20 (section 3.10 [C-impl]); in BP-RP, from the
+#: Mamajek rows A0V (9700 K, -0.037) and M2V (3550 K, 2.25) [D]. Inputs are clamped to it.
+K_X_RANGE = (-0.037, 2.25)
+K_A0_MAX = 20.0
+
+# --- Luminosity functions --------------------------------------------------------------------------------
+
+#: Mean dwarf sequence (Pecaut & Mamajek 2013, v2019.3.22; docs/sky-sources.md 4.1) [C-impl]:
+#: (SpT, BP-RP, M_G, mass Msun), B9V to M8V.
+MAMAJEK_DWARFS = (
+    ("B9V", -0.120, 0.72, 2.8), ("A0V", -0.037, 1.09, 2.3), ("A5V", 0.194, 1.81, 1.85),
+    ("F0V", 0.377, 2.46, 1.59), ("F5V", 0.587, 3.32, 1.33), ("G0V", 0.782, 4.32, 1.08),
+    ("G2V", 0.823, 4.65, 1.02), ("G5V", 0.850, 4.83, 0.98), ("K0V", 0.98, 5.53, 0.87),
+    ("K3V", 1.21, 6.26, 0.75), ("K5V", 1.45, 6.95, 0.68), ("K7V", 1.71, 7.58, 0.63),
+    ("M0V", 1.84, 8.26, 0.55), ("M2V", 2.25, 9.38, 0.44), ("M3V", 2.49, 10.05, 0.36),
+    ("M4V", 2.95, 11.39, 0.22), ("M5V", 3.36, 12.56, 0.16), ("M6V", 3.95, 14.48, 0.10),
+    ("M8V", 4.80, 15.73, 0.082),
+)
+#: Kroupa 2001 IMF slopes xi(m) ~ m^-alpha: 1.3 below 0.5 Msun, 2.3 above (SynthPop; section 2.3) [C-impl].
+KROUPA_BREAK_MSUN, KROUPA_LOW, KROUPA_HIGH = 0.5, 1.3, 2.3
+#: Main-sequence lifetime 10 Gyr (m / Msun)^-2.5 [U, textbook scaling]: the thin disc (constant star
+#: formation over 10 Gyr) keeps the fraction min(1, tau/10 Gyr) of each mass; old populations stop at the
+#: turn-off mass, tau(m) = age. Ages (Gyr): thick 11, halo 14, bulge 10 (Robin+2003 via SynthPop) [C-impl].
+LIFETIME_SUN_GYR, LIFETIME_POWER = 10.0, 2.5
+THIN_DISC_AGE_GYR = 10.0
+AGES_GYR = {"thick": 11.0, "halo": 14.0, "bulge": 10.0}
+#: Main-sequence colour scatter about the sequence (mag) [U, 0.03-0.05 in section 4.2].
+MS_COLOUR_SIGMA = 0.04
+#: Giants per main-sequence star [U], 40 % of them in the red clump [U]; red clump M_G = 0.495 (Ruiz-Dern+
+#: 2018 [C]) with a width [U]; RGB luminosity function ~ 10^(0.35 M_G) on [-2.5, 3.5] [U]; giant colour
+#: ridge through BP-RP 1.2 at the clump (section 4.3 placeholder [U]), slope -0.1 mag/mag [U].
+GIANT_FRACTION = 0.004
+RED_CLUMP_SHARE = 0.4
+RED_CLUMP_MG, RED_CLUMP_SIGMA = 0.495, 0.15
+RGB_MG_RANGE, RGB_SLOPE = (-2.5, 3.5), 0.35
+GIANT_COLOUR_AT_CLUMP, GIANT_COLOUR_SLOPE, GIANT_COLOUR_SIGMA = 1.2, -0.1, 0.08
+GIANT_MASS_MSUN = 1.0  # [U] for the companion of a giant
+
+# --- Completeness: Cantat-Gaudin+2023 C(G; M10) (gaiaunlimited surveyTCG.py; section 5.2) [C-impl] -------
+
+CG_A = (0.98488, -0.0039354, 0.0061441)  # a_x, a_y, a_z
+CG_B = (0.64732, 0.22305, 0.036817)  # b_x, b_y, b_z
+CG_C = (0.69291, -0.093319, 0.35141)  # c_x, c_y, c_z (slopes above L)
+CG_L = 20.5194
+#: M10 of the sky, one value for now [U] (sparse fields ~21, section 5.4; crowding not modelled yet).
+M10_MAG = 21.0
+#: Generation limit: no star fainter than this is drawn (section 1.2, G_gen = 21.5).
+G_GEN_MAG = 21.5
+
+# --- Binaries (docs/sky-sources.md section 6) --------------------------------------------------------------
+
+#: Multiplicity frequency by primary mass (Duchene & Kraus 2013 as tabulated: 0.1-0.5 Msun 26 %, 0.7-1.3
+#: Msun 44 %, 1.5-5 Msun >= 50 % [C-sec]); linear between the bands [D], 26 % below 0.1 Msun [U].
+MF_MASS_MSUN = (0.1, 0.5, 0.7, 1.3, 1.5, 5.0)
+MF_FRACTION = (0.26, 0.26, 0.44, 0.44, 0.50, 0.50)
+#: Mass ratio uniform (Tokovinin 2014 "nearly uniform" [C]) on [0.1, 1] [U lower bound]; log10(P/d) normal,
+#: median 100 yr = 4.56, dispersion 2.4 (Tokovinin 2014 [C]; 4.56 [D]).
+Q_MIN = 0.1
+LOG_P_DAYS_MEDIAN, LOG_P_DAYS_SIGMA = 4.56, 2.4
+#: Projected separation a x U(0.5, 1) [U]. Merged below 0.4 arcsec (single-number v1 of de Bruijne+2015's
+#: 0.23" AL / 0.70" AC [C], section 6.2); companions beyond 10 arcsec are field stars of the Poisson
+#: background, not drawn as pairs [U].
+MERGE_ARCSEC = 0.4
+WIDE_ARCSEC = 10.0
+#: Lightest star in the sequence (M8V): lighter companions add no light.
+MIN_STAR_MSUN = 0.082
+
+# --- Grids --------------------------------------------------------------------------------------------------
+
+#: Distance bin edges (pc): 64 log-spaced bins, 5 pc to 60 kpc (section 2.4).
+DIST_EDGES_PC = np.geomspace(5.0, 60_000.0, 65)
+#: Absolute magnitude grid of the luminosity functions (bin centres) and A0 grid of the detected fractions.
+MG_STEP = 0.05
+MG_GRID = np.arange(-3.0 + MG_STEP / 2, 16.0, MG_STEP)
+A0_STEP = 0.1
+A0_GRID = np.arange(0.0, 40.0 + A0_STEP / 2, A0_STEP)
+
+#: Components: (population, kind) with kind 0 main sequence, 1 giants.
+POPULATIONS = ("thin", "thick", "halo", "bulge")
+COMPONENTS = tuple((p, kind) for p in POPULATIONS for kind in (0, 1))
+
+_NGP_RA_DEG, _NGP_DEC_DEG, _GC_RA_DEG, _GC_DEC_DEG = 192.85948, 27.12825, 266.40510, -28.93617
+#: Separates the galaxy sky's random streams from the toy sky's and the seed's other users.
+_GALAXY_STREAM = 0x6A1A5E5D
+
+
+def galactic_matrix() -> np.ndarray:
+    """Rows: Galactic x (to the centre), y (l = 90 deg), z (north pole) as ICRS unit vectors."""
+    z = unit_from_radec(_NGP_RA_DEG, _NGP_DEC_DEG)
+    x = unit_from_radec(_GC_RA_DEG, _GC_DEC_DEG)
+    x = x - (x @ z) * z
+    x /= np.linalg.norm(x)
+    return np.stack([x, np.cross(z, x), z])
+
+
+def lb_of_unit(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Galactic longitude and latitude (rad) of ICRS unit vectors (n, 3)."""
+    g = np.asarray(u, dtype=np.float64) @ galactic_matrix().T
+    return np.arctan2(g[..., 1], g[..., 0]) % (2 * np.pi), np.arcsin(np.clip(g[..., 2], -1.0, 1.0))
+
+
+def unit_of_lb(l_deg: float, b_deg: float) -> np.ndarray:
+    lon, b = np.radians(l_deg), np.radians(b_deg)
+    return np.array([np.cos(b) * np.cos(lon), np.cos(b) * np.sin(lon), np.sin(b)]) @ galactic_matrix()
+
+
+def pixel_lb(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    band, cell = np.divmod(np.asarray(pixels, dtype=np.int64), sky.N_RA)
+    z = -1.0 + (2.0 * band + 1.0) / sky.N_Z
+    ra = 2.0 * np.pi * (cell + 0.5) / sky.N_RA
+    r = np.sqrt(1.0 - z * z)
+    return lb_of_unit(np.stack([r * np.cos(ra), r * np.sin(ra), z], axis=-1))
+
+
+# --- Photometric laws (numpy; the kernels carry the same formulas) ------------------------------------------
+
+
+def k_coefficient(coef: tuple, x: np.ndarray, a0: np.ndarray) -> np.ndarray:
+    """A_X / A0 of the EDR3 law at intrinsic BP-RP ``x`` and ``a0``, both clamped to the calibrated range."""
+    x = np.clip(x, *K_X_RANGE)
+    a = np.clip(a0, 0.0, K_A0_MAX)
+    c = coef
+    return (c[0] + c[1] * x + c[2] * x**2 + c[3] * x**3 + c[4] * a + c[5] * a**2 + c[6] * a**3 + c[7] * x * a
+            + c[8] * a * x**2 + c[9] * x * a**2)
+
+
+def completeness_params(m10: float = M10_MAG) -> tuple[float, float, float]:
+    """(G0, w, s) of Cantat-Gaudin+2023 at ``m10`` (continuous at L)."""
+    lo = min(m10, CG_L)
+    return tuple(a * lo + b + c * max(m10 - CG_L, 0.0) for a, b, c in zip(CG_A, CG_B, CG_C, strict=True))
+
+
+def completeness(g: np.ndarray, m10: float = M10_MAG) -> np.ndarray:
+    """Fraction of stars of magnitude ``g`` that are detected: 1 - [(tanh((G - G0)/w) + 1)/2]^s."""
+    g0, w, s = completeness_params(m10)
+    c = 1.0 - (0.5 * (np.tanh((np.asarray(g, dtype=np.float64) - g0) / w) + 1.0)) ** s
+    return np.where(np.asarray(g) < G_GEN_MAG, c, 0.0)
+
+
+# --- Luminosity functions -----------------------------------------------------------------------------------
+
+
+def _mamajek() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    _, x, mg, m = zip(*MAMAJEK_DWARFS, strict=True)
+    return np.array(mg), np.array(x), np.array(m)
+
+
+def ms_mass(mg: np.ndarray) -> np.ndarray:
+    """Main-sequence mass (Msun) at absolute magnitude ``mg`` (log-linear in the Mamajek rows)."""
+    g, _, m = _mamajek()
+    return 10 ** np.interp(mg, g, np.log10(m))
+
+
+def ms_colour(mg: np.ndarray) -> np.ndarray:
+    g, x, _ = _mamajek()
+    return np.interp(mg, g, x)
+
+
+def ms_mg_of_mass(m: np.ndarray) -> np.ndarray:
+    g, _, mass = _mamajek()
+    return np.interp(np.log10(m), np.log10(mass[::-1]), g[::-1])
+
+
+def giant_colour(mg: np.ndarray) -> np.ndarray:
+    return GIANT_COLOUR_AT_CLUMP + GIANT_COLOUR_SLOPE * (np.asarray(mg) - RED_CLUMP_MG)
+
+
+def luminosity_function(population: str, kind: int) -> np.ndarray:
+    """Stars per MG_STEP bin of MG_GRID, per star of the population (the sum over both kinds is 1)."""
+    g = _mamajek()[0]
+    inside = (MG_GRID >= g[0]) & (MG_GRID <= g[-1])
+    m = ms_mass(MG_GRID)
+    ratio = m / KROUPA_BREAK_MSUN
+    xi = np.where(m < KROUPA_BREAK_MSUN, ratio**-KROUPA_LOW, ratio**-KROUPA_HIGH)  # continuous at the break
+    dm_dmg = np.abs(np.gradient(m, MG_GRID))
+    tau = LIFETIME_SUN_GYR * m**-LIFETIME_POWER
+    if population == "thin":
+        alive = np.minimum(1.0, tau / THIN_DISC_AGE_GYR)
+    else:
+        alive = (tau >= AGES_GYR[population]).astype(float)
+    ms = np.where(inside, xi * dm_dmg * alive, 0.0)
+    ms /= ms.sum()
+    if kind == 0:
+        return ms * (1.0 - GIANT_FRACTION)
+    clump = np.exp(-0.5 * ((MG_GRID - RED_CLUMP_MG) / RED_CLUMP_SIGMA) ** 2)
+    rgb = np.where((MG_GRID >= RGB_MG_RANGE[0]) & (MG_GRID <= RGB_MG_RANGE[1]), 10 ** (RGB_SLOPE * MG_GRID), 0.0)
+    giants = RED_CLUMP_SHARE * clump / clump.sum() + (1 - RED_CLUMP_SHARE) * rgb / rgb.sum()
+    return giants * GIANT_FRACTION
+
+
+def component_colour(kind: int) -> tuple[np.ndarray, float]:
+    """Intrinsic BP-RP ridge on MG_GRID and the scatter about it."""
+    return (ms_colour(MG_GRID), MS_COLOUR_SIGMA) if kind == 0 else (giant_colour(MG_GRID), GIANT_COLOUR_SIGMA)
+
+
+def distance_modulus_centres() -> np.ndarray:
+    centre = np.sqrt(DIST_EDGES_PC[:-1] * DIST_EDGES_PC[1:])
+    return 5.0 * np.log10(centre / 10.0)
+
+
+@functools.cache
+def tables() -> dict[str, np.ndarray]:
+    """The model's tables, once per process: per component the luminosity function, its cumulative, the
+    colour ridge and the detected fraction of the function per (distance bin, A0)."""
+    n_c = len(COMPONENTS)
+    lf = np.array([luminosity_function(p, k) for p, k in COMPONENTS])
+    ridge = np.array([component_colour(k)[0] for _, k in COMPONENTS])
+    sigma = np.array([component_colour(k)[1] for _, k in COMPONENTS])
+    cum = np.concatenate([np.zeros((n_c, 1)), np.cumsum(lf, axis=1)], axis=1)
+    mu = distance_modulus_centres()
+    detected = np.empty((n_c, len(mu), len(A0_GRID)))
+    for c in range(n_c):
+        ext = k_coefficient(K_G, ridge[c][None, :], A0_GRID[:, None]) * A0_GRID[:, None]  # (A, M)
+        g = MG_GRID[None, None, :] + mu[:, None, None] + ext[None, :, :]
+        detected[c] = (completeness(g) * lf[c]).sum(axis=2)
+    return {"lf": lf, "cum": cum, "ridge": ridge, "sigma": sigma, "detected": detected,
+            "k_g_min": np.array(_k_g_min())}
+
+
+def _k_g_min() -> float:
+    """Lower bound of k_G over the clamped law's range, minus a margin [D]: lets a star's magnitude be
+    drawn below the faintest that can still be detected without missing any."""
+    x, a = np.meshgrid(np.linspace(*K_X_RANGE, 200), np.linspace(0.0, K_A0_MAX, 400))
+    return float(k_coefficient(K_G, x, a).min()) - 0.01
+
+
+def local_densities() -> np.ndarray:
+    """Number density at the Sun (pc^-3) of each population's stars: thin, thick, halo, bulge."""
+    return np.array([THIN_LOCAL_PC3, THIN_LOCAL_PC3 * THICK_TO_THIN, THIN_LOCAL_PC3 * HALO_TO_THIN,
+                     BULGE_N0_PC3 * BULGE_NUMBER_SCALE])
+
+
+def model_params() -> np.ndarray:
+    """The scalar parameters of the kernels, in the order kernels_galaxy.P_* names them."""
+    bar = np.radians(BULGE_ANGLE_DEG)
+    return np.array([
+        R_SUN_KPC, Z_SUN_KPC, R_DISC_MAX_KPC, *THIN_HR_YOUNG_KPC, *THIN_HR_OLD_KPC, THICK_HR_KPC, THICK_HZ_KPC,
+        THICK_XL_KPC, HALO_POWER, HALO_EPS, HALO_CORE_KPC, BULGE_X0_KPC, BULGE_Y0_KPC, BULGE_Z0_KPC,
+        BULGE_RC_KPC, np.cos(bar), np.sin(bar), DUST_SCALE_LENGTH_KPC, DUST_SCALE_HEIGHT_KPC, DUST_SUN_ABOVE_KPC,
+        DUST_A0_PER_KPC, PIXEL_SR,
+    ])
+
+
+PIXEL_SR = sky.PIXEL_DEG2 * (np.pi / 180.0) ** 2
+
+
+def _thin_weights() -> tuple[np.ndarray, np.ndarray]:
+    w = np.array(THIN_RHO0, dtype=np.float64)
+    return w / w.sum(), np.array(THIN_EPS)
+
+
+def line_of_sight(l_rad: np.ndarray, b_rad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Expected detected stars per (component, distance bin) and A0 at the distance edges, per direction:
+    arrays (n, components, bins) and (n, bins + 1)."""
+    t = tables()
+    l_rad, b_rad = np.atleast_1d(l_rad).astype(np.float64), np.atleast_1d(b_rad).astype(np.float64)
+    w, eps = _thin_weights()
+    counts = np.empty((len(l_rad), len(COMPONENTS), len(DIST_EDGES_PC) - 1))
+    a0 = np.empty((len(l_rad), len(DIST_EDGES_PC)))
+    _kg.line_of_sight(l_rad, b_rad, DIST_EDGES_PC, model_params(), local_densities(), w, eps, t["detected"],
+                      A0_STEP, counts, a0)
+    return counts, a0
+
+
+def expected_sources(pixels: np.ndarray, scale: float) -> np.ndarray:
+    """Poisson mean of the detected sources of each pixel at ``scale`` (companions not included)."""
+    lon, lat = pixel_lb(pixels)
+    t = tables()
+    w, eps = _thin_weights()
+    out = np.empty(len(lon))
+    _kg.expected_totals(lon, lat, DIST_EDGES_PC, model_params(), local_densities(), w, eps, t["detected"], A0_STEP, out)
+    return out * scale
+
+
+@functools.cache
+def mean_sources_per_pixel_cached(scale: float) -> np.ndarray:
+    """:func:`expected_sources` of every pixel, once per process and scale (~ seconds)."""
+    return expected_sources(np.arange(sky.N_PIXELS), scale)
+
+
+def mamajek_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """(log10 mass ascending, M_G) for the companions' magnitudes."""
+    g, _, m = _mamajek()
+    return np.log10(m[::-1]).copy(), g[::-1].copy()
+
+
+def materialise(seed: int, pixels: np.ndarray, scale: float) -> pa.Table:
+    """All detected sources of ``pixels`` at ``scale``: deterministic in (seed, pixel), independent of the
+    other pixels. Rows as ``sky.TRUTH_SOURCES``; a pixel's resolved companions follow their primaries."""
+    pixels = np.unique(np.asarray(pixels, dtype=np.int64))
+    key = int(seed) ^ _GALAXY_STREAM
+    counts, a0 = line_of_sight(*pixel_lb(pixels))
+    n_primary = np.empty(len(pixels), dtype=np.int64)
+    _kg.count_sources(key, pixels, counts.sum(axis=(1, 2)) * scale, n_primary)
+    slots = np.zeros(len(pixels) + 1, dtype=np.int64)
+    np.cumsum(2 * n_primary, out=slots[1:])
+    z, ra, g, bp_rp = (np.empty(int(slots[-1])) for _ in range(4))
+    used = np.empty(len(pixels), dtype=np.int64)
+    t = tables()
+    log_m, mg_of_m = mamajek_arrays()
+    _kg.fill_sources(key, pixels, n_primary, slots, sky.N_Z, sky.N_RA, counts, a0, DIST_EDGES_PC, MG_GRID, MG_STEP,
+                     t["cum"], t["ridge"], t["sigma"], np.array(K_G), np.array(K_BP), np.array(K_RP),
+                     np.array(K_X_RANGE), K_A0_MAX, float(t["k_g_min"]), np.array(completeness_params()),
+                     G_GEN_MAG, A0_SCATTER, np.array([k for _, k in COMPONENTS]), np.array(MF_MASS_MSUN),
+                     np.array(MF_FRACTION), log_m, mg_of_m, binary_params(), z, ra, g, bp_rp, used)
+    keep = np.concatenate([np.arange(s, s + u) for s, u in zip(slots[:-1], used, strict=True)]) if len(pixels) \
+        else np.empty(0, np.int64)
+    z, ra, g, bp_rp = z[keep], ra[keep], g[keep], bp_rp[keep]
+    r = np.sqrt(1.0 - z * z)
+    ra_deg, dec_deg = radec_from_unit(np.stack([r * np.cos(ra), r * np.sin(ra), z], axis=-1))
+    pixel_of = np.repeat(pixels, used)
+    starts = np.repeat(np.cumsum(used) - used, used)
+    return pa.table(
+        {
+            "source_id": (pixel_of << sky.SOURCE_ID_SHIFT) + (np.arange(len(keep)) - starts),
+            "pixel": pixel_of.astype(np.int32),
+            "ra_deg": ra_deg,
+            "dec_deg": dec_deg,
+            "g_mag": g.astype(np.float32),
+            "bp_rp": bp_rp.astype(np.float32),
+        },
+        schema=sky.TRUTH_SOURCES,
+    )
+
+
+def binary_params() -> np.ndarray:
+    return np.array([Q_MIN, LOG_P_DAYS_MEDIAN, LOG_P_DAYS_SIGMA, MERGE_ARCSEC, WIDE_ARCSEC, MIN_STAR_MSUN,
+                     GIANT_MASS_MSUN])
