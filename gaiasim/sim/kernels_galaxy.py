@@ -14,6 +14,7 @@ import numpy as np
 
 from gaiasim.sim.jit import jit, jit_parallel
 from gaiasim.sim.kernels_random import normal, poisson, stream_key, uniform
+from gaiasim.sim.kernels_sky import pixel_bounds
 
 #: Draws 0 .. 2^20 - 1 of a pixel's stream decide its source count; the sources use the draws after.
 _SOURCE_COUNTER = 1 << 20
@@ -173,12 +174,7 @@ def fill_sources(seed, pixels, n_primary, slots, n_z, n_ra, counts, a0_edges, ed
     for i in numba.prange(pixels.shape[0]):
         pixel = pixels[i]
         key = stream_key(seed, pixel)
-        band = pixel // n_ra
-        cell = pixel % n_ra
-        z0 = -1.0 + 2.0 * band / n_z
-        z1 = -1.0 + 2.0 * (band + 1) / n_z
-        ra0 = two_pi * cell / n_ra
-        ra1 = two_pi * (cell + 1) / n_ra
+        z0, z1, ra0, ra1 = pixel_bounds(pixel, n_z, n_ra)
         table = np.cumsum(counts[i].ravel())
         total = table[-1]
         counter = _SOURCE_COUNTER

@@ -7,11 +7,20 @@ import math
 import numba
 import numpy as np
 
-from gaiasim.sim.jit import jit_parallel
+from gaiasim.sim.jit import jit, jit_parallel
 from gaiasim.sim.kernels_random import normal, poisson, stream_key, uniform
 
 #: Draws 0 .. 2^20 - 1 of a pixel's stream decide its source count; the sources use the draws after.
 _SOURCE_COUNTER = 1 << 20
+
+
+@jit
+def pixel_bounds(pixel, n_z, n_ra):
+    """The equal-area pixel ``pixel`` of ``n_z`` bands in z = sin(dec) by ``n_ra`` cells in ra: (z0, z1, ra0, ra1),
+    ra in radians."""
+    band, cell = pixel // n_ra, pixel % n_ra
+    return (-1.0 + 2.0 * band / n_z, -1.0 + 2.0 * (band + 1) / n_z, 2.0 * math.pi * cell / n_ra,
+            2.0 * math.pi * (cell + 1) / n_ra)
 
 
 @jit_parallel
@@ -31,10 +40,7 @@ def _fill_sources(seed, pixels, offsets, n_z, n_ra, log_n, g_of_log_n, colour_me
     for i in numba.prange(pixels.shape[0]):
         pixel = pixels[i]
         key = stream_key(seed, pixel)
-        band = pixel // n_ra
-        cell = pixel % n_ra
-        z0 = -1.0 + 2.0 * band / n_z
-        ra0 = two_pi * cell / n_ra
+        z0, _z1, ra0, _ra1 = pixel_bounds(pixel, n_z, n_ra)
         counter = _SOURCE_COUNTER
         for j in range(offsets[i], offsets[i + 1]):
             z_out[j] = z0 + (2.0 / n_z) * uniform(key, counter)
