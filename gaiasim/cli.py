@@ -110,6 +110,10 @@ def _executor_options(tasks: str, auto: str = "", kinds: tuple[str, ...] = ("ser
     return decorate
 
 
+def _minutes(t) -> str:
+    return f"{t:%Y-%m-%d %H:%M}"
+
+
 def _format_option(what: str) -> Callable:
     return click.option("--format", "fmt", type=click.Choice(clitable.FORMATS), default="table", show_default=True,
                         help=f"{what}: a table in the terminal's width (80 columns when piped), CSV or JSON")
@@ -498,7 +502,8 @@ def history_cmd(db_path, requirement, campaign, plot, fmt) -> None:
                                                                      text=lambda v: v or ""),
         Column("runs"), Column("passed", text=lambda v: "n/a" if v is None else f"{v:.0%}"),
         Column("value", text=lambda v: "n/a" if v is None else f"{v:.4g}"), Column("required", fold=True),
-        Column("last"), Column("recent values", fold=True, drop=3), Column("last recorded", drop=2)], rows,
+        Column("last"), Column("recent values", fold=True, drop=3),
+        Column("last recorded", drop=2, text=_minutes)], rows,
         ["passed: the share of runs that passed; value and last: the last run's; recent values: the last five, "
          "oldest first; times in UTC"]), fmt, stdout)
     if plot:
@@ -735,7 +740,8 @@ def baseline_list(history, fmt) -> None:
     rows = [(a.approved_at, a.approved_by, a.reason, a.tables, a.baseline_run, a.baseline_sut, a.candidate_run,
              a.candidate_sut) for a in approvals.listing(history or hist.default_path())]
     clitable.emit(Tabular("approved baseline differences", [
-        Column("approved (UTC)"), Column("by"), Column("reason", fold=True), Column("tables", fold=True, drop=1),
+        Column("approved (UTC)", text=_minutes), Column("by"), Column("reason", fold=True),
+        Column("tables", fold=True, drop=1),
         Column("baseline", fold=True, drop=2), Column("baseline sut", fold=True, drop=4),
         Column("candidate", fold=True, drop=2), Column("candidate sut", fold=True, drop=4)], rows,
         [] if rows else ["no approval on record"]), fmt, stdout)

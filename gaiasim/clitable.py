@@ -40,13 +40,14 @@ def console() -> Console:
 
 
 def plain(value: Any) -> str:
-    """A value as a table cell shows it: NULL for a missing value, floats to 4 significant digits."""
+    """A value as a table cell shows it: NULL for a missing value, floats to 4 significant digits, times in
+    full (ISO 8601)."""
     if value is None:
         return "NULL"
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, dt.datetime):
-        return f"{value:%Y-%m-%d %H:%M}"
+        return value.isoformat(sep=" ")
     return str(value)
 
 

@@ -25,7 +25,7 @@ import duckdb
 
 from gaiasim import dataset as ds
 from gaiasim.sim.truth import TRUTH_TABLES
-from pipeline import io, schemas
+from pipeline import io, schemas, timescale
 from pipeline.io import sha256_files
 from pipeline.layout import RUN_JSON, parquet_glob, view_sql
 
@@ -110,6 +110,11 @@ def statements(sql: str, unrestricted: bool = False) -> list[duckdb.Statement]:
     return found
 
 
+#: The macro giving the UTC (TIMESTAMP) of an OBMT, as ``catalog.duckdb`` has it (pipeline.timescale's
+#: relation over the dataset's span and an hour each side; NULL outside).
+UTC_MACRO = "obmt_utc"
+
+
 def connect(run_dir: Path, dataset: Path | None = None, read_only: bool = False,
             integrity: bool = True) -> duckdb.DuckDBPyConnection:
     """In-memory DuckDB with views over the run (and its dataset's truth, if found).
@@ -160,6 +165,10 @@ def connect(run_dir: Path, dataset: Path | None = None, read_only: bool = False,
         if not (root / "truth" / "catalogue_links").is_dir():
             con.execute(LEGACY_CATALOGUE_LINKS)
         _sample_views(con)
+        manifest = ds.read_manifest(root)
+        if "obmt_start_ns" in manifest and "obmt_end_ns" in manifest:  # as in catalog.duckdb: any OBMT in UTC
+            relation = timescale.utc_relation((int(manifest["obmt_start_ns"]), int(manifest["obmt_end_ns"])))
+            con.execute(f"CREATE MACRO {UTC_MACRO}(obmt_ns) AS {relation.sql('obmt_ns')}")
     if read_only:
         allowed = [str(run_dir)] + ([str(root.resolve())] if (root / ds.MANIFEST).is_file() else [])
         con.execute("SET allowed_directories = ?", [allowed])

@@ -23,6 +23,7 @@ from gaiasim import cli, clitable, shell
 from gaiasim.cli import main
 from gaiasim.clitable import Column, Tabular
 from gaiasim.validate import checks, db
+from pipeline import timescale
 from tests.runs import rewrite_table
 
 WIDTH = 80
@@ -232,3 +233,16 @@ def test_columns_are_left_out_most_droppable_first():
     table, left_out = clitable.render(t, 60)
     assert left_out == ["c" * 30]
     assert [c.header for c in table.columns] == ["a", "b" * 30, "d"]
+
+
+def test_a_query_has_the_utc_of_any_obmt_as_the_catalogue_does(demo_run):
+    """``obmt_utc(ns)`` in gaiasim query: pipeline.timescale's relation over the dataset's span, the same UTC
+    as catalog.duckdb's columns."""
+    dataset, run_dir = demo_run
+    con = db.connect(run_dir, read_only=True)
+    got = con.sql("select obmt_ns, obmt_utc(obmt_ns) from transits order by obmt_ns limit 50").fetchall()
+    manifest = json.loads((dataset / "dataset.json").read_text())
+    relation = timescale.utc_relation((manifest["obmt_start_ns"], manifest["obmt_end_ns"]))
+    expected = relation.utc_us([t for t, _ in got]).astype("datetime64[us]").astype(object).tolist()
+    assert [u for _, u in got] == expected
+    assert con.sql("select obmt_utc(0)").fetchall() == [(None,)], "NULL outside the span"
