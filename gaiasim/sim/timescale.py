@@ -17,8 +17,6 @@ import datetime
 
 import numpy as np
 
-from pipeline.timescale import OBMT_NS_AT_2010
-
 #: One OBMT revolution: exactly 6 h (docs/facts.md section 1: 4 rev/day in ``obmt2tcbgaia``).
 OBMT_REV_NS = 21_600_000_000_000
 NS_PER_DAY = 86_400_000_000_000
@@ -29,9 +27,8 @@ TCB_ORIGIN_DATE = datetime.date(2010, 1, 1)
 J2000_JD = 2451545.0
 #: Days from J2000.0 to the TCB origin: 2455197.5 - 2451545.0 [D].
 TCB_ORIGIN_DAYS_SINCE_J2000 = TCB_ORIGIN_JD - J2000_JD
-#: OBMT at the TCB origin: 1717.6256 rev * 6 h - 1826.25 d = -120 687 287.04 s exactly [D]; the run
-#: contract's (pipeline.timescale, which also gives the OBMT -> UTC relation readers of a run use).
-OBMT_NS_AT_TCB_ORIGIN = OBMT_NS_AT_2010
+#: OBMT at the TCB origin: 1717.6256 rev * 6 h - 1826.25 d = -120 687 287.04 s exactly [D].
+OBMT_NS_AT_TCB_ORIGIN = 1717_6256 * OBMT_REV_NS // 10_000 - 1826_25 * NS_PER_DAY // 100
 
 
 def obmt_ns_from_tcb_days(tcb_days: np.ndarray | float) -> np.ndarray:
