@@ -149,7 +149,8 @@ def connect(run_dir: Path, dataset: Path | None = None, read_only: bool = False,
     if (root / ds.MANIFEST).is_file():
         # Integrity: every file of the manifest, its recorded and its actual SHA-256 (NULL when missing).
         con.execute("CREATE TABLE dataset_files (name VARCHAR, manifest_sha256 VARCHAR, actual_sha256 VARCHAR)")
-        files = ds.read_manifest(root)["files"]
+        manifest = ds.read_manifest(root)
+        files = manifest["files"]
         present = {str(p) for p in ds.data_files(root)}
         hashed = sorted(present) if integrity else []
         actual = dict(zip(hashed, sha256_files([root / name for name in hashed]), strict=True))
@@ -165,7 +166,6 @@ def connect(run_dir: Path, dataset: Path | None = None, read_only: bool = False,
         if not (root / "truth" / "catalogue_links").is_dir():
             con.execute(LEGACY_CATALOGUE_LINKS)
         _sample_views(con)
-        manifest = ds.read_manifest(root)
         if "obmt_start_ns" in manifest and "obmt_end_ns" in manifest:  # as in catalog.duckdb: any OBMT in UTC
             relation = timescale.utc_relation((int(manifest["obmt_start_ns"]), int(manifest["obmt_end_ns"])))
             con.execute(f"CREATE MACRO {UTC_MACRO}(obmt_ns) AS {relation.sql('obmt_ns')}")
