@@ -4,11 +4,13 @@ Gaia Science Alerts (docs/facts.md section 6, Hodgkin+2021) raise two classes of
 both fields of view. The rules here, every threshold an [U] placeholder set in ``pipeline/data/alerts.toml``:
 
 - **brightening / fading**: a transit of a matched source *deviates* when its G differs from the source's
-  catalogue mean by at least ``min_delta_g_mag`` and by at least ``min_significance_sigma`` times
-  sigma = sqrt(g_mag_sigma^2 + g_mag_err^2) (the catalogue's per-transit scatter and the transit's formal
-  error). A source alerts when its transits deviating in one direction number at least ``min_transits`` and
-  include one in FoV 1 and one in FoV 2 at most ``max_fov_separation_s`` apart (one scan sees a source in
-  both FoVs 106.5 min apart, docs/facts.md section 1). When both directions qualify the more significant wins.
+  catalogue mean by at least ``min_delta_g_mag`` and by at least ``min_significance_sigma`` times sigma =
+  sqrt(g_mag_sigma^2 + g_mag_err^2) (the catalogue's per-transit scatter and the transit's formal error), and
+  lies within ``max_evidence_sep_mas`` of the source (further out it is more likely an uncatalogued neighbour
+  matched in a scan that lost the source itself). A source alerts when its transits deviating in one direction
+  number at least ``min_transits`` and include one in FoV 1 and one in FoV 2 at most ``max_fov_separation_s``
+  apart (one scan sees a source in both FoVs 106.5 min apart, docs/facts.md section 1). When both directions
+  qualify the more significant wins.
 - **new source**: unmatched transits (``source_id`` null: no catalogue source within the crossmatch
   radius) brighter than ``new_source_g_limit_mag`` are grouped friends-of-friends within
   ``cluster_radius_mas``; a group alerts under the same count and FoV rule.
@@ -41,7 +43,8 @@ from pipeline.kernels import alerts as _k
 DEFAULT_CONFIG_PATH = packaged("alerts.toml")
 BRIGHTENING, FADING, NEW_SOURCE = "brightening", "fading", "new_source"
 _MAG_PER_SNR = 2.5 / math.log(10.0)  # sigma_G = 1.0857 / SNR
-_TRANSIT_COLUMNS = ("transit_id", "obmt_ns", "fov", "ra_deg", "dec_deg", "source_id", "g_mag", "g_mag_err")
+_TRANSIT_COLUMNS = ("transit_id", "obmt_ns", "fov", "ra_deg", "dec_deg", "source_id", "match_sep_mas", "g_mag",
+                    "g_mag_err")
 
 
 class AlertConfigError(io.InputError, ValueError):
@@ -66,6 +69,12 @@ class AlertConfig:
     #: Friends-of-friends linking length of unmatched transits, mas: the crossmatch radius
     #: (pipeline.config.PipelineConfig.match_radius_mas).
     cluster_radius_mas: float = 500.0
+    #: Largest distance of a brightening or fading transit from its catalogue source, mas [U]. A correct match
+    #: lies within ~90 mas (pipeline.crossmatch.POSITION_SIGMA_MAS: the AC pixel is 177 mas wide); a transit
+    #: further out is more likely an uncatalogued faint neighbour that took the source in a scan where the
+    #: source itself was not observed, whose G then "deviates" by their magnitude difference (Gaia Science
+    #: Alerts test the environment for fainter near-neighbours, Hodgkin+2021; docs/sky.md section 9).
+    max_evidence_sep_mas: float = 200.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -81,6 +90,7 @@ class AlertConfig:
             ("new_source_g_limit_mag", -2.0 <= self.new_source_g_limit_mag <= 25.0, "in [-2, 25] mag"),
             ("max_fov_separation_s", self.max_fov_separation_s > 0, "> 0 s"),
             ("min_transits", isinstance(self.min_transits, int) and self.min_transits >= 1, "an integer >= 1"),
+            ("max_evidence_sep_mas", self.max_evidence_sep_mas > 0, "> 0 mas"),
             ("cluster_radius_mas", crossmatch.MIN_RADIUS_MAS <= self.cluster_radius_mas < 3.6e6,
              f"in [{crossmatch.MIN_RADIUS_MAS:g} mas, 1 deg)"),
         )
@@ -175,6 +185,7 @@ def _deviations(transits: pa.Table, catalogue: pa.Table, catalogue_row: np.ndarr
         "dec": _floats(cols["dec_deg"]),
         "matched": cols["source_id"].is_valid().to_numpy(),
         "sid": cols["source_id"].fill_null(0).to_numpy().astype(np.int64),
+        "sep": _floats(cols["match_sep_mas"]),
     }
     d["usable"] = np.isfinite(d["g"]) & np.isfinite(d["g_err"]) & ((d["fov"] == 1) | (d["fov"] == 2))
     # Known sources: deviations from the catalogue mean.
@@ -204,7 +215,8 @@ def _deviations(transits: pa.Table, catalogue: pa.Table, catalogue_row: np.ndarr
 
 
 def _deviating(d: dict, sign: float, config: AlertConfig) -> np.ndarray:
-    return d["known"] & (sign * d["delta"] >= config.min_delta_g_mag) & (sign * d["z"] >= config.min_significance_sigma)
+    return (d["known"] & (sign * d["delta"] >= config.min_delta_g_mag)
+            & (sign * d["z"] >= config.min_significance_sigma) & (d["sep"] <= config.max_evidence_sep_mas))
 
 
 def _new_source_evidence(d: dict, config: AlertConfig) -> np.ndarray:

@@ -50,6 +50,7 @@ def fit_star_packets(records: np.ndarray, window_class: int, cal: Calibration,
         samples_e = ((adu.astype(np.float64) - bias[:, :, None]) / gain[:, :, None]).reshape(m * 10, n)
         fit = ipd.fit_images(samples_e, np.full(m * 10, n, dtype=np.int32), var.ravel(), cal.lsf_sigma_px,
                              cosmic_sigma=ipd.COSMIC_SIGMA)
+        _debias(fit, cal.lsf_sigma_px)
         fit = {k: v.reshape(m, 10) for k, v in fit.items()}
         fit["ac_px"] = np.full((m, 10), np.nan)
         fit["ac_px_err"] = np.full((m, 10), np.nan)
@@ -59,6 +60,7 @@ def fit_star_packets(records: np.ndarray, window_class: int, cal: Calibration,
         af = payload["af_adu"]
         fit_sm = ipd.fit_images((sm.astype(np.float64) - bias[:, :1]) / gain[:, :1], np.full(m, n, dtype=np.int32),
                                 np.ascontiguousarray(var[:, 0]), cal.lsf_sigma_px, cosmic_sigma=ipd.COSMIC_SIGMA)
+        _debias(fit_sm, cal.lsf_sigma_px)
         af_e = ((af.astype(np.float64) - bias[:, 1:, None, None]) / gain[:, 1:, None, None]).reshape(m * icd.N_AF, n,
                                                                                                       n_ac)
         # AC PSF width in AC pixels equals the AL one in AL pixels (docs/facts.md section 5).
@@ -81,6 +83,16 @@ def fit_star_packets(records: np.ndarray, window_class: int, cal: Calibration,
     fit["flux_e_err"] = fit["flux_e_err"] / throughput
     fit["al_offset_px"] = ccd.al_offset_px(index, ac_pixel)
     return fit
+
+
+def _debias(fit: dict[str, np.ndarray], sigma_px: float) -> None:
+    """Remove from the fluxes (and their errors) of 1D fits the bias of fitting their centre as well
+    (:func:`pipeline.ipd.debias_flux`: +1.4 % at G ~ 21, nothing for bright stars)."""
+    debiased = ipd.debias_flux(fit["flux_e"], fit["al_px_err"], sigma_px)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(fit["flux_e"] != 0, debiased / fit["flux_e"], 1.0)
+    fit["flux_e"] = debiased
+    fit["flux_e_err"] = fit["flux_e_err"] * ratio
 
 
 #: CCD columns of the AC fit, written only when :data:`pipeline.schemas.CCD` has them (nullable: null

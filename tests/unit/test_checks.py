@@ -122,6 +122,20 @@ def _wrong_sources(t: pa.Table) -> pa.Table:
     return _set_column(t, "source_id", src)
 
 
+def _match_the_unmatched(t: pa.Table) -> pa.Table:
+    """Every unmatched transit (the spurious detections around bright stars among them) given a catalogue source."""
+    src = t["source_id"].to_pylist()
+    some = next(s for s in src if s is not None)
+    return _set_column(t, "source_id", [some if s is None else s for s in src])
+
+
+def _class_from_measured_g(t: pa.Table) -> pa.Table:
+    """Window classes taken from the measured G (not the packet's, which the on-board G chose)."""
+    g = t["g_mag"].to_numpy(zero_copy_only=False)
+    recomputed = np.searchsorted([13.0, 16.0], np.nan_to_num(g, nan=99.0), side="right")
+    return _set_column(t, "window_class", np.where(np.isfinite(g), recomputed, t["window_class"].to_numpy()))
+
+
 def _invented_transit(t: pa.Table) -> pa.Table:
     extra = t.slice(0, 1)
     return pa.concat_tables([t, _set_column(extra, "transit_id", pc.add(extra["transit_id"], 1))])
@@ -186,6 +200,10 @@ TAMPERS: dict[str, Tamper] = {
     "cosmics_flagged": Tamper("demo_run", "no cosmic-ray flag set", "ccd", _flags(cosmic=False)),
     "cosmics_not_invented": Tamper("demo_run", "every window flagged cosmic", "ccd", _flags(cosmic=True)),
     "crossmatch_correct": Tamper("demo_run", "1 % of transits matched to a wrong source", "transits", _wrong_sources),
+    "spurious_rejected": Tamper("demo_run", "every unmatched transit matched to a catalogue source", "transits",
+                                _match_the_unmatched),
+    "class_by_onboard_g": Tamper("demo_run", "window classes taken from the measured G", "transits",
+                                 _class_from_measured_g),
     "photometry_bias": Tamper("demo_run", "G 0.05 mag too bright", "transits", _shift("g_mag", -0.05)),
     "ccd_photometry": Tamper("demo_run", "every AF5 flux 5 % high", "ccd", _one_strip_brighter("AF5", 1.05)),
     "bp_rp_photometry_bias": Tamper("demo_run", "BP 0.05 mag too bright", "transits", _shift("bp_mag", -0.05)),
@@ -247,6 +265,25 @@ def test_values_of_some_tampers_are_exact(request, tmp_path):
         assert evaluate(run, dataset, name).value == want, name
 
 
+def test_bp_magnitudes_left_out_count_as_faint_not_as_missing(request, tmp_path):
+    """A transit without a BP magnitude had no positive BP flux: a pipeline that leaves out the faintest
+    60 % of the BP magnitudes (what a flux near zero does to the faint red stars) must fail, not be judged
+    on the brighter 40 % that remain."""
+    def drop_faint_bp(t: pa.Table) -> pa.Table:
+        bp = t["bp_mag"].to_numpy(zero_copy_only=False)
+        g = np.floor(t["g_mag"].to_numpy(zero_copy_only=False))
+        keep = np.ones(len(bp), bool)
+        for g_bin in np.unique(g[np.isfinite(g)]):
+            rows = np.flatnonzero(g == g_bin)
+            keep[rows[np.argsort(-bp[rows])][: int(0.6 * len(rows))]] = False
+        return _set_column(t, "bp_mag", [float(b) if k else None for b, k in zip(bp, keep, strict=True)])
+
+    dataset, run = tampered(request, tmp_path, Tamper("demo_run", "faint BP magnitudes left out", "transits",
+                                                      drop_faint_bp))
+    result = evaluate(run, dataset, "bp_rp_photometry_bias")
+    assert result.failed and result.value == float("inf"), result
+
+
 def test_a_pipeline_that_matched_by_truth_id_fails_the_crossmatch(demo_run, tmp_path):
     """The catalogue has its own ids (truth/catalogue_links ties them to the truth): transits carrying their
     true source's id are wrong matches, each one."""
@@ -277,7 +314,7 @@ def test_a_check_with_nothing_to_measure_is_na_not_pass(demo_run, tmp_path):
                  "ccd_photometry",
                  "cosmics_flagged",
                  "cosmics_not_invented", "photometry_bias", "bp_rp_photometry_bias", "crossmatch_correct",
-                 "no_false_alerts"):
+                 "no_false_alerts", "spurious_rejected", "class_by_onboard_g"):
         assert results[name].status == "n/a", f"{name}: {results[name]}"
     assert results["transits_complete"].failed, "the truth's transits are all missing"
 
