@@ -224,8 +224,18 @@ def completeness_params(m10: float = M10_MAG) -> tuple[float, float, float]:
 def completeness(g: np.ndarray, m10: float = M10_MAG) -> np.ndarray:
     """Fraction of stars of magnitude ``g`` that are detected: 1 - [(tanh((G - G0)/w) + 1)/2]^s."""
     g0, w, s = completeness_params(m10)
-    c = 1.0 - (0.5 * (np.tanh((np.asarray(g, dtype=np.float64) - g0) / w) + 1.0)) ** s
-    return np.where(np.asarray(g) < G_GEN_MAG, c, 0.0)
+    g = np.asarray(g, dtype=np.float64)
+    # tanh(x) is exactly -1 in float64 below x = -19.06, where the formula gives exactly 1: only the band
+    # above is evaluated (7 % of the model tables' grid, so tables() takes a tenth of the time), same bits.
+    inside = g < G_GEN_MAG
+    band = (g > g0 - _TANH_SATURATED * w) & inside
+    c = inside.astype(np.float64)
+    c[band] = 1.0 - (0.5 * (np.tanh((g[band] - g0) / w) + 1.0)) ** s
+    return c
+
+
+#: |x| beyond which float64 tanh(x) is exactly +-1 (19.06), with a margin.
+_TANH_SATURATED = 20.0
 
 
 # --- Luminosity functions -----------------------------------------------------------------------------------

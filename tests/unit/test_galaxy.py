@@ -78,6 +78,13 @@ def test_completeness_falls_off_as_cantat_gaudin_2023(m10, g50, g90, g99):
     assert g.completeness(np.array([g50, g90, g99]), m10) == pytest.approx([0.50, 0.90, 0.99], abs=0.02)
 
 
+def test_completeness_evaluates_the_formula_only_where_it_is_not_exactly_one_with_the_same_bits():
+    mags = np.linspace(-5.0, 25.0, 300_001)
+    g0, w, s = g.completeness_params()
+    formula = np.where(mags < g.G_GEN_MAG, 1.0 - (0.5 * (np.tanh((mags - g0) / w) + 1.0)) ** s, 0.0)
+    assert np.array_equal(g.completeness(mags), formula)
+
+
 def test_completeness_at_the_faint_end_of_the_default_sky():
     c205, c211, c_gen = g.completeness(np.array([20.5, 21.1, g.G_GEN_MAG]))
     assert c205 == pytest.approx(0.99, abs=0.01) and c211 == pytest.approx(0.48, abs=0.05) and c_gen == 0.0
