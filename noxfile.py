@@ -98,11 +98,13 @@ def bench(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def fullday(session: nox.Session) -> None:
     """Generate, run and validate a full-scale day (~70 M transits; ~80 GB free disk): wall time, peak RSS
-    and bytes of each stage in reports/fullday.json. ``nox -s fullday -- [FOLDER [SCALE]]``."""
+    and bytes of each stage in reports/fullday.json. ``nox -s fullday -- [FOLDER [SCALE [SKY]]]`` (SKY: toy or
+    galaxy, docs/sky.md)."""
     _install(session)
-    folder, scale = (list(session.posargs) + ["/tmp/gaiasim-fullday", "1.0"][len(session.posargs):])[:2]
+    defaults = ["/tmp/gaiasim-fullday", "1.0", "toy"]
+    folder, scale, sky = (list(session.posargs) + defaults[len(session.posargs):])[:3]
     session.run("gaiasim", "generate", "datasets/levels/day.toml", "--dry-run")
-    session.run("python", "-m", "gaiasim.bench", "--full-day", folder, "--full-day-scale", scale,
+    session.run("python", "-m", "gaiasim.bench", "--full-day", folder, "--full-day-scale", scale, "--sky", sky,
                 "--json", f"{REPORTS}/fullday.json")
 
 

@@ -561,10 +561,12 @@ def metrics(db_path, requirement, campaign, latest, run_dirs, out) -> None:
 def fidelity(run_dir, dataset, json_path, plot_path, fmt) -> None:
     """How realistic the simulated day is, as RUN_DIR measures it against the truth: per-CCD AL precision
     and per-transit G scatter vs G beside Gaia's published curves, and the AL pull width (error
-    inflation) per G bin; and the crossmatch's correct fraction for isolated sources and per separation and
-    magnitude-difference bin for close pairs."""
+    inflation) per G bin; the crossmatch's correct fraction for isolated sources and per separation and
+    magnitude-difference bin for close pairs; the science alerts' recall per class and amplitude with 95 %
+    lower bounds, and the false-alert rate with its upper bound; and, for the galaxy sky, its star counts,
+    colours and reddening beside the published numbers (docs/sky.md section 8b)."""
+    from gaiasim.validate import alert_recall, report_plots, sky_fidelity, xm_pairs
     from gaiasim.validate import fidelity as fid
-    from gaiasim.validate import report_plots, xm_pairs
 
     if plot_path:
         report_plots.require_matplotlib()
@@ -576,11 +578,18 @@ def fidelity(run_dir, dataset, json_path, plot_path, fmt) -> None:
     db.cache_sample_pairs(con)
     rows = fid.measure(con)
     crossmatch = xm_pairs.measure(con)
+    recall, false_alerts = alert_recall.measure(con), alert_recall.false_alerts(con)
+    sky_rows = sky_fidelity.measure(con, sky_fidelity.dataset_scale(dataset or db.read_run_info(run_dir)["dataset"]))
     clitable.emit(fid.view(rows), fmt, stdout)
-    if fmt == "table":  # CSV and JSON hold one table: the crossmatch rows go to --json
+    if fmt == "table":  # CSV and JSON hold one table: the crossmatch and sky rows go to --json
         clitable.emit(xm_pairs.view(crossmatch), fmt, stdout)
+        if recall:  # a day with transients seen in both fields of view
+            clitable.emit(alert_recall.view(recall, false_alerts), fmt, stdout)
+        if any(r.measured is not None for r in sky_rows):  # a toy sky's are all n/a
+            clitable.emit(sky_fidelity.view(sky_rows), fmt, stdout)
     if json_path:
-        doc = {**fid.to_json(rows), "crossmatch": xm_pairs.to_json(crossmatch)}
+        doc = {**fid.to_json(rows), "crossmatch": xm_pairs.to_json(crossmatch), "sky": sky_fidelity.to_json(sky_rows),
+               "alerts": alert_recall.to_json(recall, false_alerts)}
         io.write_bytes((json.dumps(doc, indent=1) + "\n").encode(), Path(json_path))
     if plot_path:
         io.write_bytes(fid.plot(rows), Path(plot_path))

@@ -5,12 +5,12 @@ both fields of view. The rules here, every threshold an [U] placeholder set in `
 
 - **brightening / fading**: a transit of a matched source *deviates* when its G differs from the source's
   catalogue mean by at least ``min_delta_g_mag`` and by at least ``min_significance_sigma`` times sigma =
-  sqrt(g_mag_sigma^2 + g_mag_err^2) (the catalogue's per-transit scatter and the transit's formal error), and
-  lies within ``max_evidence_sep_mas`` of the source (further out it is more likely an uncatalogued neighbour
-  matched in a scan that lost the source itself). A source alerts when its transits deviating in one direction
-  number at least ``min_transits`` and include one in FoV 1 and one in FoV 2 at most ``max_fov_separation_s``
-  apart (one scan sees a source in both FoVs 106.5 min apart, docs/facts.md section 1). When both directions
-  qualify the more significant wins.
+  sqrt(g_mag_sigma^2 + g_mag_err^2) (the catalogue's per-transit scatter and the transit's formal error); a
+  fading one must also lie within ``max_evidence_sep_mas`` of the source (further out it is more likely an
+  uncatalogued fainter neighbour matched in a scan that lost the source itself). A source alerts when its
+  transits deviating in one direction number at least ``min_transits`` and include one in FoV 1 and one in FoV 2
+  at most ``max_fov_separation_s`` apart (one scan sees a source in both FoVs 106.5 min apart, docs/facts.md
+  section 1). When both directions qualify the more significant wins.
 - **new source**: unmatched transits (``source_id`` null: no catalogue source within the crossmatch
   radius) brighter than ``new_source_g_limit_mag`` are grouped friends-of-friends within
   ``cluster_radius_mas``; a group alerts under the same count and FoV rule.
@@ -69,11 +69,12 @@ class AlertConfig:
     #: Friends-of-friends linking length of unmatched transits, mas: the crossmatch radius
     #: (pipeline.config.PipelineConfig.match_radius_mas).
     cluster_radius_mas: float = 500.0
-    #: Largest distance of a brightening or fading transit from its catalogue source, mas [U]. A correct match
-    #: lies within ~90 mas (pipeline.crossmatch.POSITION_SIGMA_MAS: the AC pixel is 177 mas wide); a transit
-    #: further out is more likely an uncatalogued faint neighbour that took the source in a scan where the
-    #: source itself was not observed, whose G then "deviates" by their magnitude difference (Gaia Science
-    #: Alerts test the environment for fainter near-neighbours, Hodgkin+2021; docs/sky.md section 9).
+    #: Largest distance of a fading transit from its catalogue source, mas [U]. A fading star stays where it
+    #: is, and a correct match lies within ~90 mas (pipeline.crossmatch.POSITION_SIGMA_MAS: the AC pixel is
+    #: 177 mas wide); a fainter transit further out is more likely an uncatalogued faint neighbour that took
+    #: the source in a scan where the source itself was not observed (Gaia Science Alerts test the environment
+    #: for fainter near-neighbours, Hodgkin+2021; docs/sky.md section 9). Brightening evidence is not held to
+    #: it: a supernova up to 0.4 arcsec from its host's centre pulls the host's image towards itself.
     max_evidence_sep_mas: float = 200.0
 
     def __post_init__(self) -> None:
@@ -215,8 +216,9 @@ def _deviations(transits: pa.Table, catalogue: pa.Table, catalogue_row: np.ndarr
 
 
 def _deviating(d: dict, sign: float, config: AlertConfig) -> np.ndarray:
+    near = d["sep"] <= config.max_evidence_sep_mas if sign > 0 else True
     return (d["known"] & (sign * d["delta"] >= config.min_delta_g_mag)
-            & (sign * d["z"] >= config.min_significance_sigma) & (d["sep"] <= config.max_evidence_sep_mas))
+            & (sign * d["z"] >= config.min_significance_sigma) & near)
 
 
 def _new_source_evidence(d: dict, config: AlertConfig) -> np.ndarray:

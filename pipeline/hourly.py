@@ -21,13 +21,13 @@ from __future__ import annotations
 import itertools
 import json
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from pipeline import alerts, ccdcal, crossmatch, geometry, icd, io, schemas, skycells, spool, transits
+from pipeline import alerts, ccdcal, crossmatch, environment, geometry, icd, io, schemas, skycells, spool, transits
 from pipeline.calibration import Calibration
 from pipeline.ingest import classify_steps, quarantine_packets, sequence_anomalies
 
@@ -55,6 +55,8 @@ class Day:
     calibration: Calibration
     alert_config: alerts.AlertConfig
     ccd_calibration: ccdcal.CcdCalibration = ccdcal.NOMINAL  # the dataset's, when it has one
+    #: The bright-star environment test (pipeline/data/environment.toml).
+    environment: environment.EnvironmentConfig = field(default_factory=environment.default_config)
 
 
 def summary_path(work: Path, hour: int) -> Path:
@@ -94,19 +96,29 @@ def match(index: crossmatch.SkyIndex, cols: dict[str, np.ndarray]) -> tuple[np.n
     return crossmatch.resolve_conflicts(found, cols["fov"], cols["obmt_ns"])
 
 
-def _transit_table(cols: dict[str, np.ndarray], day: Day) -> tuple[pa.Table, pa.Table, np.ndarray]:
+def _transit_table(cols: dict[str, np.ndarray], day: Day) -> tuple[pa.Table, pa.Table, np.ndarray, np.ndarray]:
     """The hour's transits (time order), crossmatched to the catalogue sources of the sky they crossed
-    (conflicts within a scan resolved); the sources matched, and each transit's row among them (-1: none)."""
+    (conflicts within a scan resolved); the sources matched, each transit's row among them (-1: none), and
+    which transits lie in a bright transit's environment (pipeline.environment: their matches stand only
+    where the magnitudes agree)."""
     positioned = np.isfinite(cols["ra_deg"])
-    cells = skycells.cells_within(cols["ra_deg"][positioned], cols["dec_deg"][positioned],
-                                  day.match_radius_mas / 3.6e6)
+    reach_mas = max(day.match_radius_mas, 1000.0 * day.environment.catalogue_radius_arcsec)
+    cells = skycells.cells_within(cols["ra_deg"][positioned], cols["dec_deg"][positioned], reach_mas / 3.6e6)
     records = skycells.load_records(day.work, day.cells, cells)
     index = crossmatch.build_index(records["u"], day.match_radius_mas, records["g_mag"], records["g_mag_sigma"])
     resolved, sep, conflict = match(index, cols)
+    u = geometry.unit_from_radec(np.nan_to_num(cols["ra_deg"]), np.nan_to_num(cols["dec_deg"]))
+    suspect = environment.bright_environment(cols["obmt_ns"], cols["fov"], cols["ccd_row"], cols["ac_px"],
+                                             cols["g_mag"], day.environment)
+    suspect |= positioned & environment.near_bright_source(u, cols["g_mag"], records["u"], records["g_mag"],
+                                                           day.environment)
+    g_cat = records["g_mag"][np.maximum(resolved, 0)] if len(records["g_mag"]) else np.full(len(resolved), np.nan)
+    resolved = np.where(suspect & ~environment.match_kept(cols["g_mag"], g_cat, day.environment), -1, resolved)
     matched = resolved >= 0
     src = records["source_id"]
     flags = cols["flags"] | np.where(matched, 0, crossmatch.FLAG_UNMATCHED).astype(np.int32)
     flags |= np.where(conflict, crossmatch.FLAG_MATCH_CONFLICT, 0).astype(np.int32)
+    flags |= np.where(suspect, environment.FLAG_BRIGHT_ENVIRONMENT, 0).astype(np.int32)
     table = pa.table(
         {
             **{k: cols[k] for k in ("transit_id", "obmt_ns", "fov", "ccd_row", "ac_px", "window_class", "gate",
@@ -125,7 +137,7 @@ def _transit_table(cols: dict[str, np.ndarray], day: Day) -> tuple[pa.Table, pa.
     used, inverse = np.unique(resolved[matched], return_inverse=True)
     row = np.full(len(resolved), -1, dtype=np.int64)
     row[matched] = inverse
-    return table, skycells.table(records[used]), row
+    return table, skycells.table(records[used]), row, suspect
 
 
 def process_hour(day: Day, hour: int, writer: Executor) -> dict:
@@ -199,10 +211,12 @@ def _process_slice(day: Day, hour: int, j: int, refs: np.ndarray, file_k: np.nda
         cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         del parts
         order = np.argsort(cols["obmt_ns"], kind="stable")
-        table, catalogue, row = _transit_table({k: v[order] for k, v in cols.items()}, day)
+        table, catalogue, row, suspect = _transit_table({k: v[order] for k, v in cols.items()}, day)
         pending.append(writer.submit(io.write_table, table, schemas.TRANSITS,
                                      day.out / "transits" / f"hour={hour}" / f"part-{j}.parquet", io.HOT_CODEC))
-        candidates = alerts.candidates(table, catalogue, day.alert_config, catalogue_row=row)
+        # A transit in a bright transit's environment is never an alert's evidence (pipeline.environment).
+        candidates = alerts.candidates(table.filter(pa.array(~suspect)), catalogue, day.alert_config,
+                                       catalogue_row=row[~suspect])
     else:
         table = candidates = schemas.TRANSITS.empty_table()
     return {

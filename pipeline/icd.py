@@ -73,6 +73,11 @@ SPECTRUM_SAMPLES = 60
 WINDOW_CLASS_G_MAX = (13.0, 16.0)
 #: Largest 16-bit ADC value: a sample at this value is saturated.
 ADC_MAX_ADU = 65535
+#: A sample not read out is sent as this value: the AF1 window of CCD row 4 (the wavefront sensor's place) and
+#: the AL samples of a truncated window that face a brighter detection's window (docs/icd.md section 4.3, "Samples
+#: not read out"). The biased video chain never digitises it: its offset is about 1000 ADU (docs/instrument.md
+#: section 3), so a read sample at 0 ADU would need -3900 e- of noise, hundreds of times the read noise [D].
+NOT_READ_ADU = 0
 
 
 def star_payload_dtype(window_class: int) -> np.dtype:
@@ -83,6 +88,9 @@ def star_payload_dtype(window_class: int) -> np.dtype:
     - ``sm_adu``: the sky-mapper window (SM1 for FoV 1, SM2 for FoV 2), AL samples, ADU (always 1D).
     - ``af_adu``: AF1..AF9 windows, ADU: (9, AL samples) for 1D classes, (9, 18 AL, 12 AC) for WC0. In CCD
       row 4 the wavefront sensor takes AF1's place: that window's samples are all 0 (no CCD, no image).
+    - A sample at :data:`NOT_READ_ADU` (0) in ``sm_adu`` or ``af_adu`` was not read out: the wavefront
+      sensor's place, or, in a truncated window, the AL samples at its start or end that face a brighter
+      detection's window (the same AL samples in the SM and every AF window of the packet).
     - ``bp_adu`` / ``rp_adu``: BP and RP spectra, AL samples, ADU.
     """
     n = WINDOW_SAMPLES[window_class]
@@ -204,9 +212,11 @@ FIELD_DOCS: dict[str, FieldDoc] = {
     "gate": FieldDoc("", f"TDI gate in use (0 = none), one of {', '.join(map(str, sorted(GATES)))}: sets the "
                      "integration time"),
     "sm_adu": FieldDoc("ADU", f"sky-mapper window (SM1 for FoV 1, SM2 for FoV 2): AL samples, {WINDOW_AC_PX} AC "
-                       "pixels binned"),
+                       f"pixels binned; a sample at {NOT_READ_ADU} was not read out (a truncated window)"),
     "af_adu": FieldDoc("ADU", "AF1..AF9 windows: [strip, AL sample] (AC-binned) or, in window class 0, [strip, AL "
-                       "sample, AC pixel]; in CCD row 4 AF1's samples are all 0 (the wavefront sensor's place)"),
+                       "sample, AC pixel]; in CCD row 4 AF1's samples are all 0 (the wavefront sensor's place); a "
+                       f"sample at {NOT_READ_ADU} was not read out (NOT_READ_ADU: the wavefront sensor's place, or "
+                       "the AL samples of a truncated window that face a brighter window)"),
     "bp_adu": FieldDoc("ADU", "BP spectrum: AL samples"),
     "rp_adu": FieldDoc("ADU", "RP spectrum: AL samples"),
     "q": FieldDoc("", "attitude quaternion SRS -> ICRS, scalar last (x, y, z, w)"),

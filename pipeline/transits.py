@@ -12,6 +12,12 @@ from pipeline.calibration import Calibration
 FLAG_FEW_AF = 1 << 17
 #: Transit flag: no attitude packet within :data:`MAX_ATTITUDE_GAP_NS` of the transit (no position).
 FLAG_NO_ATTITUDE = 1 << 18
+#: CCD and transit flag: a truncated window, with samples not read out (:data:`pipeline.icd.NOT_READ_ADU`, the
+#: side facing a brighter window; docs/icd.md section 4.3). Those samples are masked in the fit, which is
+#: otherwise good: the window still counts among a transit's good AF windows (a window with fewer than 4
+#: samples left is not fitted, ``pipeline.ipd.FLAG_BAD_INPUT``). Transit flags in use: 1 << 16 and 1 << 19
+#: (pipeline.crossmatch), 1 << 17 and 1 << 18 (above), 1 << 20 (pipeline.environment), 1 << 21 (this).
+FLAG_TRUNCATED = 1 << 21
 MAX_ATTITUDE_GAP_NS = 10_000_000_000
 MIN_AF_OK = 3
 
@@ -31,7 +37,8 @@ def fit_star_packets(records: np.ndarray, window_class: int, cal: Calibration,
     ``no_ccd``, True for the AF1 window of the wavefront sensor's row (no CCD: not an image). Each
     window is converted with its CCD's gain, offset and read noise, and its flux divided by its CCD's
     throughput. Cosmic rays are rejected (:data:`pipeline.ipd.COSMIC_SIGMA`, ``FLAG_COSMIC``) and saturated
-    windows flagged (:data:`pipeline.ipd.FLAG_SATURATED`).
+    windows flagged (:data:`pipeline.ipd.FLAG_SATURATED`). Samples not read out (:data:`pipeline.icd.NOT_READ_ADU`)
+    are masked, and a window that has some (a truncated window) flagged :data:`FLAG_TRUNCATED`.
     """
     n = icd.WINDOW_SAMPLES[window_class]
     n_ac = icd.WINDOW_AC_SAMPLES[window_class]
@@ -48,8 +55,8 @@ def fit_star_packets(records: np.ndarray, window_class: int, cal: Calibration,
     if n_ac == 1:
         adu = np.concatenate([payload["sm_adu"][:, None, :], payload["af_adu"]], axis=1)
         samples_e = ((adu.astype(np.float64) - bias[:, :, None]) / gain[:, :, None]).reshape(m * 10, n)
-        fit = ipd.fit_images(samples_e, np.full(m * 10, n, dtype=np.int32), var.ravel(), cal.lsf_sigma_px,
-                             cosmic_sigma=ipd.COSMIC_SIGMA)
+        not_read = adu == icd.NOT_READ_ADU
+        fit = _fit_1d(samples_e, not_read.reshape(m * 10, n), var.ravel(), cal.lsf_sigma_px)
         _debias(fit, cal.lsf_sigma_px)
         fit = {k: v.reshape(m, 10) for k, v in fit.items()}
         fit["ac_px"] = np.full((m, 10), np.nan)
@@ -58,13 +65,15 @@ def fit_star_packets(records: np.ndarray, window_class: int, cal: Calibration,
     else:
         sm = payload["sm_adu"]
         af = payload["af_adu"]
-        fit_sm = ipd.fit_images((sm.astype(np.float64) - bias[:, :1]) / gain[:, :1], np.full(m, n, dtype=np.int32),
-                                np.ascontiguousarray(var[:, 0]), cal.lsf_sigma_px, cosmic_sigma=ipd.COSMIC_SIGMA)
+        sm_not_read, af_not_read = sm == icd.NOT_READ_ADU, af == icd.NOT_READ_ADU
+        fit_sm = _fit_1d((sm.astype(np.float64) - bias[:, :1]) / gain[:, :1], sm_not_read,
+                         np.ascontiguousarray(var[:, 0]), cal.lsf_sigma_px)
         _debias(fit_sm, cal.lsf_sigma_px)
         af_e = ((af.astype(np.float64) - bias[:, 1:, None, None]) / gain[:, 1:, None, None]).reshape(m * icd.N_AF, n,
                                                                                                       n_ac)
         # AC PSF width in AC pixels equals the AL one in AL pixels (docs/facts.md section 5).
         fit_af = ipd.fit_images_2d(af_e, np.ascontiguousarray(var[:, 1:]).ravel(), cal.lsf_sigma_px, cal.lsf_sigma_px,
+                                   mask=af_not_read.reshape(m * icd.N_AF, n, n_ac).astype(np.uint8),
                                    cosmic_sigma=ipd.COSMIC_SIGMA)
         fit = {}
         for k, v in fit_af.items():
@@ -72,7 +81,9 @@ def fit_star_packets(records: np.ndarray, window_class: int, cal: Calibration,
             fit[k] = np.concatenate([col0[:, None].astype(v.dtype), v.reshape(m, icd.N_AF)], axis=1)
         saturated = np.concatenate([(sm >= icd.ADC_MAX_ADU).any(axis=1)[:, None],
                                     (af >= icd.ADC_MAX_ADU).any(axis=(2, 3))], axis=1)
+        not_read = np.concatenate([sm_not_read[:, None, :], af_not_read.any(axis=3)], axis=1)
     fit["flags"] = fit["flags"] | np.where(saturated, ipd.FLAG_SATURATED, 0).astype(fit["flags"].dtype)
+    fit["flags"] |= np.where(not_read.any(axis=2), FLAG_TRUNCATED, 0).astype(fit["flags"].dtype)
     # The wavefront sensor's row has no AF1 CCD: that window is no image (dropped from the CCD table).
     no_ccd = np.zeros((m, 10), dtype=bool)
     no_ccd[:, 1 + geometry.AF_STRIPS.index(geometry.WFS_STRIP)] = row == geometry.WFS_ROW
@@ -82,6 +93,27 @@ def fit_star_packets(records: np.ndarray, window_class: int, cal: Calibration,
     fit["flux_e"] = fit["flux_e"] / throughput
     fit["flux_e_err"] = fit["flux_e_err"] / throughput
     fit["al_offset_px"] = ccd.al_offset_px(index, ac_pixel)
+    return fit
+
+
+def _fit_1d(samples_e: np.ndarray, not_read: np.ndarray, var: np.ndarray, sigma_px: float) -> dict[str, np.ndarray]:
+    """:func:`pipeline.ipd.fit_images` of 1D windows (m, n) with their samples not read out (``not_read``) left out:
+    the runs of them at a window's start and end by fitting only the samples between (shifted to the start of
+    the row, the centre shifted back), any other by the mask. Masking a leading run instead misleads the fit's
+    moment start, which reads a masked sample as its nearest read neighbour: a run of copies of the star's
+    first read samples wins its brightest-3 search (ties go to the first), and from there the fit slides into
+    the masked samples (measured: half of the G 19.5 windows missing their first 5 of 12 samples failed so)."""
+    n = samples_e.shape[1]
+    read = ~not_read
+    lead = np.where(read.any(axis=1), np.argmax(read, axis=1), n)
+    tail = np.where(read.any(axis=1), np.argmax(read[:, ::-1], axis=1), 0)
+    at = np.minimum(np.arange(n)[None, :] + lead[:, None], n - 1)
+    if lead.any():
+        samples_e = np.take_along_axis(samples_e, at, axis=1)
+        not_read = np.take_along_axis(not_read, at, axis=1)
+    fit = ipd.fit_images(np.ascontiguousarray(samples_e), (n - lead - tail).astype(np.int32), var, sigma_px,
+                         mask=not_read.astype(np.uint8), cosmic_sigma=ipd.COSMIC_SIGMA)
+    fit["al_px"] = fit["al_px"] + lead
     return fit
 
 
@@ -150,8 +182,9 @@ def transit_rows(records: np.ndarray, window_class: int, fit: dict[str, np.ndarr
     t_ref, fov, row, ac_px = icd.decode_transit_id(tid)
     n = icd.WINDOW_SAMPLES[window_class]
     af = slice(1, 10)
-    # A window whose cosmic-ray hit was masked and refitted is good (FLAG_COSMIC is informative).
-    ok = (fit["flags"][:, af] & ~ipd.FLAG_COSMIC) == 0
+    # A window whose cosmic-ray hit was masked and refitted is good (FLAG_COSMIC is informative), and so is one
+    # whose samples not read out were masked (FLAG_TRUNCATED).
+    ok = (fit["flags"][:, af] & ~(ipd.FLAG_COSMIC | FLAG_TRUNCATED)) == 0
     if "no_ccd" in fit:
         ok &= ~fit["no_ccd"][:, af]
     n_ok = ok.sum(axis=1)

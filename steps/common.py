@@ -88,3 +88,12 @@ def _(run_dir: Path, name: str) -> None:
 @then(parsers.parse('the check "{name}" passes'))
 def _(run_dir: Path, name: str) -> None:
     _judged(run_dir, name, True)
+
+
+@then(parsers.parse('the check "{name}" measures {value:g}'))
+def _(run_dir: Path, name: str, value: float) -> None:
+    """The value itself, where the check's verdict cannot be had: a rate the day's exposure cannot bound (n/a) still
+    measures 0 when nothing happened."""
+    result = workspace.check(run_dir, name)
+    assert result.value == value, (f"{result.check.requirement} {name}: measured {result.value} {result.check.unit} "
+                                   f"({result.status}), expected {value:g} ({result.note or result.check.statement})")

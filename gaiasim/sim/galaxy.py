@@ -22,6 +22,7 @@ Status tags as in docs/facts.md: [C] read in the source, [C-impl] read in a publ
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +30,7 @@ import pyarrow as pa
 from gaiasim.sim import kernels_galaxy as _kg
 from gaiasim.sim import sky
 from gaiasim.sim.instrument.focal_plane import radec_from_unit, unit_from_radec
+from gaiasim.sim.source_physics import TRUTH_SKY_PIXELS, TRUTH_SOURCE_PHYSICS
 
 # --- Galactic geometry ----------------------------------------------------------------------------------
 
@@ -48,25 +50,67 @@ THIN_EPS = (0.0140, 0.0268, 0.0375, 0.0551, 0.0696, 0.0785, 0.0791)
 #: Scale lengths h_R+ and h_R-, kpc: the youngest bin, then the older ones.
 THIN_HR_YOUNG_KPC = (5.0, 3.0)
 THIN_HR_OLD_KPC = (2.53, 1.32)
-#: Thick disc: h_R, h_z, x_l (kpc).
-THICK_HR_KPC, THICK_HZ_KPC, THICK_XL_KPC = 2.5, 0.8, 0.4
+#: Thick disc: h_R, h_z, x_l (kpc). h_z = 0.9 kpc is Juric+2008's bias-corrected H2 (abstract [C], sky-sources
+#: 2.2), chosen over Robin+2003's 0.8 [C-impl] by the calibration [D-fit] (see CALIBRATION below).
+THICK_HR_KPC, THICK_HZ_KPC, THICK_XL_KPC = 2.5, 0.9, 0.4
 #: Halo: power law index, flattening, core radius (kpc).
 HALO_POWER, HALO_EPS, HALO_CORE_KPC = 2.44, 0.76, 0.5
-#: Bulge (2003 bar): N0 (stars pc^-3), x0, y0, z0, R_c (kpc), major axis angle from the Sun-GC line (deg).
-BULGE_N0_PC3 = 13.7
-BULGE_X0_KPC, BULGE_Y0_KPC, BULGE_Z0_KPC, BULGE_RC_KPC, BULGE_ANGLE_DEG = 1.59, 0.424, 0.424, 2.54, 11.1
+
+
+#: CALIBRATION: the [D-fit] values of this module were chosen on 2026-12-07 by gaiasim/sim/sky_calibration.py
+#: (results and rule in docs/sky-calibration.md) among the [U] parameters and their published
+#: alternatives, against the confirmed rows of docs/sky.md section 8b; frozen until DR3 counts per (|b|, G)
+#: (docs/sky-sources.md 9 Q1-Q2) allow the per-population fit of sky-sources 8 item 6.
+CALIBRATION = "docs/sky-calibration.md, 2026-12-07"
+
+
+class BulgeLaw(NamedTuple):
+    """A bulge/bar law in the generalised form of ``kernels_galaxy._bulge_law``: N0 (stars pc^-3 at the
+    centre), x0, y0, z0 (kpc), bar angle from the Sun-GC line (deg, near end at l > 0), c_perp, c_para, the
+    GUMS "bone" (z0 x (1 + dz sin(|x| / x_bone))), cut-off radius R_c and width sigma (kpc), profile
+    ("gauss": exp(-r_s^2/2), "sech2": sech^2(r_s))."""
+
+    n0_pc3: float
+    x0: float
+    y0: float
+    z0: float
+    angle_deg: float
+    c_perp: float
+    c_para: float
+    bone_dz: float
+    bone_x: float
+    r_cut: float
+    sigma_cut: float
+    profile: str
+
+
+#: The three bulge/bar laws transcribed in docs/sky-sources.md 2.1.
+BULGE_MODELS = {
+    # Robin+2003 (SynthPop besancon2003_bulge.py) [C-impl]: r_s^2 = sqrt(((x/x0)^2 + (y/y0)^2)^2 + (z/z0)^4) is
+    # c_perp 2, c_para 4; its cut-off exp(-2 (r_xy - R_c)^2) is sigma 0.5 kpc.
+    "robin2003": BulgeLaw(13.7, 1.59, 0.424, 0.424, 11.1, 2.0, 4.0, 0.0, 1.0, 2.54, 0.5, "gauss"),
+    # GUMS DR3 bar (GDR3 documentation 2.2.2 via SynthPop models/GUMS_dr3/bar.popjson and gums_bar.py: cosh^-2,
+    # bone in |x|, 4.508e10 kpc^-3, angle 0.509 rad, cut at 4.196 kpc with sigma 4e-6 kpc) [C-impl].
+    "gums_dr3": BulgeLaw(45.08, 1.076, 0.49, 0.30, 29.16, 3.329, 3.007, 0.534, 0.870, 4.19555, 4e-6, "sech2"),
+    # Robin+2012 "Model B" (ch_vars) [C-impl]; its normalisation is not transcribed [U]: robin2003's N0.
+    "robin2012b": BulgeLaw(13.7, 4.07, 0.76, 0.41, 11.10, 3.797, 1.434, 0.0, 1.0, 5.99, 0.5, "sech2"),
+}
 
 #: Local number ratios thick/thin and halo/thin (Juric+2008: 12 % [C] abstract; f_H 0.0051 [C-impl],
 #: 0.001 in another implementation: [U]).
 THICK_TO_THIN = 0.12
 HALO_TO_THIN = 0.0051
-#: Local number density of the thin disc's stars in the luminosity functions below (pc^-3) [D]: fitted so
-#: that the sky holds 1.806e9 detected sources with G (EDR3, docs/sky-sources.md 1.2 [C]); the local
-#: density of all populations that follows lands on GCNS's 0.072-0.079 pc^-3 (1.16 [D]), see tests.
-THIN_LOCAL_PC3 = 0.0685
-#: Scale of the bulge's N0 as a number density of stars in our luminosity function [U]: N0's mass range is
-#: not transcribed; 1.0 keeps the published N0 (checked against Sgr-I's 4.6e6 deg^-2 [C-sec] within x2).
-BULGE_NUMBER_SCALE = 1.0
+#: Local number density of the thin disc's stars in the luminosity functions below (pc^-3) [D-fit]: solved
+#: so that the sky holds 1.806e9 detected sources with G (EDR3, docs/sky-sources.md 1.2 [C]) with the other
+#: [D-fit] values (CALIBRATION); the local density of all populations that follows, 0.0729 pc^-3, lands on
+#: GCNS's 0.072-0.079 (1.16 [D]), see tests.
+THIN_LOCAL_PC3 = 0.0648
+#: The bulge/bar law in use (one of BULGE_MODELS) [D-fit]: Robin+2003; GUMS DR3's bar fits worse and
+#: Robin+2012 B keeps no guard (CALIBRATION).
+BULGE_MODEL = "robin2003"
+#: Scale of the bulge's N0 as a number density of stars in our luminosity function [D-fit] (N0's mass range is
+#: not transcribed [U]): 0.9 (CALIBRATION; Sgr-I's 4.6e6 deg^-2 [C-sec] is then reached at x0.43).
+BULGE_NUMBER_SCALE = 0.9
 
 # --- Dust (Li+2018 abstract, docs/sky-sources.md 3.2) [C] -----------------------------------------------
 
@@ -74,8 +118,9 @@ DUST_SCALE_LENGTH_KPC = 3.192
 DUST_SCALE_HEIGHT_KPC = 0.103
 #: The Sun lies this far above the dust mid-plane, kpc.
 DUST_SUN_ABOVE_KPC = 0.023
-#: Mid-plane extinction A0 per kpc at R_sun [U] ("about A(V) ~ 1 mag/kpc", Caltech Ay124 notes [C-sec]).
-DUST_A0_PER_KPC = 1.0
+#: Mid-plane extinction A0 per kpc at R_sun [D-fit]: 0.95, chosen in 0.7-1.0 (docs/sky-sources.md 3.2: "about
+#: A(V) ~ 1 mag/kpc", Caltech Ay124 notes [C-sec]; 0.7 [U]) by the calibration (CALIBRATION).
+DUST_A0_PER_KPC = 0.95
 #: Star-to-star dispersion of A0: 10 % of the mean (GUMS, EDR3 documentation 2.2.6) [C].
 A0_SCATTER = 0.10
 
@@ -325,20 +370,26 @@ def _k_g_min() -> float:
     return float(k_coefficient(K_G, x, a).min()) - 0.01
 
 
-def local_densities() -> np.ndarray:
-    """Number density at the Sun (pc^-3) of each population's stars: thin, thick, halo, bulge."""
-    return np.array([THIN_LOCAL_PC3, THIN_LOCAL_PC3 * THICK_TO_THIN, THIN_LOCAL_PC3 * HALO_TO_THIN,
-                     BULGE_N0_PC3 * BULGE_NUMBER_SCALE])
+def local_densities(thin: float = THIN_LOCAL_PC3, thick_to_thin: float = THICK_TO_THIN,
+                    halo_to_thin: float = HALO_TO_THIN, bulge: str = BULGE_MODEL,
+                    bulge_scale: float = BULGE_NUMBER_SCALE) -> np.ndarray:
+    """Number density at the Sun (pc^-3) of each population's stars: thin, thick, halo, and the bulge's at its
+    centre. The arguments (defaults: the frozen values) let gaiasim/sim/sky_calibration.py try others."""
+    return np.array([thin, thin * thick_to_thin, thin * halo_to_thin, BULGE_MODELS[bulge].n0_pc3 * bulge_scale])
 
 
-def model_params() -> np.ndarray:
-    """The scalar parameters of the kernels, in the order kernels_galaxy.P_* names them."""
-    bar = np.radians(BULGE_ANGLE_DEG)
+def model_params(dust_a0: float = DUST_A0_PER_KPC, thin_hr_old: tuple = THIN_HR_OLD_KPC,
+                 thick_hr: float = THICK_HR_KPC, thick_hz: float = THICK_HZ_KPC,
+                 bulge: str = BULGE_MODEL) -> np.ndarray:
+    """The scalar parameters of the kernels, in the order kernels_galaxy.P_* names them (defaults: the frozen
+    values; the arguments let gaiasim/sim/sky_calibration.py try the published alternatives)."""
+    b = BULGE_MODELS[bulge]
+    bar = np.radians(b.angle_deg)
     return np.array([
-        R_SUN_KPC, Z_SUN_KPC, R_DISC_MAX_KPC, *THIN_HR_YOUNG_KPC, *THIN_HR_OLD_KPC, THICK_HR_KPC, THICK_HZ_KPC,
-        THICK_XL_KPC, HALO_POWER, HALO_EPS, HALO_CORE_KPC, BULGE_X0_KPC, BULGE_Y0_KPC, BULGE_Z0_KPC,
-        BULGE_RC_KPC, np.cos(bar), np.sin(bar), DUST_SCALE_LENGTH_KPC, DUST_SCALE_HEIGHT_KPC, DUST_SUN_ABOVE_KPC,
-        DUST_A0_PER_KPC, PIXEL_SR,
+        R_SUN_KPC, Z_SUN_KPC, R_DISC_MAX_KPC, *THIN_HR_YOUNG_KPC, *thin_hr_old, thick_hr, thick_hz,
+        THICK_XL_KPC, HALO_POWER, HALO_EPS, HALO_CORE_KPC, b.x0, b.y0, b.z0, b.r_cut, np.cos(bar), np.sin(bar),
+        DUST_SCALE_LENGTH_KPC, DUST_SCALE_HEIGHT_KPC, DUST_SUN_ABOVE_KPC, dust_a0, PIXEL_SR, b.c_perp, b.c_para,
+        b.bone_dz, b.bone_x, b.sigma_cut, float(b.profile == "sech2"),
     ])
 
 
@@ -350,16 +401,18 @@ def _thin_weights() -> tuple[np.ndarray, np.ndarray]:
     return w / w.sum(), np.array(THIN_EPS)
 
 
-def line_of_sight(l_rad: np.ndarray, b_rad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def line_of_sight(l_rad: np.ndarray, b_rad: np.ndarray, params: np.ndarray | None = None,
+                  local: np.ndarray | None = None, detected: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Expected detected stars per (component, distance bin) and A0 at the distance edges, per direction:
-    arrays (n, components, bins) and (n, bins + 1)."""
-    t = tables()
+    arrays (n, components, bins) and (n, bins + 1). ``params``, ``local``, ``detected``: other
+    :func:`model_params`, :func:`local_densities` or detected-fraction tables (the calibration's)."""
     l_rad, b_rad = np.atleast_1d(l_rad).astype(np.float64), np.atleast_1d(b_rad).astype(np.float64)
     w, eps = _thin_weights()
     counts = np.empty((len(l_rad), len(COMPONENTS), len(DIST_EDGES_PC) - 1))
     a0 = np.empty((len(l_rad), len(DIST_EDGES_PC)))
-    _kg.line_of_sight(l_rad, b_rad, DIST_EDGES_PC, model_params(), local_densities(), w, eps, t["detected"],
-                      A0_STEP, counts, a0)
+    _kg.line_of_sight(l_rad, b_rad, DIST_EDGES_PC, model_params() if params is None else params,
+                      local_densities() if local is None else local, w, eps,
+                      tables()["detected"] if detected is None else detected, A0_STEP, counts, a0)
     return counts, a0
 
 
@@ -385,17 +438,23 @@ def mamajek_arrays() -> tuple[np.ndarray, np.ndarray]:
     return np.log10(m[::-1]).copy(), g[::-1].copy()
 
 
-def materialise(seed: int, pixels: np.ndarray, scale: float) -> pa.Table:
+def materialise(seed: int, pixels: np.ndarray, scale: float,
+                physics: bool = False) -> pa.Table | tuple[pa.Table, pa.Table, pa.Table]:
     """All detected sources of ``pixels`` at ``scale``: deterministic in (seed, pixel), independent of the
-    other pixels. Rows as ``sky.TRUTH_SOURCES``; a pixel's resolved companions follow their primaries."""
+    other pixels. Rows as ``sky.TRUTH_SOURCES``; a pixel's resolved companions follow their primaries.
+    ``physics``: (sources, their per-star truth row for row (``source_physics.TRUTH_SOURCE_PHYSICS``), the
+    pixels with their expected primaries (``TRUTH_SKY_PIXELS``)); the sources are the same either way."""
     pixels = np.unique(np.asarray(pixels, dtype=np.int64))
     key = int(seed) ^ _GALAXY_STREAM
     counts, a0 = line_of_sight(*pixel_lb(pixels))
     n_primary = np.empty(len(pixels), dtype=np.int64)
-    _kg.count_sources(key, pixels, counts.sum(axis=(1, 2)) * scale, n_primary)
+    mean = counts.sum(axis=(1, 2)) * scale
+    _kg.count_sources(key, pixels, mean, n_primary)
     slots = np.zeros(len(pixels) + 1, dtype=np.int64)
     np.cumsum(2 * n_primary, out=slots[1:])
-    z, ra, g, bp_rp = (np.empty(int(slots[-1])) for _ in range(4))
+    n_slots = int(slots[-1])
+    z, ra, g, bp_rp, dist, a0_star, mg, x0, sep = (np.empty(n_slots) for _ in range(9))
+    pop, giant, comp = (np.empty(n_slots, dtype=np.int8) for _ in range(3))
     used = np.empty(len(pixels), dtype=np.int64)
     t = tables()
     log_m, mg_of_m = mamajek_arrays()
@@ -403,7 +462,8 @@ def materialise(seed: int, pixels: np.ndarray, scale: float) -> pa.Table:
                      t["cum"], t["ridge"], t["sigma"], np.array(K_G), np.array(K_BP), np.array(K_RP),
                      np.array(K_X_RANGE), K_A0_MAX, float(t["k_g_min"]), np.array(completeness_params()),
                      G_GEN_MAG, A0_SCATTER, np.array([k for _, k in COMPONENTS]), np.array(MF_MASS_MSUN),
-                     np.array(MF_FRACTION), log_m, mg_of_m, binary_params(), z, ra, g, bp_rp, used)
+                     np.array(MF_FRACTION), log_m, mg_of_m, binary_params(), z, ra, g, bp_rp, used, pop, giant, comp,
+                     dist, a0_star, mg, x0, sep)
     keep = np.concatenate([np.arange(s, s + u) for s, u in zip(slots[:-1], used, strict=True)]) if len(pixels) \
         else np.empty(0, np.int64)
     z, ra, g, bp_rp = z[keep], ra[keep], g[keep], bp_rp[keep]
@@ -411,9 +471,10 @@ def materialise(seed: int, pixels: np.ndarray, scale: float) -> pa.Table:
     ra_deg, dec_deg = radec_from_unit(np.stack([r * np.cos(ra), r * np.sin(ra), z], axis=-1))
     pixel_of = np.repeat(pixels, used)
     starts = np.repeat(np.cumsum(used) - used, used)
-    return pa.table(
+    source_id = (pixel_of << sky.SOURCE_ID_SHIFT) + (np.arange(len(keep)) - starts)
+    sources = pa.table(
         {
-            "source_id": (pixel_of << sky.SOURCE_ID_SHIFT) + (np.arange(len(keep)) - starts),
+            "source_id": source_id,
             "pixel": pixel_of.astype(np.int32),
             "ra_deg": ra_deg,
             "dec_deg": dec_deg,
@@ -422,6 +483,24 @@ def materialise(seed: int, pixels: np.ndarray, scale: float) -> pa.Table:
         },
         schema=sky.TRUTH_SOURCES,
     )
+    if not physics:
+        return sources
+    sep = sep[keep].astype(np.float32)
+    sky_pixels = pa.table({"pixel": pixels.astype(np.int32), "expected_primaries": mean}, schema=TRUTH_SKY_PIXELS)
+    return sources, pa.table(
+        {
+            "source_id": source_id,
+            "population": pop[keep],
+            "giant": giant[keep].astype(bool),
+            "companion": comp[keep],
+            "distance_pc": dist[keep].astype(np.float32),
+            "a0_mag": a0_star[keep].astype(np.float32),
+            "abs_g_mag": mg[keep].astype(np.float32),
+            "bp_rp0": x0[keep].astype(np.float32),
+            "pair_sep_arcsec": pa.array(sep, mask=np.isnan(sep)),
+        },
+        schema=TRUTH_SOURCE_PHYSICS,
+    ), sky_pixels
 
 
 def binary_params() -> np.ndarray:

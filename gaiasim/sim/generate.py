@@ -17,6 +17,7 @@ generation never leaves a half-written dataset behind.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import math
 import os
@@ -32,7 +33,19 @@ import pyarrow.parquet as pq
 
 from gaiasim import dataset as ds
 from gaiasim.executors import SerialExecutor
-from gaiasim.sim import catalogue, downlink, faults, hk_faults, housekeeping, logbook, sky, slices, variability
+from gaiasim.sim import (
+    catalogue,
+    downlink,
+    faults,
+    hk_faults,
+    housekeeping,
+    logbook,
+    sky,
+    slices,
+    transients,
+    variability,
+    vpu,
+)
 from gaiasim.sim.instrument import drift, focal_plane, mission_limits, realism
 from gaiasim.sim.timescale import obmt_ns_from_date
 from gaiasim.sim.truth import TRUTH_ATTITUDE, write_part
@@ -334,7 +347,14 @@ def _sources_and_catalogue(spec: DaySpec, pixels: np.ndarray, root: Path, execut
 
 def _source_chunk(spec: DaySpec, i: int, pixels: np.ndarray, root: Path) -> int:
     """Task: the sources of chunk ``i`` of the crossed pixels, their truth and catalogue parts; their count."""
-    sources = sky.materialise(spec.seed, pixels, spec.scale, spec.sky)
+    if spec.sky == "galaxy":  # and its per-star truth (docs/sky.md section 6b); the toy sky writes none
+        from gaiasim.sim import galaxy
+
+        sources, physics, sky_pixels = galaxy.materialise(spec.seed, pixels, spec.scale, physics=True)
+        write_part(root / "truth" / "source_physics", f"{i:05d}", physics)
+        write_part(root / "truth" / "sky_pixels", f"{i:05d}", sky_pixels)
+    else:
+        sources = sky.materialise(spec.seed, pixels, spec.scale, spec.sky)
     write_part(root / "truth" / "sources", f"{i:05d}", sources)
     links = catalogue.write(root / "catalogue", sources, np.random.default_rng([spec.seed, 3, i]), part=i,
                             seed=spec.seed)
@@ -342,17 +362,51 @@ def _source_chunk(spec: DaySpec, i: int, pixels: np.ndarray, root: Path) -> int:
     return sources.num_rows
 
 
+def _rate_transients(spec: DaySpec, ctx: slices.SliceContext) -> slices.SliceContext:
+    """The context with the transients of the DR3 rate x scale x boost (gaiasim.sim.transients.rate_events), each
+    calendar day's from its own stream, on hosts of the pixels that day's scans cross; known before phase A."""
+    boost = ctx.variability_plan.transient_boost
+    days = [((spec.date + dt.timedelta(days=d)).toordinal(), ctx.t0_ns + d * transients.NS_PER_DAY,
+             ctx.t0_ns + (d + 1) * transients.NS_PER_DAY) for d in range(spec.days)]
+    events, new_sources = transients.rate_events(spec.seed, spec.scale, boost, days,
+                                                 lambda t0, t1: slices.crossed_pixels(slices.scan_law(ctx), t0, t1),
+                                                 spec.sky)
+    return dataclasses.replace(ctx, transients=events, new_sources=new_sources)
+
+
 def _place_transients(spec: DaySpec, ctx: slices.SliceContext) -> slices.SliceContext:
-    """The context with the day's transients, placed on the transits phase A found (then to be redone)."""
+    """The context with the plan's focused transients added, placed on the transits phase A found (then to be
+    redone), on hosts the rate's events do not use."""
     parts = []
     for k in range(ctx.n_slices):
         with np.load(Path(ctx.work) / "transits" / f"{k:05d}.npz") as f:
-            parts.append({key: f[key] for key in ("source_id", "obmt_ns", "fov", "zeta_rad")})
+            real = f["source_id"] < vpu.ARTEFACT_SOURCE_ID_BASE  # not the on-board ghosts (gaiasim.sim.vpu)
+            parts.append({key: f[key][real] for key in ("source_id", "obmt_ns", "fov", "zeta_rad")})
     tr = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-    transients, new_sources = variability.place_transients(
+    focused, new_sources = variability.place_transients(
         ctx.variability_plan, np.random.default_rng([spec.seed, 6]), spec.seed, spec.scale, ctx.t0_ns, ctx.t1_ns,
-        tr["source_id"], tr["obmt_ns"], tr["fov"], tr["zeta_rad"], sky_model=spec.sky)
-    return dataclasses.replace(ctx, transients=transients, new_sources=new_sources)
+        tr["source_id"], tr["obmt_ns"], tr["fov"], tr["zeta_rad"], sky_model=spec.sky,
+        exclude=ctx.transients["host_source_id"].to_numpy())
+    return dataclasses.replace(ctx, transients=pa.concat_tables([ctx.transients, focused]),
+                               new_sources=pa.concat_tables([ctx.new_sources, new_sources]))
+
+
+def _event_transits(summaries: list[dict]) -> dict[str, np.ndarray]:
+    """The transits of the transients' sources that the final phase A found (source_id, obmt_ns, fov)."""
+    return {key: np.concatenate([s["event_transits"][key] for s in summaries]) for key in ("source_id", "obmt_ns",
+                                                                                           "fov")}
+
+
+def _with_catalogue(events: pa.Table, root: Path, seen: dict[str, np.ndarray]) -> pa.Table:
+    """The transients with the alert a correct pipeline raises for those on sources the reference catalogue
+    lacks (truth/catalogue_links, written by phase D): a source new to the catalogue."""
+    if not events.num_rows:
+        return events
+    links = pq.read_table(root / "truth" / "catalogue_links", columns=["source_id", "relation"],
+                          filters=[("relation", "=", "missing"),
+                                   ("source_id", "in", events["source_id"].to_pylist())])
+    return transients.with_catalogue(events, links["source_id"].to_numpy(), seen["source_id"], seen["obmt_ns"],
+                                     seen["fov"])
 
 
 def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: Progress, executor: Executor,
@@ -370,6 +424,8 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
     (root / ".work" / "transits").mkdir(parents=True)
     n = ctx.n_slices
 
+    if vplan.transient_boost:
+        ctx = _rate_transients(spec, ctx)
     summaries: list[dict] = [{}] * n
     futures = {executor.submit(slices.find_slice_transits, ctx, k): k for k in range(n)}
     for done, (future, k) in enumerate(futures.items()):
@@ -379,6 +435,9 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
         ctx = _place_transients(spec, ctx)
         summaries = [future.result() for future in [executor.submit(slices.find_slice_transits, ctx, k)
                                                     for k in range(n)]]
+    seen = _event_transits(summaries)
+    ctx = dataclasses.replace(ctx, transients=transients.with_detectability(ctx.transients, seen["source_id"],
+                                                                            seen["obmt_ns"], seen["fov"]))
     seq_start, index_start, totals, seq0 = _sequence_plan(spec, summaries)
     found = _hk_and_attitude(spec, ctx, summaries, seq0)
     progress("housekeeping", 0.45)
@@ -405,11 +464,12 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
     write_part(root / "truth" / "attitude_events", "00000", ctx.instrument().attitude_events())
     # The calibration a previous cycle measured, which the system under test reads (docs/run-contract.md).
     write_table(ctx.instrument().calibration_product(spec.seed), schemas.CCD_CALIBRATION, root / CCD_CALIBRATION)
-    write_part(root / "truth" / "transients", "00000", ctx.transients)
     if ctx.new_sources.num_rows:
         write_part(root / "truth" / "sources", "new", ctx.new_sources)  # in the sky, not in the catalogue
     progress("catalogue", 0.9)
     n_sources = sum(future.result() for future in sources)
+    ctx = dataclasses.replace(ctx, transients=_with_catalogue(ctx.transients, root, seen))
+    write_part(root / "truth" / "transients", "00000", ctx.transients)
     shutil.rmtree(root / ".work")
     for stale in (root / "truth").rglob(".*.tmp-*"):  # a part half-written by a lost worker (its task ran again)
         stale.unlink()
@@ -434,11 +494,21 @@ def _generate_into(spec: DaySpec, plan: faults.FaultPlan, root: Path, progress: 
             "sources": n_sources,
             "transits": n_transits,
             "transits_lost_on_board": sum(s["lost_on_board"] for s in summaries),
+            # The on-board VPU (gaiasim.sim.vpu): detections left without a window, ghosts sent down.
+            "transits_lost_conflict": sum(s["lost_conflict"] for s in summaries),
+            "spurious_transits": sum(s["spurious"] for s in summaries),
             "slices": n,
             "tm_files": len(passes),
             "faults": ledger.count(),
             "transients": ctx.transients.num_rows,
         },
+        # The transients' rate (gaiasim.sim.transients: events a day, about DR3's alerts a day x scale x boost of
+        # them detectable) and the plan's focused ones.
+        "transients": {"alerts_per_day": transients.ALERTS_PER_DAY, "boost": vplan.transient_boost,
+                       "rate_per_day": transients.events_per_day(spec.scale, vplan.transient_boost),
+                       "focused": vplan.n_transients, "focused_mix": vplan.transient_mix,
+                       "events": ctx.transients.num_rows,
+                       "detectable": int(np.sum(ctx.transients["detectable"].to_numpy()))},
     }
     return manifest, {**known, **pass_files.digests}
 

@@ -24,7 +24,8 @@ _MAX_TRIES = 10_000
 _DUST_STEPS = 4
 
 (P_R0, P_ZSUN, P_RMAX, P_HRY1, P_HRY2, P_HRO1, P_HRO2, P_THK_HR, P_THK_HZ, P_THK_XL, P_HALO_N, P_HALO_EPS,
- P_HALO_AC, P_BX0, P_BY0, P_BZ0, P_BRC, P_BCOS, P_BSIN, P_DUST_L, P_DUST_H, P_DUST_SUN, P_DUST_A0, P_OMEGA) = range(24)
+ P_HALO_AC, P_BX0, P_BY0, P_BZ0, P_BRC, P_BCOS, P_BSIN, P_DUST_L, P_DUST_H, P_DUST_SUN, P_DUST_A0, P_OMEGA,
+ P_BC_PERP, P_BC_PARA, P_BDZ, P_BXBONE, P_BSIGMA, P_BSECH) = range(30)
 
 
 @jit
@@ -49,6 +50,30 @@ def _halo_law(r, z, p):
 
 
 @jit
+def _bulge_law(xc, yc, zg, p):
+    """The bulge/bar's density over its central one, one generalised form for the three transcribed laws
+    (galaxy.BULGE_MODELS): bar axes rotated by the bar angle, boxy radius r_s = {[(|x|/x0)^c_perp +
+    (|y|/y0)^c_perp]^(c_para/c_perp) + (|z|/z0')^c_para}^(1/c_para) with z0' = z0 (1 + dz sin(|x|/x_bone))
+    (the GUMS "bone"), profile exp(-r_s^2/2) or sech^2(r_s), times exp(-(r_xy - R_c)^2 / (2 sigma^2))
+    beyond R_c."""
+    xb = xc * p[P_BCOS] + yc * p[P_BSIN]
+    yb = -xc * p[P_BSIN] + yc * p[P_BCOS]
+    z0 = p[P_BZ0] * (1.0 + p[P_BDZ] * math.sin(abs(xb) / p[P_BXBONE]))
+    c_perp, c_para = p[P_BC_PERP], p[P_BC_PARA]
+    r_perp = ((abs(xb) / p[P_BX0]) ** c_perp + (abs(yb) / p[P_BY0]) ** c_perp) ** (1.0 / c_perp)
+    rs = (r_perp ** c_para + (abs(zg) / z0) ** c_para) ** (1.0 / c_para)
+    if p[P_BSECH] > 0.5:
+        e = math.exp(-2.0 * rs)
+        law = 4.0 * e / (1.0 + e) ** 2
+    else:
+        law = math.exp(-0.5 * rs * rs)
+    rxy = math.sqrt(xb * xb + yb * yb)
+    if rxy > p[P_BRC]:
+        law *= math.exp(-0.5 * ((rxy - p[P_BRC]) / p[P_BSIGMA]) ** 2)
+    return law
+
+
+@jit
 def densities(x, y, z, p, local, w, eps, out):
     """Number densities (pc^-3) of thin disc, thick disc, halo and bulge at heliocentric Galactic (x to the
     centre, y, z) in kpc, z measured from the Sun's height (the plane is at z = -z_sun)."""
@@ -62,17 +87,10 @@ def densities(x, y, z, p, local, w, eps, out):
             thin += w[i] * _thin_law(r, zg, eps[i], i == 0, p) / _thin_law(p[P_R0], p[P_ZSUN], eps[i], i == 0, p)
         thick = _thick_law(r, zg, p) / _thick_law(p[P_R0], p[P_ZSUN], p)
     halo = _halo_law(r, zg, p) / _halo_law(p[P_R0], p[P_ZSUN], p)
-    xb = xc * p[P_BCOS] + yc * p[P_BSIN]
-    yb = -xc * p[P_BSIN] + yc * p[P_BCOS]
-    rs2 = math.sqrt(((xb / p[P_BX0]) ** 2 + (yb / p[P_BY0]) ** 2) ** 2 + (zg / p[P_BZ0]) ** 4)
-    bulge = math.exp(-0.5 * rs2)
-    rxy = math.sqrt(xb * xb + yb * yb)
-    if rxy > p[P_BRC]:
-        bulge *= math.exp(-2.0 * (rxy - p[P_BRC]) ** 2)
     out[0] = local[0] * thin
     out[1] = local[1] * thick
     out[2] = local[2] * halo
-    out[3] = local[3] * bulge
+    out[3] = local[3] * _bulge_law(xc, yc, zg, p)
 
 
 @jit
@@ -161,10 +179,14 @@ def _inside(z, ra, z0, z1, ra0, ra1):
 @jit_parallel
 def fill_sources(seed, pixels, n_primary, slots, n_z, n_ra, counts, a0_edges, edges, mg_grid, mg_step, cum, ridge,
                  sigma, k_g, k_bp, k_rp, x_range, a_max, k_g_min, cg, g_gen, a0_scatter, kinds, mf_mass, mf_frac,
-                 log_m, mg_of_m, bp, z_out, ra_out, g_out, bp_rp_out, used):
+                 log_m, mg_of_m, bp, z_out, ra_out, g_out, bp_rp_out, used, pop_out, giant_out, comp_out, dist_out,
+                 a0_out, mg_out, x0_out, sep_out):
     """The stars of each pixel into its slots (2 per primary: room for a resolved companion); ``used`` gets
     how many were written. bp: q_min, log P median, sigma, merge and wide separations (arcsec), lightest
-    star, giant mass."""
+    star, giant mass. Beside each source its physics (gaiasim.sim.source_physics): population, giant,
+    companion code, distance (pc), A0, absolute G and intrinsic BP-RP (a merged pair: both stars), pair
+    separation (arcsec, NaN without a companion); they take no draws, so the sources are the same with or
+    without them."""
     two_pi = 2.0 * math.pi
     n_c, n_k = counts.shape[1], counts.shape[2]
     mg_lo = mg_grid[0] - 0.5 * mg_step
@@ -188,7 +210,7 @@ def fill_sources(seed, pixels, n_primary, slots, n_z, n_ra, counts, a0_edges, ed
             a0_mean = a0_edges[i, k] + (a0_edges[i, k + 1] - a0_edges[i, k]) * (d - e0) / (e1 - e0)
             mu = 5.0 * math.log10(d / 10.0)
             counter += 2
-            g = bp_rp = mg = a0 = 0.0
+            g = bp_rp = mg = a0 = x0 = 0.0
             for _try in range(_MAX_TRIES):
                 nrm, counter = normal(key, counter)
                 a0 = max(0.0, a0_mean * (1.0 + a0_scatter * nrm))
@@ -220,8 +242,9 @@ def fill_sources(seed, pixels, n_primary, slots, n_z, n_ra, counts, a0_edges, ed
             # companion (docs/sky.md section 6)
             mass = 10.0 ** np.interp(mg, mg_asc, logm_for_mg) if kinds[c] == 0 else bp[6]
             second = False
-            g2 = bp_rp2 = 0.0
-            theta = 0.0
+            g2 = bp_rp2 = mg2 = x2 = 0.0
+            theta = math.nan
+            code = 0
             if uniform(key, counter) < np.interp(mass, mf_mass, mf_frac):
                 q = bp[0] + (1.0 - bp[0]) * uniform(key, counter + 1)
                 nrm, counter = normal(key, counter + 2)
@@ -230,6 +253,7 @@ def fill_sources(seed, pixels, n_primary, slots, n_z, n_ra, counts, a0_edges, ed
                 a_au = ((mass + m2) * p_yr * p_yr) ** (1.0 / 3.0)
                 theta = a_au * (0.5 + 0.5 * uniform(key, counter)) / d  # arcsec (1 au at 1 pc)
                 nrm, counter = normal(key, counter + 1)
+                code = 1
                 if m2 >= bp[5] and theta <= bp[4]:
                     mg2 = np.interp(math.log10(m2), log_m, mg_of_m)
                     ms = c - kinds[c]
@@ -241,12 +265,18 @@ def fill_sources(seed, pixels, n_primary, slots, n_z, n_ra, counts, a0_edges, ed
                         f1, f2 = 10.0 ** (-0.4 * g), 10.0 ** (-0.4 * g2)
                         g = -2.5 * math.log10(f1 + f2)
                         bp_rp = (f1 * bp_rp + f2 * bp_rp2) / (f1 + f2)
+                        x0 = (f1 * x0 + f2 * x2) / (f1 + f2)
+                        mg = -2.5 * math.log10(10.0 ** (-0.4 * mg) + 10.0 ** (-0.4 * mg2))
+                        code = 2
                     else:
                         second = uniform(key, counter) < detected_fraction(g2, cg, g_gen)
+                        code = 4 if second else 3
             else:
                 counter += 1
             counter += 1
             z_out[out], ra_out[out], g_out[out], bp_rp_out[out] = z, ra, g, bp_rp
+            pop_out[out], giant_out[out], comp_out[out], dist_out[out] = c // 2, kinds[c], code, d
+            a0_out[out], mg_out[out], x0_out[out], sep_out[out] = a0, mg, x0, theta
             out += 1
             if second:
                 pa = two_pi * uniform(key, counter)
@@ -261,6 +291,8 @@ def fill_sources(seed, pixels, n_primary, slots, n_z, n_ra, counts, a0_edges, ed
                     z2 = min(max(z2, z0), z1 - 1e-15)
                     ra2 = min(max(ra2, ra0), ra1 - 1e-15)
                 z_out[out], ra_out[out], g_out[out], bp_rp_out[out] = z2, ra2, g2, bp_rp2
+                pop_out[out], giant_out[out], comp_out[out], dist_out[out] = c // 2, 0, 5, d
+                a0_out[out], mg_out[out], x0_out[out], sep_out[out] = a0, mg2, x2, theta
                 out += 1
             counter += 1
         used[i] = out - slots[i]

@@ -216,8 +216,8 @@ def _cosmic_at(p, i0, e0, i1, e1, i2, e2, i3, e3):
 
 @jit_parallel
 def _render_windows(seed, transit_id, flux_e, bg_e, centre_px, jitter_px, shift_px, cti_px, read_noise_e, sigma_px,
-                    wing_fraction, wing_scale, gain, bias, adc_max, strip0, cosmic_lam, cosmic_params, al_px_out,
-                    cosmic_e_out, adu_out):
+                    wing_fraction, wing_scale, gain, bias, adc_max, strip0, cosmic_lam, cosmic_params, blend_ratio,
+                    blend_al_px, al_px_out, cosmic_e_out, adu_out):
     """Render the 1D windows of m transits over s strips of n samples each.
 
     ``centre_px`` (m,) is the image centre expected from the transit time; each strip adds a uniform
@@ -230,13 +230,17 @@ def _render_windows(seed, transit_id, flux_e, bg_e, centre_px, jitter_px, shift_
     Gaussian read noise + cosmic rays, gain, offset, ADC clip) go to ``adu_out`` (m, s, n). Strip ``j`` of
     the arrays is strip ``strip0 + j`` of the counter layout. ``cosmic_lam`` (m,) is the mean number of
     cosmic-ray hits per window, ``cosmic_params`` = (mpv_e, width_e, min_e, max_e, split_prob) (see
-    :func:`_cosmic_hits`), and the deposited electrons go to ``cosmic_e_out`` (m, s).
+    :func:`_cosmic_hits`), and the deposited electrons go to ``cosmic_e_out`` (m, s). ``blend_ratio`` (m,): the
+    flux of a second image in the window (a blend below the resolution limit, :mod:`gaiasim.sim.vpu`) over
+    the first's, 0 for none; it lies ``blend_al_px`` (m,) further along scan and is drawn with the LSF core
+    alone (:func:`_pixel_profile`). A window without one is drawn exactly as before blends existed.
     """
     m, s, n = adu_out.shape
     for i in numba.prange(m):
         key = stream_key(seed, transit_id[i])
         profile = np.empty(n)
         scratch = np.empty(n)
+        second = np.zeros(n)
         for jj in range(s):
             j = strip0 + jj
             kappa = centre_px[i] + (2.0 * uniform(key, j) - 1.0) * jitter_px + shift_px[i, jj]
@@ -250,8 +254,14 @@ def _render_windows(seed, transit_id, flux_e, bg_e, centre_px, jitter_px, shift_
             noise = read_noise_e[i, jj]
             wings = wing_fraction_drawn(wing_fraction, wing_scale, sigma_px[i, jj], flux, bg_e[i], noise)
             _lsf_profile(kappa + cti_px[i, jj], sigma_px[i, jj], wings, wing_scale, profile, scratch)
+            flux2 = flux * blend_ratio[i]
+            if flux2 > 0.0:
+                _pixel_profile(kappa + cti_px[i, jj] + blend_al_px[i], 1.0 / sigma_px[i, jj], second)
             for k in range(n):
-                e, counter = poisson(bg_e[i] + flux * profile[k], key, counter)
+                lam = bg_e[i] + flux * profile[k]
+                if flux2 > 0.0:
+                    lam += flux2 * second[k]
+                e, counter = poisson(lam, key, counter)
                 z, counter = normal(key, counter)
                 e += noise * z
                 if total > 0.0:
@@ -262,7 +272,8 @@ def _render_windows(seed, transit_id, flux_e, bg_e, centre_px, jitter_px, shift_
 @jit_parallel
 def _render_windows_2d(seed, transit_id, flux_e, bg_e, centre_px, ac_centre_px, jitter_px, ac_jitter_px, shift_px,
                        cti_px, read_noise_e, sigma_px, wing_fraction, wing_scale, gain, bias, adc_max, strip0,
-                       cosmic_lam, cosmic_params, al_px_out, ac_px_out, cosmic_e_out, adu_out):
+                       cosmic_lam, cosmic_params, blend_ratio, blend_al_px, blend_ac_px, al_px_out, ac_px_out,
+                       cosmic_e_out, adu_out):
     """Render the 2D (unbinned) windows of m transits over s strips of n_al x n_ac pixels.
 
     The PSF is a separable Gaussian core of ``sigma_px`` (m, s) AL and AC (each in its own pixel unit,
@@ -271,6 +282,8 @@ def _render_windows_2d(seed, transit_id, flux_e, bg_e, centre_px, ac_centre_px, 
     expected centres in the window frame; each strip adds uniform placement errors of +-``jitter_px`` AL
     and +-``ac_jitter_px`` AC, and the true AL displacement ``shift_px``; CTI moves the recorded charge
     ``cti_px`` AL. ``bg_e`` is per pixel; the other per-window arrays are as in :func:`_render_windows`.
+    A second image (``blend_ratio`` (m,) of the first's flux, 0 for none) lies ``blend_al_px`` and
+    ``blend_ac_px`` (m,) from the first, drawn with the PSF core alone, as in :func:`_render_windows`.
     Outputs: centres ``al_px_out``/``ac_px_out`` (m, s), cosmic-ray electrons ``cosmic_e_out`` (m, s) and
     digitised pixels ``adu_out`` (m, s, n_al, n_ac). Strip ``j`` of the arrays is strip ``strip0 + j`` of
     the counter layout.
@@ -282,6 +295,8 @@ def _render_windows_2d(seed, transit_id, flux_e, bg_e, centre_px, ac_centre_px, 
         prof_ac = np.empty(n_ac)
         wing_al = np.zeros(n_al)
         wing_ac = np.zeros(n_ac)
+        second_al = np.zeros(n_al)
+        second_ac = np.zeros(n_ac)
         for jj in range(s):
             j = strip0 + jj
             kappa = centre_px[i] + (2.0 * uniform(key, j) - 1.0) * jitter_px + shift_px[i, jj]
@@ -303,11 +318,18 @@ def _render_windows_2d(seed, transit_id, flux_e, bg_e, centre_px, ac_centre_px, 
             if wings > 0.0:
                 _pixel_profile(kappa + cti_px[i, jj], scale / wing_scale, wing_al)
                 _pixel_profile(kappa_ac, scale / wing_scale, wing_ac)
+            flux2 = flux * blend_ratio[i]
+            if flux2 > 0.0:
+                _pixel_profile(kappa + cti_px[i, jj] + blend_al_px[i], scale, second_al)
+                _pixel_profile(kappa_ac + blend_ac_px[i], scale, second_ac)
             counter = (j + 1) * _STRIP_COUNTER
             for k in range(n_al):
                 for ac in range(n_ac):
                     psf = (1.0 - wings) * prof_al[k] * prof_ac[ac] + wings * wing_al[k] * wing_ac[ac]
-                    e, counter = poisson(bg_e[i] + flux * psf, key, counter)
+                    lam = bg_e[i] + flux * psf
+                    if flux2 > 0.0:
+                        lam += flux2 * second_al[k] * second_ac[ac]
+                    e, counter = poisson(lam, key, counter)
                     z, counter = normal(key, counter)
                     e += noise * z
                     if total > 0.0:

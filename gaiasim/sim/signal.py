@@ -138,6 +138,10 @@ def make_windows(
     cal: Electronics,
     ac_offset_px: np.ndarray | None = None,
     state: realism.InstrumentState | None = None,
+    window_class: np.ndarray | None = None,
+    gate: np.ndarray | None = None,
+    blend: dict[str, np.ndarray] | None = None,
+    not_read: np.ndarray | None = None,
 ) -> list[StarWindows]:
     """Star-packet payloads for transits, grouped by window class.
 
@@ -147,10 +151,16 @@ def make_windows(
     uniformly from each transit's stream. ``state`` is the true, imperfect instrument
     (:mod:`gaiasim.sim.instrument.realism`); None renders the nominal instrument ``cal`` exactly, on a
     flat background of :data:`SKY_BG_E_PER_PX_S`. The noise of each transit comes from its own
-    counter-based random stream (``kernels_random``), keyed by ``seed`` and its transit id.
+    counter-based random stream (``kernels_random``), keyed by ``seed`` and its transit id. ``window_class``
+    and ``gate``: those the on-board VPU chose (:mod:`gaiasim.sim.vpu`, from its estimate of G); None: those
+    of ``g_mag``. ``blend``: a second image in each window (a blend below the resolution limit, from
+    :func:`gaiasim.sim.vpu.on_board`): arrays ``g_mag`` (NaN: none), ``bp_rp``, ``d_al_px`` and ``d_ac_px``
+    (its offset from the first, px); its flux joins the SM, AF, BP and RP windows. ``not_read`` (m, 2): the
+    AL samples of a truncated window not read out at its start and at its end, sent as
+    :data:`pipeline.icd.NOT_READ_ADU` in the SM and every AF window (truth_ccd keeps the image as rendered).
     """
-    wclass = window_class_of(g_mag)
-    gate = gate_of(g_mag)
+    wclass = window_class_of(g_mag) if window_class is None else np.asarray(window_class, dtype=np.int8)
+    gate = gate_of(g_mag) if gate is None else np.asarray(gate, dtype=np.int8)
     t_int_s = integration_s(gate)
     shape = cal.spectrum_profile(icd.SPECTRUM_SAMPLES)
     t_ref, _, row, ac_pixel = icd.decode_transit_id(np.asarray(transit_id, dtype=np.int64))
@@ -172,6 +182,14 @@ def make_windows(
             bg_px = win["bg_e_px"]
         bg_e = bg_px * AC_BINNING_PX
         rendered_flux = win["flux_e"] * (1.0 - win["cti_loss"])
+        # The second image of a blend: its flux relative to the first's (0: none), where it lies.
+        ratio, d_al, d_ac = np.zeros(m), np.zeros(m), np.zeros(m)
+        if blend is not None:
+            g2 = np.asarray(blend["g_mag"], dtype=np.float64)[sel]
+            two = np.isfinite(g2)
+            ratio[two] = 10.0 ** (-0.4 * (g2[two] - np.asarray(g_mag, dtype=np.float64)[sel][two]))
+            d_al[two] = np.asarray(blend["d_al_px"], dtype=np.float64)[sel][two]
+            d_ac[two] = np.asarray(blend["d_ac_px"], dtype=np.float64)[sel][two]
         centre = 0.5 * (n_samples - 1) + t_offset_px[sel]
         n_ac = icd.WINDOW_AC_SAMPLES[wc]
         # Hits per window: flux x pixel area of the window (all its AC pixels) x integration time.
@@ -187,7 +205,8 @@ def make_windows(
         _ks._render_windows(seed, tid, rendered_flux[:, cols], bg_e, centre, WINDOW_JITTER_PX, win["shift_px"][:, cols],
                             win["cti_px"][:, cols], win["read_noise"][:, cols], win["sigma_px"][:, cols],
                             win["wing_fraction"], win["wing_scale"], win["gain"][:, cols], win["bias"][:, cols],
-                            icd.ADC_MAX_ADU, 0, lam, cosmic, al_px[:, :s_1d], cosmic_e[:, :s_1d], adu[:, :s_1d])
+                            icd.ADC_MAX_ADU, 0, lam, cosmic, ratio, d_al, al_px[:, :s_1d], cosmic_e[:, :s_1d],
+                            adu[:, :s_1d])
         if n_ac > 1:
             if ac_offset_px is None:
                 phase = kernels_random.uniform_array(seed, tid, _ks.AC_PHASE_COUNTER) - 0.5
@@ -202,8 +221,8 @@ def make_windows(
                                    WINDOW_JITTER_PX, WINDOW_AC_JITTER_PX, win["shift_px"][:, af], win["cti_px"][:, af],
                                    win["read_noise"][:, af], win["sigma_px"][:, af], win["wing_fraction"],
                                    win["wing_scale"], win["gain"][:, af],
-                                   win["bias"][:, af], icd.ADC_MAX_ADU, 1, lam, cosmic, al_px[:, 1:], ac_px[:, 1:],
-                                   cosmic_e[:, 1:], adu_2d)
+                                   win["bias"][:, af], icd.ADC_MAX_ADU, 1, lam, cosmic, ratio, d_al, d_ac,
+                                   al_px[:, 1:], ac_px[:, 1:], cosmic_e[:, 1:], adu_2d)
 
         payload = np.zeros(m, dtype=icd.star_payload_dtype(wc))
         payload["transit_id"] = tid
@@ -213,9 +232,17 @@ def make_windows(
         # No AF1 CCD in the wavefront sensor's row: its window is empty (0 ADU, the ICD's marker).
         wfs = np.asarray(row[sel]) == geometry.WFS_ROW
         if n_ac == 1:
-            adu[wfs, 1 + geometry.AF_STRIPS.index(geometry.WFS_STRIP)] = 0
+            adu[wfs, 1 + geometry.AF_STRIPS.index(geometry.WFS_STRIP)] = icd.NOT_READ_ADU
         else:
-            adu_2d[wfs, geometry.AF_STRIPS.index(geometry.WFS_STRIP)] = 0
+            adu_2d[wfs, geometry.AF_STRIPS.index(geometry.WFS_STRIP)] = icd.NOT_READ_ADU
+        if not_read is not None:  # truncated windows: the samples facing a brighter window are not read out
+            cut = np.asarray(not_read, dtype=np.int64)[sel]
+            k = np.arange(n_samples)
+            gone = (k[None, :] < cut[:, :1]) | (k[None, :] >= n_samples - cut[:, 1:2])  # (m, AL samples)
+            adu[np.broadcast_to(gone[:, None, :], adu.shape)] = icd.NOT_READ_ADU
+            payload["sm_adu"] = adu[:, 0, :]
+            if n_ac > 1:
+                adu_2d[np.broadcast_to(gone[:, None, :, None], adu_2d.shape)] = icd.NOT_READ_ADU
         payload["af_adu"] = adu[:, 1:, :] if n_ac == 1 else adu_2d
         g_bp, g_rp = bp_rp_mags(g_mag[sel], bp_rp[sel])
         for stream, (band, g_band, zp) in enumerate(
@@ -223,6 +250,9 @@ def make_windows(
         ):
             spectrum = np.empty((m, icd.SPECTRUM_SAMPLES), dtype=np.uint16)
             f_band = 10.0 ** (-0.4 * (g_band - zp)) * t_int_s[sel]
+            if blend is not None and (two := np.isfinite(g2)).any():  # the second image's light, dispersed alike
+                g_band2 = bp_rp_mags(g2[two], np.asarray(blend["bp_rp"], dtype=np.float64)[sel][two])[stream - 1]
+                f_band[two] += 10.0 ** (-0.4 * (g_band2 - zp)) * t_int_s[sel][two]
             _ks._render_spectra(seed, stream, tid, f_band, bg_e, shape, cal.read_noise_e[band.upper()],
                                 cal.gain_adu_per_e, cal.bias_adu, icd.ADC_MAX_ADU, spectrum)
             payload[f"{band}_adu"] = spectrum

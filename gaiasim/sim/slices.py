@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from gaiasim.sim import faults, onboard, signal, sky, variability
+from gaiasim.sim import faults, onboard, signal, sky, variability, vpu
 from gaiasim.sim.attitude import AttitudeError, realised_transits
 from gaiasim.sim.instrument import focal_plane as geometry
 from gaiasim.sim.instrument import realism
@@ -59,7 +59,8 @@ class SliceContext:
     root: str  # the dataset's temporary folder (truth parts go to <root>/truth/<table>/)
     work: str  # scratch folder inside it (removed when the dataset is complete)
     variability_plan: variability.VariabilityPlan = field(default_factory=variability.VariabilityPlan)
-    #: Transient events (gaiasim.sim.variability.TRUTH_TRANSIENTS), placed after a first phase A.
+    #: Transient events (gaiasim.sim.transients.TRUTH_TRANSIENTS): the rate's, and the focused ones placed after a
+    #: first phase A.
     transients: pa.Table = field(default_factory=variability.TRUTH_TRANSIENTS.empty_table)
     #: Sources new to the catalogue (sky.TRUTH_SOURCES rows): in the sky, not in the catalogue.
     new_sources: pa.Table = field(default_factory=sky.TRUTH_SOURCES.empty_table)
@@ -130,6 +131,8 @@ def find_slice_transits(ctx: SliceContext, k: int) -> dict:
     """Phase A: the transits of slice ``k`` (saved to ``transits/<k>.npz``); returns counts per APID,
     sources materialised and transit counts per FoV in 10-s bins (for the HK star rates)."""
     ts, te = ctx.bounds_ns[k], ctx.bounds_ns[k + 1]
+    # The on-board VPU (gaiasim.sim.vpu) sees the detections of a halo each side: its result is the slicing's.
+    halo = vpu.HALO_NS if vpu.active(ctx.effects) else 0
     scan = scan_law(ctx)
     parts = []
     n_sources = 0
@@ -143,7 +146,7 @@ def find_slice_transits(ctx: SliceContext, k: int) -> dict:
         found = scan.find_transits(u, ts - REALISED_MARGIN_NS, te + REALISED_MARGIN_NS)
         t, zeta = realised_transits(scan.attitude, attitude_error(ctx.seed), u[found["source_index"]],
                                     found["fov"], found["obmt_ns"])
-        inside = (t >= ts) & (t < te) & (zeta >= geometry.ZETA_MIN_RAD) & (zeta < -geometry.ZETA_MIN_RAD)
+        inside = (t >= ts - halo) & (t < te + halo) & (zeta >= geometry.ZETA_MIN_RAD) & (zeta < -geometry.ZETA_MIN_RAD)
         sid = src["source_id"].to_numpy()
         var = variability.variable_params(ctx.seed, sid, ctx.variability_plan)
         # G at each transit: variables, transients; a new source exists only during its event (NaN outside).
@@ -169,23 +172,41 @@ def find_slice_transits(ctx: SliceContext, k: int) -> dict:
     keep = order[np.r_[True, tid[order][1:] != tid[order][:-1]]] if len(tid) else order
     keep = keep[np.lexsort((tid[keep], tr["obmt_ns"][keep]))]
     # On-board losses: dead time, then the G-dependent data loss (gaiasim.sim.onboard).
-    dead = onboard.in_dead_time(tr["obmt_ns"][keep], onboard.dead_intervals(ctx.seed, ts, te))
-    gone = dead | onboard.lost(ctx.seed, tid[keep], tr["g_mag"][keep])
-    n_lost = int(gone.sum())
-    keep = keep[~gone]
-    tr = {key: v[keep] for key, v in tr.items()}
-    tr.update(transit_id=tid[keep], ccd_row=row[keep].astype(np.int8), ac_px=ac_px[keep].astype(np.int16),
-              window_class=signal.window_class_of(tr["g_mag"]), gate=signal.gate_of(tr["g_mag"]))
-    _save_npz(Path(ctx.work) / "transits" / f"{k:05d}.npz", tr)
+    dead_intervals = onboard.dead_intervals(ctx.seed, ts - halo, te + halo)
+    dead = onboard.in_dead_time(tr["obmt_ns"][keep], dead_intervals)
+    artefacts: dict[str, np.ndarray] = {}
+    n_conflict = n_spurious = 0
+    if not halo:
+        gone = dead | onboard.lost(ctx.seed, tid[keep], tr["g_mag"][keep])
+        n_lost = int(gone.sum())
+        keep = keep[~gone]
+        tr = {key: v[keep] for key, v in tr.items()}
+        tr.update(transit_id=tid[keep], ccd_row=row[keep].astype(np.int8), ac_px=ac_px[keep].astype(np.int16),
+                  window_class=signal.window_class_of(tr["g_mag"]), gate=signal.gate_of(tr["g_mag"]))
+    else:  # then the VPU: windows by on-board G, ghosts, conflicts, and the data loss
+        t_keep = tr["obmt_ns"][keep]
+        n_dead = int(np.sum(dead & (t_keep >= ts) & (t_keep < te)))
+        keep = keep[~dead]
+        tr = {key: v[keep] for key, v in tr.items()}
+        tr.update(transit_id=tid[keep], ccd_row=row[keep].astype(np.int8), ac_px=ac_px[keep].astype(np.int16))
+        tr, artefacts, counts = vpu.on_board(ctx.seed, ctx.effects, tr, ts, te, dead_intervals)
+        n_lost, n_conflict, n_spurious = n_dead + counts["lost_on_board"], counts["lost_conflict"], counts["spurious"]
+    saved = {**tr, **{f"artefact_{name}": v for name, v in artefacts.items()}}
+    _save_npz(Path(ctx.work) / "transits" / f"{k:05d}.npz", saved)
+    # The transits of the transients' sources, for their detectability (gaiasim.sim.transients.with_detectability).
+    of_event = np.isin(tr["source_id"], ctx.transients["source_id"].to_numpy())
     bins = np.arange(ts - ts % RATE_BIN_NS, te + RATE_BIN_NS, RATE_BIN_NS)
     rates = {fov: np.histogram(tr["obmt_ns"][tr["fov"] == fov], bins=bins)[0] for fov in (1, 2)}
     return {
         "counts": {int(icd.STAR_APIDS[wc]): int(np.sum(tr["window_class"] == wc)) for wc in icd.WINDOW_SAMPLES},
         "sources": n_sources,
         "lost_on_board": n_lost,
+        "lost_conflict": n_conflict,
+        "spurious": n_spurious,
         "rate_bins_ns": bins[:-1],
         "rates": rates,
         "pixels": crossed,
+        "event_transits": {key: tr[key][of_event] for key in ("source_id", "obmt_ns", "fov")},
     }
 
 
@@ -245,6 +266,15 @@ def write_spools(ctx: SliceContext, k: int, apid: int, seq: np.ndarray, t: np.nd
     return found_all
 
 
+def _vpu_extras(tr: dict[str, np.ndarray], part: np.ndarray) -> dict:
+    """The blends and truncated windows of the VPU (gaiasim.sim.vpu.WINDOW_EXTRAS) for make_windows: none
+    when no VPU effect is on (then the windows are rendered as before the VPU existed)."""
+    if "cut_start" not in tr:
+        return {}
+    blend = {k: tr[f"blend_{k}"][part] for k in ("g_mag", "bp_rp", "d_al_px", "d_ac_px")}
+    return {"blend": blend, "not_read": np.stack([tr["cut_start"][part], tr["cut_end"][part]], axis=1)}
+
+
 def render_slice(ctx: SliceContext, k: int, seq_start: dict[int, int], totals: dict[int, int],
                  index_start: dict[int, int]) -> tuple[list[tuple], dict[str, str]]:
     """Phase C: star packets of slice ``k``, spooled per pass and APID, and the slice's truth parts.
@@ -256,7 +286,8 @@ def render_slice(ctx: SliceContext, k: int, seq_start: dict[int, int], totals: d
     page cache, on the worker, rather than read again for the manifest.
     """
     with np.load(Path(ctx.work) / "transits" / f"{k:05d}.npz") as f:
-        tr = {key: f[key] for key in f.files}
+        tr = {key: f[key] for key in f.files if not key.startswith("artefact_")}
+        artefacts = {key.removeprefix("artefact_"): f[key] for key in f.files if key.startswith("artefact_")}
     # Spools are appended to chunk by chunk: build them in a folder of this attempt, then move them in.
     stage = Path(ctx.work) / "stage" / f"{k:05d}-{uuid.uuid4().hex}"
     rng = np.random.default_rng([ctx.seed, 4, k])
@@ -277,7 +308,8 @@ def render_slice(ctx: SliceContext, k: int, seq_start: dict[int, int], totals: d
             windows = signal.make_windows(ctx.seed, tr["transit_id"][part], (tr["obmt_ns"][part] - t_ref)
                                           / geometry.TDI_PERIOD_NS, tr["fov"][part], tr["g_mag"][part],
                                           tr["bp_rp"][part], CALIBRATION, ac_offset_px=ac_phase,
-                                          state=ctx.instrument())
+                                          state=ctx.instrument(), window_class=tr["window_class"][part],
+                                          gate=tr["gate"][part], **_vpu_extras(tr, part))
             (w,) = windows  # one window class per APID
             rows = icd.encode_packets(apid, seq_of[part], tr["obmt_ns"][part], w.payload)
             idx = index[lo:lo + TRANSITS_PER_CHUNK]
@@ -300,6 +332,8 @@ def render_slice(ctx: SliceContext, k: int, seq_start: dict[int, int], totals: d
         schema=TRUTH_TRANSITS,
     )
     written.append(write_part(Path(ctx.root) / "truth" / "transits", f"{k:05d}", table))
+    if artefacts and len(artefacts["transit_id"]):  # the VPU's (gaiasim.sim.vpu): none with the ideal instrument
+        written.append(write_part(Path(ctx.root) / "truth" / "artefacts", f"{k:05d}", vpu.artefact_table(artefacts)))
     for staged in sorted(stage.rglob("*.bin")):
         final = Path(ctx.work) / staged.relative_to(stage)
         final.parent.mkdir(parents=True, exist_ok=True)

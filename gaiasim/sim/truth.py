@@ -12,7 +12,9 @@ from gaiasim.sim.hk_faults import TRUTH_HK_ANOMALIES
 from gaiasim.sim.instrument.realism import TRUTH_ATTITUDE_EVENTS, TRUTH_INSTRUMENT
 from gaiasim.sim.signal import TRUTH_CCD
 from gaiasim.sim.sky import TRUTH_SOURCES
+from gaiasim.sim.source_physics import TRUTH_SKY_PIXELS, TRUTH_SOURCE_PHYSICS
 from gaiasim.sim.variability import TRUTH_TRANSIENTS
+from gaiasim.sim.vpu import TRUTH_ARTEFACTS
 from pipeline.io import write_table
 
 TRUTH_TRANSITS = pa.schema(
@@ -58,6 +60,9 @@ TRUTH_TABLES: dict[str, pa.Schema] = {
     "attitude": TRUTH_ATTITUDE,
     "attitude_events": TRUTH_ATTITUDE_EVENTS,
     "catalogue_links": TRUTH_CATALOGUE_LINKS,
+    "artefacts": TRUTH_ARTEFACTS,  # the on-board VPU's (vpu.py); none with the ideal instrument
+    "source_physics": TRUTH_SOURCE_PHYSICS,  # these two: the galaxy sky only (source_physics.py)
+    "sky_pixels": TRUTH_SKY_PIXELS,
 }
 
 

@@ -8,7 +8,10 @@
 - ``dataset_files(name, manifest_sha256, actual_sha256)``: the dataset's files against its manifest
 - truth (when the run's dataset is at hand): ``truth_sources``, ``truth_transits``, ``truth_ccd``,
   ``truth_faults``, ``truth_catalogue_links`` (each catalogue entry's truth sources: the only way from a
-  run's catalogue source_id to the truth), and ``catalogue`` (the reference catalogue the pipeline used);
+  run's catalogue source_id to the truth), ``truth_source_physics`` and ``truth_sky_pixels`` (the galaxy
+  sky's per-star truth and materialised pixels; empty for the toy sky), ``truth_artefacts`` (the on-board
+  VPU's ghosts, lost windows and class flips; empty without them), and ``catalogue`` (the reference
+  catalogue the pipeline used);
   ``sample_ccd``,
   ``sample_truth_ccd``, ``sample_truth_transits`` and ``sampling``: the CCD-check sample (``_sample_views``),
   and ``sample_pairs``: its run and truth CCD rows joined, as the CCD checks read them
@@ -160,6 +163,12 @@ def connect(run_dir: Path, dataset: Path | None = None, read_only: bool = False,
             con.executemany("INSERT INTO dataset_files VALUES (?, ?, ?)", rows)
         for name in TRUTH_TABLES:
             if name == "catalogue_links" and not (root / "truth" / name).is_dir():
+                continue
+            if name in ("source_physics", "sky_pixels") and not (root / "truth" / name).is_dir():  # toy sky
+                con.register(f"truth_{name}", TRUTH_TABLES[name].empty_table())
+                continue
+            if name == "artefacts" and not (root / "truth" / name).is_dir():  # no VPU effect (ideal instrument)
+                con.register(f"truth_{name}", TRUTH_TABLES[name].empty_table())
                 continue
             con.execute(view_sql(f"truth_{name}", parquet_glob(root / "truth" / name)))
         con.execute(view_sql("catalogue", parquet_glob(root / "catalogue")))

@@ -73,7 +73,7 @@ def raise_alerts(transits: pa.Table, catalogue: pa.Table, config) -> list[dict]:
                 d = r["g_mag"] - c["g_mag"]
                 z = _divide(d, math.sqrt(c["g_mag_sigma"] * c["g_mag_sigma"] + r["g_mag_err"] * r["g_mag_err"]))
                 sep = r["match_sep_mas"]
-                near = sep is not None and sep <= config.max_evidence_sep_mas
+                near = sign < 0 or (sep is not None and sep <= config.max_evidence_sep_mas)
                 if sign * d >= config.min_delta_g_mag and sign * z >= config.min_significance_sigma and near:
                     evidence.append(r)
                     z_sum += z

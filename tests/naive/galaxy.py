@@ -40,26 +40,31 @@ def _halo(r: np.ndarray, z: np.ndarray) -> np.ndarray:
     return law(r, z) / law(g.R_SUN_KPC, g.Z_SUN_KPC)
 
 
-def _bulge(xc: np.ndarray, yc: np.ndarray, z: np.ndarray) -> np.ndarray:
-    phi = np.radians(g.BULGE_ANGLE_DEG)
+def _bulge(xc: np.ndarray, yc: np.ndarray, z: np.ndarray, name: str) -> np.ndarray:
+    """The bulge law ``name`` over its central density (docs/sky.md section 2): boxy radius, Gaussian or
+    sech^2 profile, the GUMS bone, the Gaussian cut-off beyond R_c."""
+    b = g.BULGE_MODELS[name]
+    phi = np.radians(b.angle_deg)
     xb = xc * np.cos(phi) + yc * np.sin(phi)
     yb = -xc * np.sin(phi) + yc * np.cos(phi)
-    rs2 = np.sqrt(((xb / g.BULGE_X0_KPC) ** 2 + (yb / g.BULGE_Y0_KPC) ** 2) ** 2 + (z / g.BULGE_Z0_KPC) ** 4)
+    z0 = b.z0 * (1.0 + b.bone_dz * np.sin(np.abs(xb) / b.bone_x))
+    r_perp = ((np.abs(xb) / b.x0) ** b.c_perp + (np.abs(yb) / b.y0) ** b.c_perp) ** (1.0 / b.c_perp)
+    rs = (r_perp**b.c_para + (np.abs(z) / z0) ** b.c_para) ** (1.0 / b.c_para)
+    law = np.cosh(np.minimum(rs, 300.0)) ** -2.0 if b.profile == "sech2" else np.exp(-0.5 * rs**2)
     rxy = np.hypot(xb, yb)
-    cut = np.where(rxy > g.BULGE_RC_KPC, np.exp(-2.0 * (rxy - g.BULGE_RC_KPC) ** 2), 1.0)
-    return np.exp(-0.5 * rs2) * cut
+    return law * np.where(rxy > b.r_cut, np.exp(-0.5 * ((rxy - b.r_cut) / b.sigma_cut) ** 2), 1.0)
 
 
-def densities(d_kpc: np.ndarray, l_rad: float, b_rad: float) -> np.ndarray:
-    """(4, n) number densities (pc^-3) of thin, thick, halo, bulge at distances ``d_kpc``."""
+def densities(d_kpc: np.ndarray, l_rad: float, b_rad: float, bulge: str = g.BULGE_MODEL) -> np.ndarray:
+    """(4, n) number densities (pc^-3) of thin, thick, halo, bulge (the law ``bulge``) at ``d_kpc``."""
     x = d_kpc * np.cos(b_rad) * np.cos(l_rad)
     y = d_kpc * np.cos(b_rad) * np.sin(l_rad)
     z = d_kpc * np.sin(b_rad) + g.Z_SUN_KPC
     xc = g.R_SUN_KPC - x
     r = np.hypot(xc, y)
-    local = g.local_densities()
+    local = g.local_densities(bulge=bulge)
     return np.stack([local[0] * _thin(r, z), local[1] * _thick(r, z), local[2] * _halo(r, z),
-                     local[3] * _bulge(xc, y, z)])
+                     local[3] * _bulge(xc, y, z, bulge)])
 
 
 def a0_column(d_kpc: np.ndarray, l_rad: float, b_rad: float) -> np.ndarray:
@@ -77,12 +82,12 @@ def a0_column(d_kpc: np.ndarray, l_rad: float, b_rad: float) -> np.ndarray:
     return np.array(out)
 
 
-def line_of_sight(l_rad: float, b_rad: float, a0_edges: np.ndarray) -> np.ndarray:
+def line_of_sight(l_rad: float, b_rad: float, a0_edges: np.ndarray, bulge: str = g.BULGE_MODEL) -> np.ndarray:
     """(components, bins) expected detected stars, given the A0 at the bin edges."""
     e = g.DIST_EDGES_PC
     centre = np.sqrt(e[:-1] * e[1:])
     a0c = a0_edges[:-1] + (a0_edges[1:] - a0_edges[:-1]) * (centre - e[:-1]) / (e[1:] - e[:-1])
-    rho = densities(centre * 1e-3, l_rad, b_rad)
+    rho = densities(centre * 1e-3, l_rad, b_rad, bulge)
     volume = g.PIXEL_SR * (e[1:] ** 3 - e[:-1] ** 3) / 3.0
     det = g.tables()["detected"]
     out = np.empty((len(g.COMPONENTS), len(centre)))
@@ -90,3 +95,20 @@ def line_of_sight(l_rad: float, b_rad: float, a0_edges: np.ndarray) -> np.ndarra
         frac = np.array([np.interp(a, g.A0_GRID, det[c, k]) for k, a in enumerate(a0c)])
         out[c] = rho[c // 2] * volume * frac
     return out
+
+
+def extinction_ratio(coef: tuple, x: np.ndarray, a0: np.ndarray) -> np.ndarray:
+    """A_X / A0 of the EDR3 main-sequence law (docs/sky.md section 4), inputs clamped to its calibrated range."""
+    x = np.minimum(np.maximum(x, g.K_X_RANGE[0]), g.K_X_RANGE[1])
+    a = np.minimum(np.maximum(a0, 0.0), g.K_A0_MAX)
+    terms = (np.ones_like(x), x, x**2, x**3, a, a**2, a**3, x * a, a * x**2, x * a**2)
+    return sum(c * t for c, t in zip(coef, terms, strict=True))
+
+
+def photometry(abs_g: np.ndarray, distance_pc: np.ndarray, a0: np.ndarray,
+               bp_rp0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(G, BP-RP) of single stars from their per-star truth (truth/source_physics): G = M_G + mu + k_G A0,
+    BP-RP = X + (k_BP - k_RP) A0, X the intrinsic colour (docs/sky.md section 4)."""
+    mu = 5.0 * np.log10(distance_pc / 10.0)
+    return (abs_g + mu + extinction_ratio(g.K_G, bp_rp0, a0) * a0,
+            bp_rp0 + (extinction_ratio(g.K_BP, bp_rp0, a0) - extinction_ratio(g.K_RP, bp_rp0, a0)) * a0)

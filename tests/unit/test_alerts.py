@@ -234,14 +234,16 @@ def test_delta_g_just_below_the_threshold_raises_nothing_just_above_one(sign, ki
     assert got["kind"].to_pylist() == [kind] * n_alerts
 
 
-def test_a_deviation_far_from_its_source_raises_nothing():
+def test_a_fading_far_from_its_source_raises_nothing_a_brightening_does():
     """A faint neighbour missing from the catalogue takes the source's match in scans that lost the source
-    itself: 3.3 mag "fading" at 350-490 mas (measured on a population-sky day) is no alert; at 50 mas it is."""
-    far = known_source((15.0, 15.0), (18.3, 18.3))
-    for sep_mas, n_alerts in ((50.0, 1), (199.0, 1), (201.0, 0), (450.0, 0)):
-        t = far.set_column(far.schema.get_field_index("match_sep_mas"), "match_sep_mas",
-                           pa.array(np.full(4, sep_mas, np.float32)))
-        assert alerts.raise_alerts(t, CAT).num_rows == n_alerts, f"evidence at {sep_mas} mas"
+    itself: 3.3 mag "fading" at 350-490 mas (measured on a population-sky day) is no alert; at 50 mas it is.
+    A brightening may pull the image away (a supernova off its host's centre): it alerts at any separation."""
+    for g_new, far_alerts in ((18.3, 0), (11.7, 1)):
+        day = known_source((15.0, 15.0), (g_new, g_new))
+        for sep_mas, n_alerts in ((50.0, 1), (199.0, 1), (201.0, far_alerts), (450.0, far_alerts)):
+            t = day.set_column(day.schema.get_field_index("match_sep_mas"), "match_sep_mas",
+                               pa.array(np.full(4, sep_mas, np.float32)))
+            assert alerts.raise_alerts(t, CAT).num_rows == n_alerts, f"G {g_new} at {sep_mas} mas"
 
 
 def test_a_large_change_within_the_errors_raises_nothing():
@@ -382,7 +384,7 @@ def synthetic_day(seed: int, n_sources: int, n_transients: int) -> SyntheticDay:
     seen = rng.random(len(src)) < 0.9
     src, fov, t = src[seen], fov[seen], t[seen]
 
-    plan = variability.VariabilityPlan(n_transients=n_transients)
+    plan = variability.VariabilityPlan(n_transients=n_transients, transient_mix="step")
     transients, extra = variability.make_transients(plan, rng, sources, T0_NS, T0_NS + variability.NS_PER_DAY,
                                                     src, t, fov)
     # New sources: seen with their hosts (gaiasim.sim.variability puts them 2-5 arcsec away).

@@ -2,8 +2,8 @@
 
 - docs/icd.md names everything the ICD (pipeline/icd.py) defines: every APID with its constant, header
   word, length and data length; every packet field at its octet offset; every HK channel with its unit,
-  place and the limits of the pipeline's limit table; every quarantine reason with its code; and the CRC
-  check value it states is the one the code computes.
+  place and the limits of the pipeline's limit table; every quarantine reason with its code; the value of
+  samples not read out; and the CRC check value it states is the one the code computes.
 - docs/design.md names every import rule of pyproject.toml and every table of a run and of the truth.
 - Every relative link in docs/*.md leads to a file (and heading) inside the repository.
 
@@ -110,6 +110,8 @@ def icd_problems(text: str) -> list[str]:
     computed = icd.crc16(np.frombuffer(b"123456789", dtype=np.uint8))
     if stated is None or int(stated.group(1), 16) != computed:
         problems.append(f"the CRC check value is not stated as `0x{computed:04X}`")
+    if not re.search(rf"`NOT_READ_ADU` = {icd.NOT_READ_ADU}\b", text):
+        problems.append(f"the value of samples not read out is not stated as `NOT_READ_ADU` = {icd.NOT_READ_ADU}")
     for constant in sorted(set(re.findall(r"`([A-Z][A-Z0-9_]{2,})`", text))):
         if not hasattr(icd, constant):
             problems.append(f"`{constant}` is not a constant of pipeline.icd")
@@ -250,6 +252,8 @@ TAMPERS = {
     "a wrong CRC check value": (lambda t: t.replace("check value | `0x29B1`", "check value | `0x29B2`"),
                                 "check value"),
     "a constant that does not exist": (lambda t: t + "\nThe `WINDOW_ROWS` table.\n", "`WINDOW_ROWS`"),
+    "a wrong value of samples not read out": (lambda t: t.replace("`NOT_READ_ADU` = 0", "`NOT_READ_ADU` = 1"),
+                                              "NOT_READ_ADU"),
 }
 
 

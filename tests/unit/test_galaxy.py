@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from gaiasim.sim import galaxy as g
+from gaiasim.sim import kernels_galaxy as kg
 from gaiasim.sim import sky
 from gaiasim.spec import SKY_MODELS, SpecError, make_spec
 
@@ -16,9 +17,13 @@ PUBLISHED = {
     "thin_rho0": (4.0, 7.9, 6.2, 4.0, 5.8, 4.9, 6.6),  # Robin+2003 Table 3 [C-impl]
     "thin_eps": (0.0140, 0.0268, 0.0375, 0.0551, 0.0696, 0.0785, 0.0791),
     "thin_hr": ((5.0, 3.0), (2.53, 1.32)),
-    "thick": (2.5, 0.8, 0.4),
+    "thick": (2.5, 0.9, 0.4),  # h_R, x_l Robin+2003 [C-impl]; h_z Juric+2008's H2 [C] (the calibration's choice)
     "halo": (2.44, 0.76, 0.5),
-    "bulge": (13.7, 1.59, 0.424, 0.424, 2.54, 11.1),
+    # bulge/bar laws: N0 (pc^-3), x0, y0, z0 (kpc), angle (deg), c_perp, c_para, bone dz, x_bone, R_c, sigma (kpc)
+    "robin2003": (13.7, 1.59, 0.424, 0.424, 11.1, 2.0, 4.0, 0.0, 1.0, 2.54, 0.5, "gauss"),  # [C-impl] SynthPop
+    "gums_dr3": (4.508e10 * 1e-9, 1.076, 0.49, 0.30, np.degrees(0.509), 3.329, 3.007, 0.534, 0.870, 4.19555, 4e-6,
+                 "sech2"),  # GUMS DR3 bar [C-impl] SynthPop: 4.508e10 kpc^-3, angle 0.509 rad
+    "robin2012b": (4.07, 0.76, 0.41, 11.10, 3.797, 1.434, 5.99, 0.5),  # Robin+2012 Model B [C-impl] ch_vars
     "juric": (0.12, 0.0051),  # Juric+2008 abstract [C] / Table 10 [C-impl]
     "dust": (3.192, 0.103, 0.023),  # Li+2018 abstract [C]
     "a0_scatter": 0.10,  # EDR3 documentation 2.2.6 [C]
@@ -45,8 +50,11 @@ def test_the_constants_have_their_published_values():
     assert (g.THIN_HR_YOUNG_KPC, g.THIN_HR_OLD_KPC) == p["thin_hr"]
     assert (g.THICK_HR_KPC, g.THICK_HZ_KPC, g.THICK_XL_KPC) == p["thick"]
     assert (g.HALO_POWER, g.HALO_EPS, g.HALO_CORE_KPC) == p["halo"]
-    assert (g.BULGE_N0_PC3, g.BULGE_X0_KPC, g.BULGE_Y0_KPC, g.BULGE_Z0_KPC, g.BULGE_RC_KPC,
-            g.BULGE_ANGLE_DEG) == p["bulge"]
+    assert tuple(g.BULGE_MODELS["robin2003"]) == p["robin2003"]
+    assert tuple(g.BULGE_MODELS["gums_dr3"])[:-1] == pytest.approx(p["gums_dr3"][:-1], rel=2e-4)
+    assert g.BULGE_MODELS["gums_dr3"].profile == p["gums_dr3"][-1]
+    b = g.BULGE_MODELS["robin2012b"]
+    assert (b.x0, b.y0, b.z0, b.angle_deg, b.c_perp, b.c_para, b.r_cut, b.sigma_cut) == p["robin2012b"]
     assert (g.THICK_TO_THIN, g.HALO_TO_THIN) == p["juric"]
     assert (g.DUST_SCALE_LENGTH_KPC, g.DUST_SCALE_HEIGHT_KPC, g.DUST_SUN_ABOVE_KPC) == p["dust"]
     assert g.A0_SCATTER == p["a0_scatter"] and g.K_G == p["k_g"]
@@ -56,6 +64,36 @@ def test_the_constants_have_their_published_values():
     assert ((g.MF_FRACTION[1], g.MF_FRACTION[2], g.MF_FRACTION[4]), g.LOG_P_DAYS_MEDIAN,
             g.LOG_P_DAYS_SIGMA) == p["multiplicity"]
     assert p["g2v"] in g.MAMAJEK_DWARFS
+
+
+def test_the_calibrated_values_lie_in_their_published_ranges():
+    """The [D-fit] values frozen by gaiasim.sim.sky_calibration (galaxy.CALIBRATION): each among the published
+    alternatives the calibration scanned (docs/sky-sources.md 2.1, 2.2, 3.2), and the thin disc's density the
+    one that gives the sky EDR3's total (test_the_sky_holds_the_sources_of_dr3)."""
+    assert 0.7 <= g.DUST_A0_PER_KPC <= 1.0  # "0.7-1.0 mag/kpc", sky-sources 3.2
+    assert g.THICK_HZ_KPC in (0.8, 0.795, 0.9) and g.THICK_HR_KPC in (2.5, 2.919, 3.6)
+    assert g.THIN_HR_OLD_KPC in ((2.53, 1.32), (2.011, 1.310)) and g.HALO_TO_THIN in (0.0051, 0.001)
+    assert g.BULGE_MODEL in g.BULGE_MODELS and 0.2 <= g.BULGE_NUMBER_SCALE <= 2.0
+    assert g.CALIBRATION.startswith("docs/sky-calibration.md")
+
+
+def test_the_bulge_laws_take_their_central_density_at_the_centre_and_fall_off():
+    """Each law (one generalised kernel form) is 1 at the Galactic centre, falls along every axis, and the bar's
+    near end lies at l > 0: more bulge stars at l = +6 than at l = -6 (b = -4)."""
+    for name in g.BULGE_MODELS:
+        p = g.model_params(bulge=name)
+        local = np.array([0.0, 0.0, 0.0, 1.0])
+        out = np.empty(4)
+        w, eps = g._thin_weights()
+        kg.densities(g.R_SUN_KPC, 0.0, -g.Z_SUN_KPC, p, local, w, eps, out)
+        assert out[3] == pytest.approx(1.0)
+        for dx, dy, dz in ((0.5, 0, 0), (0, 0.5, 0), (0, 0, 0.5)):
+            kg.densities(g.R_SUN_KPC - dx, dy, dz - g.Z_SUN_KPC, p, local, w, eps, out)
+            assert 0.0 < out[3] < 1.0
+        pixels = sky.pixel_of_unit(np.array([g.unit_of_lb(6.0, -4.0), g.unit_of_lb(-6.0, -4.0)]))
+        counts, _ = g.line_of_sight(*g.pixel_lb(pixels), p, g.local_densities(bulge=name))
+        near, far = counts[:, 6:8].sum(axis=(1, 2))
+        assert near > far, name
 
 
 @pytest.mark.parametrize(("x", "a0", "k_g", "e_over_a0"), [

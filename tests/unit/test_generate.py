@@ -42,7 +42,8 @@ def test_same_seed_and_spec_give_the_same_bytes_whatever_the_slicing(twin_datase
     b = ds.read_manifest(root / "b")["files"]
     tm = sorted(k for k in a if k.startswith("tm/"))
     assert tm and all(a[k] == b.get(k) for k in tm), "TM files differ between two runs of the same spec"
-    for table, keys in (("transits", ["transit_id"]), ("ccd", ["transit_id", "al_px"]), ("sources", ["source_id"])):
+    for table, keys in (("transits", ["transit_id"]), ("ccd", ["transit_id", "al_px"]), ("sources", ["source_id"]),
+                        ("artefacts", ["kind", "transit_id"])):  # the on-board VPU's ghosts, conflicts, flips
         ta = pq.read_table(root / "a" / "truth" / table).sort_by([(k, "ascending") for k in keys])
         tb = pq.read_table(root / "b" / "truth" / table).sort_by([(k, "ascending") for k in keys])
         assert ta.num_rows > 0 and ta.equals(tb), f"truth {table} differs between two runs of the same spec"

@@ -1,5 +1,6 @@
-"""Variables and transients (gaiasim.sim.variability): plans, deterministic variables, transients placed on
-pairs of FoV 1 / FoV 2 transits, new sources outside the catalogue, and the G of every transit."""
+"""Variables and transients (gaiasim.sim.variability): plans, deterministic variables, focused transients placed
+on pairs of FoV 1 / FoV 2 transits (the step mix of earlier versions here; the realistic classes in
+tests/unit/test_transients.py), new sources outside the catalogue, and the G of every transit."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pipeline import geometry
 
 T0_NS = obmt_ns_from_date(dt.date(2016, 3, 1))
 T1_NS = T0_NS + variability.NS_PER_DAY
-PLAN = variability.VariabilityPlan(n_transients=30)
+PLAN = variability.VariabilityPlan(n_transients=30, transient_mix="step")
 
 
 # --- plans ----------------------------------------------------------------------------------------------------------
@@ -32,8 +33,9 @@ PLAN = variability.VariabilityPlan(n_transients=30)
         ({"n_transients": 2.5}, "n_transients"),
         ({"amplitude_min_mag": 0.5}, "amplitude_min_mag"),
         ({"period_min_d": 0.0}, "period_min_d"),
-        ({"delta_g_min_mag": float("nan")}, "delta_g_min_mag"),
-        ({"fraction_new_sources": -0.1}, "fraction_new_sources"),
+        ({"transient_boost": float("nan")}, "transient_boost"),
+        ({"transient_boost": -1.0}, "transient_boost"),
+        ({"transient_mix": "odd"}, "transient_mix"),
     ],
 )
 def test_a_bad_plan_is_one_line_naming_the_key(values, key):
@@ -44,8 +46,10 @@ def test_a_bad_plan_is_one_line_naming_the_key(values, key):
 
 def test_fault_plan_keys_set_the_plan(tmp_path):
     path = tmp_path / "plan.toml"
-    path.write_text("bit_flip = 0.001\ntransients = 12\nvariables = 0.1\n")
-    assert variability.load_plan(path) == variability.VariabilityPlan(n_transients=12, fraction_variables=0.1)
+    path.write_text("bit_flip = 0.001\ntransients = 12\nvariables = 0.1\ntransient_boost = 1e4\n"
+                    'transient_mix = "step"\n')
+    assert variability.load_plan(path) == variability.VariabilityPlan(n_transients=12, fraction_variables=0.1,
+                                                                      transient_boost=1e4, transient_mix="step")
 
 
 def test_a_bad_fault_plan_key_is_named_as_written(tmp_path):
@@ -118,16 +122,19 @@ def test_transients_follow_the_plan(scanned_sky):
     assert t.schema.equals(variability.TRUTH_TRANSIENTS) and extra.schema.equals(sky.TRUTH_SOURCES)
     assert t.num_rows == 30 and t["transient_id"].to_pylist() == list(range(30))
     assert set(t["kind"].to_pylist()) == set(variability.KINDS)
+    assert set(t["class"].to_pylist()) == {"step"} and t["kind"].equals(t["alert_kind"])
+    assert set(t["origin"].to_pylist()) == {"focused"}
     assert len(set(t["host_source_id"].to_pylist())) == 30, "one event per host"
     known = t.filter(pc.not_equal(t["kind"], "new_source")).to_pylist()
     for ev in known:
         assert ev["source_id"] == ev["host_source_id"]
         assert 1.0 <= abs(ev["delta_g_mag"]) <= 3.0, f"|dG| = {abs(ev['delta_g_mag'])} mag"
         assert (ev["delta_g_mag"] < 0) == (ev["kind"] == "brightening")
-        assert 8.0 <= ev["g_event_mag"] <= 20.0
+        assert 8.0 <= ev["peak_g_mag"] <= 20.0
         row = sources["source_id"].to_pylist().index(ev["source_id"])
         assert ev["g_quiescent_mag"] == sources["g_mag"][row].as_py()
-        assert ev["g_event_mag"] == pytest.approx(ev["g_quiescent_mag"] + ev["delta_g_mag"], abs=1e-5)
+        assert ev["peak_g_mag"] == pytest.approx(ev["g_quiescent_mag"] + ev["delta_g_mag"], abs=1e-5)
+        assert ev["detectable"], "a step event's |dG| is at least 1 mag at the pair it covers"
     assert extra.num_rows == t.num_rows - len(known)
 
 
@@ -181,14 +188,13 @@ def test_too_many_transients_for_the_day_is_refused_naming_the_key(scanned_sky):
 # --- G of each transit ----------------------------------------------------------------------------------------------
 
 def one_event(kind: str, delta: float | None, start_ns: int, end_ns: int, g_event: float) -> pa.Table:
-    return pa.table(
-        {
-            "transient_id": [0], "kind": [kind], "source_id": [5], "host_source_id": [4], "ra_deg": [1.0],
-            "dec_deg": [2.0], "g_quiescent_mag": [None if delta is None else 16.0], "delta_g_mag": [delta],
-            "g_event_mag": [g_event], "start_ns": [start_ns], "end_ns": [end_ns],
-        },
-        schema=variability.TRUTH_TRANSIENTS,
-    )
+    """A step event on source 5 (host 4): |dG| = delta (a new source at G g_event) over [start_ns, end_ns)."""
+    row = {name: None for name in variability.TRUTH_TRANSIENTS.names}
+    row.update(transient_id=0, origin="focused", kind=kind, alert_kind=kind, **{"class": "step"}, subclass=kind,
+               source_id=5, host_source_id=4, ra_deg=1.0, dec_deg=2.0,
+               g_quiescent_mag=None if delta is None else 16.0, delta_g_mag=delta, peak_g_mag=g_event,
+               peak_ns=start_ns, start_ns=start_ns, end_ns=end_ns, rise_d=0.0, detectable=True)
+    return pa.Table.from_pylist([row], schema=variability.TRUTH_TRANSIENTS)
 
 
 def constant(n: int) -> variability.VariableParams:

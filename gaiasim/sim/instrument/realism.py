@@ -72,6 +72,15 @@ class Effects:
     basic_angle: bool = True
     geometry: bool = True
     contamination: bool = True
+    #: The on-board video processing (gaiasim.sim.vpu; docs/crowding-and-alerts-sources.md section 1.2): window
+    #: class and gate from the on-board G estimate, spurious detections around bright stars, window conflicts,
+    #: blends below the resolution limit (one window for two images) and truncated windows (samples facing a
+    #: brighter window not read out; docs/crowding-and-alerts-sources.md section 1.4).
+    onboard_mag: bool = True
+    spurious: bool = True
+    window_conflicts: bool = True
+    blends: bool = True
+    truncated_windows: bool = True
     #: Average sky background, e-/px/s (GDR3 documentation section 5.3.1).
     sky_bg_e_px_s: float = 0.2
     #: Mean straylight of each CCD row 1..7, e-/px/s [U]: sunlight dominates rows 1-4, the zodiacal light
@@ -147,7 +156,8 @@ class Effects:
 REALISTIC = Effects()
 #: The nominal instrument: no effect on (the simulator of the earlier releases).
 IDEAL = Effects(straylight=False, attitude=False, ccd_spread=False, lsf=False, cti=False, basic_angle=False,
-                geometry=False, contamination=False, sky_bg_e_px_s=0.5)
+                geometry=False, contamination=False, onboard_mag=False, spurious=False, window_conflicts=False,
+                blends=False, truncated_windows=False, sky_bg_e_px_s=0.5)
 NAMED = {"realistic": REALISTIC, "ideal": IDEAL}
 SWITCHES = tuple(f.name for f in fields(Effects) if f.type == "bool")
 
