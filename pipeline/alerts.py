@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import math
-import tomllib
 from dataclasses import dataclass, fields
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -102,23 +101,7 @@ class AlertConfig:
 
 def load_alert_config(path: Path | Traversable = DEFAULT_CONFIG_PATH) -> AlertConfig:
     """The :class:`AlertConfig` of a TOML file whose keys are its field names (all optional)."""
-    path = Path(path) if isinstance(path, str) else path
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise AlertConfigError(f"{path}: no such file; give an alert config TOML (see pipeline/data/alerts.toml)"
-                               ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise AlertConfigError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
-    allowed = [f.name for f in fields(AlertConfig)]
-    unknown = sorted(set(raw) - set(allowed))
-    if unknown:
-        raise AlertConfigError(f"{path}: unknown key {unknown[0]!r} in the alert config; "
-                               f"allowed keys: {', '.join(sorted(allowed))}")
-    try:
-        return AlertConfig(**raw)
-    except AlertConfigError as exc:
-        raise AlertConfigError(f"{path}: {exc}") from None
+    return io.load_config(path, AlertConfig, AlertConfigError, "the alert config", "pipeline/data/alerts.toml")
 
 
 def _column(table: pa.Table, name: str, what: str, schema: pa.Schema) -> pa.ChunkedArray:

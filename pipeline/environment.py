@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import math
-import tomllib
 from dataclasses import dataclass, fields
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -88,22 +87,8 @@ def default_config() -> EnvironmentConfig:
 
 def load_environment_config(path: Path | Traversable = DEFAULT_CONFIG_PATH) -> EnvironmentConfig:
     """The :class:`EnvironmentConfig` of a TOML file whose keys are its field names (all optional)."""
-    path = Path(path) if isinstance(path, str) else path
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise EnvironmentConfigError(f"{path}: no such file; give an environment config TOML "
-                                     "(see pipeline/data/environment.toml)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise EnvironmentConfigError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
-    allowed = sorted(f.name for f in fields(EnvironmentConfig))
-    unknown = sorted(set(raw) - set(allowed))
-    if unknown:
-        raise EnvironmentConfigError(f"{path}: unknown key {unknown[0]!r}; allowed keys: {', '.join(allowed)}")
-    try:
-        return EnvironmentConfig(**raw)
-    except EnvironmentConfigError as exc:
-        raise EnvironmentConfigError(f"{path}: {exc}") from None
+    return io.load_config(path, EnvironmentConfig, EnvironmentConfigError, "the environment config",
+                          "pipeline/data/environment.toml")
 
 
 def bright_environment(obmt_ns: np.ndarray, fov: np.ndarray, ccd_row: np.ndarray, ac_px: np.ndarray,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -9,15 +10,19 @@ import os
 import shutil
 import stat
 import threading
+import tomllib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+T = TypeVar("T")
 
 
 class InputError(Exception):
@@ -335,3 +340,26 @@ def locked_folder(folder: Path, what: str = "run") -> Iterator[Path]:
         yield folder
     finally:
         os.close(fd)
+
+
+def load_config(path: Path | Traversable, cls: type[T], error: type[InputError], what: str, example: str) -> T:
+    """The dataclass ``cls`` from a TOML file whose keys are its field names (all optional); every problem is
+    one ``error`` line naming the file, and the fix: no file, bad TOML, an unknown key (with the allowed ones),
+    or a value ``cls`` refuses (raising ``error``). ``what`` names the config ("the alert config"), ``example``
+    the packaged file to copy."""
+    path = Path(path) if isinstance(path, str) else path
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise error(f"{path}: no such file; give {what} as TOML (see {example})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path}: not valid TOML ({exc}); fix the syntax") from None
+    allowed = sorted(f.name for f in dataclasses.fields(cls))
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise error(f"{path}: unknown key {unknown[0]!r} in {what}; allowed keys: {', '.join(allowed)}")
+    try:
+        return cls(**raw)
+    except error as exc:
+        raise error(f"{path}: {exc}") from None
+
