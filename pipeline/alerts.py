@@ -11,9 +11,11 @@ both fields of view. The rules here, every threshold an [U] placeholder set in `
   transits deviating in one direction number at least ``min_transits`` and include one in FoV 1 and one in FoV 2
   at most ``max_fov_separation_s`` apart (one scan sees a source in both FoVs 106.5 min apart, docs/facts.md
   section 1). When both directions qualify the more significant wins.
-- **new source**: unmatched transits (``source_id`` null: no catalogue source within the crossmatch
-  radius) brighter than ``new_source_g_limit_mag`` are grouped friends-of-friends within
-  ``cluster_radius_mas``; a group alerts under the same count and FoV rule.
+- **new source**: unmatched transits (``source_id`` null: no catalogue source within the crossmatch radius; not
+  one that lost its source to another transit of the same scan, ``FLAG_MATCH_CONFLICT``: that is a resolved
+  neighbour of a catalogued source, such as the two stars of a pair the catalogue merged) brighter than
+  ``new_source_g_limit_mag`` are grouped friends-of-friends within ``cluster_radius_mas``; a group alerts under
+  the same count and FoV rule.
 
 Only transits with a finite G, G error and FoV 1 or 2 (and, for new sources, a position) take part.
 
@@ -43,7 +45,7 @@ DEFAULT_CONFIG_PATH = packaged("alerts.toml")
 BRIGHTENING, FADING, NEW_SOURCE = "brightening", "fading", "new_source"
 _MAG_PER_SNR = 2.5 / math.log(10.0)  # sigma_G = 1.0857 / SNR
 _TRANSIT_COLUMNS = ("transit_id", "obmt_ns", "fov", "ra_deg", "dec_deg", "source_id", "match_sep_mas", "g_mag",
-                    "g_mag_err")
+                    "g_mag_err", "flags")
 
 
 class AlertConfigError(io.InputError, ValueError):
@@ -170,6 +172,7 @@ def _deviations(transits: pa.Table, catalogue: pa.Table, catalogue_row: np.ndarr
         "matched": cols["source_id"].is_valid().to_numpy(),
         "sid": cols["source_id"].fill_null(0).to_numpy().astype(np.int64),
         "sep": _floats(cols["match_sep_mas"]),
+        "conflict": (cols["flags"].to_numpy() & crossmatch.FLAG_MATCH_CONFLICT) != 0,
     }
     d["usable"] = np.isfinite(d["g"]) & np.isfinite(d["g_err"]) & ((d["fov"] == 1) | (d["fov"] == 2))
     # Known sources: deviations from the catalogue mean.
@@ -205,7 +208,7 @@ def _deviating(d: dict, sign: float, config: AlertConfig) -> np.ndarray:
 
 
 def _new_source_evidence(d: dict, config: AlertConfig) -> np.ndarray:
-    return (~d["matched"] & d["usable"] & np.isfinite(d["ra"]) & np.isfinite(d["dec"])
+    return (~d["matched"] & ~d["conflict"] & d["usable"] & np.isfinite(d["ra"]) & np.isfinite(d["dec"])
             & (d["g"] < config.new_source_g_limit_mag))
 
 

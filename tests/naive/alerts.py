@@ -13,6 +13,8 @@ import pyarrow as pa
 
 MAS_PER_RAD = 180.0 * 3600.0 * 1000.0 / math.pi
 MAG_PER_SNR = 2.5 / math.log(10.0)
+#: The crossmatch's flag of a transit that lost its source to another transit of its scan (pipeline.crossmatch).
+MATCH_CONFLICT = 1 << 19
 
 
 def _unit(ra_deg: float, dec_deg: float) -> tuple[float, float, float]:
@@ -88,8 +90,9 @@ def raise_alerts(transits: pa.Table, catalogue: pa.Table, config) -> list[dict]:
             alert["delta_g_mag"] = alert["g_mag"] - c["g_mag"]
             alerts.append(alert)
 
-    bright = [r for r in rows if r["source_id"] is None and _usable(r) and math.isfinite(r["ra_deg"])
-              and math.isfinite(r["dec_deg"]) and r["g_mag"] < config.new_source_g_limit_mag]
+    bright = [r for r in rows if r["source_id"] is None and not r["flags"] & MATCH_CONFLICT and _usable(r)
+              and math.isfinite(r["ra_deg"]) and math.isfinite(r["dec_deg"])
+              and r["g_mag"] < config.new_source_g_limit_mag]
     units = [_unit(r["ra_deg"], r["dec_deg"]) for r in bright]
     group = list(range(len(bright)))
     changed = True  # smallest-label propagation over all linked pairs until stable: connected components

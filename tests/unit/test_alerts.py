@@ -34,7 +34,7 @@ SPIN_NS = 6 * HOUR_NS
 # --- table builders ---------------------------------------------------------------------------------------------
 
 def transits_table(transit_id, obmt_ns, fov, ra_deg, dec_deg, source_id, g_mag, g_mag_err,
-                   match_sep_mas=20.0) -> pa.Table:
+                   match_sep_mas=20.0, flags=0) -> pa.Table:
     """A TRANSITS table; ``source_id`` -1 means unmatched, NaN G or G error means null."""
     n = len(transit_id)
     sep = np.broadcast_to(np.asarray(match_sep_mas, dtype=np.float32), (n,))
@@ -57,7 +57,7 @@ def transits_table(transit_id, obmt_ns, fov, ra_deg, dec_deg, source_id, g_mag, 
             "g_mag_err": pa.array(g_mag_err.astype(np.float32), mask=np.isnan(g_mag_err)),
             **{k: pa.nulls(n, pa.float32()) for k in ("bp_mag", "bp_mag_err", "rp_mag", "rp_mag_err")},
             "n_af_ok": np.full(n, 9, np.int8),
-            "flags": np.where(unmatched, crossmatch.FLAG_UNMATCHED, 0).astype(np.int32),
+            "flags": (np.where(unmatched, crossmatch.FLAG_UNMATCHED, 0) | flags).astype(np.int32),
         },
         schema=schemas.TRANSITS,
     )
@@ -139,6 +139,7 @@ def random_day(rng: np.random.Generator, n_known: int, n_new: int) -> tuple[pa.T
         g_mag=np.where(rng.random(n) < 0.05, np.nan, g),
         g_mag_err=np.where(rng.random(n) < 0.05, np.nan, g_err),
         match_sep_mas=rng.choice([5.0, 150.0, 200.0, 250.0, 450.0], n),  # about the evidence limit's 200 mas
+        flags=np.where(rng.random(n) < 0.2, crossmatch.FLAG_MATCH_CONFLICT, 0),  # lost its source in its scan
     )
     return transits.take(rng.permutation(n)), catalogue_table(cat_id, cat_ra, cat_dec, cat_g, cat_sigma)
 
@@ -268,6 +269,18 @@ def test_a_new_source_seen_in_both_fovs_raises_a_new_source_alert():
     assert (a["kind"], a["source_id"], a["delta_g_mag"], a["transit_ids"]) == ("new_source", None, None, [21, 22])
     sep = naive.angle_mas(naive._unit(a["ra_deg"], a["dec_deg"]), naive._unit(120.0, -30.0))
     assert sep < 150.0, f"new source placed {sep} mas from where it is"
+
+
+def test_a_resolved_neighbour_that_lost_its_source_in_its_scan_is_no_new_source():
+    """The two stars of a pair the catalogue merged both match its entry; the one that loses the scan's
+    conflict is left unmatched with FLAG_MATCH_CONFLICT: 145 false new-source alerts on the full-scale
+    population-sky day before this rule."""
+    t = [T0_NS, T0_NS + FOV_GAP_NS]
+    lost = transits_table([21, 22], t, [1, 2], [120.0] * 2, [-30.0] * 2, [-1, -1], [17.0, 17.0], [0.01, 0.01],
+                          flags=crossmatch.FLAG_MATCH_CONFLICT)
+    assert alerts.raise_alerts(lost, CAT).num_rows == 0
+    new = transits_table([21, 22], t, [1, 2], [120.0] * 2, [-30.0] * 2, [-1, -1], [17.0, 17.0], [0.01, 0.01])
+    assert alerts.raise_alerts(new, CAT)["kind"].to_pylist() == ["new_source"]
 
 
 def test_a_new_source_seen_in_one_fov_only_raises_nothing():
