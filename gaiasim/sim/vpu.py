@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from scipy import special, stats
+from scipy import special
 
 from gaiasim.sim import onboard, signal
 from gaiasim.sim.instrument import focal_plane as fp
@@ -190,6 +190,8 @@ def ghost_offsets(seed: int, source_id: np.ndarray, g_mag: np.ndarray) -> dict[s
     Ghost j of a source is drawn from item ``(source_id << 8) | j`` (j < SPURIOUS_MAX < 255), its count from
     item ``(source_id << 8) | 255``: the pattern is the source's, the count a quantile of Poisson(n_sp(G)) at
     the source's quantile, so every transit of a source shows the same first ghosts."""
+    from scipy import stats  # here, not at the top: ~0.5 s of every gaiasim command's start-up otherwise
+
     source_id = np.asarray(source_id, dtype=np.int64)
     rate = spurious_rate(g_mag)
     (u_count,) = _source_draws(seed, (source_id << 8) | 255, 1)
