@@ -126,6 +126,17 @@ def nearest(index: SkyIndex, u_query: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return c.row[:, 0], c.sep_mas[:, 0]
 
 
+def brightest(index: SkyIndex, u_query: np.ndarray) -> np.ndarray:
+    """The catalogue row of the brightest source (least finite G) within the index's radius of each query
+    direction, -1 where there is none (on a tie of G the nearer one). The index needs the sources' G."""
+    u_query = np.ascontiguousarray(u_query, dtype=np.float64).reshape(-1, 3)
+    best = np.empty(len(u_query), dtype=np.int64)
+    chord2_radius = (2.0 * np.sin(0.5 * index.radius_mas * MAS_RAD)) ** 2
+    _k._brightest_within(u_query, index.u_sorted, index.g_sorted, index.keys_sorted, index.inv_h, index.offset,
+                         index.n, chord2_radius, best)
+    return np.where(best >= 0, index.order[np.maximum(best, 0)], -1) if len(index.order) else np.full(len(best), -1)
+
+
 #: Transit flag: another transit of the same scan took this one's best candidate (it then has its second
 #: candidate, or is left unmatched: see :func:`resolve_conflicts`).
 FLAG_MATCH_CONFLICT = 1 << 19

@@ -92,9 +92,12 @@ def load_environment_config(path: Path | Traversable = DEFAULT_CONFIG_PATH) -> E
 
 
 def bright_environment(obmt_ns: np.ndarray, fov: np.ndarray, ccd_row: np.ndarray, ac_px: np.ndarray,
-                       g_mag: np.ndarray, config: EnvironmentConfig | None = None) -> np.ndarray:
+                       g_mag: np.ndarray, config: EnvironmentConfig | None = None,
+                       saturated: np.ndarray | None = None) -> np.ndarray:
     """Which transits lie in the environment of a much brighter transit of the same scan (see the module doc).
-    A transit without a finite G is neither bright nor a suspect."""
+    A transit without a finite G is not a suspect, nor bright unless ``saturated``: a saturated transit is
+    brighter than any G it may have been given (its fit lost the peak; most have no G), so every transit
+    with a G in its reach is a suspect."""
     config = config or default_config()
     t = np.asarray(obmt_ns, dtype=np.int64)
     g = np.asarray(g_mag, dtype=np.float64)
@@ -102,7 +105,8 @@ def bright_environment(obmt_ns: np.ndarray, fov: np.ndarray, ccd_row: np.ndarray
     group = np.asarray(fov, dtype=np.int64) * 16 + np.asarray(ccd_row, dtype=np.int64)
     reach_ns = config.al_arcsec * geometry.ARCSEC_RAD / geometry.SCAN_RATE_RAD_S * 1e9
     suspect = np.zeros(len(t), dtype=bool)
-    bright = np.flatnonzero(np.isfinite(g) & (g < config.bright_g_mag))
+    g_parent = g if saturated is None else np.where(saturated, -np.inf, g)
+    bright = np.flatnonzero((g_parent < config.bright_g_mag))  # NaN: False
     if not len(bright):
         return suspect
     for key in np.unique(group[bright]):
@@ -116,15 +120,16 @@ def bright_environment(obmt_ns: np.ndarray, fov: np.ndarray, ccd_row: np.ndarray
         b = np.repeat(parents, size)
         i = members[np.arange(size.sum()) - np.repeat(np.cumsum(size) - size, size) + np.repeat(lo, size)]
         near = ((i != b) & (np.abs(ac[i] - ac[b]) * _ARCSEC_PER_AC_PX <= config.ac_arcsec)
-                & (g[i] - g[b] >= config.delta_g_mag))  # NaN G: False
+                & (g[i] - g_parent[b] >= config.delta_g_mag))  # NaN G: False
         suspect[i[near]] = True
     return suspect
 
 
 def near_bright_source(u: np.ndarray, g_mag: np.ndarray, u_catalogue: np.ndarray, g_catalogue: np.ndarray,
                        config: EnvironmentConfig | None = None) -> np.ndarray:
-    """Which transits (unit vectors ``u``, G) have their nearest catalogue source brighter than
-    ``bright_g_mag`` within ``catalogue_radius_arcsec``, at least ``delta_g_mag`` brighter than them."""
+    """Which transits (unit vectors ``u``, G) have a catalogue source brighter than ``bright_g_mag`` within
+    ``catalogue_radius_arcsec`` and at least ``delta_g_mag`` brighter than them: the brightest source within
+    the radius is judged, not the nearest (a G 14 neighbour nearer than a G 3 star hid the star's ghosts)."""
     config = config or default_config()
     u = np.asarray(u, dtype=np.float64).reshape(-1, 3)
     g = np.asarray(g_mag, dtype=np.float64)
@@ -133,8 +138,8 @@ def near_bright_source(u: np.ndarray, g_mag: np.ndarray, u_catalogue: np.ndarray
     if not len(bright) or not len(u):
         return np.zeros(len(u), dtype=bool)
     index = crossmatch.build_index(np.asarray(u_catalogue, dtype=np.float64).reshape(-1, 3)[bright],
-                                   1000.0 * config.catalogue_radius_arcsec)
-    row, _sep = crossmatch.nearest(index, u)
+                                   1000.0 * config.catalogue_radius_arcsec, g_cat[bright])
+    row = crossmatch.brightest(index, u)
     with np.errstate(invalid="ignore"):
         return (row >= 0) & (g - g_cat[bright][np.maximum(row, 0)] >= config.delta_g_mag)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipeline import alerts, ccdcal, crossmatch, environment, geometry, icd, io, schemas, skycells, spool, transits
+from pipeline import alerts, ccdcal, crossmatch, environment, geometry, icd, io, ipd, schemas, skycells, spool, transits
 from pipeline.calibration import Calibration
 from pipeline.ingest import classify_steps, quarantine_packets, sequence_anomalies
 
@@ -109,7 +109,8 @@ def _transit_table(cols: dict[str, np.ndarray], day: Day) -> tuple[pa.Table, pa.
     resolved, sep, conflict = match(index, cols)
     u = geometry.unit_from_radec(np.nan_to_num(cols["ra_deg"]), np.nan_to_num(cols["dec_deg"]))
     suspect = environment.bright_environment(cols["obmt_ns"], cols["fov"], cols["ccd_row"], cols["ac_px"],
-                                             cols["g_mag"], day.environment)
+                                             cols["g_mag"], day.environment,
+                                             saturated=(cols["flags"] & ipd.FLAG_SATURATED) != 0)
     suspect |= positioned & environment.near_bright_source(u, cols["g_mag"], records["u"], records["g_mag"],
                                                            day.environment)
     g_cat = records["g_mag"][np.maximum(resolved, 0)] if len(records["g_mag"]) else np.full(len(resolved), np.nan)

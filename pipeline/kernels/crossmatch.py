@@ -1,4 +1,5 @@
-"""Numba kernels of the crossmatch: a sorted 3D grid over unit vectors and a best-two-candidates query."""
+"""Numba kernels of the crossmatch: a sorted 3D grid over unit vectors, a best-two-candidates query and a
+brightest-within-the-radius query."""
 
 from __future__ import annotations
 
@@ -52,6 +53,16 @@ def _gather_sorted(order, u, g, sigma, floor2, u_sorted, g_sorted, g_var_sorted)
         g_var_sorted[i] = s * s + floor2
 
 
+@jit
+def _lower_cells(x, y, z, inv_h, offset):
+    """The lower of the 2 grid cells to look at along each axis for the query (x, y, z): the query's own, or
+    the one below it when the query lies in the lower half of its cell."""
+    fx, fy, fz = np.floor(x * inv_h), np.floor(y * inv_h), np.floor(z * inv_h)
+    return (np.int64(fx) + offset - (1 if x * inv_h - fx < 0.5 else 0),
+            np.int64(fy) + offset - (1 if y * inv_h - fy < 0.5 else 0),
+            np.int64(fz) + offset - (1 if z * inv_h - fz < 0.5 else 0))
+
+
 @jit_parallel
 def _best_two(u_query, g_query, g_var_query, u_ref_sorted, g_ref_sorted, g_var_ref_sorted, keys_sorted, inv_h,
               offset, n, chord2_radius, inv_var_pos, rows, scores, chord2):
@@ -67,12 +78,7 @@ def _best_two(u_query, g_query, g_var_query, u_ref_sorted, g_ref_sorted, g_var_r
     """
     for i in numba.prange(u_query.shape[0]):
         x, y, z = u_query[i, 0], u_query[i, 1], u_query[i, 2]
-        # The lower of the 2 cells to look at along each axis: the query's own, or the one below it when the
-        # query lies in the lower half of its cell.
-        fx, fy, fz = np.floor(x * inv_h), np.floor(y * inv_h), np.floor(z * inv_h)
-        ix = np.int64(fx) + offset - (1 if x * inv_h - fx < 0.5 else 0)
-        iy = np.int64(fy) + offset - (1 if y * inv_h - fy < 0.5 else 0)
-        iz = np.int64(fz) + offset - (1 if z * inv_h - fz < 0.5 else 0)
+        ix, iy, iz = _lower_cells(x, y, z, inv_h, offset)
         g = g_query[i]
         b0, b1 = -1, -1
         s0, s1 = np.inf, np.inf
@@ -99,3 +105,27 @@ def _best_two(u_query, g_query, g_var_query, u_ref_sorted, g_ref_sorted, g_var_r
         rows[i, 0], rows[i, 1] = b0, b1
         scores[i, 0], scores[i, 1] = s0, s1
         chord2[i, 0], chord2[i, 1] = c0, c1
+
+
+@jit_parallel
+def _brightest_within(u_query, u_ref_sorted, g_ref_sorted, keys_sorted, inv_h, offset, n, chord2_radius, rows):
+    """For each query direction, the sorted-reference row of the brightest source (least finite G) within the
+    radius, -1 where there is none; on a tie of G the nearer one, then the earlier sorted row. The same
+    2 x 2 x 2 cells and squared-chord test as :func:`_best_two`."""
+    for i in numba.prange(u_query.shape[0]):
+        x, y, z = u_query[i, 0], u_query[i, 1], u_query[i, 2]
+        ix, iy, iz = _lower_cells(x, y, z, inv_h, offset)
+        best, g_best, c_best = -1, np.inf, np.inf
+        for dx in range(2):
+            for dy in range(2):
+                first = ((ix + dx) * n + (iy + dy)) * n + iz
+                j = np.searchsorted(keys_sorted, first)
+                while j < keys_sorted.shape[0] and keys_sorted[j] <= first + 1:
+                    g = g_ref_sorted[j]
+                    if np.isfinite(g) and g <= g_best:
+                        c2 = ((x - u_ref_sorted[j, 0]) ** 2 + (y - u_ref_sorted[j, 1]) ** 2
+                              + (z - u_ref_sorted[j, 2]) ** 2)
+                        if c2 <= chord2_radius and (g < g_best or c2 < c_best or (c2 == c_best and j < best)):
+                            best, g_best, c_best = j, g, c2
+                    j += 1
+        rows[i] = best

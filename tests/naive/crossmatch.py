@@ -51,6 +51,20 @@ def best_two_brute_force(u_ref: np.ndarray, g_ref: np.ndarray, g_var_ref: np.nda
     return rows, scores
 
 
+def brightest_brute_force(u_ref: np.ndarray, g_ref: np.ndarray, u_query: np.ndarray,
+                          radius_mas: float) -> np.ndarray:
+    """Row of the brightest source (least finite G, then the nearest) within ``radius_mas`` of each query,
+    -1 when none: every query against every source."""
+    dist = angular_distance_mas(u_query[:, None, :], u_ref[None, :, :])
+    rows = np.full(len(u_query), -1, dtype=np.int64)
+    for i in range(len(u_query)):
+        within = [(g_ref[j], dist[i, j], j) for j in range(len(u_ref))
+                  if dist[i, j] <= radius_mas and np.isfinite(g_ref[j])]
+        if within:
+            rows[i] = min(within)[2]
+    return rows
+
+
 def sorted_index_naive(u_ref: np.ndarray, radius_mas: float, g_mag: np.ndarray, g_mag_sigma: np.ndarray,
                        mag_floor_mag: float, cell_chords: float) -> tuple[np.ndarray, ...]:
     """What ``pipeline.crossmatch.build_index`` sorts, the plain way: grid key of each source (cells

@@ -32,15 +32,18 @@ def conflicts(obmt_ns, ccd_row, ac_pos_px, window_class, g_onboard, transit_id, 
     return lost, blocker
 
 
-def bright_environment(obmt_ns, fov, ccd_row, ac_px, g_mag, bright_g_mag, delta_g_mag, reach_ns, ac_reach_px):
+def bright_environment(obmt_ns, fov, ccd_row, ac_px, g_mag, bright_g_mag, delta_g_mag, reach_ns, ac_reach_px,
+                       saturated):
     """Whether each transit has, in its FoV and row, a transit brighter than ``bright_g_mag`` and at least
-    ``delta_g_mag`` brighter than it within ``reach_ns`` in time and ``ac_reach_px`` AC pixels."""
+    ``delta_g_mag`` brighter than it (a saturated one is brighter than any) within ``reach_ns`` in time and
+    ``ac_reach_px`` AC pixels."""
     n = len(obmt_ns)
     out = np.zeros(n, dtype=bool)
     for i in range(n):
         for b in range(n):
-            if (b != i and fov[b] == fov[i] and ccd_row[b] == ccd_row[i] and np.isfinite(g_mag[b])
-                    and g_mag[b] < bright_g_mag and np.isfinite(g_mag[i]) and g_mag[i] - g_mag[b] >= delta_g_mag
+            brighter = saturated[b] or (np.isfinite(g_mag[b]) and g_mag[b] < bright_g_mag
+                                        and g_mag[i] - g_mag[b] >= delta_g_mag)
+            if (b != i and fov[b] == fov[i] and ccd_row[b] == ccd_row[i] and brighter and np.isfinite(g_mag[i])
                     and abs(int(obmt_ns[i]) - int(obmt_ns[b])) <= reach_ns and abs(ac_px[i] - ac_px[b]) <= ac_reach_px):
                 out[i] = True
     return out

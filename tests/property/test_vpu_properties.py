@@ -43,18 +43,21 @@ def test_conflicts_equal_the_brute_force_reference(d):
 
 @settings(max_examples=60, deadline=None)
 @given(detections(), st.lists(st.sampled_from([1, 2]), min_size=30, max_size=30),
-       st.lists(st.sampled_from([float("nan"), 9.0, 15.9, 16.0, 17.0, 19.9, 20.0]), min_size=30, max_size=30))
-def test_the_bright_environment_equals_the_brute_force_reference(d, fovs, gs):
+       st.lists(st.sampled_from([float("nan"), 9.0, 15.9, 16.0, 17.0, 19.9, 20.0]), min_size=30, max_size=30),
+       st.lists(st.booleans(), min_size=30, max_size=30))
+def test_the_bright_environment_equals_the_brute_force_reference(d, fovs, gs, sat):
     t, row, ac, _g, _tid = d
     n = len(t)
     t = t * 3  # spread over ~120 ms: inside and outside the 5.5 arcsec (92 ms) reach
     fov, g = np.array(fovs[:n]), np.array(gs[:n])
+    saturated = np.array(sat[:n], dtype=bool) & (np.arange(n) % 4 == 0)  # a few saturated transits
     ac_px = np.round(ac * 4).astype(np.int16)  # 0-120 px: inside and outside the 15 arcsec (85 px) reach
     cfg = environment.EnvironmentConfig()
-    got = environment.bright_environment(t, fov, row, ac_px, g, cfg)
+    got = environment.bright_environment(t, fov, row, ac_px, g, cfg, saturated=saturated)
     reach_ns = cfg.al_arcsec * geometry.ARCSEC_RAD / geometry.SCAN_RATE_RAD_S * 1e9
     ac_reach = cfg.ac_arcsec / (geometry.PIXEL_AC_RAD / geometry.ARCSEC_RAD)
-    want = naive.bright_environment(t, fov, row, ac_px, g, cfg.bright_g_mag, cfg.delta_g_mag, reach_ns, ac_reach)
+    want = naive.bright_environment(t, fov, row, ac_px, g, cfg.bright_g_mag, cfg.delta_g_mag, reach_ns, ac_reach,
+                                    saturated)
     np.testing.assert_array_equal(got, want)
 
 

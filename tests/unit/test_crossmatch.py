@@ -8,7 +8,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pipeline import crossmatch, geometry
-from tests.naive.crossmatch import best_two_brute_force, nearest_brute_force, sorted_index_naive
+from tests.naive.crossmatch import (best_two_brute_force, brightest_brute_force, nearest_brute_force,
+                                   sorted_index_naive)
 
 RADIUS_MAS = 500.0  # the pipeline's default (pipeline.config.PipelineConfig.match_radius_mas)
 
@@ -185,6 +186,31 @@ def test_best_two_candidates_equal_brute_force(seed, kind, n_ref, with_query_mag
     found = got.row[:, 0] >= 0
     assert np.allclose(got.sep_mas[found, 0], dist[np.flatnonzero(found), got.row[found, 0]], atol=1e-6)
     assert np.all(np.isnan(got.sep_mas[~found, 0])) and np.all(np.isinf(got.score[~found, 0]))
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["uniform", "clustered", "ra_wrap"]), st.integers(0, 80),
+       st.floats(0.0, 0.5), st.sampled_from([crossmatch.MIN_RADIUS_MAS, RADIUS_MAS, 15_000.0]))
+def test_the_brightest_source_within_the_radius_equals_brute_force(seed, kind, n_ref, no_g, radius_mas):
+    """The brightest-within-the-radius kernel against the oracle; magnitudes drawn from a few values so that
+    ties of G (then the nearer source wins) happen, and some sources without G (never the answer)."""
+    rng = np.random.default_rng(seed)
+    u_ref = sky(rng, kind, n_ref)
+    g_ref = rng.choice([3.0, 9.5, 14.0, 15.9], n_ref)
+    g_ref[rng.random(n_ref) < no_g] = np.nan
+    u_query = np.concatenate([random_offsets(rng, u_ref[rng.integers(0, n_ref, 40)], 2 * radius_mas)
+                              if n_ref else np.empty((0, 3)), sky(rng, kind, 10)])
+    got = crossmatch.brightest(crossmatch.build_index(u_ref, radius_mas, g_ref), u_query)
+    want = brightest_brute_force(u_ref, g_ref, u_query, radius_mas)
+    # Unambiguous queries: no source within 1e-6 radius of the edge, no two equally bright sources equally near.
+    _, dist = nearest_brute_force(u_ref, u_query, radius_mas)
+    tol = 1e-6 * radius_mas
+    ambiguous = np.any(np.abs(dist - radius_mas) < tol, axis=1) if n_ref else np.zeros(len(u_query), bool)
+    for i in np.flatnonzero(want >= 0):
+        same_g = np.flatnonzero(g_ref == g_ref[want[i]])
+        d = np.sort(dist[i, same_g])
+        ambiguous[i] |= len(d) > 1 and d[1] - d[0] < tol
+    assert np.array_equal(got[~ambiguous], want[~ambiguous])
+    assert ambiguous.mean() < 0.5
 
 
 def pair_sky():

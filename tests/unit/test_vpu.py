@@ -156,6 +156,12 @@ def test_the_pipeline_flags_the_ghosts_of_a_bright_transit_not_its_bright_neighb
     got = environment.bright_environment(t, fov, np.full(8, 3), ac, g)
     # AL and AC neighbours of the G 9 star flagged; the other FoV, a 3 mag fainter star, no G, 200 px away not.
     np.testing.assert_array_equal(got, [False, True, True, True, False, False, False, False])
+    # The G 9 star saturated (no G): its neighbours are still suspects, the G 12 star now among them.
+    g_sat = np.where(np.arange(8) == 0, np.nan, g)
+    got = environment.bright_environment(t, fov, np.full(8, 3), ac, g_sat, saturated=np.arange(8) == 0)
+    np.testing.assert_array_equal(got, [False, True, True, True, False, True, False, False])
+    # Not marked saturated, it is no parent: the G 19.5 transit only it reached is no suspect.
+    assert not environment.bright_environment(t, fov, np.full(8, 3), ac, g_sat)[2]
     np.testing.assert_array_equal(environment.match_kept(np.array([17.0, 17.0, np.nan]), np.array([17.5, 19.0, 17.0])),
                                   [True, False, False])
 
@@ -173,6 +179,18 @@ def test_the_pipeline_flags_transits_near_a_much_brighter_catalogue_source():
     # itself, and a 3.5 mag fainter neighbour or one without G, not; 10 and 14 arcsec flagged, 20 not.
     np.testing.assert_array_equal(got, [False, True, True, False, False, False])
     assert not environment.near_bright_source(u, g, cat[1:2], g_cat[1:2]).any()  # no bright source
+
+
+def test_the_brightest_catalogue_source_within_the_radius_is_judged_not_the_nearest():
+    """The population-sky campaign's 20 false alerts: ghosts of a G 2.8 star whose nearest G < 16 catalogue
+    entry was a G 14.3 neighbour, only 3.2 mag brighter than them."""
+    ra0, dec0 = 250.0, -20.0
+    arcsec = 1 / 3600 / np.cos(np.radians(dec0))
+    cat = geometry.unit_from_radec(ra0 + np.array([0.0, 9.0]) * arcsec, np.full(2, dec0))
+    g_cat = np.array([2.8, 14.3])
+    u = geometry.unit_from_radec(np.array([ra0 + 11.0 * arcsec]), np.array([dec0]))
+    assert environment.near_bright_source(u, np.array([17.5]), cat, g_cat).tolist() == [True]
+    assert environment.near_bright_source(u, np.array([17.5]), cat[1:], g_cat[1:]).tolist() == [False]
 
 
 def test_a_bad_environment_config_is_one_clear_line(tmp_path):
