@@ -101,7 +101,7 @@ def fullday(session: nox.Session) -> None:
     and bytes of each stage in reports/fullday.json. ``nox -s fullday -- [FOLDER [SCALE [SKY]]]`` (SKY: toy or
     galaxy, docs/sky.md)."""
     _install(session)
-    defaults = ["/tmp/gaiasim-fullday", "1.0", "toy"]
+    defaults = ["/tmp/gaiasim-fullday", "1.0", "galaxy"]
     folder, scale, sky = (list(session.posargs) + defaults[len(session.posargs):])[:3]
     session.run("gaiasim", "generate", "datasets/levels/day.toml", "--dry-run")
     session.run("python", "-m", "gaiasim.bench", "--full-day", folder, "--full-day-scale", scale, "--sky", sky,

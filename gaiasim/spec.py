@@ -36,7 +36,8 @@ class DaySpec:
     faults: str = ""  # fault plan TOML (path relative to the spec file), "" for a nominal day
     name: str = "day"  # label used in folder names and reports
     instrument: str = "realistic"  # imperfections: realistic, ideal (none), only:<effect>, without:<effect>,...
-    sky: str = "toy"  # sky model: toy (N(<G) table) or galaxy (population model, docs/sky.md); opt-in for now
+    sky: str = "toy"  # sky model: toy (N(<G) table, cheap for test days) or galaxy (population model, docs/sky.md;
+    # the medium and day levels' and the full-day benchmark's)
 
     def __post_init__(self) -> None:
         for key in ("seed", "scale", "days"):
