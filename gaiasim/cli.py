@@ -556,7 +556,7 @@ def metrics(db_path, requirement, campaign, latest, run_dirs, out) -> None:
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="write the rows as JSON here")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path),
               help="write a PNG of the curves here (report extra)")
-@_format_option("the rows")
+@_format_option("the rows (CSV: the precision rows only, one table; JSON: every section, as --json writes)")
 @_errors
 def fidelity(run_dir, dataset, json_path, plot_path, fmt) -> None:
     """How realistic the simulated day is, as RUN_DIR measures it against the truth: per-CCD AL precision
@@ -580,16 +580,19 @@ def fidelity(run_dir, dataset, json_path, plot_path, fmt) -> None:
     crossmatch = xm_pairs.measure(con)
     recall, false_alerts = alert_recall.measure(con), alert_recall.false_alerts(con)
     sky_rows = sky_fidelity.measure(con, sky_fidelity.dataset_scale(dataset or db.read_run_info(run_dir)["dataset"]))
-    clitable.emit(fid.view(rows), fmt, stdout)
-    if fmt == "table":  # CSV and JSON hold one table: the crossmatch and sky rows go to --json
+    doc = {**fid.to_json(rows), "crossmatch": xm_pairs.to_json(crossmatch), "sky": sky_fidelity.to_json(sky_rows),
+           "alerts": alert_recall.to_json(recall, false_alerts)}
+    if fmt == "json":  # one document with every section (a CSV holds one table: the precision rows)
+        click.echo(json.dumps(doc, indent=1))
+    else:
+        clitable.emit(fid.view(rows), fmt, stdout)
+    if fmt == "table":
         clitable.emit(xm_pairs.view(crossmatch), fmt, stdout)
         if recall:  # a day with transients seen in both fields of view
             clitable.emit(alert_recall.view(recall, false_alerts), fmt, stdout)
         if any(r.measured is not None for r in sky_rows):  # a toy sky's are all n/a
             clitable.emit(sky_fidelity.view(sky_rows), fmt, stdout)
     if json_path:
-        doc = {**fid.to_json(rows), "crossmatch": xm_pairs.to_json(crossmatch), "sky": sky_fidelity.to_json(sky_rows),
-               "alerts": alert_recall.to_json(recall, false_alerts)}
         io.write_bytes((json.dumps(doc, indent=1) + "\n").encode(), Path(json_path))
     if plot_path:
         io.write_bytes(fid.plot(rows), Path(plot_path))

@@ -83,6 +83,17 @@ def test_the_command_prints_and_writes_the_rows(demo_run, tmp_path):
                                              "RP per transit", "AL pull width"}
 
 
+def test_json_on_stdout_is_the_whole_document_and_csv_the_precision_rows(demo_run, tmp_path):
+    _, run_dir = demo_run
+    out = tmp_path / "fidelity.json"
+    result = CliRunner().invoke(main, ["fidelity", str(run_dir), "--format", "json", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert {"rows", "crossmatch", "sky", "alerts"} <= set(doc) and doc == json.loads(out.read_text())
+    csv_out = CliRunner().invoke(main, ["fidelity", str(run_dir), "--format", "csv"]).stdout.splitlines()
+    assert csv_out[0].startswith("quantity") and len(csv_out) == 1 + len(doc["rows"])
+
+
 def test_a_run_without_its_truth_is_one_line(demo_run, tmp_path):
     _, run_dir = demo_run
     empty = tmp_path / "dataset"
