@@ -106,7 +106,7 @@ def bright_environment(obmt_ns: np.ndarray, fov: np.ndarray, ccd_row: np.ndarray
     reach_ns = config.al_arcsec * geometry.ARCSEC_RAD / geometry.SCAN_RATE_RAD_S * 1e9
     suspect = np.zeros(len(t), dtype=bool)
     g_parent = g if saturated is None else np.where(saturated, -np.inf, g)
-    bright = np.flatnonzero((g_parent < config.bright_g_mag))  # NaN: False
+    bright = np.flatnonzero(g_parent < config.bright_g_mag)  # NaN: False
     if not len(bright):
         return suspect
     for key in np.unique(group[bright]):

@@ -163,6 +163,7 @@ def fit_images(
     mask: np.ndarray | None = None,
     cosmic_sigma: float = 0.0,
     device: str = "cpu",
+    return_mask: bool = False,
 ) -> dict[str, np.ndarray]:
     """Fit the AL location, flux and background of each 1D window (numba, parallel over windows).
 
@@ -188,6 +189,10 @@ def fit_images(
     device : {"cpu", "cuda"}
         ``"cuda"``: the same kernels compiled for an NVIDIA GPU (``pipeline.kernels.ipd_cuda``), one thread
         per window, inputs copied in and outputs back; equal to the CPU fit far below the formal errors.
+    return_mask : bool
+        Also return ``mask``: uint8 (m, n_max), the mask as the fit left it (:data:`MASK_GIVEN` where the
+        caller masked, :data:`MASK_COSMIC` where the cosmic-ray rejection did, 0 elsewhere); CPU only
+        (``pipeline.second_image`` reads where the hits were).
 
     Returns
     -------
@@ -206,6 +211,8 @@ def fit_images(
     """
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if return_mask and device != "cpu":
+        raise ValueError("return_mask needs device='cpu' (the CUDA build leaves its mask on the GPU)")
     samples_e, sigma, max_iter = _check_inputs(samples_e, n_samples, var_extra_e2, sigma_px, max_iter)
     mask = _check_mask(mask, samples_e.shape)
     fit = _k._fit_windows
@@ -214,7 +221,10 @@ def fit_images(
 
         fit = ipd_cuda.fit_windows
     out = fit(samples_e, n_samples, var_extra_e2, sigma, max_iter, mask, _check_cosmic_sigma(cosmic_sigma))
-    return dict(zip(OUTPUT_NAMES, out, strict=True))
+    res = dict(zip(OUTPUT_NAMES, out, strict=True))
+    if return_mask:
+        res["mask"] = mask  # the kernel wrote its cosmic-ray detections into this copy
+    return res
 
 
 # --------------------------------------------------------------------------------------------------
@@ -524,6 +534,7 @@ def fit_images_2d(
     max_iter: int = DEFAULT_MAX_ITER,
     mask: np.ndarray | None = None,
     cosmic_sigma: float = 0.0,
+    return_mask: bool = False,
 ) -> dict[str, np.ndarray]:
     """Fit the AL and AC location, flux and background of each 2D window (numba, parallel).
 
@@ -542,6 +553,8 @@ def fit_images_2d(
         Non-zero pixels are ignored (nothing in the likelihood, the Fisher information or chi2).
     cosmic_sigma : float
         Cosmic-ray rejection threshold in sigma above the model (0 = off), as in :func:`fit_images`.
+    return_mask : bool
+        Also return ``mask`` (m, n_al, n_ac) as the fit left it, as in :func:`fit_images`.
 
     Returns
     -------
@@ -574,4 +587,6 @@ def fit_images_2d(
     res = dict(zip(OUTPUT_NAMES_2D, out, strict=True))
     res["n_iter"] = res["n_iter"].astype(np.int32)
     res["flags"] = res["flags"].astype(np.int32)
+    if return_mask:
+        res["mask"] = mask
     return res

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from pipeline import ccdcal, geometry, icd, ipd, photometry, schemas
+from pipeline import ccdcal, geometry, icd, ipd, photometry, schemas, second_image
 from pipeline.calibration import Calibration
 
 #: Transit flag: fewer than 3 AF windows with a clean fit (no time refinement, no G).
@@ -16,8 +16,11 @@ FLAG_NO_ATTITUDE = 1 << 18
 #: side facing a brighter window; docs/icd.md section 4.3). Those samples are masked in the fit, which is
 #: otherwise good: the window still counts among a transit's good AF windows (a window with fewer than 4
 #: samples left is not fitted, ``pipeline.ipd.FLAG_BAD_INPUT``). Transit flags in use: 1 << 16 and 1 << 19
-#: (pipeline.crossmatch), 1 << 17 and 1 << 18 (above), 1 << 20 (pipeline.environment), 1 << 21 (this).
+#: (pipeline.crossmatch), 1 << 17 and 1 << 18 (above), 1 << 20 (pipeline.environment), 1 << 21 (this),
+#: 1 << 22 (:data:`FLAG_SECOND_IMAGE`).
 FLAG_TRUNCATED = 1 << 21
+#: CCD and transit flag: a blend's second image masked in the window, not a cosmic ray (:mod:`pipeline.second_image`).
+FLAG_SECOND_IMAGE = second_image.FLAG_SECOND_IMAGE
 MAX_ATTITUDE_GAP_NS = 10_000_000_000
 MIN_AF_OK = 3
 
@@ -38,7 +41,9 @@ def fit_star_packets(records: np.ndarray, window_class: int, cal: Calibration,
     window is converted with its CCD's gain, offset and read noise, and its flux divided by its CCD's
     throughput. Cosmic rays are rejected (:data:`pipeline.ipd.COSMIC_SIGMA`, ``FLAG_COSMIC``) and saturated
     windows flagged (:data:`pipeline.ipd.FLAG_SATURATED`). Samples not read out (:data:`pipeline.icd.NOT_READ_ADU`)
-    are masked, and a window that has some (a truncated window) flagged :data:`FLAG_TRUNCATED`.
+    are masked, and a window that has some (a truncated window) flagged :data:`FLAG_TRUNCATED`. Hits at one offset
+    from the fitted centre in several windows of a transit are a blend's second image, not cosmic rays: those
+    windows are flagged :data:`FLAG_SECOND_IMAGE` instead (:mod:`pipeline.second_image`; the samples stay masked).
     """
     n = icd.WINDOW_SAMPLES[window_class]
     n_ac = icd.WINDOW_AC_SAMPLES[window_class]
@@ -57,6 +62,7 @@ def fit_star_packets(records: np.ndarray, window_class: int, cal: Calibration,
         samples_e = ((adu.astype(np.float64) - bias[:, :, None]) / gain[:, :, None]).reshape(m * 10, n)
         not_read = adu == icd.NOT_READ_ADU
         fit = _fit_1d(samples_e, not_read.reshape(m * 10, n), var.ravel(), cal.lsf_sigma_px)
+        hit_window, hit_al, hit_ac, hit_half = second_image.hits(fit.pop("mask"), fit["flags"])
         _debias(fit, cal.lsf_sigma_px)
         fit = {k: v.reshape(m, 10) for k, v in fit.items()}
         fit["ac_px"] = np.full((m, 10), np.nan)
@@ -68,13 +74,20 @@ def fit_star_packets(records: np.ndarray, window_class: int, cal: Calibration,
         sm_not_read, af_not_read = sm == icd.NOT_READ_ADU, af == icd.NOT_READ_ADU
         fit_sm = _fit_1d((sm.astype(np.float64) - bias[:, :1]) / gain[:, :1], sm_not_read,
                          np.ascontiguousarray(var[:, 0]), cal.lsf_sigma_px)
+        sm_hits = second_image.hits(fit_sm.pop("mask"), fit_sm["flags"])
         _debias(fit_sm, cal.lsf_sigma_px)
         af_e = ((af.astype(np.float64) - bias[:, 1:, None, None]) / gain[:, 1:, None, None]).reshape(m * icd.N_AF, n,
                                                                                                       n_ac)
         # AC PSF width in AC pixels equals the AL one in AL pixels (docs/facts.md section 5).
         fit_af = ipd.fit_images_2d(af_e, np.ascontiguousarray(var[:, 1:]).ravel(), cal.lsf_sigma_px, cal.lsf_sigma_px,
                                    mask=af_not_read.reshape(m * icd.N_AF, n, n_ac).astype(np.uint8),
-                                   cosmic_sigma=ipd.COSMIC_SIGMA)
+                                   cosmic_sigma=ipd.COSMIC_SIGMA, return_mask=True)
+        af_hits = second_image.hits(fit_af.pop("mask"), fit_af["flags"])
+        # Hits as flat indices into (m, 10): the SM's window i is (i, 0), AF window j is (j // 9, 1 + j % 9).
+        hit_window = np.concatenate([sm_hits[0] * 10, af_hits[0] // icd.N_AF * 10 + 1 + af_hits[0] % icd.N_AF])
+        hit_al = np.concatenate([sm_hits[1], af_hits[1]])
+        hit_ac = np.concatenate([sm_hits[2], af_hits[2]])
+        hit_half = np.concatenate([sm_hits[3], af_hits[3]])
         fit = {}
         for k, v in fit_af.items():
             col0 = fit_sm[k] if k in fit_sm else np.full(m, np.nan)
@@ -89,6 +102,9 @@ def fit_star_packets(records: np.ndarray, window_class: int, cal: Calibration,
     no_ccd[:, 1 + geometry.AF_STRIPS.index(geometry.WFS_STRIP)] = row == geometry.WFS_ROW
     fit["flags"] = np.where(no_ccd, 0, fit["flags"]).astype(fit["flags"].dtype)
     fit["no_ccd"] = no_ccd
+    image = ~no_ccd.ravel()[hit_window]
+    fit["flags"] = second_image.classify(fit["flags"], fit["al_px"], fit["ac_px"], hit_window[image], hit_al[image],
+                                         hit_ac[image], hit_half[image])
     throughput = ccd.at("throughput", index)
     fit["flux_e"] = fit["flux_e"] / throughput
     fit["flux_e_err"] = fit["flux_e_err"] / throughput
@@ -112,8 +128,12 @@ def _fit_1d(samples_e: np.ndarray, not_read: np.ndarray, var: np.ndarray, sigma_
         samples_e = np.take_along_axis(samples_e, at, axis=1)
         not_read = np.take_along_axis(not_read, at, axis=1)
     fit = ipd.fit_images(np.ascontiguousarray(samples_e), (n - lead - tail).astype(np.int32), var, sigma_px,
-                         mask=not_read.astype(np.uint8), cosmic_sigma=ipd.COSMIC_SIGMA)
+                         mask=not_read.astype(np.uint8), cosmic_sigma=ipd.COSMIC_SIGMA, return_mask=True)
     fit["al_px"] = fit["al_px"] + lead
+    if lead.any():  # the mask back in the window's frame (the samples before the first read one: not read)
+        back = np.arange(n)[None, :] - lead[:, None]
+        fit["mask"] = np.where(back >= 0, np.take_along_axis(fit["mask"], np.maximum(back, 0), axis=1),
+                               ipd.MASK_GIVEN).astype(np.uint8)
     return fit
 
 
@@ -183,8 +203,8 @@ def transit_rows(records: np.ndarray, window_class: int, fit: dict[str, np.ndarr
     n = icd.WINDOW_SAMPLES[window_class]
     af = slice(1, 10)
     # A window whose cosmic-ray hit was masked and refitted is good (FLAG_COSMIC is informative), and so is one
-    # whose samples not read out were masked (FLAG_TRUNCATED).
-    ok = (fit["flags"][:, af] & ~(ipd.FLAG_COSMIC | FLAG_TRUNCATED)) == 0
+    # whose samples not read out (FLAG_TRUNCATED) or whose blend's second image (FLAG_SECOND_IMAGE) were masked.
+    ok = (fit["flags"][:, af] & ~(ipd.FLAG_COSMIC | FLAG_TRUNCATED | FLAG_SECOND_IMAGE)) == 0
     if "no_ccd" in fit:
         ok &= ~fit["no_ccd"][:, af]
     n_ok = ok.sum(axis=1)

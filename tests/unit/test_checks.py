@@ -21,14 +21,17 @@ from pipeline import schemas
 from tests.runs import rewrite_table
 
 #: The checks each good run has nothing to measure for (n/a), and why: no injected HK anomaly, no telemetry
-#: fault, no transient, a batch run (no watch-mode latencies), too few bright 2D windows (seed 8).
+#: fault, no transient, a batch run (no watch-mode latencies), too few bright 2D windows (seed 8), too few blends
+#: (a toy sky at scale 4e-5).
 EXPECTED_NA = {
     "demo_run": {"hk_anomalies_reported", "faults_detected", "alerts_recall", "file_latency", "alert_latency",
-                 "no_false_alerts"},
-    "faulty_run": {"hk_anomalies_reported", "alerts_recall", "file_latency", "alert_latency", "no_false_alerts"},
-    "transient_run": {"hk_anomalies_reported", "faults_detected", "file_latency", "alert_latency", "no_false_alerts"},
+                 "no_false_alerts", "second_images_recognised"},
+    "faulty_run": {"hk_anomalies_reported", "alerts_recall", "file_latency", "alert_latency", "no_false_alerts",
+                   "second_images_recognised"},
+    "transient_run": {"hk_anomalies_reported", "faults_detected", "file_latency", "alert_latency", "no_false_alerts",
+                      "second_images_recognised"},
     "hk_run": {"faults_detected", "alerts_recall", "file_latency", "alert_latency", "centroid_ac_pulls",
-               "no_false_alerts"},
+               "no_false_alerts", "second_images_recognised"},
 }
 #: Checks that a small day leaves n/a with a value: a rate of rare events its exposure cannot bound (REQ-ALR-002).
 INSUFFICIENT_EXPOSURE = {"no_false_alerts"}
@@ -210,6 +213,24 @@ def _lose_a_packet(info: dict) -> None:
     info["counts"]["packets_used"] -= 1
 
 
+def _unrecognised_blends(dataset: Path) -> None:
+    """The truth given 25 blends (truth_artefacts kind blended) in transits of G < 18 whose windows the run saw
+    as single stars: none is flagged as holding a second image."""
+    from gaiasim.sim.vpu import TRUTH_ARTEFACTS
+
+    transits = pq.read_table(dataset / "truth" / "transits").sort_by("transit_id").to_pylist()
+    hosts = [t for t in transits if t["g_mag"] < 18][:25]
+    assert len(hosts) == 25, "the good run has too few transits of G < 18 to blend"
+    rows = [{"transit_id": t["transit_id"] + 1, "kind": "blended", "source_id": t["source_id"] + 1,
+             "parent_transit_id": t["transit_id"], "obmt_ns": t["obmt_ns"], "fov": t["fov"], "ccd_row": t["ccd_row"],
+             "ac_px": t["ac_px"], "g_mag": t["g_mag"] + 0.5, "g_onboard_mag": t["g_mag"],
+             "window_class": t["window_class"], "d_al_px": 3.0, "d_ac_px": 0.0, "samples_kept": None, "side": None}
+            for t in hosts]
+    (dataset / "truth" / "artefacts").mkdir(exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=TRUTH_ARTEFACTS),
+                   dataset / "truth" / "artefacts" / "part-tampered.parquet")
+
+
 def _remove_truth_file(dataset: Path) -> None:
     # A file of the manifest is missing: its actual SHA-256 is NULL (only IS DISTINCT FROM sees it).
     next((dataset / "truth" / "ccd").rglob("*.parquet")).unlink()
@@ -238,6 +259,7 @@ TAMPERS: dict[str, Tamper] = {
     "class_by_onboard_g": Tamper("demo_run", "window classes taken from the measured G", "transits",
                                  _class_from_measured_g),
     "truncated_centroid": Tamper("demo_run", "truncated windows' centres 1 px off", "ccd", _truncated_centres_off),
+    "second_images_recognised": Tamper("demo_run", "25 blends the run did not see", dataset=_unrecognised_blends),
     "photometry_bias": Tamper("demo_run", "G 0.05 mag too bright", "transits", _shift("g_mag", -0.05)),
     "ccd_photometry": Tamper("demo_run", "every AF5 flux 5 % high", "ccd", _one_strip_brighter("AF5", 1.05)),
     "bp_rp_photometry_bias": Tamper("demo_run", "BP 0.05 mag too bright", "transits", _shift("bp_mag", -0.05)),

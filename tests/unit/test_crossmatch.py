@@ -8,8 +8,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pipeline import crossmatch, geometry
-from tests.naive.crossmatch import (best_two_brute_force, brightest_brute_force, nearest_brute_force,
-                                   sorted_index_naive)
+from tests.naive.crossmatch import best_two_brute_force, brightest_brute_force, nearest_brute_force, sorted_index_naive
 
 RADIUS_MAS = 500.0  # the pipeline's default (pipeline.config.PipelineConfig.match_radius_mas)
 
