@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from gaiasim import dataset as ds
 from gaiasim.executors import SerialExecutor
 from gaiasim.sim import (
+    allocator,
     catalogue,
     downlink,
     faults,
@@ -177,6 +178,7 @@ def _remove_abandoned(parent: Path, name: str) -> None:
 def generate(spec: DaySpec, out: Path, faults_path: Path | None = None, progress: Progress = _noop,
              executor: Executor | None = None) -> dict:
     """Generate the dataset of ``spec`` into ``out`` (which must not exist); returns its manifest."""
+    allocator.tune()  # gaiasim.sim.allocator: the workers do it before their first task
     out = Path(out)
     if out.exists():
         raise SpecError(f"output {out} already exists; choose a new --out folder or remove it")
@@ -347,6 +349,7 @@ def _sources_and_catalogue(spec: DaySpec, pixels: np.ndarray, root: Path, execut
 
 def _source_chunk(spec: DaySpec, i: int, pixels: np.ndarray, root: Path) -> int:
     """Task: the sources of chunk ``i`` of the crossed pixels, their truth and catalogue parts; their count."""
+    allocator.tune()  # gaiasim.sim.allocator
     if spec.sky == "galaxy":  # and its per-star truth (docs/sky.md section 6b); the toy sky writes none
         from gaiasim.sim import galaxy
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from gaiasim.sim import faults, onboard, signal, sky, variability, vpu
+from gaiasim.sim import allocator, faults, onboard, signal, sky, variability, vpu
 from gaiasim.sim.attitude import AttitudeError, realised_transits
 from gaiasim.sim.instrument import focal_plane as geometry
 from gaiasim.sim.instrument import realism
@@ -130,6 +130,7 @@ def pixel_chunks(pixels: np.ndarray, scale: float, model: str = "toy") -> list[n
 def find_slice_transits(ctx: SliceContext, k: int) -> dict:
     """Phase A: the transits of slice ``k`` (saved to ``transits/<k>.npz``); returns counts per APID,
     sources materialised and transit counts per FoV in 10-s bins (for the HK star rates)."""
+    allocator.tune()  # the chunks' temporaries reuse the heap (gaiasim.sim.allocator)
     ts, te = ctx.bounds_ns[k], ctx.bounds_ns[k + 1]
     # The on-board VPU (gaiasim.sim.vpu) sees the detections of a halo each side: its result is the slicing's.
     halo = vpu.HALO_NS if vpu.active(ctx.effects) else 0
@@ -285,6 +286,7 @@ def render_slice(ctx: SliceContext, k: int, seq_start: dict[int, int], totals: d
     SHA-256 of each truth part written (dataset-relative names), hashed here while the part is in the
     page cache, on the worker, rather than read again for the manifest.
     """
+    allocator.tune()
     with np.load(Path(ctx.work) / "transits" / f"{k:05d}.npz") as f:
         tr = {key: f[key] for key in f.files if not key.startswith("artefact_")}
         artefacts = {key.removeprefix("artefact_"): f[key] for key in f.files if key.startswith("artefact_")}
