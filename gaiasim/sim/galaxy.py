@@ -11,7 +11,8 @@ number density of each population times the volume of the bin times the fraction
 function that is detected at that distance and extinction (the Cantat-Gaudin+2023 completeness), summed:
 the pixel's Poisson mean, deterministic. Each star then picks (population, distance bin) from that table,
 its absolute magnitude from the population's luminosity function, its colour from the population's
-sequence, its extinction from the dust disc with a 10 % star-to-star scatter, and a companion at the
+sequence, its extinction from the dust model (Amores & Lepine 2005's gas discs with their central
+holes; Li+2018's exponential disc the alternative) with a 10 % star-to-star scatter, and a companion at the
 observed multiplicity rates: merged into one source when closer than Gaia resolves, a second source when
 resolved.
 
@@ -59,9 +60,10 @@ HALO_POWER, HALO_EPS, HALO_CORE_KPC = 2.44, 0.76, 0.5
 
 #: CALIBRATION: the [D-fit] values of this module were chosen on 2026-12-07 by gaiasim/sim/sky_calibration.py
 #: (results and rule in docs/sky-calibration.md) among the [U] parameters and their published
-#: alternatives, against the confirmed rows of docs/sky.md section 8b; frozen until DR3 counts per (|b|, G)
-#: (docs/sky-sources.md 9 Q1-Q2) allow the per-population fit of sky-sources 8 item 6.
-CALIBRATION = "docs/sky-calibration.md, 2026-12-07"
+#: alternatives, against the confirmed rows of docs/sky.md section 8b, and chosen again the same day with the
+#: dust model among the alternatives (Amores & Lepine 2005 beside Li+2018); frozen until DR3 counts per
+#: (|b|, G) (docs/sky-sources.md 9 Q1-Q2) allow the per-population fit of sky-sources 8 item 6.
+CALIBRATION = "docs/sky-calibration.md, 2026-12-07 (second run, dust model)"
 
 
 class BulgeLaw(NamedTuple):
@@ -102,27 +104,59 @@ THICK_TO_THIN = 0.12
 HALO_TO_THIN = 0.0051
 #: Local number density of the thin disc's stars in the luminosity functions below (pc^-3) [D-fit]: solved
 #: so that the sky holds 1.806e9 detected sources with G (EDR3, docs/sky-sources.md 1.2 [C]) with the other
-#: [D-fit] values (CALIBRATION); the local density of all populations that follows, 0.0729 pc^-3, lands on
+#: [D-fit] values (CALIBRATION); the local density of all populations that follows, 0.0727 pc^-3, lands on
 #: GCNS's 0.072-0.079 (1.16 [D]), see tests.
-THIN_LOCAL_PC3 = 0.0648
+THIN_LOCAL_PC3 = 0.0646
 #: The bulge/bar law in use (one of BULGE_MODELS) [D-fit]: Robin+2003; GUMS DR3's bar fits worse and
 #: Robin+2012 B keeps no guard (CALIBRATION).
 BULGE_MODEL = "robin2003"
 #: Scale of the bulge's N0 as a number density of stars in our luminosity function [D-fit] (N0's mass range is
-#: not transcribed [U]): 0.9 (CALIBRATION; Sgr-I's 4.6e6 deg^-2 [C-sec] is then reached at x0.43).
-BULGE_NUMBER_SCALE = 0.9
+#: not transcribed [U]): 0.3 (CALIBRATION, with the Amores & Lepine dust; 0.9 behind Li+2018's, where Sgr-I's
+#: 4.6e6 deg^-2 [C-sec] was reached at x0.43 only; now x0.76).
+BULGE_NUMBER_SCALE = 0.3
 
-# --- Dust (Li+2018 abstract, docs/sky-sources.md 3.2) [C] -----------------------------------------------
+# --- Dust, the alternative "li2018" (Li+2018 abstract, docs/sky-sources.md 3.2) [C] ---------------------
 
 DUST_SCALE_LENGTH_KPC = 3.192
 DUST_SCALE_HEIGHT_KPC = 0.103
 #: The Sun lies this far above the dust mid-plane, kpc.
 DUST_SUN_ABOVE_KPC = 0.023
 #: Mid-plane extinction A0 per kpc at R_sun [D-fit]: 0.95, chosen in 0.7-1.0 (docs/sky-sources.md 3.2: "about
-#: A(V) ~ 1 mag/kpc", Caltech Ay124 notes [C-sec]; 0.7 [U]) by the calibration (CALIBRATION).
+#: A(V) ~ 1 mag/kpc", Caltech Ay124 notes [C-sec]; 0.7 [U]) by the first calibration (CALIBRATION). Used only
+#: with DUST_MODEL = "li2018" (the alternative the calibration compares; below).
 DUST_A0_PER_KPC = 0.95
-#: Star-to-star dispersion of A0: 10 % of the mean (GUMS, EDR3 documentation 2.2.6) [C].
+#: Star-to-star dispersion of A0, whichever the dust model: 10 % of the mean (GUMS, EDR3 documentation 2.2.6) [C].
 A0_SCATTER = 0.10
+
+# --- Dust towards the inner Galaxy: Amores & Lepine 2005 (AJ 130, 679) axisymmetric Model A, as coded in two
+# independent public transcriptions of the authors' EXTIN.PRO (docs/sky-sources.md 3.5, 3.17) [C-impl]. -----
+
+#: The dust model in use (one of DUST_MODELS) [D-fit]: "al05", whose HI and H2 discs have central holes, so the
+#: bulge windows lie behind A_V 1.2-1.9 to 8 kpc (Baade's window A_V 1.26-2.79, Stanek 1996 [C]), where the
+#: Li+2018 disc, fitted outside R ~ 5 kpc and extrapolated inwards, puts 3.1-6.0 (CALIBRATION).
+DUST_MODELS = ("li2018", "al05")
+DUST_MODEL = "al05"
+#: Their distance of the Galactic centre (kpc): 7.5 in the transcription that keeps the IDL's comments, 8.0 in
+#: the other [C-impl]; the dust is placed about it, from the Sun (A_V to Baade's window 1.18 / 1.05 mag).
+AL05_R0_KPC = 7.5
+#: n_HI(R) = 0.7 exp(-R/7.0 - (1.9/R)^2); n_H2(R) = 58 exp(-R/1.2 - (3.5/R)^2) + 240 exp(-R^2/0.095), R in kpc
+#: (the last term the Galactic centre's) [C-impl].
+AL05_HI = (0.7, 7.0, 1.9)
+AL05_H2 = (58.0, 1.2, 3.5)
+AL05_GC = (240.0, 0.095)
+#: Scale heights (Gaussian sigmas): z_H2 = 0.036 exp(0.08 R) kpc, z_HI = 1.8 z_H2 (Guilbert 1978); the gas
+#: mid-plane at z = +0.02 kpc from the Sun [C-impl].
+AL05_Z_H2 = (0.036, 0.08)
+AL05_Z_HI_RATIO = 1.8
+AL05_Z_SHIFT_KPC = 0.02
+#: Metallicity factor of the HI term: 9.6 within 1.2 kpc, (r0/R)^0.5 to 9 kpc, (r0/R)^0.1 beyond [C-impl].
+AL05_METALS = (1.2, 9.6, 9.0, 0.5, 0.1)
+#: Weights of the HI and H2 terms, and A_V per kpc per unit of gas: 3.086 (kpc in 1e21 cm) x 0.57 (1e-21 mag
+#: cm^2, the code's value) [C-impl].
+AL05_GAMMA = (1.0, 2.0)
+AL05_AV_PER_GAS = 3.086 * 0.57
+#: Their final tuning (section 4.1): the extinction doubled for 120 <= l <= 200 deg [C-impl].
+AL05_TUNE = (120.0, 200.0, 2.0)
 
 # --- Extinction coefficients: EDR3 main-sequence law (Riello+2021 / DPAC Fitz19 file via dustapprox,
 # docs/sky-sources.md 3.10) [C-impl]; k = a1 + a2 X + a3 X^2 + a4 X^3 + a5 A + a6 A^2 + a7 A^3 + a8 X A
@@ -380,16 +414,22 @@ def local_densities(thin: float = THIN_LOCAL_PC3, thick_to_thin: float = THICK_T
 
 def model_params(dust_a0: float = DUST_A0_PER_KPC, thin_hr_old: tuple = THIN_HR_OLD_KPC,
                  thick_hr: float = THICK_HR_KPC, thick_hz: float = THICK_HZ_KPC,
-                 bulge: str = BULGE_MODEL) -> np.ndarray:
+                 bulge: str = BULGE_MODEL, dust: str = DUST_MODEL) -> np.ndarray:
     """The scalar parameters of the kernels, in the order kernels_galaxy.P_* names them (defaults: the frozen
-    values; the arguments let gaiasim/sim/sky_calibration.py try the published alternatives)."""
+    values; the arguments let gaiasim/sim/sky_calibration.py try the published alternatives). ``dust_a0`` is
+    Li+2018's normalisation, unused by ``dust = "al05"``."""
     b = BULGE_MODELS[bulge]
     bar = np.radians(b.angle_deg)
+    if dust not in DUST_MODELS:
+        raise ValueError(f"dust model {dust!r} unknown; use one of {', '.join(DUST_MODELS)}")
     return np.array([
         R_SUN_KPC, Z_SUN_KPC, R_DISC_MAX_KPC, *THIN_HR_YOUNG_KPC, *thin_hr_old, thick_hr, thick_hz,
         THICK_XL_KPC, HALO_POWER, HALO_EPS, HALO_CORE_KPC, b.x0, b.y0, b.z0, b.r_cut, np.cos(bar), np.sin(bar),
-        DUST_SCALE_LENGTH_KPC, DUST_SCALE_HEIGHT_KPC, DUST_SUN_ABOVE_KPC, dust_a0, PIXEL_SR, b.c_perp, b.c_para,
+        DUST_SCALE_LENGTH_KPC, DUST_SCALE_HEIGHT_KPC, DUST_SUN_ABOVE_KPC,
+        AL05_AV_PER_GAS if dust == "al05" else dust_a0, PIXEL_SR, b.c_perp, b.c_para,
         b.bone_dz, b.bone_x, b.sigma_cut, float(b.profile == "sech2"),
+        float(DUST_MODELS.index(dust)), AL05_R0_KPC, *AL05_HI, *AL05_H2, *AL05_GC, *AL05_Z_H2, AL05_Z_HI_RATIO,
+        AL05_Z_SHIFT_KPC, *AL05_METALS, *AL05_GAMMA, *AL05_TUNE,
     ])
 
 

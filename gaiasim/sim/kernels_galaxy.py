@@ -25,7 +25,12 @@ _DUST_STEPS = 4
 
 (P_R0, P_ZSUN, P_RMAX, P_HRY1, P_HRY2, P_HRO1, P_HRO2, P_THK_HR, P_THK_HZ, P_THK_XL, P_HALO_N, P_HALO_EPS,
  P_HALO_AC, P_BX0, P_BY0, P_BZ0, P_BRC, P_BCOS, P_BSIN, P_DUST_L, P_DUST_H, P_DUST_SUN, P_DUST_A0, P_OMEGA,
- P_BC_PERP, P_BC_PARA, P_BDZ, P_BXBONE, P_BSIGMA, P_BSECH) = range(30)
+ P_BC_PERP, P_BC_PARA, P_BDZ, P_BXBONE, P_BSIGMA, P_BSECH, P_DUST_MODEL, P_AL_R0, P_AL_HI_N, P_AL_HI_L, P_AL_HI_HOLE,
+ P_AL_H2_N, P_AL_H2_L, P_AL_H2_HOLE, P_AL_GC_N, P_AL_GC_W, P_AL_ZCO, P_AL_ZCO_GROW, P_AL_ZH_RATIO, P_AL_ZC,
+ P_AL_MET_RIN, P_AL_MET_IN, P_AL_MET_RBREAK, P_AL_MET_P1, P_AL_MET_P2, P_AL_GAM1, P_AL_GAM2, P_AL_TUNE_L0, P_AL_TUNE_L1,
+ P_AL_TUNE) = range(54)
+#: P_DUST_MODEL values: galaxy.DUST_MODELS in order.
+DUST_LI2018, DUST_AL05 = 0, 1
 
 
 @jit
@@ -95,12 +100,43 @@ def densities(x, y, z, p, local, w, eps, out):
 
 @jit
 def dust(x, y, z, p):
-    """Dust density shape (A0 per kpc / a0) of the exponential dust disc (Li+2018), at heliocentric kpc."""
+    """Dust density at heliocentric (x, y, z) kpc, in units that p[P_DUST_A0] turns into A0 per kpc: the
+    exponential dust disc of Li+2018 (its shape, 1 at the Sun), or Amores & Lepine 2005's axisymmetric
+    Model A (its gas density, HI and H2 with their central holes, in their units; galaxy.DUST_MODELS)."""
+    if p[P_DUST_MODEL] == DUST_AL05:
+        return _al05_gas(x, y, z, p)
     xc = p[P_R0] - x
     r = math.sqrt(xc * xc + y * y)
     if r > p[P_RMAX]:
         return 0.0
     return math.exp(-(r - p[P_R0]) / p[P_DUST_L] - abs(z + p[P_DUST_SUN]) / p[P_DUST_H])
+
+
+@jit
+def _al05_gas(x, y, z, p):
+    """Amores & Lepine 2005 Model A (galaxy.AL05_*): gam1 n_HI(R) Z(R) exp(-((z - zc)/z_HI)^2/2) + gam2 n_H2(R)
+    exp(-((z - zc)/z_H2)^2/2), R about their own Galactic centre, r0 from the Sun; x their "tune" towards
+    120 <= l <= 200."""
+    xc = p[P_AL_R0] - x
+    r = max(math.sqrt(xc * xc + y * y), 1e-9)
+    z_h2 = p[P_AL_ZCO] * math.exp(p[P_AL_ZCO_GROW] * r)
+    z_hi = p[P_AL_ZH_RATIO] * z_h2
+    n_hi = p[P_AL_HI_N] * math.exp(-r / p[P_AL_HI_L] - (p[P_AL_HI_HOLE] / r) ** 2)
+    n_h2 = (p[P_AL_H2_N] * math.exp(-r / p[P_AL_H2_L] - (p[P_AL_H2_HOLE] / r) ** 2)
+            + p[P_AL_GC_N] * math.exp(-r * r / p[P_AL_GC_W]))
+    if r <= p[P_AL_MET_RIN]:
+        metals = p[P_AL_MET_IN]
+    elif r <= p[P_AL_MET_RBREAK]:
+        metals = (p[P_AL_R0] / r) ** p[P_AL_MET_P1]
+    else:
+        metals = (p[P_AL_R0] / r) ** p[P_AL_MET_P2]
+    dz = z - p[P_AL_ZC]
+    gas = (p[P_AL_GAM1] * n_hi * metals * math.exp(-0.5 * (dz / z_hi) ** 2)
+           + p[P_AL_GAM2] * n_h2 * math.exp(-0.5 * (dz / z_h2) ** 2))
+    lon = math.degrees(math.atan2(y, x)) % 360.0
+    if p[P_AL_TUNE_L0] <= lon <= p[P_AL_TUNE_L1]:
+        gas *= p[P_AL_TUNE]
+    return gas
 
 
 @jit

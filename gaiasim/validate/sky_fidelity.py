@@ -45,6 +45,13 @@ GCNS_WITHIN_100PC = 331_312 * 0.91
 GCNS_RADIUS_PC = 100.0
 #: Sgr-I window, ~4.6e6 stars deg^-2 (ESA image release as quoted by press; docs/sky-sources.md 1.10) [C-sec].
 SGR_I_DENSITY = 4.6e6
+#: A_V to Baade's window, centred on (l, b) = (1.001, -3.885): 1.26 to 2.79 mag over 40' x 40' (Stanek 1996, ApJ
+#: 460 L37, abstract; docs/sky-sources.md 3.18) [C]; the model's A0 (550 nm) to 8 kpc is read as A_V [D].
+BAADE_WINDOW_AV = (1.001, -3.885, 1.26, 2.79)
+#: Tolerance on that range: widened by 10 % each side [U] (a smooth dust model against a window whose
+#: extinction varies x2 across it).
+TOL_WINDOW_AV = 0.10
+BULGE_DISTANCE_PC = 8000.0
 #: Gaia DR2 test fields of Arenou+2018 (Gaia DR2 summary, A&A 616, A1, Fig. 5 caption; docs/sky-sources.md
 #: 1.22-1.23) [C]: (l, b, radius) in deg and sources; densities over the spherical cap [D].
 DR2_DENSE_FIELD = (-30.0, -4.0, 0.5, 456_142)
@@ -382,6 +389,7 @@ def model_rows(sample_stride: int = 997, seed: int = 3) -> list[SkyRow]:
                        int(everything[peak]), float(density[peak]), SGR_I_DENSITY, "deg^-2",
                        "Sgr-I window [C-sec]: the model's peak must reach it within x2",
                        f"within x{SGR_I_FACTOR:g}", SGR_I_DENSITY / SGR_I_FACTOR, SGR_I_DENSITY * SGR_I_FACTOR))
+    rows.append(window_extinction_row())
     total = float(everything.sum()) * companions
     lo, hi, tol = _relative(EDR3_SOURCES_WITH_G, TOL_SKY_TOTAL_MODEL, 0)
     rows.append(SkyRow("N (all G), whole sky", "sky (model)", int(total), total, EDR3_SOURCES_WITH_G, "sources",
@@ -392,6 +400,17 @@ def model_rows(sample_stride: int = 997, seed: int = 3) -> list[SkyRow]:
     rows += [replace(r, detail=f"{r.detail}; {note}" if r.detail else note) for r in measure(con, 1.0)
              if not r.check.startswith(("density", "N (all G)"))]
     return rows
+
+
+def window_extinction_row(params: np.ndarray | None = None) -> SkyRow:
+    """The model's A0 to the bulge (8 kpc) towards Baade's window against Stanek 1996's A_V range there;
+    ``params``: other galaxy.model_params (the tests' tampered dust)."""
+    l0, b0, lo, hi = BAADE_WINDOW_AV
+    _, a0 = galaxy.line_of_sight(np.radians([l0]), np.radians([b0]), params)
+    measured = float(np.interp(BULGE_DISTANCE_PC, galaxy.DIST_EDGES_PC, a0[0]))
+    return SkyRow("extinction: A0 to 8 kpc", f"Baade's window ({l0:g}, {b0:g})", 1, measured, (lo * hi) ** 0.5, "mag",
+                  "A_V 1.26-2.79 over the window, Stanek 1996 [C]", f"inside the range, +-{TOL_WINDOW_AV:.0%}",
+                  lo * (1.0 - TOL_WINDOW_AV), hi * (1.0 + TOL_WINDOW_AV))
 
 
 def _local_row(stride: int = 97) -> SkyRow:

@@ -67,12 +67,33 @@ def densities(d_kpc: np.ndarray, l_rad: float, b_rad: float, bulge: str = g.BULG
                      local[3] * _bulge(xc, y, z, bulge)])
 
 
-def a0_column(d_kpc: np.ndarray, l_rad: float, b_rad: float) -> np.ndarray:
+def _al05_av_per_kpc(s: np.ndarray, l_rad: float, b_rad: float) -> np.ndarray:
+    """Amores & Lepine 2005 Model A along the line of sight, as their code writes it (galaxy.AL05_*)."""
+    x, y, z = s * np.cos(b_rad) * np.cos(l_rad), s * np.cos(b_rad) * np.sin(l_rad), s * np.sin(b_rad)
+    r = np.maximum(np.hypot(g.AL05_R0_KPC - x, y), 1e-9)
+    z_h2 = g.AL05_Z_H2[0] * np.exp(g.AL05_Z_H2[1] * r)
+    (a_hi, l_hi, hole_hi), (a_h2, l_h2, hole_h2), (a_gc, w_gc) = g.AL05_HI, g.AL05_H2, g.AL05_GC
+    n_hi = a_hi * np.exp(-r / l_hi - (hole_hi / r) ** 2)
+    n_h2 = a_h2 * np.exp(-r / l_h2 - (hole_h2 / r) ** 2) + a_gc * np.exp(-(r**2) / w_gc)
+    r_in, z_in, r_break, p_in, p_out = g.AL05_METALS
+    ratio = g.AL05_R0_KPC / r
+    metals = np.where(r <= r_in, z_in, np.where(r <= r_break, ratio**p_in, ratio**p_out))
+    dz = z - g.AL05_Z_SHIFT_KPC
+    gas = (g.AL05_GAMMA[0] * n_hi * metals * np.exp(-0.5 * (dz / (g.AL05_Z_HI_RATIO * z_h2)) ** 2)
+           + g.AL05_GAMMA[1] * n_h2 * np.exp(-0.5 * (dz / z_h2) ** 2))
+    tune = g.AL05_TUNE[2] if g.AL05_TUNE[0] <= np.degrees(l_rad) % 360.0 <= g.AL05_TUNE[1] else 1.0
+    return g.AL05_AV_PER_GAS * gas * tune
+
+
+def a0_column(d_kpc: np.ndarray, l_rad: float, b_rad: float, dust: str = g.DUST_MODEL) -> np.ndarray:
     """A0 from the start of the distance grid (the model has no dust closer) to each distance, by a fine
     trapezoid rule (independent of the kernel's grid)."""
     out = []
     for d in np.atleast_1d(d_kpc):
         s = np.linspace(g.DIST_EDGES_PC[0] * 1e-3, d, 4001)
+        if dust == "al05":
+            out.append(np.trapezoid(_al05_av_per_kpc(s, l_rad, b_rad), s))
+            continue
         x, y = s * np.cos(b_rad) * np.cos(l_rad), s * np.cos(b_rad) * np.sin(l_rad)
         r = np.hypot(g.R_SUN_KPC - x, y)
         rho = np.exp(-(r - g.R_SUN_KPC) / g.DUST_SCALE_LENGTH_KPC
