@@ -38,6 +38,13 @@ IPD_CHUNK_TRANSITS = 50_000
 #: (:class:`pipeline.executor.ThreadExecutor`): on a scale-0.1 day (~300,000 an hour) 200,000 gave a peak
 #: of 0.90 GiB on 2 cores against 0.97 GiB for 400,000, in the same time within the machine's noise.
 SLICE_TRANSITS = 200_000
+#: Transits fitted by one call of :func:`pipeline.transits.fit_star_packets` (a chunk's packets of one window
+#: class are fitted in pieces of this many, into arrays of the chunk's size): the fit's float64 samples, masks and
+#: temporaries take ~7 kB per transit of window class 2, ~10 kB of class 1 and ~40 kB of class 0 (tracemalloc, the
+#: scale-0.195 population-sky dataset), so a 50,000-transit chunk peaked at ~340 MB per task, ~100 MB in pieces
+#: of 10,000, in the same CPU time. Each window is fitted on its own: the pieces give the same bytes. With the
+#: 1 deg sky cells (pipeline.skycells.CELL_DEG), the run's peak on that day fell from 1.92 to 1.41 GiB (2 cores).
+FIT_TRANSITS = 8192
 
 
 @dataclass(frozen=True)
@@ -154,7 +161,9 @@ def process_hour(day: Day, hour: int, writer: Executor) -> dict:
     # that claim one transit_id always meet in one slice.
     quanta = spool.HOUR_NS // icd.TRANSIT_ID_OBMT_QUANTUM_NS
     quantum = (refs["obmt_ns"] - hour * spool.HOUR_NS) // icd.TRANSIT_ID_OBMT_QUANTUM_NS
-    slice_of = np.minimum(quantum * n_slices // quanta, n_slices - 1)
+    # int32 and the quanta freed: 12 bytes less per packet of an hour (up to ~5.5 M packets at scale 1).
+    slice_of = np.minimum(quantum * n_slices // quanta, n_slices - 1).astype(np.int32)
+    del quantum
     pending: list[Future] = []
     parts = []
     for j in range(n_slices):
@@ -199,7 +208,7 @@ def _process_slice(day: Day, hour: int, j: int, refs: np.ndarray, file_k: np.nda
             if not len(sel):
                 continue
             records = read_star_packets(day.files, file_k[sel], refs["offset"][sel], apid)
-            fit = transits.fit_star_packets(records, wc, day.calibration, day.ccd_calibration)
+            fit = _fit_in_pieces(records, wc, day)
             cols = transits.transit_rows(records, wc, fit, day.calibration, day.att_t_ns, day.att_q)
             parts.append(cols)
             ccd.append(transits.ccd_table(cols["transit_id"], cols["fov"], fit, icd.WINDOW_SAMPLES[wc]))
@@ -233,6 +242,20 @@ def _process_slice(day: Day, hour: int, j: int, refs: np.ndarray, file_k: np.nda
         "quarantine": quarantine,
         "candidates": candidates,
     }
+
+
+def _fit_in_pieces(records: np.ndarray, wc: int, day: Day) -> dict[str, np.ndarray]:
+    """:func:`pipeline.transits.fit_star_packets` of ``records`` (one window class), :data:`FIT_TRANSITS` at a
+    time, each piece's arrays copied into arrays of the whole (a transit's fit depends on its packet alone)."""
+    fit: dict[str, np.ndarray] = {}
+    for lo in range(0, len(records), FIT_TRANSITS):
+        piece = transits.fit_star_packets(records[lo:lo + FIT_TRANSITS], wc, day.calibration, day.ccd_calibration)
+        for key, values in piece.items():
+            if key not in fit:
+                fit[key] = np.empty((len(records), *values.shape[1:]), dtype=values.dtype)
+            fit[key][lo:lo + len(values)] = values
+        del piece
+    return fit
 
 
 def _sequences(day: Day, refs: np.ndarray, file_k: np.ndarray) -> tuple[np.ndarray, dict, int, dict, list[pa.Table]]:

@@ -7,8 +7,8 @@ each source's unit vector, and the row range of every cell in ``bounds.npy``), a
 loads the cells within the
 match radius of its transits (:func:`cells_within`: the match radius is far smaller than a cell, so
 that is the transit's own cell, and a neighbour only for a transit next to a cell edge). Cells are
-2 x 2 deg in (ra, dec); the two polar rows are taken whole, where cells of constant ra width shrink to
-nothing.
+1 x 1 deg in (ra, dec) (:data:`CELL_DEG`); the two polar rows are taken whole, where cells of constant ra
+width shrink to nothing.
 """
 
 from __future__ import annotations
@@ -23,10 +23,14 @@ import pyarrow.parquet as pq
 from pipeline import geometry, io, schemas
 from pipeline.kernels import skycells as _k
 
-#: Cell size. 2 deg: a slice of a full-scale hour (7.5 min of scan, ~400 k transits) loads 1.8-2.2 M
-#: sources on average (3.96 M at most, in the bulge; measured on the full-scale day), where 10 deg cells
-#: and their neighbours held ~8 M (~1 GB with its index).
-CELL_DEG = 2.0
+#: Cell size. 1 deg: a slice of an hour (200,000 transits, :data:`pipeline.hourly.SLICE_TRANSITS`) loads
+#: 0.48 M sources on average and 2.51 M at most (in the bulge) at scale 1, where 2 deg cells loaded 0.76 M and
+#: 4.12 M (0.5 deg cells: 0.34 M and 1.42 M, but 4x the cell bounds, ~64 MB at scale 1); the most sources a slice
+#: loads, ~120 bytes each with the crossmatch index, grows with the scale (the cells' margin around a slice's
+#: strips holds more sources), and with it the run's peak memory. Measured from the transits of the scale-0.195
+#: population-sky day (12.3 M transits, its catalogue scaled x5.13 for scale 1). (An older measurement: 10 deg
+#: cells and their neighbours held ~8 M sources, ~1 GB with the index.)
+CELL_DEG = 1.0
 N_RA = int(360 / CELL_DEG)
 N_DEC = int(180 / CELL_DEG)
 #: One catalogue source, as the work area stores it: the columns of :data:`pipeline.schemas.CATALOGUE` and
@@ -98,6 +102,14 @@ def cells_within(ra_deg: np.ndarray, dec_deg: np.ndarray, radius_deg: float) -> 
     dra = np.minimum(radius_deg / np.maximum(cos_edge, 1e-12), 180.0)
     marked = np.zeros(N_RA * N_DEC, dtype=np.bool_)
     _k._mark_cells(np.ravel(ra), np.ravel(lo), np.ravel(hi), np.ravel(dra), CELL_DEG, N_RA, N_DEC, marked)
+    # A box as wide as a cell (a radius of half a cell, or a position next to a pole) may have cells between
+    # its corners: it takes the whole rows of cells it spans instead (rare: never for the pipeline's radii
+    # away from the polar rows).
+    wide = np.ravel((2.0 * dra >= CELL_DEG) | (2.0 * radius_deg >= CELL_DEG))
+    if wide.any():
+        rows = np.clip(np.floor((np.stack([np.ravel(lo)[wide], np.ravel(hi)[wide]]) + 90.0) / CELL_DEG), 0, N_DEC - 1)
+        for first, last in set(zip(rows[0].astype(int).tolist(), rows[1].astype(int).tolist(), strict=True)):
+            marked[first * N_RA:(last + 1) * N_RA] = True
     return np.flatnonzero(marked)
 
 

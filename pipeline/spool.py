@@ -156,20 +156,23 @@ def newest_before(summaries: list[dict]) -> list[dict[int, int]]:
 
 def hour_refs(work: Path, n_files: int, summaries: list[dict], hour: int) -> tuple[np.ndarray, np.ndarray]:
     """The star-packet references of one hour from every file, in reception order, and each one's file
-    number; ``late`` also marks packets older than one of their APID in an earlier file."""
-    refs, files = [], []
+    number; ``late`` also marks packets older than one of their APID in an earlier file. Each file's part is
+    copied straight into the result (no list of parts to concatenate: at scale 1 an hour holds up to ~5.5 M
+    references, 23 bytes each)."""
     before = newest_before(summaries[:n_files])
-    for k in range(n_files):
-        span = summaries[k]["hours"].get(str(hour))
-        if span:
-            part = np.array(np.load(work / "files" / f"{k:04d}.npy", mmap_mode="r")[span[0]:span[1]])
-            for apid, t in before[k].items():
-                part["late"] |= (part["apid"] == apid) & (part["obmt_ns"] < t)
-            refs.append(part)
-            files.append(np.full(len(part), k, dtype=np.int32))
-    if not refs:
-        return np.empty(0, PACKET_REF), np.empty(0, np.int32)
-    return np.concatenate(refs), np.concatenate(files)
+    spans = [(k, summaries[k]["hours"].get(str(hour))) for k in range(n_files)]
+    spans = [(k, span) for k, span in spans if span]
+    refs = np.empty(sum(stop - first for _, (first, stop) in spans), PACKET_REF)
+    files = np.empty(len(refs), dtype=np.int32)
+    at = 0
+    for k, (first, stop) in spans:
+        part = refs[at:at + stop - first]
+        part[...] = np.load(work / "files" / f"{k:04d}.npy", mmap_mode="r")[first:stop]
+        for apid, t in before[k].items():
+            part["late"] |= (part["apid"] == apid) & (part["obmt_ns"] < t)
+        files[at:at + stop - first] = k
+        at += stop - first
+    return refs, files
 
 
 def whole_day_records(work: Path, n_files: int, names: list[str],

@@ -1,11 +1,12 @@
 """Plain numpy reference of ``pipeline.skycells.cells_within`` (the four corners of each position's box
-through ``cell_of``, then ``np.unique``), as the pipeline computed it before its numba kernel."""
+through ``cell_of``, then ``np.unique``), as the pipeline computed it before its numba kernel; and the whole rows of
+cells a box as wide as a cell spans."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from pipeline.skycells import N_DEC, N_RA, cell_of
+from pipeline.skycells import CELL_DEG, N_DEC, N_RA, cell_of
 
 
 def cells_within_naive(ra_deg: np.ndarray, dec_deg: np.ndarray, radius_deg: float) -> np.ndarray:
@@ -17,4 +18,8 @@ def cells_within_naive(ra_deg: np.ndarray, dec_deg: np.ndarray, radius_deg: floa
     rows = np.unique(np.concatenate(out) // N_RA) if len(ra) else np.empty(0, np.int64)
     polar = rows[(rows == 0) | (rows == N_DEC - 1)]
     out += [p * N_RA + np.arange(N_RA) for p in polar]
+    # A box as wide as a cell: the whole rows of cells between its lowest and highest corner.
+    for i in np.flatnonzero((2.0 * dra >= CELL_DEG) | (2.0 * radius_deg >= CELL_DEG)):
+        first, last = (int(cell_of(ra[i], d) // N_RA) for d in (lo[i], hi[i]))
+        out += [np.arange(first * N_RA, (last + 1) * N_RA)]
     return np.unique(np.concatenate(out)) if len(ra) else np.empty(0, np.int64)
