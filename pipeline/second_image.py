@@ -20,8 +20,6 @@ pixels. Its offset is that place less the window's centre (:func:`classify`).
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from pipeline import ipd
@@ -84,9 +82,17 @@ def hits(mask: np.ndarray, flags: np.ndarray | None = None) -> tuple[np.ndarray,
 
 def _median(values: np.ndarray, members: np.ndarray) -> np.ndarray:
     """Median of each row's finite ``values`` where ``members`` (NaN for a row with none)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: NaN, as they should
-        return np.nanmedian(np.where(members, values, np.nan), axis=1)
+    return _nan_median_rows(np.where(members, values, np.nan))
+
+
+def _nan_median_rows(values: np.ndarray) -> np.ndarray:
+    """nanmedian of each row (NaN for an all-NaN row), those rows left out of nanmedian rather than its warning
+    silenced: warnings.catch_warnings is not thread-safe, and the pipeline's hours run on threads."""
+    out = np.full(len(values), np.nan)
+    some = np.isfinite(values).any(axis=1)
+    if some.any():
+        out[some] = np.nanmedian(values[some], axis=1)
+    return out
 
 
 def classify(flags: np.ndarray, al_px: np.ndarray, ac_px: np.ndarray, window: np.ndarray, hit_al: np.ndarray,
@@ -178,9 +184,7 @@ def _centres(fitted: np.ndarray, rows: np.ndarray) -> np.ndarray:
     lies more than :data:`MAX_JUMP_PX` from that (only for ``rows``; NaN elsewhere)."""
     out = np.full(fitted.shape, np.nan)
     sub = fitted[rows]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a transit without a fitted centre (or a 1D AC): NaN
-        median = np.nanmedian(sub, axis=1, keepdims=True)
+    median = _nan_median_rows(sub)[:, None]  # NaN for a transit without a fitted centre (or a 1D AC)
     with np.errstate(invalid="ignore"):
         out[rows] = np.where(np.abs(sub - median) <= MAX_JUMP_PX, sub, median)
     return out
