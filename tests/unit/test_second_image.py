@@ -8,11 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gaiasim.sim import signal
-from gaiasim.sim.instrument.electronics import TRUE as TRUE_CAL
-from pipeline import icd, ipd, second_image, transits
+from pipeline import ipd, second_image, transits
 from pipeline.calibration import DEFAULT as CAL
 from pipeline.lsf import lsf_profile
+from tests.blends import fit_blended_windows
 
 # AF2-9 total detection noise and gain, Hambly+2018 Table 1; docs/facts.md section 2.
 VAR_EXTRA_E2 = 4.3**2 + (1.0 / 0.258) ** 2 / 12.0
@@ -155,14 +154,7 @@ def test_rendered_blends_are_not_taken_for_cosmic_rays(g1, g2, d_al, invented, f
     whose one-star fits land on either star or between: 0.4 % of the clean windows flagged (61 % with offsets
     from each window's own fitted centre), 26 % of the hit ones."""
     m = 400
-    rng = np.random.default_rng(9)
-    tid = np.sort(rng.choice(2**40, m, replace=False)).astype(np.int64) << 17
-    blend = {"g_mag": np.full(m, g2), "bp_rp": np.full(m, 1.0), "d_al_px": np.full(m, d_al), "d_ac_px": np.zeros(m)}
-    (w,) = signal.make_windows(3, tid, rng.uniform(-0.5, 0.5, m), np.ones(m, np.int8), np.full(m, g1), np.ones(m),
-                               TRUE_CAL, window_class=np.full(m, 1, np.int8), gate=np.zeros(m, np.int8), blend=blend)
-    records = np.zeros(m, dtype=icd.packet_dtype(w.apid))
-    records["payload"] = w.payload
-    fit = transits.fit_star_packets(records, 1, CAL)
+    w, records, fit = fit_blended_windows(g1, g2, d_al, m)
     image = ~fit["no_ccd"]
     cosmic_e = w.truth_ccd["cosmic_e"].to_numpy().reshape(m, 10)
     flags = fit["flags"]

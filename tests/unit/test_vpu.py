@@ -15,6 +15,7 @@ from gaiasim.sim.instrument import realism
 from gaiasim.sim.instrument.electronics import TRUE as TRUE_CAL
 from pipeline import environment, geometry, icd, ipd, transits
 from pipeline.calibration import DEFAULT as CAL
+from tests.blends import fit_blended_windows
 
 SEED = 17
 
@@ -331,14 +332,7 @@ def test_pairs_closer_than_the_resolution_limit_are_one_detection_depending_on_t
 
 
 def _fit_blends(g1: float, g2: float, d_al: float, m: int = 600):
-    rng = np.random.default_rng(9)
-    tid = np.sort(rng.choice(2**40, m, replace=False)).astype(np.int64) << 17
-    blend = {"g_mag": np.full(m, g2), "bp_rp": np.full(m, 1.0), "d_al_px": np.full(m, d_al), "d_ac_px": np.zeros(m)}
-    (w,) = signal.make_windows(3, tid, rng.uniform(-0.5, 0.5, m), np.ones(m, np.int8), np.full(m, g1), np.ones(m),
-                               TRUE_CAL, window_class=np.full(m, 1, np.int8), gate=np.zeros(m, np.int8), blend=blend)
-    records = np.zeros(m, dtype=icd.packet_dtype(w.apid))
-    records["payload"] = w.payload
-    fit = transits.fit_star_packets(records, 1, CAL)
+    w, records, fit = fit_blended_windows(g1, g2, d_al, m)
     rows = transits.transit_rows(records, 1, fit, CAL, np.empty(0, np.int64), np.empty((0, 4)))
     shift = fit["al_px"][:, 1:] - w.truth_ccd["al_px"].to_numpy().reshape(m, 10)[:, 1:]
     return w, rows, shift
