@@ -59,6 +59,8 @@ Everything is a pure function of (seed, transit id) or (seed, source id): the sa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pyarrow as pa
 from scipy import special
@@ -211,8 +213,17 @@ def ghost_offsets(seed: int, source_id: np.ndarray, g_mag: np.ndarray) -> dict[s
             "d_ac_px": d_ac, "d_g_mag": GHOST_DG_MAG[0] + u_dg * (GHOST_DG_MAG[1] - GHOST_DG_MAG[0])}
 
 
-def _neighbours(t: np.ndarray, group: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray]:
-    """Every ordered pair (i, j), i != j, of detections of one ``group`` within ``reach`` ns of each other."""
+#: :func:`_neighbours` builds the pairs of at most about this many detections at a time: in the bulge's
+#: windows a detection has ~40 neighbours within a window's reach on its CCD row, and all pairs of a dense
+#: slice at once took 1.3 GiB (~2 KB a detection) before ``keep`` dropped the far ones.
+PAIRS_PER_BLOCK = 1 << 21
+
+
+def _neighbours(t: np.ndarray, group: np.ndarray, reach: float,
+                keep: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Every ordered pair (i, j), i != j, of detections of one ``group`` within ``reach`` ns of each other
+    for which ``keep(i, j)`` holds (a mask over the pairs): built block by block of about
+    :data:`PAIRS_PER_BLOCK` pairs, so memory follows the pairs kept, not all pairs in reach."""
     pairs_i, pairs_j = [], []
     for g in np.unique(group):
         members = np.flatnonzero(group == g)
@@ -221,11 +232,16 @@ def _neighbours(t: np.ndarray, group: np.ndarray, reach: float) -> tuple[np.ndar
         lo = np.searchsorted(tm, tm - reach, side="left")
         hi = np.searchsorted(tm, tm + reach, side="right")
         size = hi - lo
-        a = np.repeat(np.arange(len(members)), size)  # the detection judged
-        b = np.arange(size.sum()) - np.repeat(np.cumsum(size) - size, size) + np.repeat(lo, size)  # a neighbour
-        other = a != b
-        pairs_i.append(members[a[other]])
-        pairs_j.append(members[b[other]])
+        cuts = np.searchsorted(np.cumsum(size), np.arange(PAIRS_PER_BLOCK, size.sum(), PAIRS_PER_BLOCK))
+        for first, last in zip(np.r_[0, cuts], np.r_[cuts, len(members)], strict=True):
+            n = size[first:last]
+            a = np.repeat(np.arange(first, last), n)  # the detection judged
+            b = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + np.repeat(lo[first:last], n)  # a neighbour
+            other = a != b
+            i, j = members[a[other]], members[b[other]]
+            kept = keep(i, j)
+            pairs_i.append(i[kept])
+            pairs_j.append(j[kept])
     if not pairs_i:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     return np.concatenate(pairs_i), np.concatenate(pairs_j)
@@ -262,10 +278,10 @@ def conflicts(obmt_ns: np.ndarray, ccd_row: np.ndarray, ac_pos_px: np.ndarray, w
         return np.zeros(n, dtype=bool), np.full(n, -1, dtype=np.int64)
     t = np.asarray(obmt_ns, dtype=np.int64)
     rank = _rank(g_onboard, transit_id)
-    i, j = _neighbours(t, np.asarray(ccd_row), float(_HALF_AL_NS.max()))
-    inside = ((rank[j] < rank[i]) & (np.abs(t[i] - t[j]) < _HALF_AL_NS[window_class[j]])
-              & (np.abs(ac_pos_px[i] - ac_pos_px[j]) < WINDOW_AC_HALF_PX))
-    blocker = _best(i[inside], j[inside], rank, n)
+    i, j = _neighbours(t, np.asarray(ccd_row), float(_HALF_AL_NS.max()), lambda i, j: (
+        (rank[j] < rank[i]) & (np.abs(t[i] - t[j]) < _HALF_AL_NS[window_class[j]])
+        & (np.abs(ac_pos_px[i] - ac_pos_px[j]) < WINDOW_AC_HALF_PX)))
+    blocker = _best(i, j, rank, n)
     return blocker >= 0, blocker
 
 
@@ -285,11 +301,14 @@ def blends(obmt_ns: np.ndarray, fov: np.ndarray, ccd_row: np.ndarray, zeta_rad: 
     t = np.asarray(obmt_ns, dtype=np.int64)
     zeta = np.asarray(zeta_rad, dtype=np.float64)
     rank = _rank(g_mag, transit_id)
-    i, j = _neighbours(t, np.asarray(fov, np.int64) * 8 + np.asarray(ccd_row, np.int64), _BLEND_AL_NS)
-    d_al = (t[i] - t[j]) * 1e-9 * fp.SCAN_RATE_ARCSEC_S
-    d_ac = (zeta[i] - zeta[j]) / fp.ARCSEC_RAD
-    close = (rank[j] < rank[i]) & ((d_al / BLEND_AL_ARCSEC) ** 2 + (d_ac / BLEND_AC_ARCSEC) ** 2 < 1.0)
-    into = _best(i[close], j[close], rank, n)
+
+    def close(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        d_al = (t[i] - t[j]) * 1e-9 * fp.SCAN_RATE_ARCSEC_S
+        d_ac = (zeta[i] - zeta[j]) / fp.ARCSEC_RAD
+        return (rank[j] < rank[i]) & ((d_al / BLEND_AL_ARCSEC) ** 2 + (d_ac / BLEND_AC_ARCSEC) ** 2 < 1.0)
+
+    i, j = _neighbours(t, np.asarray(fov, np.int64) * 8 + np.asarray(ccd_row, np.int64), _BLEND_AL_NS, close)
+    into = _best(i, j, rank, n)
     while True:  # follow chains to their end (priority falls along one: it ends)
         chained = (into >= 0) & (into[np.maximum(into, 0)] >= 0)
         if not chained.any():
@@ -320,10 +339,10 @@ def truncations(obmt_ns: np.ndarray, window_ns: np.ndarray, ccd_row: np.ndarray,
     rank = _rank(g_onboard, transit_id)
     length = np.array([icd.WINDOW_SAMPLES[c] for c in sorted(icd.WINDOW_SAMPLES)])[np.asarray(window_class, np.int64)]
     tdi = fp.TDI_PERIOD_NS
-    i, j = _neighbours(t, np.asarray(ccd_row), 2 * float(_HALF_AL_NS.max()) + 2 * icd.TRANSIT_ID_OBMT_QUANTUM_NS)
-    keep = (has_window[i] & has_window[j] & (rank[j] < rank[i]) & (np.abs(t[i] - t[j]) >= _HALF_AL_NS[window_class[j]])
-            & (np.abs(ac_pos_px[i] - ac_pos_px[j]) < WINDOW_AC_HALF_PX))
-    i, j = i[keep], j[keep]
+    i, j = _neighbours(t, np.asarray(ccd_row), 2 * float(_HALF_AL_NS.max()) + 2 * icd.TRANSIT_ID_OBMT_QUANTUM_NS,
+                       lambda i, j: (has_window[i] & has_window[j] & (rank[j] < rank[i])
+                                     & (np.abs(t[i] - t[j]) >= _HALF_AL_NS[window_class[j]])
+                                     & (np.abs(ac_pos_px[i] - ac_pos_px[j]) < WINDOW_AC_HALF_PX)))
     ni, nj = length[i], length[j]
     # Sample k of i lies at 2 w_i + (2k - n_i + 1) tdi half-periods; j's window spans 2 w_j -+ n_j tdi.
     first_out = -((-(2 * (w[j] - w[i]) + (nj + ni - 1) * tdi)) // (2 * tdi))  # samples below j's end: k < this
