@@ -54,9 +54,11 @@ def _chi2_p(draws: np.ndarray, lam: float) -> float:
 
 
 # Means on and between the tables' grid points (integer + multiple of 1/64 + remainder), at the end of the
-# tables (129) and on PTRS beyond them.
+# tables (129), on the block tables (whole blocks of 128 and a rest, none at 256), at their end (4224) and on
+# PTRS beyond them.
 @pytest.mark.parametrize(
-    "lam", [0.01, 0.3, 1.0, 3.0, 9.99, 10.0, 26.53, 30.0, 64.015625, 128.99, 129.0, 300.0, 3000.0, 1e5]
+    "lam", [0.01, 0.3, 1.0, 3.0, 9.99, 10.0, 26.53, 30.0, 64.015625, 128.99, 129.0, 256.0, 300.0, 1000.25, 3000.0,
+            4223.9, 4224.0, 1e5]
 )
 def test_poisson_sampler_follows_the_poisson_distribution(lam):
     draws = _poisson_draws(lam, 1, N_DRAWS)
@@ -75,17 +77,22 @@ def test_poisson_of_zero_negative_or_nan_mean_is_zero():
 def test_alias_tables_reproduce_the_poisson_probabilities():
     """Each alias table, as the sampler reads it (packed heads and cells), gives every k back its probability
     (column share plus the shares aliased to it)."""
-    for head, cells, means in (
-        (ks._INT_HEAD, ks._INT_CELLS, np.arange(ks.POISSON_TABLE_MAX + 1)),
-        (ks._FRAC_HEAD, ks._FRAC_CELLS, np.arange(ks.POISSON_FRACTION_STEPS) / ks.POISSON_FRACTION_STEPS),
+    n_int, n_frac = ks.POISSON_TABLE_MAX + 1, ks.POISSON_FRACTION_STEPS
+    for head, cells, firsts, means in (
+        (ks._INT_HEAD, ks._INT_CELLS, np.zeros(n_int), np.arange(n_int)),
+        (ks._FRAC_HEAD, ks._FRAC_CELLS, np.zeros(n_frac), np.arange(n_frac) / n_frac),
+        (ks._BLOCK_HEAD, ks._BLOCK_CELLS, ks._BLOCK_FIRST, ks.POISSON_TABLE_MAX * np.arange(1, ks.POISSON_BLOCKS + 1)),
     ):
         assert len(head) == len(means)
-        for (o, size), mean in zip(head, means, strict=True):
+        for (o, size), first, mean in zip(head, firsts.astype(np.int64), means, strict=True):
             th, al = cells[2 * o:2 * (o + size):2], cells[2 * o + 1:2 * (o + size):2]
             assert np.array_equal(al, al.astype(np.int64)) and al.min() >= 0 and al.max() < size
             prob = th.copy()
             np.add.at(prob, al.astype(np.int64), 1.0 - th)
-            np.testing.assert_allclose(prob / size, stats.poisson.pmf(np.arange(size), mean), rtol=1e-9, atol=1e-15)
+            k = first + np.arange(size)
+            np.testing.assert_allclose(prob / size, stats.poisson.pmf(k, mean), rtol=1e-9, atol=1e-15)
+            # Nothing of weight left out below the first k or after the last.
+            assert stats.poisson.cdf(first - 1, mean) < 1e-15 and stats.poisson.sf(k[-1], mean) < 1e-15
 
 
 def test_log_factorial_equals_lgamma():

@@ -362,9 +362,11 @@ def test_a_blended_window_holds_both_stars_light():
 @pytest.mark.parametrize(("g_lo", "g_hi", "wc", "n_cut"), [(11.0, 12.9, 0, 8), (13.5, 15.5, 1, 8), (17.0, 19.5, 2, 5)])
 def test_windows_missing_their_first_or_last_samples_are_fitted_unbiased(g_lo, g_hi, wc, n_cut):
     """Half of each window class's windows miss their first ``n_cut`` samples, half their last (the image's
-    centre still read): centres and G unbiased, errors honest, in the SM (1D) and AF (1D or 2D) windows alike."""
+    centre still read): centres and G unbiased, errors honest, in the SM (1D) and AF (1D or 2D) windows alike.
+    1,000 windows: the SM pulls' median then has a standard error of 0.04, 4 of them within the 0.15 allowed
+    (with 300, one seed in ten of the noise put an unbiased fit outside it)."""
     rng = np.random.default_rng(10 + wc)
-    m = 300
+    m = 1000
     tid = np.sort(rng.choice(2**40, m, replace=False)).astype(np.int64) << 17
     cut = np.zeros((m, 2), np.int64)
     cut[: m // 2, 0] = n_cut
