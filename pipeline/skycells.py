@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from pipeline import geometry, io, schemas
 from pipeline.kernels import skycells as _k
 
-#: Cell size. 1 deg: a slice of an hour (200,000 transits, :data:`pipeline.hourly.SLICE_TRANSITS`) loads
+#: Cell size. 1 deg: a slice of an hour (then 200,000 transits, :data:`pipeline.hourly.SLICE_TRANSITS`) loaded
 #: 0.48 M sources on average and 2.51 M at most (in the bulge) at scale 1, where 2 deg cells loaded 0.76 M and
 #: 4.12 M (0.5 deg cells: 0.34 M and 1.42 M, but 4x the cell bounds, ~64 MB at scale 1); the most sources a slice
 #: loads, ~120 bytes each with the crossmatch index, grows with the scale (the cells' margin around a slice's
@@ -33,6 +33,14 @@ from pipeline.kernels import skycells as _k
 CELL_DEG = 1.0
 N_RA = int(360 / CELL_DEG)
 N_DEC = int(180 / CELL_DEG)
+#: A slice keeps, of the cells it loads, the sources of the fine cells of this size within reach of its
+#: transits (:func:`footprint`). A slice in the bulge spans a fraction of a degree of scan: its 1 deg cells
+#: held up to 2.5 M sources at scale 1 (~120 bytes each with the crossmatch index), its scan strips a few
+#: times fewer. Every source within reach of a transit is kept, so the crossmatch is the same.
+FOOTPRINT_DEG = 0.1
+N_FINE_RA = round(360 / FOOTPRINT_DEG)
+#: Rows of a cell's sources judged against the footprint at a time (bounds the temporaries).
+FILTER_ROWS = 1 << 18
 #: One catalogue source, as the work area stores it: the columns of :data:`pipeline.schemas.CATALOGUE` and
 #: its unit vector (ICRS), computed once in the split. Computed per slice instead, the trigonometry of a
 #: full-scale slice's ~2 M sources took 0.16 s, a third of building its crossmatch index.
@@ -89,6 +97,27 @@ def cell_of(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
     return row * N_RA + col
 
 
+def _marked(ra_deg: np.ndarray, dec_deg: np.ndarray, radius_deg: float, cell_deg: float) -> np.ndarray:
+    """Boolean mask over the cells of size ``cell_deg`` (rows of dec, columns of ra) holding a point within
+    ``radius_deg`` of one of the positions: see :func:`cells_within`."""
+    n_ra, n_dec = round(360 / cell_deg), round(180 / cell_deg)
+    ra, dec = np.asarray(ra_deg, dtype=np.float64), np.asarray(dec_deg, dtype=np.float64)
+    lo, hi = dec - radius_deg, dec + radius_deg
+    cos_edge = np.cos(np.radians(np.minimum(np.maximum(np.abs(lo), np.abs(hi)), 90.0)))
+    dra = np.minimum(radius_deg / np.maximum(cos_edge, 1e-12), 180.0)
+    marked = np.zeros(n_ra * n_dec, dtype=np.bool_)
+    _k._mark_cells(np.ravel(ra), np.ravel(lo), np.ravel(hi), np.ravel(dra), cell_deg, n_ra, n_dec, marked)
+    # A box as wide as a cell (a radius of half a cell, or a position next to a pole) may have cells between
+    # its corners: it takes the whole rows of cells it spans instead (rare: never for the pipeline's radii
+    # away from the polar rows).
+    wide = np.ravel((2.0 * dra >= cell_deg) | (2.0 * radius_deg >= cell_deg))
+    if wide.any():
+        rows = np.clip(np.floor((np.stack([np.ravel(lo)[wide], np.ravel(hi)[wide]]) + 90.0) / cell_deg), 0, n_dec - 1)
+        for first, last in set(zip(rows[0].astype(int).tolist(), rows[1].astype(int).tolist(), strict=True)):
+            marked[first * n_ra:(last + 1) * n_ra] = True
+    return marked
+
+
 def cells_within(ra_deg: np.ndarray, dec_deg: np.ndarray, radius_deg: float) -> np.ndarray:
     """Every cell holding a point within ``radius_deg`` (much less than a cell) of one of the positions
     (finite), sorted: the cells of the corners of each position's (ra, dec) box of half-width
@@ -96,21 +125,13 @@ def cells_within(ra_deg: np.ndarray, dec_deg: np.ndarray, radius_deg: float) -> 
     cells (or 90 deg of latitude) takes the whole row. Loading only these, instead of every neighbour of
     the cells the positions fall in, reads 2-3x fewer catalogue sources for a scan strip. The cells are
     marked by a numba kernel (a full-scale slice's 200,000 positions: 4 corners each, no sort)."""
-    ra, dec = np.asarray(ra_deg, dtype=np.float64), np.asarray(dec_deg, dtype=np.float64)
-    lo, hi = dec - radius_deg, dec + radius_deg
-    cos_edge = np.cos(np.radians(np.minimum(np.maximum(np.abs(lo), np.abs(hi)), 90.0)))
-    dra = np.minimum(radius_deg / np.maximum(cos_edge, 1e-12), 180.0)
-    marked = np.zeros(N_RA * N_DEC, dtype=np.bool_)
-    _k._mark_cells(np.ravel(ra), np.ravel(lo), np.ravel(hi), np.ravel(dra), CELL_DEG, N_RA, N_DEC, marked)
-    # A box as wide as a cell (a radius of half a cell, or a position next to a pole) may have cells between
-    # its corners: it takes the whole rows of cells it spans instead (rare: never for the pipeline's radii
-    # away from the polar rows).
-    wide = np.ravel((2.0 * dra >= CELL_DEG) | (2.0 * radius_deg >= CELL_DEG))
-    if wide.any():
-        rows = np.clip(np.floor((np.stack([np.ravel(lo)[wide], np.ravel(hi)[wide]]) + 90.0) / CELL_DEG), 0, N_DEC - 1)
-        for first, last in set(zip(rows[0].astype(int).tolist(), rows[1].astype(int).tolist(), strict=True)):
-            marked[first * N_RA:(last + 1) * N_RA] = True
-    return np.flatnonzero(marked)
+    return np.flatnonzero(_marked(ra_deg, dec_deg, radius_deg, CELL_DEG))
+
+
+def footprint(ra_deg: np.ndarray, dec_deg: np.ndarray, radius_deg: float) -> np.ndarray:
+    """The fine cells (:data:`FOOTPRINT_DEG`) within ``radius_deg`` of the positions, as a boolean mask for
+    :func:`load_records` ``near``: like :func:`cells_within`, on the fine grid."""
+    return _marked(ra_deg, dec_deg, radius_deg, FOOTPRINT_DEG)
 
 
 def split(dataset: Path, work: Path) -> dict:
@@ -144,31 +165,42 @@ def split(dataset: Path, work: Path) -> dict:
     return {**index, "cell_bounds": bounds}
 
 
-def load_records(work: Path, index: dict, cells: np.ndarray | None = None) -> np.ndarray:
+def load_records(work: Path, index: dict, cells: np.ndarray | None = None, near: np.ndarray | None = None
+                 ) -> np.ndarray:
     """The catalogue sources in ``cells`` (all of them when None; sorted), in batch and cell order, as
-    :data:`RECORD`. Neighbouring cells of a batch are contiguous in its file: each run of them is one copy
-    into the result."""
+    :data:`RECORD`; with ``near`` (a :func:`footprint` mask) only those in its fine cells. Neighbouring cells
+    of a batch are contiguous in its file: each run of them is one copy into the result."""
     bounds = np.asarray(index["cell_bounds"])
     if cells is None:
         lo, hi = bounds[:, :1], bounds[:, -1:]
     else:
         cells = np.asarray(cells, dtype=np.int64)
         lo, hi = bounds[:, cells], bounds[:, cells + 1]
-    out = np.empty(int((hi - lo).sum()), RECORD)
-    at = 0
+    runs = []
     for b in range(len(bounds)):
         # Runs of consecutive row ranges: a range starting where the previous one ended joins it.
         keep = hi[b] > lo[b]
         starts, stops = lo[b][keep], hi[b][keep]
-        if not len(starts):
-            continue
-        new_run = np.r_[True, starts[1:] != stops[:-1]]
-        run_lo, run_hi = starts[new_run], stops[np.r_[new_run[1:], True]]
-        rec = np.load(work / "catalogue" / f"{b:05d}.npy", mmap_mode="r")
-        for a, z in zip(run_lo.tolist(), run_hi.tolist(), strict=True):
-            out[at:at + z - a] = rec[a:z]
+        if len(starts):
+            new_run = np.r_[True, starts[1:] != stops[:-1]]
+            runs += [(b, a, z) for a, z in zip(starts[new_run].tolist(), stops[np.r_[new_run[1:], True]].tolist(),
+                                               strict=True)]
+    if near is None:
+        out = np.empty(sum(z - a for _, a, z in runs), RECORD)
+        at = 0
+        for b, a, z in runs:
+            out[at:at + z - a] = np.load(work / "catalogue" / f"{b:05d}.npy", mmap_mode="r")[a:z]
             at += z - a
-    return out
+        return out
+    parts = []
+    for b, a, z in runs:
+        rec = np.load(work / "catalogue" / f"{b:05d}.npy", mmap_mode="r")
+        for first in range(a, z, FILTER_ROWS):
+            block = rec[first:min(first + FILTER_ROWS, z)]
+            row = np.clip(np.floor((block["dec_deg"] + 90.0) / FOOTPRINT_DEG), 0, len(near) // N_FINE_RA - 1)
+            col = np.floor(np.mod(block["ra_deg"], 360.0) / FOOTPRINT_DEG).astype(np.int64) % N_FINE_RA
+            parts.append(np.array(block[near[row.astype(np.int64) * N_FINE_RA + col]]))
+    return np.concatenate(parts) if parts else np.empty(0, RECORD)
 
 
 def table(records: np.ndarray) -> pa.Table:

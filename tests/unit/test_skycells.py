@@ -110,3 +110,37 @@ def test_a_split_of_the_older_layout_is_redone(tmp_path):
     index = skycells.split(tmp_path / "day", tmp_path / "work")
     assert index["sources"] == 3 and index["cell_bounds"].shape == (1, skycells.N_RA * skycells.N_DEC + 1)
     assert sorted(skycells.load_records(tmp_path / "work", index)["source_id"].tolist()) == [0, 1, 2]
+
+
+def test_a_footprint_keeps_every_source_within_reach_and_drops_the_far_ones(tmp_path):
+    """load_records(near=footprint(...)) keeps every source within the radius of a position (so the crossmatch
+    is unchanged), near the poles and across ra = 0 too, and drops most of a cell's sources far from them."""
+    rng = np.random.default_rng(5)
+    n = 200_000
+    ra = np.r_[rng.uniform(0, 360, n - 2000), rng.uniform(0, 360, 2000)]
+    dec = np.r_[np.degrees(np.arcsin(rng.uniform(-1, 1, n - 2000))), rng.uniform(89.0, 90.0, 2000)]
+    table = pa.table({"source_id": np.arange(n, dtype=np.int64), "ra_deg": ra, "dec_deg": dec,
+                      "g_mag": np.full(n, 15.0, np.float32), "g_mag_sigma": np.full(n, 0.01, np.float32)},
+                     schema=schemas.CATALOGUE)
+    (tmp_path / "day" / "catalogue").mkdir(parents=True)
+    pq.write_table(table, tmp_path / "day" / "catalogue" / "part-0.parquet")
+    index = skycells.split(tmp_path / "day", tmp_path / "work")
+    # Positions: a short strip across ra = 0, a few near the north pole, one at the south pole.
+    pra = np.r_[np.linspace(359.5, 360.4, 300) % 360.0, rng.uniform(0, 360, 20), 10.0]
+    pdec = np.r_[np.linspace(-0.3, 0.2, 300), rng.uniform(89.3, 89.99, 20), -90.0]
+    radius_deg = 15.0 / 3600
+    cells = skycells.cells_within(pra, pdec, radius_deg)
+    got = skycells.load_records(tmp_path / "work", index, cells, near=skycells.footprint(pra, pdec, radius_deg))
+    u, pu = geometry.unit_from_radec(ra, dec), geometry.unit_from_radec(pra, pdec)
+    within = np.flatnonzero((u @ pu.T).max(axis=1) >= np.cos(np.radians(radius_deg)))
+    assert len(within) > 0 and set(within.tolist()) <= set(got["source_id"].tolist())
+    whole = skycells.load_records(tmp_path / "work", index, cells)
+    assert set(got["source_id"].tolist()) <= set(whole["source_id"].tolist())
+    strip = slice(0, 300)  # (the polar positions take whole rows of cells and of fine cells alike)
+    cells = skycells.cells_within(pra[strip], pdec[strip], radius_deg)
+    kept = skycells.load_records(tmp_path / "work", index, cells,
+                                 near=skycells.footprint(pra[strip], pdec[strip], radius_deg))
+    assert len(kept) < 0.5 * len(skycells.load_records(tmp_path / "work", index, cells)), \
+        "the footprint must drop the cells' far sources"
+    # Same order as the cells' records (batch and cell order).
+    assert np.array_equal(got["source_id"], whole["source_id"][np.isin(whole["source_id"], got["source_id"])])
