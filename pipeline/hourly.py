@@ -32,12 +32,15 @@ from pipeline.calibration import Calibration
 from pipeline.ingest import classify_steps, quarantine_packets, sequence_anomalies
 
 #: Transits fitted at once: the fits' float64 samples and intermediates take ~20x the packets' size.
-IPD_CHUNK_TRANSITS = 50_000
+IPD_CHUNK_TRANSITS = 25_000
 #: Most star packets processed at once: an hour with more (a full-scale day has ~3 M an hour) is cut into
 #: equal-time slices, so memory stays the same whatever the scale. A run works on one hour per core at once
 #: (:class:`pipeline.executor.ThreadExecutor`): on a scale-0.1 day (~300,000 an hour) 200,000 gave a peak
-#: of 0.90 GiB on 2 cores against 0.97 GiB for 400,000, in the same time within the machine's noise.
-SLICE_TRANSITS = 200_000
+#: of 0.90 GiB on 2 cores against 0.97 GiB for 400,000, in the same time within the machine's noise. On the
+#: full-scale population-sky day (its three largest hours, the two largest at once), 100,000 with chunks of
+#: 25,000 peaked at 1.67 GiB against 2.12 GiB for 200,000 and 50,000, the hours done in the same time
+#: (209 and 342 s against 202 and 347 s).
+SLICE_TRANSITS = 100_000
 #: Transits fitted by one call of :func:`pipeline.transits.fit_star_packets` (a chunk's packets of one window
 #: class are fitted in pieces of this many, into arrays of the chunk's size): the fit's float64 samples, masks and
 #: temporaries take ~7 kB per transit of window class 2, ~10 kB of class 1 and ~40 kB of class 0 (tracemalloc, the
@@ -110,8 +113,9 @@ def _transit_table(cols: dict[str, np.ndarray], day: Day) -> tuple[pa.Table, pa.
     where the magnitudes agree)."""
     positioned = np.isfinite(cols["ra_deg"])
     reach_mas = max(day.match_radius_mas, 1000.0 * day.environment.catalogue_radius_arcsec)
-    cells = skycells.cells_within(cols["ra_deg"][positioned], cols["dec_deg"][positioned], reach_mas / 3.6e6)
-    records = skycells.load_records(day.work, day.cells, cells)
+    ra, dec = cols["ra_deg"][positioned], cols["dec_deg"][positioned]
+    records = skycells.load_records(day.work, day.cells, skycells.cells_within(ra, dec, reach_mas / 3.6e6),
+                                    near=skycells.footprint(ra, dec, reach_mas / 3.6e6))
     index = crossmatch.build_index(records["u"], day.match_radius_mas, records["g_mag"], records["g_mag_sigma"])
     resolved, sep, conflict = match(index, cols)
     u = geometry.unit_from_radec(np.nan_to_num(cols["ra_deg"]), np.nan_to_num(cols["dec_deg"]))
