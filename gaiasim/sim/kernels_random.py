@@ -19,7 +19,7 @@ both samplers are table driven and exact up to float64 rounding of their tables:
   transformed rejection (Insurance Math. Econom. 12, 1993), as numpy's generator.
 
 Measured on one core of this 2-core machine (``tests/unit/test_random_streams.py`` checks the
-distributions): ~13 ns a Poisson deviate below 129 e- (21 ns before the alias tables were packed, 42 ns
+distributions): ~13-20 ns a Poisson deviate below 129 e- (21 ns before the alias tables were packed, 42 ns
 with PTRS), ~22 ns from 129 to 600 e- with the block tables (~32 ns with PTRS), ~7 ns a normal (10 ns
 with the polar method).
 """
@@ -145,7 +145,7 @@ POISSON_BLOCK_MAX = POISSON_TABLE_MAX * (POISSON_BLOCKS + 1.0)
 def _alias_tables(means) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Walker alias tables (Vose's construction, IEEE TSE 17(9), 1991) of Poisson(mean) for each mean:
     (offsets, sizes, first k, threshold, alias), the tables concatenated. A table covers k = k_lo .. k_hi,
-    from and past the points where the probability falls below 1e-20 (k_lo = 0 up to a mean of ~170); the
+    from and past the points where the probability falls below 1e-20 (k_lo = 0 up to a mean of ~200); the
     tail mass left out (< 1e-18) is dropped and the rest renormalised."""
     offsets, firsts, thresholds, aliases = [0], [], [], []
     for mean in means:
