@@ -38,7 +38,6 @@ N_DEC = int(180 / CELL_DEG)
 #: held up to 2.5 M sources at scale 1 (~120 bytes each with the crossmatch index), its scan strips a few
 #: times fewer. Every source within reach of a transit is kept, so the crossmatch is the same.
 FOOTPRINT_DEG = 0.1
-N_FINE_RA = round(360 / FOOTPRINT_DEG)
 #: Rows of a cell's sources judged against the footprint at a time (bounds the temporaries).
 FILTER_ROWS = 1 << 18
 #: One catalogue source, as the work area stores it: the columns of :data:`pipeline.schemas.CATALOGUE` and
@@ -90,11 +89,14 @@ def check(dataset: Path) -> int:
     return sum(t.num_rows for t in batches(dataset))
 
 
-def cell_of(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
-    """Cell number of each position (dec row * N_RA + ra column)."""
-    row = np.clip(np.floor((np.asarray(dec_deg) + 90.0) / CELL_DEG), 0, N_DEC - 1).astype(np.int64)
-    col = np.floor(np.mod(np.asarray(ra_deg), 360.0) / CELL_DEG).astype(np.int64) % N_RA
-    return row * N_RA + col
+def cell_of(ra_deg: np.ndarray, dec_deg: np.ndarray, cell_deg: float | None = None) -> np.ndarray:
+    """Cell number of each position (dec row * columns + ra column) on the grid of ``cell_deg`` cells (None:
+    the catalogue's :data:`CELL_DEG`; or :data:`FOOTPRINT_DEG`)."""
+    cell_deg = CELL_DEG if cell_deg is None else cell_deg
+    n_ra, n_dec = round(360 / cell_deg), round(180 / cell_deg)
+    row = np.clip(np.floor((np.asarray(dec_deg) + 90.0) / cell_deg), 0, n_dec - 1).astype(np.int64)
+    col = np.floor(np.mod(np.asarray(ra_deg), 360.0) / cell_deg).astype(np.int64) % n_ra
+    return row * n_ra + col
 
 
 def _marked(ra_deg: np.ndarray, dec_deg: np.ndarray, radius_deg: float, cell_deg: float) -> np.ndarray:
@@ -176,31 +178,26 @@ def load_records(work: Path, index: dict, cells: np.ndarray | None = None, near:
     else:
         cells = np.asarray(cells, dtype=np.int64)
         lo, hi = bounds[:, cells], bounds[:, cells + 1]
-    runs = []
+    out = np.empty(int((hi - lo).sum()) if near is None else 0, RECORD)  # with near: the parts kept
+    parts, at = [], 0
     for b in range(len(bounds)):
         # Runs of consecutive row ranges: a range starting where the previous one ended joins it.
         keep = hi[b] > lo[b]
         starts, stops = lo[b][keep], hi[b][keep]
-        if len(starts):
-            new_run = np.r_[True, starts[1:] != stops[:-1]]
-            runs += [(b, a, z) for a, z in zip(starts[new_run].tolist(), stops[np.r_[new_run[1:], True]].tolist(),
-                                               strict=True)]
-    if near is None:
-        out = np.empty(sum(z - a for _, a, z in runs), RECORD)
-        at = 0
-        for b, a, z in runs:
-            out[at:at + z - a] = np.load(work / "catalogue" / f"{b:05d}.npy", mmap_mode="r")[a:z]
-            at += z - a
-        return out
-    parts = []
-    for b, a, z in runs:
+        if not len(starts):
+            continue
+        new_run = np.r_[True, starts[1:] != stops[:-1]]
+        run_lo, run_hi = starts[new_run], stops[np.r_[new_run[1:], True]]
         rec = np.load(work / "catalogue" / f"{b:05d}.npy", mmap_mode="r")
-        for first in range(a, z, FILTER_ROWS):
-            block = rec[first:min(first + FILTER_ROWS, z)]
-            row = np.clip(np.floor((block["dec_deg"] + 90.0) / FOOTPRINT_DEG), 0, len(near) // N_FINE_RA - 1)
-            col = np.floor(np.mod(block["ra_deg"], 360.0) / FOOTPRINT_DEG).astype(np.int64) % N_FINE_RA
-            parts.append(np.array(block[near[row.astype(np.int64) * N_FINE_RA + col]]))
-    return np.concatenate(parts) if parts else np.empty(0, RECORD)
+        for a, z in zip(run_lo.tolist(), run_hi.tolist(), strict=True):
+            if near is None:
+                out[at:at + z - a] = rec[a:z]
+                at += z - a
+                continue
+            for first in range(a, z, FILTER_ROWS):
+                block = rec[first:min(first + FILTER_ROWS, z)]
+                parts.append(np.array(block[near[cell_of(block["ra_deg"], block["dec_deg"], FOOTPRINT_DEG)]]))
+    return np.concatenate(parts) if parts else out
 
 
 def table(records: np.ndarray) -> pa.Table:
