@@ -59,12 +59,13 @@ Everything is a pure function of (seed, transit id) or (seed, source id): the sa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
 
 import numpy as np
 import pyarrow as pa
 from scipy import special
 
+from gaiasim.sim import kernels_vpu as _kv
 from gaiasim.sim import onboard, signal
 from gaiasim.sim.instrument import focal_plane as fp
 from gaiasim.sim.kernels_random import uniform_array
@@ -213,38 +214,19 @@ def ghost_offsets(seed: int, source_id: np.ndarray, g_mag: np.ndarray) -> dict[s
             "d_ac_px": d_ac, "d_g_mag": GHOST_DG_MAG[0] + u_dg * (GHOST_DG_MAG[1] - GHOST_DG_MAG[0])}
 
 
-#: :func:`_neighbours` builds the pairs of at most about this many detections at a time: in the bulge's
-#: windows a detection has ~40 neighbours within a window's reach on its CCD row, and all pairs of a dense
-#: slice at once took 1.3 GiB (~2 KB a detection) before ``keep`` dropped the far ones.
-PAIRS_PER_BLOCK = 1 << 21
-
-
-def _neighbours(t: np.ndarray, group: np.ndarray, reach: float,
-                keep: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Every ordered pair (i, j), i != j, of detections of one ``group`` within ``reach`` ns of each other
-    for which ``keep(i, j)`` holds (a mask over the pairs): built block by block of about
-    :data:`PAIRS_PER_BLOCK` pairs, so memory follows the pairs kept, not all pairs in reach."""
-    pairs_i, pairs_j = [], []
-    for g in np.unique(group):
-        members = np.flatnonzero(group == g)
-        members = members[np.argsort(t[members], kind="stable")]
-        tm = t[members]
-        lo = np.searchsorted(tm, tm - reach, side="left")
-        hi = np.searchsorted(tm, tm + reach, side="right")
-        size = hi - lo
-        cuts = np.searchsorted(np.cumsum(size), np.arange(PAIRS_PER_BLOCK, size.sum(), PAIRS_PER_BLOCK))
-        for first, last in zip(np.r_[0, cuts], np.r_[cuts, len(members)], strict=True):
-            n = size[first:last]
-            a = np.repeat(np.arange(first, last), n)  # the detection judged
-            b = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + np.repeat(lo[first:last], n)  # a neighbour
-            other = a != b
-            i, j = members[a[other]], members[b[other]]
-            kept = keep(i, j)
-            pairs_i.append(i[kept])
-            pairs_j.append(j[kept])
-    if not pairs_i:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    return np.concatenate(pairs_i), np.concatenate(pairs_j)
+def _reach(t: np.ndarray, group: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order, lo, hi): the detections sorted by ``group`` (a CCD row, or FoV and row), then by time ``t``, and
+    for each position p the positions [lo[p], hi[p]) of the detections of its group within ``reach`` of it
+    along scan, itself included (what the pair rules of :mod:`gaiasim.sim.kernels_vpu` walk)."""
+    order = np.lexsort((t, group))
+    ts, gs = t[order], np.asarray(group)[order]
+    lo, hi = np.empty(len(t), np.int64), np.empty(len(t), np.int64)
+    edges = np.flatnonzero(np.r_[True, gs[1:] != gs[:-1], True]) if len(t) else np.zeros(1, np.int64)
+    for first, last in itertools.pairwise(edges):
+        seg = ts[first:last]
+        lo[first:last] = first + np.searchsorted(seg, seg - reach, side="left")
+        hi[first:last] = first + np.searchsorted(seg, seg + reach, side="right")
+    return order, lo, hi
 
 
 def _rank(key: np.ndarray, transit_id: np.ndarray) -> np.ndarray:
@@ -278,10 +260,10 @@ def conflicts(obmt_ns: np.ndarray, ccd_row: np.ndarray, ac_pos_px: np.ndarray, w
         return np.zeros(n, dtype=bool), np.full(n, -1, dtype=np.int64)
     t = np.asarray(obmt_ns, dtype=np.int64)
     rank = _rank(g_onboard, transit_id)
-    i, j = _neighbours(t, np.asarray(ccd_row), float(_HALF_AL_NS.max()), lambda i, j: (
-        (rank[j] < rank[i]) & (np.abs(t[i] - t[j]) < _HALF_AL_NS[window_class[j]])
-        & (np.abs(ac_pos_px[i] - ac_pos_px[j]) < WINDOW_AC_HALF_PX)))
-    blocker = _best(i, j, rank, n)
+    blocker = np.empty(n, dtype=np.int64)
+    _kv.conflict_blockers(*_reach(t, np.asarray(ccd_row), float(_HALF_AL_NS.max())), t,
+                          np.asarray(ac_pos_px, np.float64), _HALF_AL_NS[np.asarray(window_class, np.int64)], rank,
+                          WINDOW_AC_HALF_PX, blocker)
     return blocker >= 0, blocker
 
 
@@ -301,14 +283,8 @@ def blends(obmt_ns: np.ndarray, fov: np.ndarray, ccd_row: np.ndarray, zeta_rad: 
     t = np.asarray(obmt_ns, dtype=np.int64)
     zeta = np.asarray(zeta_rad, dtype=np.float64)
     rank = _rank(g_mag, transit_id)
-
-    def close(i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        d_al = (t[i] - t[j]) * 1e-9 * fp.SCAN_RATE_ARCSEC_S
-        d_ac = (zeta[i] - zeta[j]) / fp.ARCSEC_RAD
-        return (rank[j] < rank[i]) & ((d_al / BLEND_AL_ARCSEC) ** 2 + (d_ac / BLEND_AC_ARCSEC) ** 2 < 1.0)
-
-    i, j = _neighbours(t, np.asarray(fov, np.int64) * 8 + np.asarray(ccd_row, np.int64), _BLEND_AL_NS, close)
-    into = _best(i, j, rank, n)
+    _kv.blend_partners(*_reach(t, np.asarray(fov, np.int64) * 8 + np.asarray(ccd_row, np.int64), _BLEND_AL_NS), t,
+                       zeta, rank, BLEND_AL_ARCSEC, BLEND_AC_ARCSEC, fp.SCAN_RATE_ARCSEC_S, fp.ARCSEC_RAD, into)
     while True:  # follow chains to their end (priority falls along one: it ends)
         chained = (into >= 0) & (into[np.maximum(into, 0)] >= 0)
         if not chained.any():
@@ -338,22 +314,11 @@ def truncations(obmt_ns: np.ndarray, window_ns: np.ndarray, ccd_row: np.ndarray,
     w = np.asarray(window_ns, dtype=np.int64)
     rank = _rank(g_onboard, transit_id)
     length = np.array([icd.WINDOW_SAMPLES[c] for c in sorted(icd.WINDOW_SAMPLES)])[np.asarray(window_class, np.int64)]
-    tdi = fp.TDI_PERIOD_NS
-    i, j = _neighbours(t, np.asarray(ccd_row), 2 * float(_HALF_AL_NS.max()) + 2 * icd.TRANSIT_ID_OBMT_QUANTUM_NS,
-                       lambda i, j: (has_window[i] & has_window[j] & (rank[j] < rank[i])
-                                     & (np.abs(t[i] - t[j]) >= _HALF_AL_NS[window_class[j]])
-                                     & (np.abs(ac_pos_px[i] - ac_pos_px[j]) < WINDOW_AC_HALF_PX)))
-    ni, nj = length[i], length[j]
-    # Sample k of i lies at 2 w_i + (2k - n_i + 1) tdi half-periods; j's window spans 2 w_j -+ n_j tdi.
-    first_out = -((-(2 * (w[j] - w[i]) + (nj + ni - 1) * tdi)) // (2 * tdi))  # samples below j's end: k < this
-    first_in = -((-(2 * (w[j] - w[i]) - nj * tdi + (ni - 1) * tdi)) // (2 * tdi))  # samples from j's start
-    before = t[j] < t[i]
-    lost = np.where(before, np.clip(first_out, 0, ni), ni - np.clip(first_in, 0, ni))
-    hit = lost > 0
-    i, j, lost, before = i[hit], j[hit], lost[hit], before[hit]
-    for side, mine in ((0, before), (1, ~before)):
-        np.maximum.at(cut[:, side], i[mine], lost[mine])
-    faces = _best(i, j, rank, n)
+    _kv.truncation_cuts(*_reach(t, np.asarray(ccd_row), 2 * float(_HALF_AL_NS.max())
+                                + 2 * icd.TRANSIT_ID_OBMT_QUANTUM_NS), t, w, np.asarray(ac_pos_px, np.float64),
+                        _HALF_AL_NS[np.asarray(window_class, np.int64)], length, rank,
+                        np.asarray(has_window, dtype=np.bool_), WINDOW_AC_HALF_PX, np.int64(fp.TDI_PERIOD_NS), cut,
+                        faces)
     return cut[:, 0], cut[:, 1], faces
 
 
@@ -410,6 +375,15 @@ def _blend(tr: dict[str, np.ndarray], ts: int, te: int) -> tuple[dict[str, np.nd
     return {**_take(tr, keep), **{k: v[keep] for k, v in extras.items()}}, blended
 
 
+def _held(ids: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """Which ``ids`` occur in ``among``: ``np.isin``'s answer from one sort of ``among`` and a binary search
+    (isin sorts both arrays and then their concatenation: ~0.6 us a transit of the full-scale day)."""
+    held = np.sort(among)
+    if not len(held):
+        return np.zeros(len(ids), dtype=bool)
+    return held[np.minimum(np.searchsorted(held, ids), len(held) - 1)] == ids
+
+
 def _take(tr: dict, sel: np.ndarray) -> dict:
     return {k: v[sel] for k, v in tr.items()}
 
@@ -459,7 +433,7 @@ def on_board(seed: int, effects, tr: dict[str, np.ndarray], ts: int, te: int, de
         order = np.lexsort((ghost["g_mag"], ghost["transit_id"]))
         first = order[np.r_[True, ghost["transit_id"][order][1:] != ghost["transit_id"][order][:-1]]] \
             if len(order) else order
-        first = first[~np.isin(ghost["transit_id"][first], tr["transit_id"])]
+        first = first[~_held(ghost["transit_id"][first], tr["transit_id"])]
         ghost = {k: v[first] for k, v in ghost.items()}
         tr = {k: np.concatenate([v, ghost[k].astype(v.dtype)]) for k, v in tr.items()}
         order = np.lexsort((tr["transit_id"], tr["obmt_ns"]))

@@ -94,3 +94,10 @@ def test_truncations_equal_the_brute_force_reference(d, windows, quantum):
         np.testing.assert_array_equal(got, want)
     n_al = np.array([icd.WINDOW_SAMPLES[c] for c in wc.tolist()], dtype=np.int64)
     assert np.all(start + end <= 2 * n_al) and np.all((faces >= 0) == (start + end > 0))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(-5, 40), max_size=30), st.lists(st.integers(-5, 40), max_size=60))
+def test_held_answers_as_numpy_isin(ids, among):
+    ids, among = np.array(ids, dtype=np.int64), np.array(among, dtype=np.int64)
+    np.testing.assert_array_equal(vpu._held(ids, among), np.isin(ids, among))
