@@ -276,7 +276,7 @@ class ScanLaw:
         keep[starts + ranks] = True
         src = np.repeat(sources, counts)
         t_ns = out_ns[keep] + self.table_t0_ns
-        order = np.lexsort((src, t_ns))
+        order = np.argsort(t_ns, kind="stable")  # src ascends: equal times stay in source order
         return {
             "source_index": src[order],
             "obmt_ns": t_ns[order],

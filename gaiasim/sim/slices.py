@@ -169,9 +169,8 @@ def find_slice_transits(ctx: SliceContext, k: int) -> dict:
     tid = icd.encode_transit_id(tr["obmt_ns"], tr["fov"], row, ac_px)
     # Two images within one AC pixel and one 0.2 ms OBMT quantum would share a window on board: only the
     # brighter one gets it (the other never becomes a transit). Then order by time, as packets are made.
-    order = np.lexsort((tr["g_mag"], tid))
-    keep = order[np.r_[True, tid[order][1:] != tid[order][:-1]]] if len(tid) else order
-    keep = keep[np.lexsort((tid[keep], tr["obmt_ns"][keep]))]
+    keep = _brightest_per_id(tid, tr["g_mag"])  # in transit-id order: the stable sort by time breaks ties by it
+    keep = keep[np.argsort(tr["obmt_ns"][keep], kind="stable")]
     # On-board losses: dead time, then the G-dependent data loss (gaiasim.sim.onboard).
     dead_intervals = onboard.dead_intervals(ctx.seed, ts - halo, te + halo)
     dead = onboard.in_dead_time(tr["obmt_ns"][keep], dead_intervals)
@@ -209,6 +208,24 @@ def find_slice_transits(ctx: SliceContext, k: int) -> dict:
         "pixels": crossed,
         "event_transits": {key: tr[key][of_event] for key in ("source_id", "obmt_ns", "fov")},
     }
+
+
+def _brightest_per_id(ids: np.ndarray, g_mag: np.ndarray) -> np.ndarray:
+    """Index of the brightest of the items sharing each id (of equals, the first), in ascending id order:
+    ``np.lexsort((g_mag, ids))``'s first of each id. The ids come nearly sorted (transits in time order), so
+    a stable sort of the ids alone takes ~15 ms per 2 M where the lexsort took ~0.9 s; the few shared ids
+    are then settled among themselves."""
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    first = np.r_[True, sorted_ids[1:] != sorted_ids[:-1]] if len(ids) else np.zeros(0, bool)
+    keep = order[first]
+    if not first.all():
+        run = np.cumsum(first) - 1  # each sorted position's id, numbered
+        shared = np.flatnonzero(np.bincount(run)[run] > 1)
+        by_g = shared[np.lexsort((g_mag[order[shared]], run[shared]))]  # stable: equals stay in index order
+        best = by_g[np.r_[True, run[by_g][1:] != run[by_g][:-1]]]
+        keep[run[best]] = order[best]
+    return keep
 
 
 def _temporary_name(path: Path) -> Path:

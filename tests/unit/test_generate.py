@@ -7,10 +7,12 @@ import datetime as dt
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gaiasim import dataset as ds
 from gaiasim.sim import generate as gen
-from gaiasim.sim import onboard
+from gaiasim.sim import onboard, slices
 from gaiasim.sim.attitude import AttitudeError, realised_transits
 from gaiasim.sim.scanlaw import ScanLaw
 from gaiasim.sim.timescale import obmt_ns_from_date
@@ -139,3 +141,13 @@ def test_on_board_losses_follow_their_model_and_count_dead_time_once():
     for g, total in ((10.0, 0.10), (16.5, 0.15), (21.0, 0.20)):
         gone = onboard.in_dead_time(t, dead) | onboard.lost(5, tid, np.full(len(tid), g))
         assert abs(gone.mean() - total) < 0.005, (g, gone.mean())
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 12), st.sampled_from([8.0, 15.5, 15.5, 20.0])), max_size=40))
+def test_the_brightest_image_of_a_shared_transit_id_keeps_it_as_with_a_lexsort(items):
+    ids = np.array([i for i, _ in items], dtype=np.int64)
+    g = np.array([m for _, m in items])
+    order = np.lexsort((g, ids))  # the reference: by id, then G, then index; the first of each id
+    reference = order[np.r_[True, ids[order][1:] != ids[order][:-1]]] if len(ids) else order
+    np.testing.assert_array_equal(slices._brightest_per_id(ids, g), reference)
