@@ -281,3 +281,21 @@ def test_a_decontamination_recovers_the_throughput_lost_so_far():
     assert w["flux_e"][0, 3] / w["flux_e"][1, 3] == pytest.approx(10 ** (-0.4 * rate * (11 - 1) / 24))
     table = state.table()
     assert set(table["decontamination_obmt_ns"].to_pylist()) == {T0 + 12 * hour}
+
+
+def test_a_hit_adds_its_settled_offset_to_the_very_values_of_the_exponential():
+    """The chunks before a hit, straddling it, in its recovery and long after: the same values, bit for bit,
+    as the damped kick evaluated for every window (the shortcuts of attitude_al_mas change no value)."""
+    state = realism.draw(2, realism.only("attitude"), T0)
+    assert -np.expm1(-realism.HIT_SETTLED_TAU) == 1.0  # the platform's expm1 saturates where the shortcut assumes
+    tau = state.effects.hit_recovery_s
+    hit = int(state.hit_ns[0])
+    rng = np.random.default_rng(1)
+    for start_s in (-500, -100, -20, 0, 10, 600, 1199, 1201, 1300, 5000):
+        t = hit + start_s * 10**9 + rng.integers(0, 200 * 10**9, (400, 10))
+        expected = np.zeros(t.shape)
+        steps = np.concatenate([[0.0], np.cumsum(state.clank_mas)])
+        expected += steps[np.searchsorted(state.clank_ns, t, side="right")]
+        for when, kick in zip(state.hit_ns, state.hit_rate_mas_s, strict=True):
+            expected += kick * tau * -np.expm1(-(np.maximum(t - when, 0) * 1e-9) / tau)
+        np.testing.assert_array_equal(state.attitude_al_mas(t), expected)
