@@ -20,12 +20,11 @@ import dataclasses
 import datetime as dt
 import hashlib
 import math
-import mmap
 import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -300,20 +299,28 @@ class _PassFiles:
     def _write(self, p: int) -> None:
         path = self.root / "tm" / f"{self.ctx.pass_names[p]}.tm"
         digest = hashlib.sha256()
-        offset = 0
-        with open(path, "wb") as out:
+        # Two buffers: one chunk is hashed on a thread (hashlib releases the GIL) while it is written here
+        # and the next one is read into the other buffer.
+        views = (memoryview(bytearray(1 << 22)), memoryview(bytearray(1 << 22)))
+        hashing: list[Future | None] = [None, None]
+        turn = offset = 0
+        with open(path, "wb") as out, ThreadPoolExecutor(1) as hasher:
             for apid in sorted(icd.PAYLOADS, key=downlink.PRIORITY.__getitem__):
                 folder = Path(self.ctx.work) / "spool" / f"{p:04d}" / f"{apid:04d}"
                 for spool in sorted(folder.glob("*.bin")) if folder.is_dir() else []:
                     self.base[(p, apid, int(spool.stem))] = offset
-                    with open(spool, "rb") as f:
-                        size = os.fstat(f.fileno()).st_size
-                        if size:
-                            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
-                                digest.update(view)  # from the page cache, no copy
-                            _append(f, out, size)
-                            offset += size
+                    with open(spool, "rb", buffering=0) as f:
+                        while True:
+                            if hashing[turn] is not None:
+                                hashing[turn].result()  # that buffer's previous chunk is hashed: reuse it
+                            n = f.readinto(views[turn])
+                            if not n:
+                                break
+                            hashing[turn] = hasher.submit(digest.update, views[turn][:n])
+                            out.write(views[turn][:n])
+                            offset += n
                             self.last_octets = icd.packet_octets(apid)
+                            turn ^= 1
                     spool.unlink()
         self.digests[f"tm/{path.name}"] = digest.hexdigest()
 
@@ -334,28 +341,6 @@ class _PassFiles:
             os.truncate(last_file, end)
             ledger.add(kind, last_file.name, apid, seq, t, start, expected)
             del self.digests[f"tm/{last_file.name}"]
-
-
-def _append(src, out, size: int) -> None:
-    """Append the ``size`` octets of the open file ``src`` to the open file ``out``: in the kernel
-    (``copy_file_range``) where it can, else through a buffer. With the hash read from a memory map, half the
-    CPU of reading each spool into a buffer, hashing and writing it (0.75 against 1.6-1.8 s for 0.7 GB): the
-    full day's 37 GB of TM were ~60 s of the parent's CPU, on the workers' cores."""
-    out.flush()
-    done = 0
-    try:
-        while done < size:
-            n = os.copy_file_range(src.fileno(), out.fileno(), size - done)
-            if not n:
-                break
-            done += n
-    except (AttributeError, OSError):  # not Linux, or across file systems
-        src.seek(done)
-        out.seek(0, os.SEEK_END)
-        shutil.copyfileobj(src, out, 1 << 22)
-        return
-    if done < size:
-        raise OSError(f"{src.name} ended after {done} of {size} octets while copied into {out.name}")
 
 
 def _sources_and_catalogue(spec: DaySpec, pixels: np.ndarray, root: Path, executor: Executor) -> list[Future]:

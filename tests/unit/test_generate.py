@@ -151,20 +151,3 @@ def test_the_brightest_image_of_a_shared_transit_id_keeps_it_as_with_a_lexsort(i
     order = np.lexsort((g, ids))  # the reference: by id, then G, then index; the first of each id
     reference = order[np.r_[True, ids[order][1:] != ids[order][:-1]]] if len(ids) else order
     np.testing.assert_array_equal(slices._brightest_per_id(ids, g), reference)
-
-
-@pytest.mark.parametrize("kernel_copy", [True, False])
-def test_a_spool_is_appended_whole_in_the_kernel_or_through_a_buffer(tmp_path, monkeypatch, kernel_copy):
-    if not kernel_copy:  # another file system, or not Linux: the buffered copy
-        def refuse(*_args):
-            raise OSError(18, "Invalid cross-device link")
-        monkeypatch.setattr(gen.os, "copy_file_range", refuse, raising=False)
-    parts = [np.random.default_rng(i).integers(0, 256, n, dtype=np.uint8).tobytes() for i, n in enumerate((5, 0, 70_001))]
-    with open(tmp_path / "out.tm", "wb") as out:
-        out.write(b"head")  # a buffered write before the first copy: flushed first
-        for i, data in enumerate(parts):
-            (tmp_path / f"{i}.bin").write_bytes(data)
-            with open(tmp_path / f"{i}.bin", "rb") as f:
-                gen._append(f, out, len(data))
-        out.write(b"tail")
-    assert (tmp_path / "out.tm").read_bytes() == b"head" + b"".join(parts) + b"tail"
