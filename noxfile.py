@@ -25,7 +25,7 @@ def _install(session: nox.Session, *extras: str) -> None:
 def tests(session: nox.Session) -> None:
     """Unit tests and hypothesis properties, with a JUnit report."""
     _install(session, "test")
-    session.run("pytest", "tests", f"--junitxml={REPORTS}/tests.xml", *session.posargs,
+    session.run("pytest", "tests", "-n", "auto", f"--junitxml={REPORTS}/tests.xml", *session.posargs,
                 env={"HYPOTHESIS_PROFILE": os.environ.get("HYPOTHESIS_PROFILE", "ci")})
 
 

@@ -79,9 +79,9 @@ def gaiasim(folder: Path, *args: str) -> subprocess.CompletedProcess:
 def test_the_readme_starts_with_the_two_commands_ci_runs():
     first, second = blocks()[:2]
     assert first[2].strip().endswith("gaiasim demo")
-    assert second[2].strip().endswith("python -m pytest")
+    assert second[2].strip().endswith("python -m pytest -n auto")
     ci = (README.parent / ".ci" / "run").read_text()
-    assert "pip install --quiet -e '.[test]' && python -m pytest" in ci, "CI runs the README's test command"
+    assert "pip install --quiet -e '.[test]' && python -m pytest -n auto" in ci, "CI runs the README's test command"
 
 
 def test_the_tour_the_queries_and_the_rehearsal_run_as_written(tmp_path):
