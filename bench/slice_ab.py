@@ -11,6 +11,9 @@ same span (80-s slices 300..307 are 160-s slices 150..153; the bulge's 698..701 
 
 Measured 2026-12-07 (code of 3bd95aa against ca2b682, alternated twice): 128k transits of ordinary sky 21.6
 and 19.8 us a transit against 17.7 and 18.2; 2.0 M transits in the bulge 22.8 and 22.8 against 19.9 and 20.0.
+Session 19 (0278abe against c71f209: the VPU's kernels, the sorts, truth/ccd in LZ4): the ordinary sky 18.48 and
+18.88 against 17.82 and 18.31 (phase A 4.5-4.7 against 4.2-4.3); the bulge 20.40 against 18.03 (A 8.12 against
+5.61).
 """
 
 from __future__ import annotations
