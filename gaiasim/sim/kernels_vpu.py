@@ -14,11 +14,20 @@ from __future__ import annotations
 
 from gaiasim.sim.jit import jit
 
+#: The rules of :func:`best_in_reach`.
+CONFLICT, BLEND = 0, 1
+
 
 @jit
-def conflict_blockers(order, lo, hi, t, ac_pos, half_al_ns, rank, ac_half_px, best):
-    """``best[i]``: the highest-priority detection j whose window holds i's centre (rank[j] < rank[i],
-    |t_i - t_j| < ``half_al_ns[j]``, |ac_i - ac_j| < ``ac_half_px``), -1 when none."""
+def best_in_reach(rule, order, lo, hi, rank, t, pos, half_al_ns, params, best):
+    """``best[i]``: the highest-priority detection j (rank[j] < rank[i]) in reach that ``rule`` accepts, -1
+    when none.
+
+    - :data:`CONFLICT`: j's window holds i's centre, |t_i - t_j| < ``half_al_ns[j]`` and |pos_i - pos_j| <
+      ``params[0]`` (``pos``: AC position, px);
+    - :data:`BLEND`: i lies inside j's resolution ellipse, (dAL / ``params[0]``)^2 + (dAC / ``params[1]``)^2 < 1
+      with dAL = (t_i - t_j) 1e-9 ``params[2]`` (the scan rate, arcsec/s) and dAC = (pos_i - pos_j) /
+      ``params[3]`` (``pos``: field angle zeta, rad; ``params[3]``: an arcsec in rad)."""
     for p in range(order.shape[0]):
         i = order[p]
         b = -1
@@ -26,29 +35,13 @@ def conflict_blockers(order, lo, hi, t, ac_pos, half_al_ns, rank, ac_half_px, be
             j = order[q]
             if j == i or rank[j] >= rank[i]:
                 continue
-            if abs(t[i] - t[j]) < half_al_ns[j] and abs(ac_pos[i] - ac_pos[j]) < ac_half_px:
-                if b < 0 or rank[j] < rank[b]:
-                    b = j
-        best[i] = b
-
-
-@jit
-def blend_partners(order, lo, hi, t, zeta_rad, rank, al_arcsec, ac_arcsec, scan_rate_arcsec_s, arcsec_rad, best):
-    """``best[i]``: the highest-priority detection j (rank[j] < rank[i]) inside i's resolution ellipse,
-    (dAL / ``al_arcsec``)^2 + (dAC / ``ac_arcsec``)^2 < 1 with dAL = (t_i - t_j) 1e-9 ``scan_rate_arcsec_s``
-    and dAC = (zeta_i - zeta_j) / ``arcsec_rad``; -1 when none."""
-    for p in range(order.shape[0]):
-        i = order[p]
-        b = -1
-        for q in range(lo[p], hi[p]):
-            j = order[q]
-            if j == i or rank[j] >= rank[i]:
-                continue
-            d_al = (t[i] - t[j]) * 1e-9 * scan_rate_arcsec_s
-            d_ac = (zeta_rad[i] - zeta_rad[j]) / arcsec_rad
-            a = d_al / al_arcsec
-            c = d_ac / ac_arcsec
-            if a * a + c * c < 1.0 and (b < 0 or rank[j] < rank[b]):
+            if rule == CONFLICT:
+                inside = abs(t[i] - t[j]) < half_al_ns[j] and abs(pos[i] - pos[j]) < params[0]
+            else:
+                along = (t[i] - t[j]) * 1e-9 * params[2] / params[0]
+                across = (pos[i] - pos[j]) / params[3] / params[1]
+                inside = along * along + across * across < 1.0
+            if inside and (b < 0 or rank[j] < rank[b]):
                 b = j
         best[i] = b
 

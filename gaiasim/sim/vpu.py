@@ -261,9 +261,9 @@ def conflicts(obmt_ns: np.ndarray, ccd_row: np.ndarray, ac_pos_px: np.ndarray, w
     t = np.asarray(obmt_ns, dtype=np.int64)
     rank = _rank(g_onboard, transit_id)
     blocker = np.empty(n, dtype=np.int64)
-    _kv.conflict_blockers(*_reach(t, np.asarray(ccd_row), float(_HALF_AL_NS.max())), t,
-                          np.asarray(ac_pos_px, np.float64), _HALF_AL_NS[np.asarray(window_class, np.int64)], rank,
-                          WINDOW_AC_HALF_PX, blocker)
+    _kv.best_in_reach(_kv.CONFLICT, *_reach(t, np.asarray(ccd_row), float(_HALF_AL_NS.max())), rank, t,
+                      np.asarray(ac_pos_px, np.float64), _HALF_AL_NS[np.asarray(window_class, np.int64)],
+                      np.array([WINDOW_AC_HALF_PX]), blocker)
     return blocker >= 0, blocker
 
 
@@ -283,8 +283,9 @@ def blends(obmt_ns: np.ndarray, fov: np.ndarray, ccd_row: np.ndarray, zeta_rad: 
     t = np.asarray(obmt_ns, dtype=np.int64)
     zeta = np.asarray(zeta_rad, dtype=np.float64)
     rank = _rank(g_mag, transit_id)
-    _kv.blend_partners(*_reach(t, np.asarray(fov, np.int64) * 8 + np.asarray(ccd_row, np.int64), _BLEND_AL_NS), t,
-                       zeta, rank, BLEND_AL_ARCSEC, BLEND_AC_ARCSEC, fp.SCAN_RATE_ARCSEC_S, fp.ARCSEC_RAD, into)
+    _kv.best_in_reach(_kv.BLEND, *_reach(t, np.asarray(fov, np.int64) * 8 + np.asarray(ccd_row, np.int64),
+                                         _BLEND_AL_NS), rank, t, zeta, np.zeros(n),
+                      np.array([BLEND_AL_ARCSEC, BLEND_AC_ARCSEC, fp.SCAN_RATE_ARCSEC_S, fp.ARCSEC_RAD]), into)
     while True:  # follow chains to their end (priority falls along one: it ends)
         chained = (into >= 0) & (into[np.maximum(into, 0)] >= 0)
         if not chained.any():
