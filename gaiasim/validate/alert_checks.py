@@ -47,11 +47,11 @@ DETECTABLE = """
     WHERE a.fov = 1 AND b.fov = 2 AND abs(a.obmt_ns - b.obmt_ns) <= 7200000000000
 """
 
-#: REQ-ALR-001: fraction of the detectable transients that an alert of their alert_kind finds; NULL on a day without
-#: any (nothing to find: n/a).
-RECALL_SQL = f"""
-    SELECT 1.0 * (SELECT count(DISTINCT transient_id) FROM ({_FOUND}) f SEMI JOIN ({DETECTABLE}) i USING (transient_id))
-           / nullif((SELECT count(*) FROM ({DETECTABLE}) i), 0)
+#: REQ-ALR-001: (detectable transients an alert of their alert_kind finds, detectable transients); the check judges
+#: their ratio and reports its bounds (gaiasim.validate.checks.Check.fraction_of); none detectable: n/a.
+RECALL_COUNTS_SQL = f"""
+    SELECT (SELECT count(DISTINCT transient_id) FROM ({_FOUND}) f SEMI JOIN ({DETECTABLE}) i USING (transient_id)),
+           (SELECT count(*) FROM ({DETECTABLE}) i)
 """
 
 #: Alerts that no transient explains (the scorecard's false alerts).

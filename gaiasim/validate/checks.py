@@ -135,6 +135,11 @@ class Check:
     #: and is n/a in between (insufficient exposure), or with no exposure.
     rate_per: float = 0.0
     exposure_unit: str = ""
+    #: A fraction of counted things (non-empty: what is counted). The SQL returns (successes, trials); the value is
+    #: their ratio, judged against the threshold as it stands, and the note gives the counts and the one-sided
+    #: 95 % Clopper-Pearson bounds (gaiasim.validate.bounds), saying so when a failing fraction's upper bound still
+    #: holds the threshold (too few trials to show the requirement broken); no trial: n/a.
+    fraction_of: str = ""
 
 
 CHECKS: tuple[Check, ...] = (
@@ -431,9 +436,10 @@ CHECKS: tuple[Check, ...] = (
         "alerts_recall", "REQ-ALR-001",
         "at least 95 % of the transients seen in both fields of view with |dG| >= 1 mag (new sources: G <= 19) "
         "raise an alert of their kind",
-        alert_checks.RECALL_SQL,
+        alert_checks.RECALL_COUNTS_SQL,
         ">=", 0.95, "fraction",
         nothing_when="no transient was seen in both fields of view with |dG| >= 1 mag (or as a new source at G <= 19)",
+        fraction_of="detectable transients",
     ),
     Check(
         "no_false_alerts", "REQ-ALR-002",
@@ -502,6 +508,8 @@ def evaluate(con: duckdb.DuckDBPyConnection, check: Check, truth: bool = True) -
     seconds = time.perf_counter() - start
     if check.rate_per:
         return _rate_result(check, row, seconds)
+    if check.fraction_of:
+        return _fraction_result(check, row, seconds)
     value = row[0]
     if value is None:
         return Result(check, None, None, f"nothing to measure: {check.nothing_when}", seconds)
@@ -525,6 +533,20 @@ def _rate_result(check: Check, row: tuple, seconds: float) -> Result:
         return Result(check, value, False, counted, seconds)
     return Result(check, value, None, f"insufficient exposure: {n:.4g} {check.exposure_unit} bound the rate only to "
                                       f"{upper:.3g} {check.unit} ({counted})", seconds)
+
+
+def _fraction_result(check: Check, row: tuple, seconds: float) -> Result:
+    """A fraction check's result from its (successes, trials) (see :attr:`Check.fraction_of`)."""
+    k, n = int(row[0] or 0), int(row[1] or 0)
+    if not n:
+        return Result(check, None, None, f"nothing to measure: {check.nothing_when}", seconds)
+    value = k / n
+    lower, upper = bounds.clopper_pearson_lower(k, n), bounds.clopper_pearson_upper(k, n)
+    passed = bool(_OPS[check.op](value, check.threshold))
+    note = f"{k} of {n} {check.fraction_of}: one-sided 95 % bounds {lower:.3g} and {upper:.3g}"
+    if not passed and lower <= check.threshold <= upper:
+        note += f"; too few to show it below {check.threshold:g}: the bounds still hold it"
+    return Result(check, value, passed, note, seconds)
 
 
 def evaluate_all(con: duckdb.DuckDBPyConnection, truth: bool = True, rerun: bool = False) -> list[Result]:

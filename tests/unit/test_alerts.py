@@ -451,8 +451,8 @@ def check_values(day: SyntheticDay, got: pa.Table) -> tuple[float, float]:
         for name, table in (("alerts", got), ("transits", day.transits), ("truth_transits", day.truth_transits),
                             ("truth_transients", day.truth_transients)):
             con.register(name, table)
-        return (con.execute(alert_checks.RECALL_SQL).fetchone()[0],
-                con.execute(alert_checks.FALSE_ALERTS_SQL).fetchone()[0])
+        found, detectable = con.execute(alert_checks.RECALL_COUNTS_SQL).fetchone()
+        return (found / detectable if detectable else None, con.execute(alert_checks.FALSE_ALERTS_SQL).fetchone()[0])
     finally:
         con.close()
 

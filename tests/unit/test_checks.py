@@ -4,6 +4,7 @@ nothing to measure (never pass); and every check has a tampering case in which i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Callable
@@ -477,3 +478,22 @@ def test_photometry_checks_of_a_large_day_read_a_bounded_sample_of_each_g_bin(de
     assert first == again, "the sample is the same transits every time"
     for name in ("photometry_bias", "bp_rp_photometry_bias"):
         assert checks.evaluate(con, checks.get(name), True).status in ("pass", "n/a")
+
+
+@pytest.mark.parametrize(("found", "detectable", "status", "note"), [
+    (19, 20, "pass", "19 of 20 detectable transients: one-sided 95 % bounds 0.784 and 0.997"),
+    (1, 2, "FAIL", "1 of 2 detectable transients: one-sided 95 % bounds 0.0253 and 0.975; too few to show it below "
+                   "0.95: the bounds still hold it"),
+    (40, 60, "FAIL", "40 of 60 detectable transients: one-sided 95 % bounds 0.554 and 0.767"),
+    (0, 0, "n/a", "nothing to measure: no transient was seen"),
+])
+def test_the_recall_is_judged_as_measured_and_says_its_counts_and_bounds(found, detectable, status, note):
+    """The bounds are scipy.stats.beta's quantiles (Beta(k, n - k + 1) at 5 %, Beta(k + 1, n - k) at 95 %)."""
+    import duckdb
+
+    recall = checks.get("alerts_recall")
+    con = duckdb.connect(":memory:")
+    result = checks.evaluate(con, dataclasses.replace(recall, sql=f"SELECT {found}, {detectable}"))
+    assert result.status == status
+    assert result.note.startswith(note)
+    assert result.value == (found / detectable if detectable else None)
