@@ -98,14 +98,21 @@ class OutputError(InputError):
 
 
 def _short_write_reason(folder: Path, exc: OSError) -> str:
-    """Why a write without an errno failed (numpy reports a short write as 'N requested and M written')."""
+    """Why a write without an errno failed (numpy reports a short write as 'N requested and M written').
+
+    A short write to a file is the file system running out of room, however much is free by the time the
+    reason is looked up: a run removes its temporaries as it stops, and the other hour's thread may have freed
+    its own (the disk-full test saw 'No space' missing from the line once, on a loaded machine)."""
+    first = str(exc).splitlines()[0]
     try:
         free = shutil.disk_usage(folder).free
     except OSError:
         free = None
     if free is not None and free < 1 << 20:
         return f"No space left on device ({free} bytes free)"
-    return str(exc).splitlines()[0]
+    if "requested and" in first:
+        return f"No space left on device (a short write: {first}; {free} bytes free after it)"
+    return first
 
 
 def _output_error(path: Path, exc: OSError) -> OutputError:

@@ -83,3 +83,13 @@ def test_a_full_disk_while_a_pass_appends_its_parts_is_an_output_error():
     with pytest.raises(io.OutputError, match=r"cannot write /dev/full: No space left on device; .*run the same "
                                              r"command again"):
         io.append_bytes(np.arange(4), Path("/dev/full"))
+
+
+def test_a_short_write_is_a_full_disk_even_when_space_was_freed_since(tmp_path):
+    """numpy's short write has no errno; by the time the reason is looked up the run may have freed room."""
+    error = io._output_error(tmp_path / "part.npy", OSError("2878 requested and 1189 written"))
+    line = str(error)
+    assert "cannot write" in line and "run the same command again" in line
+    assert "No space left on device (a short write: 2878 requested and 1189 written;" in line
+    other = io._output_error(tmp_path / "part.npy", OSError("something else"))
+    assert "No space" not in str(other) and "something else" in str(other)
