@@ -1,6 +1,6 @@
 """CPU per transit of the full-scale day's slices, phase A (transits, VPU) and phase C (windows, packets), one thread.
 
-    NUMBA_NUM_THREADS=1 PYTHONPATH=TREE python bench/slice_ab.py K0 N FOLDER
+    NUMBA_NUM_THREADS=1 PYTHONPATH=TREE python bench/slice_ab.py K0 N FOLDER [SCALE]
 
 Times slices K0 .. K0+N-1 of the packaged ``day`` level (seed 42, scale 1, population sky), after one
 untimed slice that loads the compiled kernels, writing into FOLDER (put it in /dev/shm to keep the disk out
@@ -33,22 +33,38 @@ from gaiasim.spec import load_spec
 from pipeline import icd
 
 
-def main(k0: int, n: int, root: Path) -> None:
+def day_context(root: Path, scale: float = 1.0) -> tuple[slices.SliceContext, list[int]]:
+    """The slice context of the packaged ``day`` level at ``scale``, writing under ``root`` (emptied), and its
+    slice bounds."""
     shutil.rmtree(root, ignore_errors=True)
     (root / ".work" / "transits").mkdir(parents=True)
     spec, _ = load_spec(packaged.file_or_named("levels", "day"))
     t0 = obmt_ns_from_date(spec.date)
     t1 = t0 + 86_400_000_000_000
     passes = downlink.pass_schedule(spec.date, 1, t0)
-    bounds = gen.slice_bounds(t0, t1, spec.scale)
-    ctx = slices.SliceContext(spec.seed, spec.scale, t0, t1, bounds, tuple(p.start_ns for p in passes),
+    bounds = gen.slice_bounds(t0, t1, scale)
+    ctx = slices.SliceContext(spec.seed, scale, t0, t1, bounds, tuple(p.start_ns for p in passes),
                               tuple(p.name for p in passes), faults.FaultPlan(), str(root), str(root / ".work"),
                               variability.VariabilityPlan(), effects=realism.effects_named(spec.instrument),
                               sky=spec.sky)
-    first = {a: 0 for a in icd.STAR_APIDS}
-    many = {a: 10**9 for a in icd.STAR_APIDS}
-    slices.find_slice_transits(ctx, k0 + n)  # loads the kernels: not timed
-    slices.render_slice(ctx, k0 + n, first, many, first)
+    return ctx, bounds
+
+
+#: Packet counters that start every APID at 0 and let a slice number as many packets as it needs.
+FIRST = {a: 0 for a in icd.STAR_APIDS}
+MANY = {a: 10**9 for a in icd.STAR_APIDS}
+
+
+def render(ctx: slices.SliceContext, k: int) -> dict:
+    """Phases A and C of slice ``k``: the summary of phase A."""
+    summary = slices.find_slice_transits(ctx, k)
+    slices.render_slice(ctx, k, FIRST, MANY, FIRST)
+    return summary
+
+
+def main(k0: int, n: int, root: Path, scale: float = 1.0) -> None:
+    ctx, bounds = day_context(root, scale)
+    render(ctx, k0 + n)  # loads the kernels: not timed
     t_a = t_c = 0.0
     transits = 0
     for k in range(k0, k0 + n):
@@ -57,7 +73,7 @@ def main(k0: int, n: int, root: Path) -> None:
         t_a += time.perf_counter() - t
         transits += sum(summary["counts"].values())
         t = time.perf_counter()
-        slices.render_slice(ctx, k, first, many, first)
+        slices.render_slice(ctx, k, FIRST, MANY, FIRST)
         t_c += time.perf_counter() - t
     span_s = (bounds[k0 + n] - bounds[k0]) / 1e9
     print(f"{Path(gaiasim.__file__).parent.parent}: {len(bounds) - 1} slices, span {span_s:.0f} s, "
@@ -67,4 +83,4 @@ def main(k0: int, n: int, root: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]))
+    main(int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), *map(float, sys.argv[4:5]))
