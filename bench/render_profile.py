@@ -28,9 +28,9 @@ import time
 from pathlib import Path
 
 import numba
+from slice_ab import day_context, render
 
 from gaiasim.sim import kernels_signal
-from slice_ab import day_context, render
 
 RENDERERS = ("_render_windows", "_render_windows_2d", "_render_spectra")
 

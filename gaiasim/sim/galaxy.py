@@ -23,6 +23,7 @@ Status tags as in docs/facts.md: [C] read in the source, [C-impl] read in a publ
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -52,18 +53,21 @@ THIN_EPS = (0.0140, 0.0268, 0.0375, 0.0551, 0.0696, 0.0785, 0.0791)
 THIN_HR_YOUNG_KPC = (5.0, 3.0)
 THIN_HR_OLD_KPC = (2.53, 1.32)
 #: Thick disc: h_R, h_z, x_l (kpc). h_z = 0.9 kpc is Juric+2008's bias-corrected H2 (abstract [C], sky-sources
-#: 2.2), chosen over Robin+2003's 0.8 [C-impl] by the calibration [D-fit] (see CALIBRATION below).
-THICK_HR_KPC, THICK_HZ_KPC, THICK_XL_KPC = 2.5, 0.9, 0.4
+#: 2.2), chosen over Robin+2003's 0.8 [C-impl] by the calibration [D-fit]; h_R = 2.919 kpc is GUMS DR3's [C-impl],
+#: chosen over Robin+2003's 2.5 by the third calibration (with the metal-poor main sequence) [D-fit]; x_l Robin+2003
+#: [C-impl] (see CALIBRATION below).
+THICK_HR_KPC, THICK_HZ_KPC, THICK_XL_KPC = 2.919, 0.9, 0.4
 #: Halo: power law index, flattening, core radius (kpc).
 HALO_POWER, HALO_EPS, HALO_CORE_KPC = 2.44, 0.76, 0.5
 
 
 #: CALIBRATION: the [D-fit] values of this module were chosen on 2026-12-07 by gaiasim/sim/sky_calibration.py
 #: (results and rule in docs/sky-calibration.md) among the [U] parameters and their published
-#: alternatives, against the confirmed rows of docs/sky.md section 8b, and chosen again the same day with the
-#: dust model among the alternatives (Amores & Lepine 2005 beside Li+2018); frozen until DR3 counts per
-#: (|b|, G) (docs/sky-sources.md 9 Q1-Q2) allow the per-population fit of sky-sources 8 item 6.
-CALIBRATION = "docs/sky-calibration.md, 2026-12-07 (second run, dust model)"
+#: alternatives, against the confirmed rows of docs/sky.md section 8b, chosen again the same day with the
+#: dust model among the alternatives (Amores & Lepine 2005 beside Li+2018), and a third time when the thick disc
+#: and halo got a metal-poor main sequence (MIST_FEH_M050_10GYR), keeping Gaia's own counts; frozen until DR3
+#: counts per (|b|, G) (docs/sky-sources.md 9 Q1-Q2) allow the per-population fit of sky-sources 8 item 6.
+CALIBRATION = "docs/sky-calibration.md, 2026-12-07 (third run, metal-poor main sequence)"
 
 
 class BulgeLaw(NamedTuple):
@@ -98,22 +102,23 @@ BULGE_MODELS = {
     "robin2012b": BulgeLaw(13.7, 4.07, 0.76, 0.41, 11.10, 3.797, 1.434, 0.0, 1.0, 5.99, 0.5, "sech2"),
 }
 
-#: Local number ratios thick/thin and halo/thin (Juric+2008: 12 % [C] abstract; f_H 0.0051 [C-impl],
-#: 0.001 in another implementation: [U]).
+#: Local number ratios thick/thin and halo/thin (Juric+2008: 12 % [C] abstract; f_H 0.0051 in ch_vars's Table
+#: 10, 0.001 in LSST rubin_sim's star counts [C-impl]: which is [U]). 0.001 [D-fit, third calibration]: with the
+#: halo's metal-poor turn-off, 0.0051 puts 46 % more sources in DR2's sparse field at b = -60 than it holds.
 THICK_TO_THIN = 0.12
-HALO_TO_THIN = 0.0051
+HALO_TO_THIN = 0.001
 #: Local number density of the thin disc's stars in the luminosity functions below (pc^-3) [D-fit]: solved
 #: so that the sky holds 1.806e9 detected sources with G (EDR3, docs/sky-sources.md 1.2 [C]) with the other
-#: [D-fit] values (CALIBRATION); the local density of all populations that follows, 0.0727 pc^-3, lands on
-#: GCNS's 0.072-0.079 (1.16 [D]), see tests.
-THIN_LOCAL_PC3 = 0.0646
+#: [D-fit] values (CALIBRATION); the local density of all populations that follows, 0.0698 pc^-3, lies within
+#: 15 % of GCNS's 0.072-0.079 (1.16 [D]), see tests.
+THIN_LOCAL_PC3 = 0.0623
 #: The bulge/bar law in use (one of BULGE_MODELS) [D-fit]: Robin+2003; GUMS DR3's bar fits worse and
 #: Robin+2012 B keeps no guard (CALIBRATION).
 BULGE_MODEL = "robin2003"
 #: Scale of the bulge's N0 as a number density of stars in our luminosity function [D-fit] (N0's mass range is
-#: not transcribed [U]): 0.3 (CALIBRATION, with the Amores & Lepine dust; 0.9 behind Li+2018's, where Sgr-I's
-#: 4.6e6 deg^-2 [C-sec] was reached at x0.43 only; now x0.76).
-BULGE_NUMBER_SCALE = 0.3
+#: not transcribed [U]): 0.2 (CALIBRATION, third run; 0.3 in the second, with the Amores & Lepine dust; 0.9 behind
+#: Li+2018's, where Sgr-I's 4.6e6 deg^-2 [C-sec] was reached at x0.43 only; now x0.62).
+BULGE_NUMBER_SCALE = 0.2
 
 # --- Dust, the alternative "li2018" (Li+2018 abstract, docs/sky-sources.md 3.2) [C] ---------------------
 
@@ -186,6 +191,30 @@ MAMAJEK_DWARFS = (
     ("M4V", 2.95, 11.39, 0.22), ("M5V", 3.36, 12.56, 0.16), ("M6V", 3.95, 14.48, 0.10),
     ("M8V", 4.80, 15.73, 0.082),
 )
+#: The old metal-poor main sequence: MIST v1.2 ([Fe/H] = -0.50, [a/Fe] = 0, v/vcrit = 0.4, 10 Gyr; Gaia EDR3 bands,
+#: Vega) as shipped by SynthPop (github.com/synthpop-galaxy/synthpop, commit c3d3d54,
+#: ``synthpop/demo/mist_web_interpolator/pop4.cmd``) [C-impl]: (EEP, initial mass Msun, M_G, BP-RP), main-sequence
+#: rows (phase 0) from 0.1 Msun to the end of the main sequence; the turn-off (bluest point, BP-RP 0.668) at EEP
+#: 428-433, M_G 3.9-4.0. At a mass a metal-poor dwarf is brighter and bluer than a solar one, and an old population
+#: ends at its turn-off: the Mamajek sequence cut at the turn-off mass put the thick disc's and halo's turn-offs at
+#: M_G ~ 5.5 (docs/sky.md 8c).
+MIST_FEH_M050_10GYR = (
+    (243, 0.1000, 12.982, 2.638), (255, 0.1505, 11.481, 2.097), (267, 0.2439, 10.258, 1.888),
+    (279, 0.3106, 9.746, 1.843), (291, 0.3304, 9.618, 1.831), (303, 0.3552, 9.448, 1.810),
+    (315, 0.4526, 8.639, 1.677), (327, 0.5470, 7.648, 1.428), (339, 0.6299, 6.689, 1.136),
+    (351, 0.7182, 5.806, 0.925), (363, 0.7590, 5.405, 0.843), (375, 0.7874, 5.112, 0.789),
+    (387, 0.8127, 4.834, 0.744), (399, 0.8348, 4.567, 0.707), (411, 0.8550, 4.312, 0.682),
+    (423, 0.8737, 4.081, 0.670), (428, 0.8802, 3.989, 0.668), (433, 0.8860, 3.901, 0.668),
+    (438, 0.8912, 3.817, 0.671), (443, 0.8958, 3.738, 0.677), (448, 0.8997, 3.667, 0.685),
+    (453, 0.9028, 3.605, 0.697),
+)
+#: The main sequence of each population: the thin disc and the bulge (near-solar metallicity) on Mamajek's dwarfs
+#: with their lifetimes; the thick disc (Robin+2003: [Fe/H] -0.78 +- 0.30, 11 Gyr; GUMS DR3: -0.5 and -0.8, 10-12
+#: Gyr, SynthPop's model files [C-impl]) on the MIST isochrone above; the halo (Robin+2003 -1.78, GUMS -1.5, 14
+#: Gyr [C-impl]) on the same isochrone [U]: no old isochrone of [Fe/H] ~ -1.5 in Gaia's bands was found. Its
+#: turn-off, M_G 3.9-4.0, agrees with the halo globular clusters' turn-offs in SDSS g, centred at 4.18 (Newby+
+#: 2011 [C-sec]; g - G ~ 0.2-0.3 at BP-RP 0.67 [U]).
+METAL_POOR_POPULATIONS = ("thick", "halo")
 #: Kroupa 2001 IMF slopes xi(m) ~ m^-alpha: 1.3 below 0.5 Msun, 2.3 above (SynthPop; section 2.3) [C-impl].
 KROUPA_BREAK_MSUN, KROUPA_LOW, KROUPA_HIGH = 0.5, 1.3, 2.3
 #: Main-sequence lifetime 10 Gyr (m / Msun)^-2.5 [U, textbook scaling]: the thin disc (constant star
@@ -325,20 +354,23 @@ def _mamajek() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.array(mg), np.array(x), np.array(m)
 
 
-def ms_mass(mg: np.ndarray) -> np.ndarray:
-    """Main-sequence mass (Msun) at absolute magnitude ``mg`` (log-linear in the Mamajek rows)."""
-    g, _, m = _mamajek()
+def main_sequence(population: str = "thin") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(M_G, BP-RP, mass Msun) of the population's main sequence, brightest first."""
+    if population in METAL_POOR_POPULATIONS:
+        _, m, mg, x = zip(*MIST_FEH_M050_10GYR[::-1], strict=True)
+        return np.array(mg), np.array(x), np.array(m)
+    return _mamajek()
+
+
+def ms_mass(mg: np.ndarray, population: str = "thin") -> np.ndarray:
+    """Main-sequence mass (Msun) at absolute magnitude ``mg`` (log-linear in the sequence's rows)."""
+    g, _, m = main_sequence(population)
     return 10 ** np.interp(mg, g, np.log10(m))
 
 
-def ms_colour(mg: np.ndarray) -> np.ndarray:
-    g, x, _ = _mamajek()
+def ms_colour(mg: np.ndarray, population: str = "thin") -> np.ndarray:
+    g, x, _ = main_sequence(population)
     return np.interp(mg, g, x)
-
-
-def ms_mg_of_mass(m: np.ndarray) -> np.ndarray:
-    g, _, mass = _mamajek()
-    return np.interp(np.log10(m), np.log10(mass[::-1]), g[::-1])
 
 
 def giant_colour(mg: np.ndarray) -> np.ndarray:
@@ -347,15 +379,17 @@ def giant_colour(mg: np.ndarray) -> np.ndarray:
 
 def luminosity_function(population: str, kind: int) -> np.ndarray:
     """Stars per MG_STEP bin of MG_GRID, per star of the population (the sum over both kinds is 1)."""
-    g = _mamajek()[0]
-    inside = (MG_GRID >= g[0]) & (MG_GRID <= g[-1])
-    m = ms_mass(MG_GRID)
+    g = main_sequence(population)[0]
+    inside = (MG_GRID >= g.min()) & (MG_GRID <= g.max())
+    m = ms_mass(MG_GRID, population)
     ratio = m / KROUPA_BREAK_MSUN
     xi = np.where(m < KROUPA_BREAK_MSUN, ratio**-KROUPA_LOW, ratio**-KROUPA_HIGH)  # continuous at the break
     dm_dmg = np.abs(np.gradient(m, MG_GRID))
     tau = LIFETIME_SUN_GYR * m**-LIFETIME_POWER
     if population == "thin":
         alive = np.minimum(1.0, tau / THIN_DISC_AGE_GYR)
+    elif population in METAL_POOR_POPULATIONS:
+        alive = np.ones_like(m)  # the isochrone ends at its own turn-off
     else:
         alive = (tau >= AGES_GYR[population]).astype(float)
     ms = np.where(inside, xi * dm_dmg * alive, 0.0)
@@ -368,9 +402,11 @@ def luminosity_function(population: str, kind: int) -> np.ndarray:
     return giants * GIANT_FRACTION
 
 
-def component_colour(kind: int) -> tuple[np.ndarray, float]:
+def component_colour(population: str, kind: int) -> tuple[np.ndarray, float]:
     """Intrinsic BP-RP ridge on MG_GRID and the scatter about it."""
-    return (ms_colour(MG_GRID), MS_COLOUR_SIGMA) if kind == 0 else (giant_colour(MG_GRID), GIANT_COLOUR_SIGMA)
+    if kind == 0:
+        return ms_colour(MG_GRID, population), MS_COLOUR_SIGMA
+    return giant_colour(MG_GRID), GIANT_COLOUR_SIGMA
 
 
 def distance_modulus_centres() -> np.ndarray:
@@ -384,8 +420,8 @@ def tables() -> dict[str, np.ndarray]:
     colour ridge and the detected fraction of the function per (distance bin, A0)."""
     n_c = len(COMPONENTS)
     lf = np.array([luminosity_function(p, k) for p, k in COMPONENTS])
-    ridge = np.array([component_colour(k)[0] for _, k in COMPONENTS])
-    sigma = np.array([component_colour(k)[1] for _, k in COMPONENTS])
+    ridge = np.array([component_colour(p, k)[0] for p, k in COMPONENTS])
+    sigma = np.array([component_colour(p, k)[1] for p, k in COMPONENTS])
     cum = np.concatenate([np.zeros((n_c, 1)), np.cumsum(lf, axis=1)], axis=1)
     mu = distance_modulus_centres()
     detected = np.empty((n_c, len(mu), len(A0_GRID)))
@@ -472,10 +508,24 @@ def mean_sources_per_pixel_cached(scale: float) -> np.ndarray:
     return expected_sources(np.arange(sky.N_PIXELS), scale)
 
 
-def mamajek_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """(log10 mass ascending, M_G) for the companions' magnitudes."""
-    g, _, m = _mamajek()
-    return np.log10(m[::-1]).copy(), g[::-1].copy()
+#: log10 mass grid of the companions' magnitudes (M8V to B9V, 0.01 dex).
+LOG_MASS_GRID = np.arange(math.log10(0.082), math.log10(2.8) + 0.005, 0.01)
+
+
+def sequence_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """(log10 mass ascending, M_G per population on it, (populations, masses)) for the companions'
+    magnitudes and the primaries' masses. Above a sequence's heaviest row its end value (an old population has
+    no heavier dwarfs); below its lightest, Mamajek's sequence shifted to meet it there [U]."""
+    g_sun, _, m_sun = _mamajek()
+    solar = np.interp(LOG_MASS_GRID, np.log10(m_sun[::-1]), g_sun[::-1])
+    mg = np.empty((len(POPULATIONS), len(LOG_MASS_GRID)))
+    for i, population in enumerate(POPULATIONS):
+        g, _, m = main_sequence(population)
+        mg[i] = np.interp(LOG_MASS_GRID, np.log10(m[::-1]), g[::-1])
+        light = LOG_MASS_GRID < math.log10(m.min())
+        offset = g.max() - np.interp(math.log10(m.min()), np.log10(m_sun[::-1]), g_sun[::-1])
+        mg[i, light] = solar[light] + offset
+    return LOG_MASS_GRID.copy(), mg
 
 
 def materialise(seed: int, pixels: np.ndarray, scale: float,
@@ -497,7 +547,7 @@ def materialise(seed: int, pixels: np.ndarray, scale: float,
     pop, giant, comp = (np.empty(n_slots, dtype=np.int8) for _ in range(3))
     used = np.empty(len(pixels), dtype=np.int64)
     t = tables()
-    log_m, mg_of_m = mamajek_arrays()
+    log_m, mg_of_m = sequence_arrays()
     _kg.fill_sources(key, pixels, n_primary, slots, sky.N_Z, sky.N_RA, counts, a0, DIST_EDGES_PC, MG_GRID, MG_STEP,
                      t["cum"], t["ridge"], t["sigma"], np.array(K_G), np.array(K_BP), np.array(K_RP),
                      np.array(K_X_RANGE), K_A0_MAX, float(t["k_g_min"]), np.array(completeness_params()),

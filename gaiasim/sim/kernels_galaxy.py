@@ -227,7 +227,7 @@ def fill_sources(seed, pixels, n_primary, slots, n_z, n_ra, counts, a0_edges, ed
     n_c, n_k = counts.shape[1], counts.shape[2]
     mg_lo = mg_grid[0] - 0.5 * mg_step
     n_m = mg_grid.shape[0]
-    mg_asc = mg_of_m[::-1].copy()
+    mg_asc = mg_of_m[:, ::-1].copy()
     logm_for_mg = log_m[::-1].copy()
     for i in numba.prange(pixels.shape[0]):
         pixel = pixels[i]
@@ -276,7 +276,7 @@ def fill_sources(seed, pixels, n_primary, slots, n_z, n_ra, counts, a0_edges, ed
             ra = ra0 + (ra1 - ra0) * uniform(key, counter + 1)
             counter += 2
             # companion (docs/sky.md section 6)
-            mass = 10.0 ** np.interp(mg, mg_asc, logm_for_mg) if kinds[c] == 0 else bp[6]
+            mass = 10.0 ** np.interp(mg, mg_asc[c // 2], logm_for_mg) if kinds[c] == 0 else bp[6]
             second = False
             g2 = bp_rp2 = mg2 = x2 = 0.0
             theta = math.nan
@@ -291,7 +291,7 @@ def fill_sources(seed, pixels, n_primary, slots, n_z, n_ra, counts, a0_edges, ed
                 nrm, counter = normal(key, counter + 1)
                 code = 1
                 if m2 >= bp[5] and theta <= bp[4]:
-                    mg2 = np.interp(math.log10(m2), log_m, mg_of_m)
+                    mg2 = np.interp(math.log10(m2), log_m, mg_of_m[c // 2])
                     ms = c - kinds[c]
                     x2 = np.interp(mg2, mg_grid, ridge[ms]) + sigma[ms] * nrm
                     g2 = mg2 + mu + k_law(k_g, x2, a0, x_range[0], x_range[1], a_max) * a0

@@ -17,14 +17,14 @@ PUBLISHED = {
     "thin_rho0": (4.0, 7.9, 6.2, 4.0, 5.8, 4.9, 6.6),  # Robin+2003 Table 3 [C-impl]
     "thin_eps": (0.0140, 0.0268, 0.0375, 0.0551, 0.0696, 0.0785, 0.0791),
     "thin_hr": ((5.0, 3.0), (2.53, 1.32)),
-    "thick": (2.5, 0.9, 0.4),  # h_R, x_l Robin+2003 [C-impl]; h_z Juric+2008's H2 [C] (the calibration's choice)
+    "thick_xl": 0.4,  # Robin+2003 [C-impl]; h_R and h_z are the calibration's choices among published values
     "halo": (2.44, 0.76, 0.5),
     # bulge/bar laws: N0 (pc^-3), x0, y0, z0 (kpc), angle (deg), c_perp, c_para, bone dz, x_bone, R_c, sigma (kpc)
     "robin2003": (13.7, 1.59, 0.424, 0.424, 11.1, 2.0, 4.0, 0.0, 1.0, 2.54, 0.5, "gauss"),  # [C-impl] SynthPop
     "gums_dr3": (4.508e10 * 1e-9, 1.076, 0.49, 0.30, np.degrees(0.509), 3.329, 3.007, 0.534, 0.870, 4.19555, 4e-6,
                  "sech2"),  # GUMS DR3 bar [C-impl] SynthPop: 4.508e10 kpc^-3, angle 0.509 rad
     "robin2012b": (4.07, 0.76, 0.41, 11.10, 3.797, 1.434, 5.99, 0.5),  # Robin+2012 Model B [C-impl] ch_vars
-    "juric": (0.12, 0.0051),  # Juric+2008 abstract [C] / Table 10 [C-impl]
+    "juric": 0.12,  # Juric+2008 abstract [C]; f_H is the calibration's choice of its two implementations
     "dust": (3.192, 0.103, 0.023),  # Li+2018 abstract [C]
     # Amores & Lepine 2005 Model A, two public transcriptions of EXTIN.PRO [C-impl]: r0; HI; H2; centre; z_H2;
     # z_HI / z_H2; mid-plane shift; metallicity; gammas; A_V per gas column (3.086 x 0.57); the l 120-200 tuning
@@ -39,6 +39,9 @@ PUBLISHED = {
     "kroupa": (0.5, 1.3, 2.3),  # Kroupa 2001 via SynthPop [C-impl]
     "multiplicity": ((0.26, 0.44, 0.50), 4.56, 2.4),  # Duchene & Kraus 2013 [C-sec]; Tokovinin 2014 [C]
     "g2v": ("G2V", 0.823, 4.65, 1.02),  # Mamajek v2019.3.22 [C-impl]
+    # MIST v1.2 [Fe/H] -0.50, 10 Gyr, Gaia EDR3 bands (SynthPop c3d3d54, pop4.cmd) [C-impl]: EEP 428, initial mass,
+    # G, BP - RP from the file's G_EDR3 3.9886, BP_EDR3 4.2413, RP_EDR3 3.5731 (rounded)
+    "mist_turnoff": (428, 0.8802, 3.989, 0.668),
 }
 
 #: The numbers the model is checked against, with their tolerances (docs/sky.md section 8).
@@ -52,14 +55,14 @@ def test_the_constants_have_their_published_values():
     assert (g.R_SUN_KPC, g.Z_SUN_KPC) == p["sun"]
     assert g.THIN_RHO0 == p["thin_rho0"] and g.THIN_EPS == p["thin_eps"]
     assert (g.THIN_HR_YOUNG_KPC, g.THIN_HR_OLD_KPC) == p["thin_hr"]
-    assert (g.THICK_HR_KPC, g.THICK_HZ_KPC, g.THICK_XL_KPC) == p["thick"]
+    assert g.THICK_XL_KPC == p["thick_xl"]
     assert (g.HALO_POWER, g.HALO_EPS, g.HALO_CORE_KPC) == p["halo"]
     assert tuple(g.BULGE_MODELS["robin2003"]) == p["robin2003"]
     assert tuple(g.BULGE_MODELS["gums_dr3"])[:-1] == pytest.approx(p["gums_dr3"][:-1], rel=2e-4)
     assert g.BULGE_MODELS["gums_dr3"].profile == p["gums_dr3"][-1]
     b = g.BULGE_MODELS["robin2012b"]
     assert (b.x0, b.y0, b.z0, b.angle_deg, b.c_perp, b.c_para, b.r_cut, b.sigma_cut) == p["robin2012b"]
-    assert (g.THICK_TO_THIN, g.HALO_TO_THIN) == p["juric"]
+    assert g.THICK_TO_THIN == p["juric"]
     assert (g.DUST_SCALE_LENGTH_KPC, g.DUST_SCALE_HEIGHT_KPC, g.DUST_SUN_ABOVE_KPC) == p["dust"]
     assert (g.AL05_R0_KPC, g.AL05_HI, g.AL05_H2, g.AL05_GC, g.AL05_Z_H2, g.AL05_Z_HI_RATIO, g.AL05_Z_SHIFT_KPC,
             g.AL05_METALS, g.AL05_GAMMA, g.AL05_AV_PER_GAS, g.AL05_TUNE) == p["al05"]
@@ -70,6 +73,25 @@ def test_the_constants_have_their_published_values():
     assert ((g.MF_FRACTION[1], g.MF_FRACTION[2], g.MF_FRACTION[4]), g.LOG_P_DAYS_MEDIAN,
             g.LOG_P_DAYS_SIGMA) == p["multiplicity"]
     assert p["g2v"] in g.MAMAJEK_DWARFS
+    assert p["mist_turnoff"] in g.MIST_FEH_M050_10GYR
+
+
+def test_the_old_metal_poor_populations_end_at_a_metal_poor_turn_off():
+    """The thick disc's and halo's main sequences end near M_G 3.6 (MIST, [Fe/H] -0.5, 10 Gyr) with the bluest
+    dwarfs at BP-RP ~0.67, not at the Mamajek sequence's M_G ~5.5 of a solar 11-14 Gyr turn-off; at a mass a
+    metal-poor dwarf is brighter than a solar one; the thin disc keeps its young, bright stars."""
+    for population in g.METAL_POOR_POPULATIONS:
+        lf = g.luminosity_function(population, 0)
+        brightest = g.MG_GRID[np.flatnonzero(lf > 0)[0]]
+        assert 3.55 < brightest < 3.7
+        ridge, _ = g.component_colour(population, 0)
+        assert ridge[lf > 0].min() == pytest.approx(0.668, abs=0.002)
+        assert np.all(g.ms_mass(np.array([5.0, 8.0]), population) < g.ms_mass(np.array([5.0, 8.0]), "thin"))
+    assert g.MG_GRID[np.flatnonzero(g.luminosity_function("thin", 0) > 0)[0]] < 1.0
+    log_m, mg = g.sequence_arrays()
+    assert np.all(np.diff(mg, axis=1) <= 0)  # heavier, brighter: one magnitude per mass for the companions
+    thick = g.POPULATIONS.index("thick")
+    assert np.interp(np.log10(0.1), log_m, mg[thick]) == pytest.approx(12.982, abs=0.02)
 
 
 def test_the_calibrated_values_lie_in_their_published_ranges():
