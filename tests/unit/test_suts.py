@@ -136,8 +136,18 @@ def test_a_failed_sut_is_stopped_with_everything_it_started(demo_run, tmp_path):
     spec = f"cmd:sh -c 'sleep 30 & echo $! > {pidfile}; wait' {{out}}"
     result = invoke("run", dataset, "--out", tmp_path / "run", "--sut", spec, "--sut-timeout", "1")
     assert result.exit_code == 1
-    child = int(pidfile.read_text())
-    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
+    assert not _runs(int(pidfile.read_text()), ["sleep", "30"])
+
+
+def _runs(pid: int, argv: list[str]) -> bool:
+    """Whether process ``pid`` is alive and still runs ``argv``: not a zombie, and not a later process that was
+    given the same pid (on a busy machine pids wrap around within a test run)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z" and cmdline == [a.encode() for a in argv]
 
 
 def test_pytest_refuses_a_bad_sut_spec_before_any_test(tmp_path):
