@@ -218,11 +218,12 @@ METAL_POOR_POPULATIONS = ("thick", "halo")
 #: Kroupa 2001 IMF slopes xi(m) ~ m^-alpha: 1.3 below 0.5 Msun, 2.3 above (SynthPop; section 2.3) [C-impl].
 KROUPA_BREAK_MSUN, KROUPA_LOW, KROUPA_HIGH = 0.5, 1.3, 2.3
 #: Main-sequence lifetime 10 Gyr (m / Msun)^-2.5 [U, textbook scaling]: the thin disc (constant star
-#: formation over 10 Gyr) keeps the fraction min(1, tau/10 Gyr) of each mass; old populations stop at the
-#: turn-off mass, tau(m) = age. Ages (Gyr): thick 11, halo 14, bulge 10 (Robin+2003 via SynthPop) [C-impl].
+#: formation over 10 Gyr) keeps the fraction min(1, tau/10 Gyr) of each mass; the bulge (10 Gyr, Robin+2003 via
+#: SynthPop [C-impl]) stops at its turn-off mass, tau(m) = age. The thick disc and halo end at their isochrone's
+#: own turn-off (METAL_POOR_POPULATIONS).
 LIFETIME_SUN_GYR, LIFETIME_POWER = 10.0, 2.5
 THIN_DISC_AGE_GYR = 10.0
-AGES_GYR = {"thick": 11.0, "halo": 14.0, "bulge": 10.0}
+AGES_GYR = {"bulge": 10.0}
 #: Main-sequence colour scatter about the sequence (mag) [U, 0.03-0.05 in section 4.2].
 MS_COLOUR_SIGMA = 0.04
 #: Giants per main-sequence star [U], 40 % of them in the red clump [U]; red clump M_G = 0.495 (Ruiz-Dern+
