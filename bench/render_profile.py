@@ -14,7 +14,9 @@ machines are shared and noisy. The checksum beside each renderer says whether bo
 
 Measured 2026-12-07, slice 150 (36,777 transits), one thread, best of three runs alternated: 4f1858b against
 the samplers inlined into the renderers (2783a18): 1D windows 42.1 -> 36.5 ns a sample, 2D windows 31.0 -> 25.8,
-spectra 28.8 -> 23.7; the same ADU checksums.
+spectra 28.8 -> 23.7; the same ADU checksums. That inlining cost ~12 s of cold compilation in every process and
+did not show on the whole full day; with only the Poisson sampler's helpers inlined (the code now, on the sky of
+1e9a057, so other checksums): 1D windows 38.6-39.7 against 40.3-41.4, spectra 27.3-28.0 against 28.3-28.6.
 """
 
 from __future__ import annotations

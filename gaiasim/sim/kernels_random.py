@@ -23,11 +23,13 @@ distributions): ~13-20 ns a Poisson deviate below 129 e- (21 ns before the alias
 with PTRS), ~22 ns from 129 to 600 e- with the block tables (~32 ns with PTRS), ~7 ns a normal (10 ns
 with the polar method).
 
-The samplers and their table helpers are inlined into their callers (``jit_inline``): as separate
-functions, LLVM left ``poisson`` and ``_poisson_table`` as calls through numba's calling convention (a
-status return, results through memory, registers spilled around them). Inlined, the same deviates cost
-15-24 % less: a Poisson and a normal deviate at 285 e- 24.8 -> 21.0 ns, at 30.7 e- 18.9 -> 14.3 ns; the
-1D windows 42.8 -> 36.8 ns a sample and the spectra 29.6 -> 24.2 ns (one thread, best of 7, 2026-12-07).
+The Poisson sampler's table helpers (``_poisson_table``, ``_poisson_small``, ``_alias_draw``) are inlined into
+it (``jit_inline``): as separate functions, LLVM left ``_poisson_table`` a call through numba's calling
+convention (a status return, results through memory, registers spilled around an ``exp`` call). The same
+deviates, cheaper: the 1D windows 42.8 -> 38.8 ns a sample, the spectra 29.6 -> 27.1 (synthetic inputs, one
+thread, best of 7, 2026-12-07). Inlining ``poisson`` and ``normal`` themselves into the renderers as well
+reached 36.8 and 24.2 ns, but added ~12 s of cold compilation to every process that generates (31 -> 44 s for
+the ``tiny`` level with an empty cache) and did not show on the whole full day (821 s before, 823 s after).
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ def _ziggurat_tables():
 _ZIG_WIDTH, _ZIG_ACCEPT, _ZIG_F = _ziggurat_tables()
 
 
-@jit_inline
+@jit
 def normal(key, counter):
     """Standard normal deviate and the next counter (ziggurat: one draw ~99 % of the time)."""
     while True:
@@ -285,7 +287,7 @@ def _poisson_table(lam, key, counter):
     return k, counter + 3
 
 
-@jit_inline
+@jit
 def poisson(lam, key, counter):
     """Poisson deviate of mean ``lam`` (0 when ``lam`` <= 0 or NaN); returns (value as float, next counter).
 
