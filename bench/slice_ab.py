@@ -33,7 +33,7 @@ from gaiasim.spec import load_spec
 from pipeline import icd
 
 
-def day_context(root: Path, scale: float = 1.0) -> tuple[slices.SliceContext, list[int]]:
+def day_context(root: Path, scale: float = 1.0) -> tuple[slices.SliceContext, tuple[int, ...]]:
     """The slice context of the packaged ``day`` level at ``scale``, writing under ``root`` (emptied), and its
     slice bounds."""
     shutil.rmtree(root, ignore_errors=True)
