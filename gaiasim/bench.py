@@ -24,6 +24,7 @@ the false-alert campaign alone: ``python -m gaiasim.bench --only alerts [--alert
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -58,6 +59,22 @@ def _best_of(fn, repeat: int = 3) -> float:
         fn()
         best = min(best, time.perf_counter() - t)
     return best
+
+
+#: The machine reference's workload: sorting this many float64 and hashing this many octets (SHA-256).
+REFERENCE_SORT_N = 4_000_000
+REFERENCE_HASH_OCTETS = 64 << 20
+
+
+def machine_reference_s(repeats: int = 3) -> float:
+    """Seconds of a fixed workload that does not run gaiasim's code (a numpy sort and a SHA-256, best of
+    ``repeats``): how fast the machine is when a figure is measured. These machines are shared; the same code's
+    full day took 721 s one evening and 859 s another, so an absolute figure (the full day's transits/s) is
+    reported with the reference of its evening, and figures of two evenings compare only beside theirs."""
+    rng = np.random.default_rng(0)
+    values = rng.random(REFERENCE_SORT_N)
+    octets = rng.integers(0, 256, REFERENCE_HASH_OCTETS, dtype=np.uint8).tobytes()
+    return _best_of(lambda: (np.sort(values), hashlib.sha256(octets).digest()), repeats)
 
 
 def star_file(path: Path, n: int, rng: np.random.Generator) -> None:
@@ -342,9 +359,11 @@ def full_day(folder: Path, scale: float, workers: int, sky: str = DaySpec.sky) -
         # 1.25x the serial executor's 2 numba threads at scale 0.1); the run keeps one process (memory).
         executor = ["process", "0"] if kind == "generate" and workers > 1 else ["auto", "0"]  # (executor, slices)
         redone = True
+        reference = machine_reference_s()
         r = _child([kind, str(scale), str(folder), str(workers), *executor, sky], progress=True)
         out[kind] = {"wall_s": r["wall_s"], "peak_rss_gib": r["peak_rss_octets"] / 2**30,
-                     "cpu_steal_fraction": r.get("cpu_steal_fraction"), "code": _stage_code(folder, kind)[0]}
+                     "cpu_steal_fraction": r.get("cpu_steal_fraction"), "code": _stage_code(folder, kind)[0],
+                     "machine_reference_s": reference}
         if executor[0] == "process":
             out[kind].update(executor=executor[0], peak_rss_worker_gib=r["peak_rss_worker_octets"] / 2**30)
         if "transits" in r:
@@ -355,7 +374,8 @@ def full_day(folder: Path, scale: float, workers: int, sky: str = DaySpec.sky) -
               f"{r['peak_rss_octets'] / 2**30:.2f} GiB"
               + (f" (largest worker {r['peak_rss_worker_octets'] / 2**30:.2f} GiB)" if executor[0] == "process"
                  else "")
-              + (f", CPU steal {100 * r['cpu_steal_fraction']:.1f} %" if "cpu_steal_fraction" in r else ""), flush=True)
+              + (f", CPU steal {100 * r['cpu_steal_fraction']:.1f} %" if "cpu_steal_fraction" in r else "")
+              + f"; machine reference {reference:.3f} s", flush=True)
         (folder / "fullday.json").write_text(json.dumps(out, indent=2) + "\n")
     out["dataset_gb"] = _octets(folder / "dataset") / 1e9
     out["run_gb"] = _octets(folder / "run") / 1e9
@@ -554,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(result, indent=2) + "\n")
         return 0
-    results: dict = {"machine": {"cpus": os.cpu_count()}}
+    results: dict = {"machine": {"cpus": os.cpu_count(), "reference_s": machine_reference_s()}}
     with tempfile.TemporaryDirectory(prefix="gaiasim-bench-") as tmp:
         if "decode" in args.only:
             results["decode_crc_vs_ccsdspy"] = r = bench_decode(Path(tmp))

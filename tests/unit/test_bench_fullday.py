@@ -55,6 +55,9 @@ def test_a_stage_whose_output_was_removed_is_redone_and_so_are_the_stages_after_
     out = bench.full_day(tmp_path, 1.0, 2)
     assert ran == ["run", "validate"]
     assert out["generate"]["wall_s"] == 10.0 and out["run"]["wall_s"] == 1.0 and out["validate"]["wall_s"] == 1.0
+    # Each stage measured now carries the machine's speed that evening; the kept one has none to claim.
+    assert out["run"]["machine_reference_s"] > 0 and out["validate"]["machine_reference_s"] > 0
+    assert "machine_reference_s" not in out["generate"]
 
 
 def test_cpu_steal_is_read_as_the_eighth_column_of_proc_stat(tmp_path, monkeypatch):
