@@ -68,9 +68,10 @@ REFERENCE_HASH_OCTETS = 64 << 20
 
 def machine_reference_s(repeats: int = 3) -> float:
     """Seconds of a fixed workload that does not run gaiasim's code (a numpy sort and a SHA-256, best of
-    ``repeats``): how fast the machine is when a figure is measured. These machines are shared; the same code's
-    full day took 721 s one evening and 859 s another, so an absolute figure (the full day's transits/s) is
-    reported with the reference of its evening, and figures of two evenings compare only beside theirs."""
+    ``repeats``): how fast the machine is when a figure is measured. These machines are shared: the same sky's
+    full day took 859 s one evening and 721 s another (code that differed only in a sampler's inlining), so an
+    absolute figure (the full day's transits/s) is reported with the reference of its evening, and figures of
+    two evenings compare only beside theirs."""
     rng = np.random.default_rng(0)
     values = rng.random(REFERENCE_SORT_N)
     octets = rng.integers(0, 256, REFERENCE_HASH_OCTETS, dtype=np.uint8).tobytes()
