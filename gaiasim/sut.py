@@ -279,17 +279,33 @@ def _last_line(path: Path) -> str:
 
 
 def _stop(proc: subprocess.Popen, wait_s: float = 10.0) -> None:
-    """Stop a command and everything it started (its own session): SIGTERM, then SIGKILL after ``wait_s``."""
+    """Stop a command and everything it started (its own session): SIGTERM, then SIGKILL after ``wait_s``. The
+    leader's exit is not enough: its children get the signal too but may not have run yet on a busy machine, so
+    the whole group is waited for (a member left a zombie by a container's non-reaping init still counts, and
+    costs the wait)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
+            proc.wait()
             return
+        if _group_ends(proc, time.monotonic() + wait_s):
+            return
+
+
+def _group_ends(proc: subprocess.Popen, deadline: float) -> bool:
+    """Whether the command's process group is gone before ``deadline`` (its leader reaped)."""
+    try:
+        proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return False
+    while time.monotonic() < deadline:
         try:
-            proc.wait(timeout=wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.01)
+    return False
 
 
 def _require_empty(out: Path) -> None:
