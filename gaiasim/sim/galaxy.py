@@ -191,6 +191,20 @@ MAMAJEK_DWARFS = (
     ("M4V", 2.95, 11.39, 0.22), ("M5V", 3.36, 12.56, 0.16), ("M6V", 3.95, 14.48, 0.10),
     ("M8V", 4.80, 15.73, 0.082),
 )
+#: The early B dwarfs of the same table, which gives no Gaia colours above B9V: (SpT, M_V, B-V, mass Msun) as published
+#: [C-impl]. :func:`_mamajek` puts them on the sequence with BP-RP linear in B-V through the table's B9V and A0V rows
+#: and G - V held at B9V's 0.017 [D; U: B stars' G - V is within ~0.05 of it in Riello+2021's cubic, section 1.2].
+#: Without them the thin disc stopped at B9V (M_G 0.72) and the sky lacked its bright stars in the plane against
+#: Tycho-2 (docs/sky.md section 10).
+MAMAJEK_EARLY_B_DWARFS = (
+    ("B0V", -4.0, -0.307, 17.5), ("B0.5V", -3.6, -0.295, 15.0), ("B1V", -3.1, -0.278, 11.0),
+    ("B1.5V", -2.8, -0.252, 10.0), ("B2V", -1.7, -0.210, 7.3), ("B2.5V", -1.4, -0.198, 6.1),
+    ("B3V", -1.1, -0.178, 5.4), ("B4V", -1.0, -0.165, 5.0), ("B5V", -0.9, -0.156, 4.6), ("B6V", -0.5, -0.140, 4.0),
+    ("B7V", -0.4, -0.128, 3.9), ("B8V", -0.2, -0.109, 3.4),
+)
+#: Mamajek's B9V and A0V: (B-V, BP-RP) and B9V's G - V (the early B dwarfs' colour and magnitude anchors).
+MAMAJEK_B9V_A0V_BV_BPRP = ((-0.070, -0.120), (0.000, -0.037))
+MAMAJEK_B9V_G_MINUS_V = 0.017
 #: The old metal-poor main sequence: MIST v1.2 ([Fe/H] = -0.50, [a/Fe] = 0, v/vcrit = 0.4, 10 Gyr; Gaia EDR3 bands,
 #: Vega) as shipped by SynthPop (github.com/synthpop-galaxy/synthpop, commit c3d3d54,
 #: ``synthpop/demo/mist_web_interpolator/pop4.cmd``) [C-impl]: (EEP, initial mass Msun, M_G, BP-RP), main-sequence
@@ -271,7 +285,7 @@ MIN_STAR_MSUN = 0.082
 DIST_EDGES_PC = np.geomspace(5.0, 60_000.0, 65)
 #: Absolute magnitude grid of the luminosity functions (bin centres) and A0 grid of the detected fractions.
 MG_STEP = 0.05
-MG_GRID = np.arange(-3.0 + MG_STEP / 2, 16.0, MG_STEP)
+MG_GRID = np.arange(-4.5 + MG_STEP / 2, 16.0, MG_STEP)
 A0_STEP = 0.1
 A0_GRID = np.arange(0.0, 40.0 + A0_STEP / 2, A0_STEP)
 
@@ -350,8 +364,16 @@ _TANH_SATURATED = 20.0
 # --- Luminosity functions -----------------------------------------------------------------------------------
 
 
+def early_b_dwarfs() -> tuple[tuple[str, float, float, float], ...]:
+    """MAMAJEK_EARLY_B_DWARFS as (SpT, BP-RP, M_G, mass) rows like MAMAJEK_DWARFS' [D]."""
+    (bv0, x0), (bv1, x1) = MAMAJEK_B9V_A0V_BV_BPRP
+    slope = (x1 - x0) / (bv1 - bv0)
+    return tuple((spt, x0 + slope * (bv - bv0), mv + MAMAJEK_B9V_G_MINUS_V, m)
+                 for spt, mv, bv, m in MAMAJEK_EARLY_B_DWARFS)
+
+
 def _mamajek() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    _, x, mg, m = zip(*MAMAJEK_DWARFS, strict=True)
+    _, x, mg, m = zip(*early_b_dwarfs(), *MAMAJEK_DWARFS, strict=True)
     return np.array(mg), np.array(x), np.array(m)
 
 
@@ -424,14 +446,25 @@ def tables() -> dict[str, np.ndarray]:
     ridge = np.array([component_colour(p, k)[0] for p, k in COMPONENTS])
     sigma = np.array([component_colour(p, k)[1] for p, k in COMPONENTS])
     cum = np.concatenate([np.zeros((n_c, 1)), np.cumsum(lf, axis=1)], axis=1)
-    mu = distance_modulus_centres()
-    detected = np.empty((n_c, len(mu), len(A0_GRID)))
-    for c in range(n_c):
-        ext = k_coefficient(K_G, ridge[c][None, :], A0_GRID[:, None]) * A0_GRID[:, None]  # (A, M)
-        g = MG_GRID[None, None, :] + mu[:, None, None] + ext[None, :, :]
-        detected[c] = (completeness(g) * lf[c]).sum(axis=2)
-    return {"lf": lf, "cum": cum, "ridge": ridge, "sigma": sigma, "detected": detected,
+    return {"lf": lf, "cum": cum, "ridge": ridge, "sigma": sigma, "detected": detected_tables(lf, ridge),
             "k_g_min": np.array(_k_g_min())}
+
+
+def detected_tables(lf: np.ndarray, ridge: np.ndarray, weight=None) -> np.ndarray:
+    """(components, distance bins, A0) detected fraction of each component's luminosity function ``lf`` (on its
+    colour ridge), each star also weighted by ``weight(g, bp_rp)`` of its G and observed BP-RP where given (a
+    magnitude limit of the calibration or of a published count, gaiasim.validate.sky_fidelity)."""
+    mu = distance_modulus_centres()
+    a = A0_GRID[:, None]
+    detected = np.empty((len(lf), len(mu), len(A0_GRID)))
+    for c in range(len(lf)):
+        x = ridge[c][None, :]
+        g = MG_GRID[None, None, :] + mu[:, None, None] + (k_coefficient(K_G, x, a) * a)[None]  # (D, A, M)
+        w = completeness(g)
+        if weight is not None:
+            w = w * weight(g, (x + (k_coefficient(K_BP, x, a) - k_coefficient(K_RP, x, a)) * a)[None])
+        detected[c] = (w * lf[c]).sum(axis=2)
+    return detected
 
 
 def _k_g_min() -> float:
@@ -509,8 +542,8 @@ def mean_sources_per_pixel_cached(scale: float) -> np.ndarray:
     return expected_sources(np.arange(sky.N_PIXELS), scale)
 
 
-#: log10 mass grid of the companions' magnitudes (M8V to B9V, 0.01 dex).
-LOG_MASS_GRID = np.arange(math.log10(0.082), math.log10(2.8) + 0.005, 0.01)
+#: log10 mass grid of the companions' magnitudes (M8V to B0V, 0.01 dex).
+LOG_MASS_GRID = np.arange(math.log10(0.082), math.log10(17.5) + 0.005, 0.01)
 
 
 def sequence_arrays() -> tuple[np.ndarray, np.ndarray]:

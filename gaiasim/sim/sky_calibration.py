@@ -53,10 +53,6 @@ BULGES = tuple(g.BULGE_MODELS)
 HALO_TO_THIN = (0.0051, 0.001)
 BULGE_SCALES = tuple(np.round(np.arange(0.2, 2.0001, 0.025), 3))
 
-#: G - V of Gaia EDR3 as a cubic in BP-RP, valid -0.5 < BP-RP < 5 (Riello+2021, A&A 649, A3, Table C.2 =
-#: GEDR3 documentation 5.5.1 Table 5.7; several independent public transcriptions agree) [C-impl].
-G_MINUS_V = (-0.02704, 0.01424, -0.2156, 0.01426)
-
 # --- Targets (the bench's rows, gaiasim/validate/sky_fidelity.py) ------------------------------------------------
 
 #: Resolved companions per primary at scale 1, measured by the bench on every 997th pixel [D].
@@ -85,33 +81,18 @@ for _name, _l0, _b0, _r, *_ in sf._fields()[:4]:
     SAMPLE[_name] = np.flatnonzero(sf._in_cap(_L, _B, _l0, _b0, _r))
 
 
-def g_minus_v(bp_rp: np.ndarray) -> np.ndarray:
-    c = G_MINUS_V
-    return c[0] + c[1] * bp_rp + c[2] * bp_rp**2 + c[3] * bp_rp**3
-
-
 @functools.cache
 def limit_tables(mode: str) -> tuple[np.ndarray, ...]:
     """Detected-fraction tables (as galaxy.tables()["detected"]) of the stars brighter than each
     Bahcall-Soneira limit: ``"g"``: G < limit; ``"v"``: V < limit + 0.3 with V from each star's observed
     BP-RP (its sequence's intrinsic colour reddened by the EDR3 law)."""
     t = g.tables()
-    mu = g.distance_modulus_centres()
-    a = g.A0_GRID[:, None]
-    out = []
-    for limit in sf.BS_G_LIMITS:
-        det = np.empty_like(t["detected"])
-        for c in range(len(g.COMPONENTS)):
-            x = t["ridge"][c][None, :]
-            mag = g.MG_GRID[None, None, :] + mu[:, None, None] + (g.k_coefficient(g.K_G, x, a) * a)[None]
-            if mode == "g":
-                bright = mag < limit
-            else:
-                colour = x + (g.k_coefficient(g.K_BP, x, a) - g.k_coefficient(g.K_RP, x, a)) * a
-                bright = mag - g_minus_v(colour)[None] < limit + sf.BS_V_MINUS_G
-            det[c] = (g.completeness(mag) * bright * t["lf"][c]).sum(axis=2)
-        out.append(det)
-    return tuple(out)
+    if mode == "g":
+        return tuple(g.detected_tables(t["lf"], t["ridge"], lambda mag, _, lim=lim: mag < lim)
+                     for lim in sf.BS_G_LIMITS)
+    return tuple(g.detected_tables(t["lf"], t["ridge"],
+                                   lambda mag, x, lim=lim: sf.v_mag(mag, x) < lim + sf.BS_V_MINUS_G)
+                 for lim in sf.BS_G_LIMITS)
 
 
 def _per_population(pixels: np.ndarray, params: np.ndarray, detected: np.ndarray | None = None) -> np.ndarray:

@@ -39,6 +39,7 @@ PUBLISHED = {
     "kroupa": (0.5, 1.3, 2.3),  # Kroupa 2001 via SynthPop [C-impl]
     "multiplicity": ((0.26, 0.44, 0.50), 4.56, 2.4),  # Duchene & Kraus 2013 [C-sec]; Tokovinin 2014 [C]
     "g2v": ("G2V", 0.823, 4.65, 1.02),  # Mamajek v2019.3.22 [C-impl]
+    "b5v": ("B5V", -0.9, -0.156, 4.6),  # the same table: M_V, B-V, mass
     # MIST v1.2 [Fe/H] -0.50, 10 Gyr, Gaia EDR3 bands (SynthPop c3d3d54, pop4.cmd) [C-impl]: EEP 428, initial mass,
     # G, BP - RP from the file's G_EDR3 3.9886, BP_EDR3 4.2413, RP_EDR3 3.5731 (rounded)
     "mist_turnoff": (428, 0.8802, 3.989, 0.668),
@@ -72,7 +73,7 @@ def test_the_constants_have_their_published_values():
     assert (g.KROUPA_BREAK_MSUN, g.KROUPA_LOW, g.KROUPA_HIGH) == p["kroupa"]
     assert ((g.MF_FRACTION[1], g.MF_FRACTION[2], g.MF_FRACTION[4]), g.LOG_P_DAYS_MEDIAN,
             g.LOG_P_DAYS_SIGMA) == p["multiplicity"]
-    assert p["g2v"] in g.MAMAJEK_DWARFS
+    assert p["g2v"] in g.MAMAJEK_DWARFS and p["b5v"] in g.MAMAJEK_EARLY_B_DWARFS
     assert p["mist_turnoff"] in g.MIST_FEH_M050_10GYR
 
 
@@ -256,3 +257,18 @@ def test_the_spec_names_the_sky_model():
     with pytest.raises(ValueError, match="unknown sky model"):
         sky.materialise(1, np.arange(3), 0.1, "besancon")
     assert sky.MODELS == SKY_MODELS
+
+
+def test_the_thin_disc_reaches_b0v_on_mamajek_s_early_b_rows():
+    """B0V-B8V carry Mamajek's M_V and mass; BP-RP continues his B9V-A0V colours linearly in B-V and G - V is
+    B9V's: the derived rows meet B9V's own, the sequence runs monotonically from B0V (M_G -3.98, 17.5 Msun), and
+    the thin disc's luminosity function starts there, inside the grid."""
+    rows = g.early_b_dwarfs()
+    b9v = g.MAMAJEK_DWARFS[0]
+    assert rows[0][0] == "B0V" and rows[0][2] == pytest.approx(-3.983) and rows[0][3] == 17.5
+    assert rows[-1][1] < b9v[1] and rows[-1][2] < b9v[2]
+    mg, x, m = g.main_sequence("thin")
+    assert np.all(np.diff(mg) > 0) and np.all(np.diff(x) > 0) and np.all(np.diff(m) < 0)
+    lf = g.luminosity_function("thin", 0)
+    assert g.MG_GRID[0] < -3.98 < g.MG_GRID[np.flatnonzero(lf > 0)[0]] < -3.9
+    assert 10 ** g.LOG_MASS_GRID[-1] == pytest.approx(17.5, rel=0.02)
