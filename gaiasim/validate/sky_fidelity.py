@@ -74,6 +74,7 @@ TYCHO2_DENSITY_BY_ABS_B = ((0.0, 150.0), (30.0, 50.0), (90.0, 25.0))
 TYCHO2_COMPLETENESS_V = ((11.0, 0.99), (11.5, 0.90))
 #: The |b| band (deg) each of those densities is compared over [U: the readme gives a latitude, not a band].
 TYCHO2_BANDS = {0.0: (0.0, 2.0), 30.0: (27.0, 33.0), 90.0: (80.0, 90.0)}
+TYCHO2_SOURCE = "Tycho-2, Hog+2000 readme [C]; completeness 99 % V 11.0, 90 % V 11.5 as a logistic [D; U]"
 #: E(BP-RP)/A0 of the EDR3 law over X in [0, 2], A0 <= 3 (docs/sky-sources.md 3.12-3.13) [D]: the median of
 #: the simulated stars must lie inside.
 E_OVER_A0_BAND = (0.38, 0.48)
@@ -175,13 +176,19 @@ def v_mag(g_mag: np.ndarray, bp_rp: np.ndarray) -> np.ndarray:
     return g_mag - (c[0] + c[1] * bp_rp + c[2] * bp_rp**2 + c[3] * bp_rp**3)
 
 
-def tycho2_completeness(v_mag: np.ndarray) -> np.ndarray:
-    """Fraction of the stars of magnitude V that Tycho-2 holds: the logistic through its readme's 99 % at V 11.0
-    and 90 % at V 11.5 [D; the logistic shape U]: V50 = 11.96, width 0.21 mag."""
+def tycho2_logistic() -> tuple[float, float]:
+    """(V50, width in mag) of the logistic through Tycho-2's readme's 99 % at V 11.0 and 90 % at V 11.5 [D; the
+    logistic shape U]: 11.96, 0.21."""
     (v1, c1), (v2, c2) = TYCHO2_COMPLETENESS_V
     x1, x2 = math.log(c1 / (1.0 - c1)), math.log(c2 / (1.0 - c2))
     width = (v2 - v1) / (x1 - x2)
-    return 1.0 / (1.0 + np.exp((np.asarray(v_mag) - (v1 + x1 * width)) / width))
+    return v1 + x1 * width, width
+
+
+def tycho2_completeness(v_mag: np.ndarray) -> np.ndarray:
+    """Fraction of the stars of magnitude V that Tycho-2 holds (:func:`tycho2_logistic`)."""
+    v50, width = tycho2_logistic()
+    return 1.0 / (1.0 + np.exp((np.asarray(v_mag) - v50) / width))
 
 
 def tycho2_like_bahcall_soneira(l_deg: np.ndarray, b_deg: np.ndarray) -> float:
@@ -270,7 +277,8 @@ def measure(con: duckdb.DuckDBPyConnection, scale: float) -> list[SkyRow]:
     limits = ", ".join(f"count(s.pixel) FILTER (WHERE s.g_mag < {g}) AS n_{i}" for i, g in enumerate(BS_G_LIMITS))
     pix = con.execute(f"""
         SELECT x.pixel, x.expected_primaries, count(s.pixel) AS n,
-               count(s.pixel) FILTER (WHERE s.companion <> {COMPANION_SECONDARY}) AS n_primary, {limits}
+               count(s.pixel) FILTER (WHERE s.companion <> {COMPANION_SECONDARY}) AS n_primary, {limits},
+               coalesce(sum({_tycho2_weight_sql("s.g_mag", "s.bp_rp")}), 0.0) AS n_tycho2
         FROM truth_sky_pixels x LEFT JOIN {_STARS} s USING (pixel)
         GROUP BY x.pixel, x.expected_primaries ORDER BY x.pixel""").fetchnumpy()
     pixels = pix["pixel"].astype(np.int64)
@@ -334,8 +342,35 @@ def measure(con: duckdb.DuckDBPyConnection, scale: float) -> list[SkyRow]:
                            f"Bahcall & Soneira 1980 via atGalaxy.c N(<V = G + {BS_V_MINUS_G:g}) [C-impl; V-G U]",
                            tol, lo, hi, detail))
 
+    # Tycho-2's density at three latitudes: each star weighted by the catalogue's completeness at its V.
+    n_tycho2 = pix["n_tycho2"].astype(np.float64)
+    for b0, density in TYCHO2_DENSITY_BY_ABS_B:
+        lo_b, hi_b = TYCHO2_BANDS[b0]
+        m = (abs_b >= lo_b) & (abs_b <= hi_b)
+        k = int(m.sum())
+        n_expected = density * k * per_pixel
+        n = float(n_tycho2[m].sum())
+        measured = n / (k * per_pixel) if k and _measurable(n_expected) else None
+        lo, hi, tol = _relative(density, TOL_TYCHO2, n_expected)
+        rows.append(SkyRow("density vs Tycho-2", _tycho2_region(b0), round(n), measured, density, "deg^-2",
+                           TYCHO2_SOURCE, tol, lo, hi, f"{k} pixels; stars weighted by Tycho-2's completeness"))
+
     rows += _physics_rows(con, scale, pixels, abs_b)
     return rows
+
+
+def _tycho2_weight_sql(g: str, bp_rp: str) -> str:
+    """:func:`tycho2_completeness` of :func:`v_mag` as a DuckDB expression (NULL where G is)."""
+    c = G_MINUS_V
+    x = f"coalesce({bp_rp}, 0.0)"
+    v = f"({g} - ({c[0]!r} + {c[1]!r} * {x} + {c[2]!r} * {x} * {x} + {c[3]!r} * {x} * {x} * {x}))"
+    v50, width = tycho2_logistic()
+    return f"1.0 / (1.0 + exp(least(50.0, ({v} - {v50!r}) / {width!r})))"
+
+
+def _tycho2_region(b0: float) -> str:
+    lo_b, hi_b = TYCHO2_BANDS[b0]
+    return f"|b| {lo_b:g}-{hi_b:g} (Tycho-2 at |b| = {b0:g})"
 
 
 def _physics_rows(con: duckdb.DuckDBPyConnection, scale: float, pixels: np.ndarray, abs_b: np.ndarray) -> list:
@@ -441,7 +476,7 @@ def model_rows(sample_stride: int = 997, seed: int = 3) -> list[SkyRow]:
     con = connect_tables(sources, physics, sky_pixels)
     note = f"sample: every {sample_stride}th pixel"
     rows += [replace(r, detail=f"{r.detail}; {note}" if r.detail else note) for r in measure(con, 1.0)
-             if not r.check.startswith(("density", "N (all G)"))]
+             if not r.check.startswith(("density", "N (all G)"))]  # the densities: exact above
     return rows
 
 
@@ -465,20 +500,19 @@ def tycho2_rows(companions: float, local: np.ndarray | None = None, stride: int 
         counts, _ = galaxy.line_of_sight(lon[pixels], lat[pixels], None, local, table)
         return counts.sum(axis=(1, 2)) * companions
 
-    source = "Tycho-2, Hog+2000 readme [C]; completeness 99 % V 11.0, 90 % V 11.5 as a logistic [D; U]"
     rows = []
     for b0, density in TYCHO2_DENSITY_BY_ABS_B:
         lo_b, hi_b = TYCHO2_BANDS[b0]
         pixels = np.flatnonzero((abs_b >= lo_b) & (abs_b <= hi_b))
         measured = float(stars(pixels).mean()) / sky.PIXEL_DEG2
         lo, hi, tol = _relative(density, TOL_TYCHO2, 0)
-        rows.append(SkyRow("density vs Tycho-2", f"|b| {lo_b:g}-{hi_b:g} (Tycho-2 at |b| = {b0:g})", len(pixels),
-                           measured, density, "deg^-2", source, tol, lo, hi, "model x Tycho-2 completeness"))
+        rows.append(SkyRow("density vs Tycho-2", _tycho2_region(b0), len(pixels), measured, density, "deg^-2",
+                           TYCHO2_SOURCE, tol, lo, hi, "model x Tycho-2 completeness"))
     pixels = np.arange(stride // 2, sky.N_PIXELS, stride)
     total = float(stars(pixels).sum()) * sky.N_PIXELS / len(pixels)
     lo, hi, tol = _relative(TYCHO2_ENTRIES, TOL_TYCHO2, 0)
-    rows.append(SkyRow("N vs Tycho-2", "whole sky", int(total), total, TYCHO2_ENTRIES, "stars", source, tol, lo, hi,
-                       f"every {stride}th pixel"))
+    rows.append(SkyRow("N vs Tycho-2", "whole sky", int(total), total, TYCHO2_ENTRIES, "stars", TYCHO2_SOURCE, tol,
+                       lo, hi, f"every {stride}th pixel"))
     return rows
 
 

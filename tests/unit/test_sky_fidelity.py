@@ -75,6 +75,7 @@ TAMPERS = [
     ("N (all G), whole sky", "sky: day's ratio to the model per |b| band x model band totals", half_the_sources),
     ("density", "DR2 sparse field (-100, -60) r 5 deg", half_the_sources),
     ("N(<G) vs Bahcall-Soneira", "|b| >= 20, G < 16", half_the_sources),
+    ("density vs Tycho-2", "|b| 0-2 (Tycho-2 at |b| = 0)", a_tenth_of_the_sources),
     ("stars within 100 pc", "sky (materialised fraction)", distances_doubled),
     ("reddening: median E(BP-RP)/A0", "stars with A0 >= 0.1", no_reddening),
     ("dimming: median A_G/A0", "stars with A0 >= 0.1", no_dimming),
@@ -171,6 +172,12 @@ def test_tycho2_s_completeness_passes_through_its_readme_s_two_points():
     assert sf.TYCHO2_ENTRIES == 2_539_913 and sf.TYCHO2_DENSITY_BY_ABS_B == ((0.0, 150.0), (30.0, 50.0), (90.0, 25.0))
     assert sf.tycho2_completeness(np.array([11.0, 11.5])) == pytest.approx([0.99, 0.90])
     assert sf.tycho2_completeness(np.array([8.0, 14.0])) == pytest.approx([1.0, 0.0], abs=1e-4)
+    # the day's rows weigh each star in SQL by the same curve of the same V
+    g, x = np.array([9.0, 11.3, 11.9, 12.4, 13.0, 25.0]), np.array([0.5, 1.0, -0.2, 2.0, 0.8, 1.0])
+    con = sf.duckdb.connect()
+    got = [con.execute(f"SELECT {sf._tycho2_weight_sql(repr(float(a)), repr(float(b)))}").fetchone()[0]
+           for a, b in zip(g, x, strict=True)]
+    assert got == pytest.approx(sf.tycho2_completeness(sf.v_mag(g, x)), rel=1e-9, abs=1e-12)
 
 
 def test_bahcall_soneira_holds_about_half_of_tycho2_s_bright_stars_so_its_bright_rows_are_not_scored():
