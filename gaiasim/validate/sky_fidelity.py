@@ -67,7 +67,7 @@ BS_SUPERSEDED_TO_V = 12.5
 #: G - V of Gaia EDR3 as a cubic in BP-RP, valid -0.5 < BP-RP < 5 (Riello+2021, A&A 649, A3, Table C.2 =
 #: GEDR3 documentation 5.5.1 Table 5.7; several independent public transcriptions agree) [C-impl].
 G_MINUS_V = (-0.02704, 0.01424, -0.2156, 0.01426)
-#: Tycho-2 (Hog+2000, A&A 355, L27; the catalogue's CD-ROM readme; docs/sky-sources.md 1.24) [C]: its entries, its
+#: Tycho-2 (Hog+2000, A&A 355, L27; the catalogue's CD-ROM readme; docs/sky-sources.md 1.27) [C]: its entries, its
 #: star density (deg^-2) at |b| = 0, 30 and 90 deg, and its completeness: 99 % to V ~ 11.0, 90 % to V ~ 11.5.
 TYCHO2_ENTRIES = 2_539_913
 TYCHO2_DENSITY_BY_ABS_B = ((0.0, 150.0), (30.0, 50.0), (90.0, 25.0))
@@ -337,7 +337,7 @@ def measure(con: duckdb.DuckDBPyConnection, scale: float) -> list[SkyRow]:
         detail = f"{k} pixels"
         if g + BS_V_MINUS_G <= BS_SUPERSEDED_TO_V:
             lo, hi, tol = None, None, "- (not scored: Tycho-2 judges V <= 12.5)"
-            detail += "; the approximation holds ~half of Tycho-2's stars there (the Tycho-2 rows of nox -s bench)"
+            detail += "; the approximation holds ~half of Tycho-2's stars there (see the Tycho-2 rows)"
         rows.append(SkyRow("N(<G) vs Bahcall-Soneira", f"|b| >= 20, G < {g:g}", n, measured, reference, "deg^-2",
                            f"Bahcall & Soneira 1980 via atGalaxy.c N(<V = G + {BS_V_MINUS_G:g}) [C-impl; V-G U]",
                            tol, lo, hi, detail))
