@@ -45,18 +45,21 @@ R_DISC_MAX_KPC = 14.0
 
 # --- Density laws (Robin+2003 Table 3 via SynthPop, docs/sky-sources.md section 2.1) [C-impl] ----------
 
-#: Thin disc age bins 0-0.15, 0.15-1, 1-2, 2-3, 3-5, 5-7, 7-10 Gyr: local mass densities (1e-3 Msun pc^-3)
-#: and axis ratios epsilon. Used here as the number weights of the age bins [U: mass used as number].
+#: Thin disc age bins (Gyr), their local mass densities (1e-3 Msun pc^-3) and axis ratios epsilon. Each bin is a
+#: density group of its own (GROUPS), with its own luminosity function (the stars of its ages still on the main
+#: sequence); its share of the thin disc's stars is its mass density over its stars' mean mass
+#: (:func:`thin_number_weights` [D]; [U]: whether Robin's densities count remnants is not transcribed).
+THIN_AGE_BINS_GYR = ((0.0, 0.15), (0.15, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 5.0), (5.0, 7.0), (7.0, 10.0))
 THIN_RHO0 = (4.0, 7.9, 6.2, 4.0, 5.8, 4.9, 6.6)
 THIN_EPS = (0.0140, 0.0268, 0.0375, 0.0551, 0.0696, 0.0785, 0.0791)
 #: Scale lengths h_R+ and h_R-, kpc: the youngest bin, then the older ones.
 THIN_HR_YOUNG_KPC = (5.0, 3.0)
 THIN_HR_OLD_KPC = (2.53, 1.32)
 #: Thick disc: h_R, h_z, x_l (kpc). h_z = 0.9 kpc is Juric+2008's bias-corrected H2 (abstract [C], sky-sources
-#: 2.2), chosen over Robin+2003's 0.8 [C-impl] by the calibration [D-fit]; h_R = 2.919 kpc is GUMS DR3's [C-impl],
-#: chosen over Robin+2003's 2.5 by the third calibration (with the metal-poor main sequence) [D-fit]; x_l Robin+2003
-#: [C-impl] (see CALIBRATION below).
-THICK_HR_KPC, THICK_HZ_KPC, THICK_XL_KPC = 2.919, 0.9, 0.4
+#: 2.2), chosen over Robin+2003's 0.8 [C-impl] by the calibration [D-fit]; h_R = 3.6 kpc is Juric+2008's L2 (the
+#: same abstract [C]), chosen over GUMS DR3's 2.919 [C-impl] (the third calibration's) and Robin+2003's 2.5 by the
+#: fourth, with the age-resolved thin disc and the Tycho-2 rows [D-fit]; x_l Robin+2003 [C-impl] (see CALIBRATION).
+THICK_HR_KPC, THICK_HZ_KPC, THICK_XL_KPC = 3.6, 0.9, 0.4
 #: Halo: power law index, flattening, core radius (kpc).
 HALO_POWER, HALO_EPS, HALO_CORE_KPC = 2.44, 0.76, 0.5
 
@@ -65,9 +68,11 @@ HALO_POWER, HALO_EPS, HALO_CORE_KPC = 2.44, 0.76, 0.5
 #: (results and rule in docs/sky-calibration.md) among the [U] parameters and their published
 #: alternatives, against the confirmed rows of docs/sky.md section 8b, chosen again the same day with the
 #: dust model among the alternatives (Amores & Lepine 2005 beside Li+2018), and a third time when the thick disc
-#: and halo got a metal-poor main sequence (MIST_FEH_M050_10GYR), keeping Gaia's own counts; frozen until DR3
-#: counts per (|b|, G) (docs/sky-sources.md 9 Q1-Q2) allow the per-population fit of sky-sources 8 item 6.
-CALIBRATION = "docs/sky-calibration.md, 2026-12-07 (third run, metal-poor main sequence)"
+#: and halo got a metal-poor main sequence (MIST_FEH_M050_10GYR), keeping Gaia's own counts, and a fourth time on
+#: 2026-12-08 when the thin disc was resolved into its age bins, with the giants' share among the parameters and
+#: Tycho-2's densities among the rows; frozen until DR3 counts per (|b|, G) (docs/sky-sources.md 9 Q1-Q2) allow the
+#: per-population fit of sky-sources 8 item 6.
+CALIBRATION = "docs/sky-calibration.md, 2026-12-08 (fourth run, age-resolved thin disc, Tycho-2)"
 
 
 class BulgeLaw(NamedTuple):
@@ -109,16 +114,16 @@ THICK_TO_THIN = 0.12
 HALO_TO_THIN = 0.001
 #: Local number density of the thin disc's stars in the luminosity functions below (pc^-3) [D-fit]: solved
 #: so that the sky holds 1.806e9 detected sources with G (EDR3, docs/sky-sources.md 1.2 [C]) with the other
-#: [D-fit] values (CALIBRATION); the local density of all populations that follows, 0.0698 pc^-3, lies within
+#: [D-fit] values (CALIBRATION); the local density of all populations that follows, 0.0674 pc^-3, lies within
 #: 15 % of GCNS's 0.072-0.079 (1.16 [D]), see tests.
-THIN_LOCAL_PC3 = 0.0623
+THIN_LOCAL_PC3 = 0.0601
 #: The bulge/bar law in use (one of BULGE_MODELS) [D-fit]: Robin+2003; GUMS DR3's bar fits worse and
 #: Robin+2012 B keeps no guard (CALIBRATION).
 BULGE_MODEL = "robin2003"
 #: Scale of the bulge's N0 as a number density of stars in our luminosity function [D-fit] (N0's mass range is
-#: not transcribed [U]): 0.2 (CALIBRATION, third run; 0.3 in the second, with the Amores & Lepine dust; 0.9 behind
-#: Li+2018's, where Sgr-I's 4.6e6 deg^-2 [C-sec] was reached at x0.43 only; now x0.62).
-BULGE_NUMBER_SCALE = 0.2
+#: not transcribed [U]): 0.225 (CALIBRATION, fourth run; 0.2 in the third, 0.3 in the second, with the Amores &
+#: Lepine dust; 0.9 behind Li+2018's, where Sgr-I's 4.6e6 deg^-2 [C-sec] was reached at x0.43 only).
+BULGE_NUMBER_SCALE = 0.225
 
 # --- Dust, the alternative "li2018" (Li+2018 abstract, docs/sky-sources.md 3.2) [C] ---------------------
 
@@ -240,10 +245,11 @@ THIN_DISC_AGE_GYR = 10.0
 AGES_GYR = {"bulge": 10.0}
 #: Main-sequence colour scatter about the sequence (mag) [U, 0.03-0.05 in section 4.2].
 MS_COLOUR_SIGMA = 0.04
-#: Giants per main-sequence star [U], 40 % of them in the red clump [U]; red clump M_G = 0.495 (Ruiz-Dern+
-#: 2018 [C]) with a width [U]; RGB luminosity function ~ 10^(0.35 M_G) on [-2.5, 3.5] [U]; giant colour
-#: ridge through BP-RP 1.2 at the clump (section 4.3 placeholder [U]), slope -0.1 mag/mag [U].
-GIANT_FRACTION = 0.004
+#: Giants per star (none in the youngest thin-disc bin: :func:`giant_fraction`) [D-fit]: 0.7 %, chosen in 0.3-1.2 %
+#: by the fourth calibration against Tycho-2's densities (0.4 % [U] before); 40 % of them in the red clump [U]; red
+#: clump M_G = 0.495 (Ruiz-Dern+2018 [C]) with a width [U]; RGB luminosity function ~ 10^(0.35 M_G) on [-2.5, 3.5]
+#: [U]; giant colour ridge through BP-RP 1.2 at the clump (section 4.3 placeholder [U]), slope -0.1 mag/mag [U].
+GIANT_FRACTION = 0.007
 RED_CLUMP_SHARE = 0.4
 RED_CLUMP_MG, RED_CLUMP_SIGMA = 0.495, 0.15
 RGB_MG_RANGE, RGB_SLOPE = (-2.5, 3.5), 0.35
@@ -291,7 +297,20 @@ A0_GRID = np.arange(0.0, 40.0 + A0_STEP / 2, A0_STEP)
 
 #: Components: (population, kind) with kind 0 main sequence, 1 giants.
 POPULATIONS = ("thin", "thick", "halo", "bulge")
-COMPONENTS = tuple((p, kind) for p in POPULATIONS for kind in (0, 1))
+#: Density groups: the thin disc's age bins one by one ("thin0" the youngest), then the other populations; each
+#: has its own density law, luminosity functions and local density (:func:`local_densities`).
+GROUPS = (*(f"thin{i}" for i in range(len(THIN_AGE_BINS_GYR))), *POPULATIONS[1:])
+#: Components: (group, kind) with kind 0 main sequence, 1 giants.
+COMPONENTS = tuple((grp, kind) for grp in GROUPS for kind in (0, 1))
+
+
+def population_of(group: str) -> str:
+    """The population of a density group ("thin3" -> "thin"); a population is its own."""
+    return "thin" if group.startswith("thin") else group
+
+
+#: The population code (an index of POPULATIONS) of each group, as the truth records it.
+GROUP_POPULATION = np.array([POPULATIONS.index(population_of(grp)) for grp in GROUPS], dtype=np.int8)
 
 _NGP_RA_DEG, _NGP_DEC_DEG, _GC_RA_DEG, _GC_DEC_DEG = 192.85948, 27.12825, 266.40510, -28.93617
 #: Separates the galaxy sky's random streams from the toy sky's and the seed's other users.
@@ -400,8 +419,11 @@ def giant_colour(mg: np.ndarray) -> np.ndarray:
     return GIANT_COLOUR_AT_CLUMP + GIANT_COLOUR_SLOPE * (np.asarray(mg) - RED_CLUMP_MG)
 
 
-def luminosity_function(population: str, kind: int) -> np.ndarray:
-    """Stars per MG_STEP bin of MG_GRID, per star of the population (the sum over both kinds is 1)."""
+def _main_sequence_lf(group: str) -> np.ndarray:
+    """The group's main-sequence stars per MG_STEP bin of MG_GRID, normalised to 1: Kroupa's IMF on the
+    population's sequence, times the fraction of each mass still on the main sequence (the thin disc's bins:
+    formed at a constant rate within the bin's ages; "thin": over the whole disc's age)."""
+    population = population_of(group)
     g = main_sequence(population)[0]
     inside = (MG_GRID >= g.min()) & (MG_GRID <= g.max())
     m = ms_mass(MG_GRID, population)
@@ -409,26 +431,51 @@ def luminosity_function(population: str, kind: int) -> np.ndarray:
     xi = np.where(m < KROUPA_BREAK_MSUN, ratio**-KROUPA_LOW, ratio**-KROUPA_HIGH)  # continuous at the break
     dm_dmg = np.abs(np.gradient(m, MG_GRID))
     tau = LIFETIME_SUN_GYR * m**-LIFETIME_POWER
-    if population == "thin":
+    if group == "thin":
         alive = np.minimum(1.0, tau / THIN_DISC_AGE_GYR)
+    elif population == "thin":
+        young, old = THIN_AGE_BINS_GYR[int(group[4:])]
+        alive = np.clip((tau - young) / (old - young), 0.0, 1.0)
     elif population in METAL_POOR_POPULATIONS:
         alive = np.ones_like(m)  # the isochrone ends at its own turn-off
     else:
         alive = (tau >= AGES_GYR[population]).astype(float)
     ms = np.where(inside, xi * dm_dmg * alive, 0.0)
-    ms /= ms.sum()
+    return ms / ms.sum()
+
+
+def giant_fraction(group: str, giants: float = GIANT_FRACTION) -> float:
+    """Giants per star of the group: ``giants``, none in the youngest thin-disc bin [D]: by the lifetime law its
+    stars that have left the main sequence weighed over 5 Msun (10 Gyr (m/Msun)^-2.5 < 0.15 Gyr), supergiants,
+    not the red clump and giant branch of the giants' luminosity function."""
+    return 0.0 if group == "thin0" else giants
+
+
+def luminosity_function(group: str, kind: int, giants: float = GIANT_FRACTION) -> np.ndarray:
+    """Stars per MG_STEP bin of MG_GRID, per star of the group (the sum over both kinds is 1; a population's
+    name: the population as one group). ``giants``: giants per star (the calibration tries others)."""
+    share = giant_fraction(group, giants)
     if kind == 0:
-        return ms * (1.0 - GIANT_FRACTION)
+        return _main_sequence_lf(group) * (1.0 - share)
     clump = np.exp(-0.5 * ((MG_GRID - RED_CLUMP_MG) / RED_CLUMP_SIGMA) ** 2)
     rgb = np.where((MG_GRID >= RGB_MG_RANGE[0]) & (MG_GRID <= RGB_MG_RANGE[1]), 10 ** (RGB_SLOPE * MG_GRID), 0.0)
-    giants = RED_CLUMP_SHARE * clump / clump.sum() + (1 - RED_CLUMP_SHARE) * rgb / rgb.sum()
-    return giants * GIANT_FRACTION
+    return (RED_CLUMP_SHARE * clump / clump.sum() + (1 - RED_CLUMP_SHARE) * rgb / rgb.sum()) * share
 
 
-def component_colour(population: str, kind: int) -> tuple[np.ndarray, float]:
-    """Intrinsic BP-RP ridge on MG_GRID and the scatter about it."""
+@functools.cache
+def thin_number_weights() -> np.ndarray:
+    """Each thin-disc age bin's share of the disc's stars: its local mass density (THIN_RHO0) over the mean mass
+    of its main-sequence stars [D], normalised (once per process)."""
+    mass = ms_mass(MG_GRID, "thin")
+    n = np.array([rho / (mass @ lf) for rho, lf in
+                  zip(THIN_RHO0, (_main_sequence_lf(f"thin{i}") for i in range(len(THIN_RHO0))), strict=True)])
+    return n / n.sum()
+
+
+def component_colour(group: str, kind: int) -> tuple[np.ndarray, float]:
+    """Intrinsic BP-RP ridge on MG_GRID and the scatter about it (a group's or a population's)."""
     if kind == 0:
-        return ms_colour(MG_GRID, population), MS_COLOUR_SIGMA
+        return ms_colour(MG_GRID, population_of(group)), MS_COLOUR_SIGMA
     return giant_colour(MG_GRID), GIANT_COLOUR_SIGMA
 
 
@@ -442,12 +489,17 @@ def tables() -> dict[str, np.ndarray]:
     """The model's tables, once per process: per component the luminosity function, its cumulative, the
     colour ridge and the detected fraction of the function per (distance bin, A0)."""
     n_c = len(COMPONENTS)
-    lf = np.array([luminosity_function(p, k) for p, k in COMPONENTS])
+    lf = component_lfs()
     ridge = np.array([component_colour(p, k)[0] for p, k in COMPONENTS])
     sigma = np.array([component_colour(p, k)[1] for p, k in COMPONENTS])
     cum = np.concatenate([np.zeros((n_c, 1)), np.cumsum(lf, axis=1)], axis=1)
     return {"lf": lf, "cum": cum, "ridge": ridge, "sigma": sigma, "detected": detected_tables(lf, ridge),
             "k_g_min": np.array(_k_g_min())}
+
+
+def component_lfs(giants: float = GIANT_FRACTION) -> np.ndarray:
+    """(components, MG_GRID) luminosity functions of COMPONENTS with ``giants`` giants per star."""
+    return np.array([luminosity_function(p, k, giants) for p, k in COMPONENTS])
 
 
 def detected_tables(lf: np.ndarray, ridge: np.ndarray, weight=None) -> np.ndarray:
@@ -477,9 +529,11 @@ def _k_g_min() -> float:
 def local_densities(thin: float = THIN_LOCAL_PC3, thick_to_thin: float = THICK_TO_THIN,
                     halo_to_thin: float = HALO_TO_THIN, bulge: str = BULGE_MODEL,
                     bulge_scale: float = BULGE_NUMBER_SCALE) -> np.ndarray:
-    """Number density at the Sun (pc^-3) of each population's stars: thin, thick, halo, and the bulge's at its
-    centre. The arguments (defaults: the frozen values) let gaiasim/sim/sky_calibration.py try others."""
-    return np.array([thin, thin * thick_to_thin, thin * halo_to_thin, BULGE_MODELS[bulge].n0_pc3 * bulge_scale])
+    """Number density (pc^-3) of each group's stars (GROUPS): at the Sun for the thin disc's age bins (``thin`` split
+    by :func:`thin_number_weights`), the thick disc and the halo, at its centre for the bulge; ``[:-1].sum()`` is
+    the local density. The arguments (defaults: the frozen values) let gaiasim/sim/sky_calibration.py try others."""
+    return np.array([*thin * thin_number_weights(), thin * thick_to_thin, thin * halo_to_thin,
+                     BULGE_MODELS[bulge].n0_pc3 * bulge_scale])
 
 
 def model_params(dust_a0: float = DUST_A0_PER_KPC, thin_hr_old: tuple = THIN_HR_OLD_KPC,
@@ -506,22 +560,16 @@ def model_params(dust_a0: float = DUST_A0_PER_KPC, thin_hr_old: tuple = THIN_HR_
 PIXEL_SR = sky.PIXEL_DEG2 * (np.pi / 180.0) ** 2
 
 
-def _thin_weights() -> tuple[np.ndarray, np.ndarray]:
-    w = np.array(THIN_RHO0, dtype=np.float64)
-    return w / w.sum(), np.array(THIN_EPS)
-
-
 def line_of_sight(l_rad: np.ndarray, b_rad: np.ndarray, params: np.ndarray | None = None,
                   local: np.ndarray | None = None, detected: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Expected detected stars per (component, distance bin) and A0 at the distance edges, per direction:
     arrays (n, components, bins) and (n, bins + 1). ``params``, ``local``, ``detected``: other
     :func:`model_params`, :func:`local_densities` or detected-fraction tables (the calibration's)."""
     l_rad, b_rad = np.atleast_1d(l_rad).astype(np.float64), np.atleast_1d(b_rad).astype(np.float64)
-    w, eps = _thin_weights()
     counts = np.empty((len(l_rad), len(COMPONENTS), len(DIST_EDGES_PC) - 1))
     a0 = np.empty((len(l_rad), len(DIST_EDGES_PC)))
     _kg.line_of_sight(l_rad, b_rad, DIST_EDGES_PC, model_params() if params is None else params,
-                      local_densities() if local is None else local, w, eps,
+                      local_densities() if local is None else local, np.array(THIN_EPS),
                       tables()["detected"] if detected is None else detected, A0_STEP, counts, a0)
     return counts, a0
 
@@ -530,9 +578,9 @@ def expected_sources(pixels: np.ndarray, scale: float) -> np.ndarray:
     """Poisson mean of the detected sources of each pixel at ``scale`` (companions not included)."""
     lon, lat = pixel_lb(pixels)
     t = tables()
-    w, eps = _thin_weights()
     out = np.empty(len(lon))
-    _kg.expected_totals(lon, lat, DIST_EDGES_PC, model_params(), local_densities(), w, eps, t["detected"], A0_STEP, out)
+    _kg.expected_totals(lon, lat, DIST_EDGES_PC, model_params(), local_densities(), np.array(THIN_EPS), t["detected"],
+                        A0_STEP, out)
     return out * scale
 
 
@@ -586,8 +634,8 @@ def materialise(seed: int, pixels: np.ndarray, scale: float,
                      t["cum"], t["ridge"], t["sigma"], np.array(K_G), np.array(K_BP), np.array(K_RP),
                      np.array(K_X_RANGE), K_A0_MAX, float(t["k_g_min"]), np.array(completeness_params()),
                      G_GEN_MAG, A0_SCATTER, np.array([k for _, k in COMPONENTS]), np.array(MF_MASS_MSUN),
-                     np.array(MF_FRACTION), log_m, mg_of_m, binary_params(), z, ra, g, bp_rp, used, pop, giant, comp,
-                     dist, a0_star, mg, x0, sep)
+                     np.array(MF_FRACTION), log_m, mg_of_m[GROUP_POPULATION], GROUP_POPULATION, binary_params(),
+                     z, ra, g, bp_rp, used, pop, giant, comp, dist, a0_star, mg, x0, sep)
     keep = np.concatenate([np.arange(s, s + u) for s, u in zip(slots[:-1], used, strict=True)]) if len(pixels) \
         else np.empty(0, np.int64)
     z, ra, g, bp_rp = z[keep], ra[keep], g[keep], bp_rp[keep]

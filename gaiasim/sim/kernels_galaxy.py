@@ -79,23 +79,21 @@ def _bulge_law(xc, yc, zg, p):
 
 
 @jit
-def densities(x, y, z, p, local, w, eps, out):
-    """Number densities (pc^-3) of thin disc, thick disc, halo and bulge at heliocentric Galactic (x to the
-    centre, y, z) in kpc, z measured from the Sun's height (the plane is at z = -z_sun)."""
+def densities(x, y, z, p, local, eps, out):
+    """Number densities (pc^-3) of each density group (galaxy.GROUPS: the thin disc's age bins, each with its axis
+    ratio in ``eps``, then thick disc, halo and bulge) at heliocentric Galactic (x to the centre, y, z) in kpc, z
+    measured from the Sun's height (the plane is at z = -z_sun); ``local``: the groups' local densities."""
     zg = z + p[P_ZSUN]
     xc, yc = p[P_R0] - x, y  # Galactocentric, x towards the Sun
     r = math.sqrt(xc * xc + yc * yc)
-    thin = 0.0
-    thick = 0.0
-    if r <= p[P_RMAX]:
-        for i in range(w.shape[0]):
-            thin += w[i] * _thin_law(r, zg, eps[i], i == 0, p) / _thin_law(p[P_R0], p[P_ZSUN], eps[i], i == 0, p)
-        thick = _thick_law(r, zg, p) / _thick_law(p[P_R0], p[P_ZSUN], p)
-    halo = _halo_law(r, zg, p) / _halo_law(p[P_R0], p[P_ZSUN], p)
-    out[0] = local[0] * thin
-    out[1] = local[1] * thick
-    out[2] = local[2] * halo
-    out[3] = local[3] * _bulge_law(xc, yc, zg, p)
+    n = eps.shape[0]
+    inside = r <= p[P_RMAX]
+    for i in range(n):
+        law = _thin_law(r, zg, eps[i], i == 0, p) / _thin_law(p[P_R0], p[P_ZSUN], eps[i], i == 0, p)
+        out[i] = local[i] * law if inside else 0.0
+    out[n] = local[n] * _thick_law(r, zg, p) / _thick_law(p[P_R0], p[P_ZSUN], p) if inside else 0.0
+    out[n + 1] = local[n + 1] * _halo_law(r, zg, p) / _halo_law(p[P_R0], p[P_ZSUN], p)
+    out[n + 2] = local[n + 2] * _bulge_law(xc, yc, zg, p)
 
 
 @jit
@@ -140,12 +138,12 @@ def _al05_gas(x, y, z, p):
 
 
 @jit
-def _los_one(lon, b, edges, p, local, w, eps, detected, a0_step, counts, a0):
+def _los_one(lon, b, edges, p, local, eps, detected, a0_step, counts, a0):
     """One direction: counts (components, bins) of detected stars and A0 at the bin edges (bins + 1)."""
     cl, sl, cb, sb = math.cos(lon), math.sin(lon), math.cos(b), math.sin(b)
     n_bins = edges.shape[0] - 1
     n_a = detected.shape[2]
-    rho = np.empty(4)
+    rho = np.empty(local.shape[0])
     a0[0] = 0.0
     for k in range(n_bins):
         d0, d1 = edges[k] * 1e-3, edges[k + 1] * 1e-3
@@ -157,7 +155,7 @@ def _los_one(lon, b, edges, p, local, w, eps, detected, a0_step, counts, a0):
         a0[k + 1] = a0[k] + p[P_DUST_A0] * col
         dc = math.sqrt(d0 * d1)
         a0c = a0[k] + (a0[k + 1] - a0[k]) * (dc - d0) / (d1 - d0)
-        densities(dc * cb * cl, dc * cb * sl, dc * sb, p, local, w, eps, rho)
+        densities(dc * cb * cl, dc * cb * sl, dc * sb, p, local, eps, rho)
         volume = p[P_OMEGA] * (edges[k + 1] ** 3 - edges[k] ** 3) / 3.0
         f = min(a0c / a0_step, n_a - 1.0)
         j = min(int(f), n_a - 2)
@@ -168,18 +166,18 @@ def _los_one(lon, b, edges, p, local, w, eps, detected, a0_step, counts, a0):
 
 
 @jit_parallel
-def line_of_sight(l_rad, b_rad, edges, p, local, w, eps, detected, a0_step, counts, a0):
+def line_of_sight(l_rad, b_rad, edges, p, local, eps, detected, a0_step, counts, a0):
     for i in numba.prange(l_rad.shape[0]):
-        _los_one(l_rad[i], b_rad[i], edges, p, local, w, eps, detected, a0_step, counts[i], a0[i])
+        _los_one(l_rad[i], b_rad[i], edges, p, local, eps, detected, a0_step, counts[i], a0[i])
 
 
 @jit_parallel
-def expected_totals(l_rad, b_rad, edges, p, local, w, eps, detected, a0_step, out):
+def expected_totals(l_rad, b_rad, edges, p, local, eps, detected, a0_step, out):
     """Sum of each direction's table: its expected detected stars (before the pixel-independent scale)."""
     for i in numba.prange(l_rad.shape[0]):
         counts = np.empty((detected.shape[0], edges.shape[0] - 1))
         a0 = np.empty(edges.shape[0])
-        _los_one(l_rad[i], b_rad[i], edges, p, local, w, eps, detected, a0_step, counts, a0)
+        _los_one(l_rad[i], b_rad[i], edges, p, local, eps, detected, a0_step, counts, a0)
         out[i] = counts.sum()
 
 
@@ -215,11 +213,12 @@ def _inside(z, ra, z0, z1, ra0, ra1):
 @jit_parallel
 def fill_sources(seed, pixels, n_primary, slots, n_z, n_ra, counts, a0_edges, edges, mg_grid, mg_step, cum, ridge,
                  sigma, k_g, k_bp, k_rp, x_range, a_max, k_g_min, cg, g_gen, a0_scatter, kinds, mf_mass, mf_frac,
-                 log_m, mg_of_m, bp, z_out, ra_out, g_out, bp_rp_out, used, pop_out, giant_out, comp_out, dist_out,
-                 a0_out, mg_out, x0_out, sep_out):
+                 log_m, mg_of_m, pop_of, bp, z_out, ra_out, g_out, bp_rp_out, used, pop_out, giant_out, comp_out,
+                 dist_out, a0_out, mg_out, x0_out, sep_out):
     """The stars of each pixel into its slots (2 per primary: room for a resolved companion); ``used`` gets
     how many were written. bp: q_min, log P median, sigma, merge and wide separations (arcsec), lightest
-    star, giant mass. Beside each source its physics (gaiasim.sim.source_physics): population, giant,
+    star, giant mass. ``mg_of_m`` and ``pop_of``: per density group (component // 2), its sequence's M_G per
+    mass and its population code. Beside each source its physics (gaiasim.sim.source_physics): population, giant,
     companion code, distance (pc), A0, absolute G and intrinsic BP-RP (a merged pair: both stars), pair
     separation (arcsec, NaN without a companion); they take no draws, so the sources are the same with or
     without them."""
@@ -311,7 +310,7 @@ def fill_sources(seed, pixels, n_primary, slots, n_z, n_ra, counts, a0_edges, ed
                 counter += 1
             counter += 1
             z_out[out], ra_out[out], g_out[out], bp_rp_out[out] = z, ra, g, bp_rp
-            pop_out[out], giant_out[out], comp_out[out], dist_out[out] = c // 2, kinds[c], code, d
+            pop_out[out], giant_out[out], comp_out[out], dist_out[out] = pop_of[c // 2], kinds[c], code, d
             a0_out[out], mg_out[out], x0_out[out], sep_out[out] = a0, mg, x0, theta
             out += 1
             if second:
@@ -327,7 +326,7 @@ def fill_sources(seed, pixels, n_primary, slots, n_z, n_ra, counts, a0_edges, ed
                     z2 = min(max(z2, z0), z1 - 1e-15)
                     ra2 = min(max(ra2, ra0), ra1 - 1e-15)
                 z_out[out], ra_out[out], g_out[out], bp_rp_out[out] = z2, ra2, g2, bp_rp2
-                pop_out[out], giant_out[out], comp_out[out], dist_out[out] = c // 2, 0, 5, d
+                pop_out[out], giant_out[out], comp_out[out], dist_out[out] = pop_of[c // 2], 0, 5, d
                 a0_out[out], mg_out[out], x0_out[out], sep_out[out] = a0, mg2, x2, theta
                 out += 1
             counter += 1

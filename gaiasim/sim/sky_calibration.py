@@ -9,21 +9,24 @@ materialised) over a grid of the [U] parameters and their published alternatives
   the old thin disc's scale lengths (Robin+2003 2.53/1.32 kpc, GUMS DR3 2.011/1.310 [C-impl]), the thick
   disc's scale length (2.5 Robin+2003, 2.919 GUMS DR3, 3.6 Juric+2008) and height (0.8, 0.795, 0.9 kpc),
   the bulge/bar law (galaxy.BULGE_MODELS: Robin+2003, GUMS DR3, Robin+2012 B);
-* linear (every count is linear in the local densities, so these cost nothing): the halo/thin ratio
-  (0.0051 or 0.001, sky-sources 2.2), the bulge's number scale (0.25-2), and the thin disc's local density,
-  solved so that the sky holds EDR3's 1,806,254,432 sources with G.
+* linear (every count is linear in each component's weight, so these cost nothing): the halo/thin ratio
+  (0.0051 or 0.001, sky-sources 2.2), the bulge's number scale (0.2-2), the giants' share (0.3-1.2 %, with
+  ``--giants``: the fourth run), and the thin disc's local density, solved so that the sky holds EDR3's
+  1,806,254,432 sources with G.
 
 Each combination is scored on the confirmed rows of ``python -m gaiasim.bench --only sky``
 (gaiasim/validate/sky_fidelity.py), with their tolerances: the sky total (+-5 %), the DR2 sparse and dense
 fields (+-25 %), Sgr-I and the peak pixel (within x2), the stars within 100 pc (+-15 %), Bahcall-Soneira N(<G)
-at |b| >= 20 for 7 limits (+-25 %); a combination whose local density leaves GCNS's 0.072-0.079 pc^-3 +-15 %
-is discarded. Best: Gaia's own counts passing (GAIA_ROWS), then most rows passing, then the smallest sum of
-squared residuals in units of tolerance.
+at |b| >= 20 for the 6 limits Tycho-2 does not supersede (+-25 %; G < 12 was scored up to the third run), Tycho-2's
+densities at |b| 0, 30, 90 and its entries (+-25 %, the fourth run on); a combination whose local density
+leaves GCNS's 0.072-0.079 pc^-3 +-15 % is discarded. Best: Gaia's own counts passing (GAIA_ROWS), then most
+rows passing, then the smallest sum of squared residuals in units of tolerance.
 Bahcall-Soneira is read two ways: V = G + 0.3 (the bench's [U] offset) and, per star, V = G - (G - V)(BP-RP)
 with the Riello+2021 polynomial (see docs/sky-calibration.md), reported side by side.
 
     python -m gaiasim.sim.sky_calibration   # 168 passes; prints the tables of docs/sky-calibration.md
     python -m gaiasim.sim.sky_calibration --dust al05   # the third run's 21 passes, ~2 min
+    python -m gaiasim.sim.sky_calibration --dust al05 --giants   # the fourth run's, ~4 min
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ THICK_HZ_KPC = (0.8, 0.795, 0.9)
 BULGES = tuple(g.BULGE_MODELS)
 HALO_TO_THIN = (0.0051, 0.001)
 BULGE_SCALES = tuple(np.round(np.arange(0.2, 2.0001, 0.025), 3))
+#: Giants per star (galaxy.GIANT_FRACTION [U]; the fourth run's linear parameter): 0.3-1.2 %.
+GIANT_FRACTIONS = tuple(np.round(np.arange(0.003, 0.01201, 0.0005), 4))
 
 # --- Targets (the bench's rows, gaiasim/validate/sky_fidelity.py) ------------------------------------------------
 
@@ -79,6 +84,8 @@ SAMPLE = {
 }
 for _name, _l0, _b0, _r, *_ in sf._fields()[:4]:
     SAMPLE[_name] = np.flatnonzero(sf._in_cap(_L, _B, _l0, _b0, _r))
+for _b0, (_lo, _hi) in sf.TYCHO2_BANDS.items():  # the Tycho-2 bands: every 3rd pixel (the bench takes all)
+    SAMPLE[f"tycho{_b0:g}"] = np.flatnonzero((np.abs(_B) >= _lo) & (np.abs(_B) <= _hi))[1::3]
 
 
 @functools.cache
@@ -95,28 +102,47 @@ def limit_tables(mode: str) -> tuple[np.ndarray, ...]:
                  for lim in sf.BS_G_LIMITS)
 
 
-def _per_population(pixels: np.ndarray, params: np.ndarray, detected: np.ndarray | None = None) -> np.ndarray:
-    """(pixels, 4) expected detected stars of each population at unit local densities."""
-    counts, _ = g.line_of_sight(_LON[pixels], _LAT[pixels], params, np.ones(4), detected)
-    return counts.reshape(len(pixels), len(g.POPULATIONS), 2, -1).sum(axis=(2, 3))
+def _per_component(pixels: np.ndarray, params: np.ndarray, detected: np.ndarray | None = None) -> np.ndarray:
+    """(pixels, components) expected detected stars of each component at unit local densities of the groups
+    (and the frozen giants' share: :func:`component_weights` rescales it)."""
+    counts, _ = g.line_of_sight(_LON[pixels], _LAT[pixels], params, np.ones(len(g.GROUPS)), detected)
+    return counts.sum(axis=2)
 
 
 def shape_metrics(params: np.ndarray) -> dict[str, np.ndarray]:
-    """Each row's figure per population at unit local densities (linear in the densities)."""
+    """Each row's figure per component at unit local densities (linear in the densities and the giants' share)."""
     per_deg2 = COMPANIONS / sky.PIXEL_DEG2
-    m = {"total": _per_population(SAMPLE["total"], params).sum(0) * sky.N_PIXELS / len(SAMPLE["total"]) * COMPANIONS}
+    m = {"total": _per_component(SAMPLE["total"], params).sum(0) * sky.N_PIXELS / len(SAMPLE["total"]) * COMPANIONS}
     for name in (_DENSE, _SPARSE, _SGR, _BAADE):
-        m[name] = _per_population(SAMPLE[name], params).mean(0) * per_deg2
-    m["peak"] = _per_population(SAMPLE["peak"], params) * per_deg2  # (pixels, 4): the max comes after the sum
-    counts, _ = g.line_of_sight(_LON[SAMPLE["local"]], _LAT[SAMPLE["local"]], params, np.ones(4))
+        m[name] = _per_component(SAMPLE[name], params).mean(0) * per_deg2
+    m["peak"] = _per_component(SAMPLE["peak"], params) * per_deg2  # (pixels, components): the max after the sum
+    counts, _ = g.line_of_sight(_LON[SAMPLE["local"]], _LAT[SAMPLE["local"]], params, np.ones(len(g.GROUPS)))
     e = g.DIST_EDGES_PC
     inside = np.clip((sf.GCNS_RADIUS_PC**3 - e[:-1] ** 3) / (e[1:] ** 3 - e[:-1] ** 3), 0.0, 1.0)
-    per_bin = counts.reshape(len(SAMPLE["local"]), len(g.POPULATIONS), 2, -1).sum(axis=(0, 2))
-    m["gcns"] = (per_bin * inside).sum(axis=1) * sky.N_PIXELS / len(SAMPLE["local"])
+    m["gcns"] = counts.sum(axis=0) @ inside * sky.N_PIXELS / len(SAMPLE["local"])
     for mode in ("g", "v"):
-        m[f"bs_{mode}"] = np.array([_per_population(SAMPLE["high"], params, d).mean(0) * per_deg2
+        m[f"bs_{mode}"] = np.array([_per_component(SAMPLE["high"], params, d).mean(0) * per_deg2
                                     for d in limit_tables(mode)])
+    tycho = sf._tycho2_table()
+    m["tycho"] = np.array([_per_component(SAMPLE[f"tycho{b0:g}"], params, tycho).mean(0) * per_deg2
+                           for b0, _ in sf.TYCHO2_DENSITY_BY_ABS_B]
+                          + [_per_component(SAMPLE["total"], params, tycho).sum(0) * COMPANIONS * sky.N_PIXELS
+                             / len(SAMPLE["total"])])
     return m
+
+
+def component_weights(local: np.ndarray, giants: float = g.GIANT_FRACTION) -> np.ndarray:
+    """The weight of each component (galaxy.COMPONENTS) in the metrics: its group's local density, its kind's
+    share rescaled from the frozen giants' share (the tables') to ``giants``."""
+    out = np.empty(len(g.COMPONENTS))
+    for c, (group, kind) in enumerate(g.COMPONENTS):
+        frozen = g.giant_fraction(group)
+        if kind == 0:
+            share = (1.0 - g.giant_fraction(group, giants)) / (1.0 - frozen)
+        else:
+            share = g.giant_fraction(group, giants) / frozen if frozen > 0 else 0.0
+        out[c] = local[g.GROUPS.index(group)] * share
+    return out
 
 
 def references() -> dict[str, float | np.ndarray]:
@@ -125,45 +151,52 @@ def references() -> dict[str, float | np.ndarray]:
     return {"total": float(sf.EDR3_SOURCES_WITH_G), _DENSE: fields[_DENSE], _SPARSE: fields[_SPARSE],
             _SGR: sf.SGR_I_DENSITY, "peak": sf.SGR_I_DENSITY, "gcns": sf.GCNS_WITHIN_100PC,
             "bs": np.array([sf.bahcall_soneira(_L[high], _B[high], lim + sf.BS_V_MINUS_G).mean()
-                            for lim in sf.BS_G_LIMITS])}
+                            for lim in sf.BS_G_LIMITS]),
+            "tycho": np.array([d for _, d in sf.TYCHO2_DENSITY_BY_ABS_B] + [sf.TYCHO2_ENTRIES])}
 
 
-#: (row, reference key, tolerance: relative, or a factor for the windows).
+#: (row, reference key, tolerance: relative, or a factor for the windows): the bench's scored rows. Bahcall-Soneira
+#: where Tycho-2 does not supersede it (V > sf.BS_SUPERSEDED_TO_V, the fourth run; the third scored G < 12 too).
 ROWS = ([("total", "total", 0.05), ("sparse", _SPARSE, 0.25), ("dense", _DENSE, 0.25), ("Sgr-I", _SGR, "x2"),
          ("peak", "peak", "x2"), ("<100 pc", "gcns", 0.15)]
-        + [(f"BS G<{lim:g}", ("bs", i), 0.25) for i, lim in enumerate(sf.BS_G_LIMITS)])
+        + [(f"BS G<{lim:g}", ("bs", i), 0.25) for i, lim in enumerate(sf.BS_G_LIMITS)
+           if lim + sf.BS_V_MINUS_G > sf.BS_SUPERSEDED_TO_V]
+        + [(f"Tycho-2 {name}", ("tycho", i), sf.TOL_TYCHO2)
+           for i, name in enumerate((*(f"|b| {b0:g}" for b0, _ in sf.TYCHO2_DENSITY_BY_ABS_B), "sky"))])
 
 
-def evaluate(m: dict, ref: dict, local: np.ndarray, bs_mode: str) -> dict:
-    """Rows (value, ratio, pass with MIN_MARGIN to spare, residual in tolerances) at local densities
-    ``local``, and the guards' figures under "guards"."""
-    values = {"total": m["total"] @ local, _DENSE: m[_DENSE] @ local, _SPARSE: m[_SPARSE] @ local,
-              _SGR: m[_SGR] @ local, "peak": float((m["peak"] @ local).max()), "gcns": m["gcns"] @ local}
-    bs = m[f"bs_{bs_mode}"] @ local
+def evaluate(m: dict, ref: dict, w: np.ndarray, bs_mode: str) -> dict:
+    """Rows (value, ratio, pass with MIN_MARGIN to spare, residual in tolerances) at the component weights ``w``
+    (:func:`component_weights`)."""
+    values = {"total": m["total"] @ w, _DENSE: m[_DENSE] @ w, _SPARSE: m[_SPARSE] @ w,
+              _SGR: m[_SGR] @ w, "peak": float((m["peak"] @ w).max()), "gcns": m["gcns"] @ w,
+              "bs": m[f"bs_{bs_mode}"] @ w, "tycho": m["tycho"] @ w}
     out = {}
     for row, key, tol in ROWS:
-        value, reference = (bs[key[1]], ref["bs"][key[1]]) if isinstance(key, tuple) else (values[key], ref[key])
+        value, reference = (values[key[0]][key[1]], ref[key[0]][key[1]]) if isinstance(key, tuple) \
+            else (values[key], ref[key])
         ratio = value / reference
         resid = math.log(ratio) / math.log(2.0) if tol == "x2" else (ratio - 1.0) / tol
         out[row] = (float(value), float(ratio), bool(abs(resid) <= 1.0 - MIN_MARGIN), float(resid))
     return out
 
 
-def guarded(m: dict, local: np.ndarray) -> bool:
-    """The guards, each with MIN_MARGIN to spare: GCNS's local density band and the unit tests' bounds on
-    the bulge windows."""
+def guarded(m: dict, local: np.ndarray, w: np.ndarray) -> bool:
+    """The guards, each with MIN_MARGIN to spare: GCNS's local density band (``local``: the groups' densities) and
+    the unit tests' bounds on the bulge windows (``w``: the component weights)."""
     lo, hi = 1.0 + MIN_MARGIN, 1.0 - MIN_MARGIN
-    windows = (m[_SGR] @ local, m[_BAADE] @ local)
-    return (LOCAL_BAND[0] * lo <= local[:3].sum() <= LOCAL_BAND[1] * hi
-            and all(WINDOW_BAND[0] * lo <= w <= WINDOW_BAND[1] * hi for w in windows)
-            and float((m["peak"] @ local).max()) >= sf.SGR_I_DENSITY / 2.0 * lo)
+    windows = (m[_SGR] @ w, m[_BAADE] @ w)
+    return (LOCAL_BAND[0] * lo <= local[:-1].sum() <= LOCAL_BAND[1] * hi
+            and all(WINDOW_BAND[0] * lo <= x <= WINDOW_BAND[1] * hi for x in windows)
+            and float((m["peak"] @ w).max()) >= sf.SGR_I_DENSITY / 2.0 * lo)
 
 
-def solve(m: dict, halo: float, bulge: str, scale: float) -> np.ndarray | None:
-    """Local densities with the thin disc's solved for the sky total; None if it comes out non-positive."""
-    unit = g.local_densities(thin=1.0, halo_to_thin=halo, bulge=bulge, bulge_scale=scale)
-    bulge_part = m["total"][3] * unit[3]
-    thin = (sf.EDR3_SOURCES_WITH_G - bulge_part) / (m["total"][:3] @ unit[:3])
+def solve(m: dict, halo: float, bulge: str, scale: float, giants: float = g.GIANT_FRACTION) -> np.ndarray | None:
+    """Local densities of the groups with the thin disc's solved for the sky total; None if it comes out
+    non-positive."""
+    unit = component_weights(g.local_densities(thin=1.0, halo_to_thin=halo, bulge=bulge, bulge_scale=scale), giants)
+    bulge_part = m["total"][-2:] @ unit[-2:]
+    thin = (sf.EDR3_SOURCES_WITH_G - bulge_part) / (m["total"][:-2] @ unit[:-2])
     return None if thin <= 0 else g.local_densities(thin=thin, halo_to_thin=halo, bulge=bulge, bulge_scale=scale)
 
 
@@ -172,7 +205,7 @@ def dust_kwargs(dust: float | str) -> dict:
     return {"dust": dust} if isinstance(dust, str) else {"dust": "li2018", "dust_a0": dust}
 
 
-def scan(bs_modes=("g", "v"), dusts=DUSTS) -> list[dict]:
+def scan(bs_modes=("g", "v"), dusts=DUSTS, giant_grid=(g.GIANT_FRACTION,)) -> list[dict]:
     """Every combination of the grid (the thin disc's density solved for the sky total), with its rows and
     whether it keeps the guards."""
     ref = references()
@@ -189,26 +222,28 @@ def scan(bs_modes=("g", "v"), dusts=DUSTS) -> list[dict]:
     for (dust, thin_name, thick_hr, thick_hz), md in discs.items():
         for bulge in BULGES:
             mb = bulges[(dust, bulge)]
-            m = {k: np.concatenate([md[k][..., :3], mb[k][..., 3:]], axis=-1) for k in md}  # discs + this bulge
-            for halo, scale, mode in itertools.product(HALO_TO_THIN, BULGE_SCALES, bs_modes):
-                local = solve(m, halo, bulge, scale)
+            m = {k: np.concatenate([md[k][..., :-2], mb[k][..., -2:]], axis=-1) for k in md}  # discs + this bulge
+            for halo, scale, giants, mode in itertools.product(HALO_TO_THIN, BULGE_SCALES, giant_grid, bs_modes):
+                local = solve(m, halo, bulge, scale, giants)
                 if local is None:
                     continue
-                rows = evaluate(m, ref, local, mode)
+                w = component_weights(local, giants)
+                rows = evaluate(m, ref, w, mode)
                 results.append({"dust": dust, "thin_hr": thin_name, "thick_hr": thick_hr, "thick_hz": thick_hz,
-                                "bulge": bulge, "bulge_scale": float(scale), "halo": halo, "bs_mode": mode,
-                                "thin_local": float(local[0]), "local_density": float(local[:3].sum()),
-                                "windows": (float(m[_SGR] @ local), float(m[_BAADE] @ local)),
-                                "guarded": guarded(m, local), "rows": rows,
+                                "bulge": bulge, "bulge_scale": float(scale), "halo": halo, "giants": giants,
+                                "bs_mode": mode, "thin_local": float(local[:-3].sum()),
+                                "local_density": float(local[:-1].sum()),
+                                "windows": (float(m[_SGR] @ w), float(m[_BAADE] @ w)),
+                                "guarded": guarded(m, local, w), "rows": rows,
                                 "passes": sum(r[2] for r in rows.values()),
                                 "chi2": sum(r[3] ** 2 for r in rows.values())})
     return results
 
 
-#: The values before this calibration: those frozen by the second one (2026-12-07, Amores & Lepine's dust), now
-#: with the thick disc's and halo's metal-poor main sequence.
-BEFORE = dict(dust="al05", thin_hr="robin2003", thick_hr=2.5, thick_hz=0.9, bulge="robin2003", bulge_scale=0.3,
-              halo=0.0051)
+#: The values before this calibration: those frozen by the third one (2026-12-07, the metal-poor main sequence), now
+#: with the thin disc resolved into its age bins and the early B dwarfs (the fourth run, 2026-12-08).
+BEFORE = dict(dust="al05", thin_hr="robin2003", thick_hr=2.919, thick_hz=0.9, bulge="robin2003", bulge_scale=0.2,
+              halo=0.001, giants=0.004)
 #: The rows that Gaia measured itself (EDR3's total, DR2's sparse and dense fields, GCNS): a combination must
 #: pass them. The Bahcall-Soneira rows are a 1980 model read through a V -> G offset [U], Sgr-I a press figure
 #: [C-sec] and the peak a bound: they are counted, not kept.
@@ -228,7 +263,7 @@ def describe(r: dict | None) -> str:
         return "none"
     dust = r["dust"] if isinstance(r["dust"], str) else f"{r['dust']:.2f}"
     head = (f"dust {dust}, thin hR {r['thin_hr']}, thick hR {r['thick_hr']:g} hz {r['thick_hz']:g}, "
-            f"bulge {r['bulge']} x{r['bulge_scale']:g}, halo {r['halo']:g}, BS {r['bs_mode']}: "
+            f"bulge {r['bulge']} x{r['bulge_scale']:g}, halo {r['halo']:g}, giants {r['giants']:g}, BS {r['bs_mode']}: "
             f"thin {r['thin_local']:.4f} (local {r['local_density']:.4f}) pc^-3, Baade {r['windows'][1]:.3g}, "
             f"{r['passes']}/{len(ROWS)} pass{'' if r['guarded'] else ', GUARDS BROKEN'}, chi2 {r['chi2']:.2f}")
     rows = "; ".join(f"{k} {v[0]:.4g} ({v[1]:.3f}{'' if v[2] else ' FAIL'})" for k, v in r["rows"].items())
@@ -242,27 +277,30 @@ def crowding_diagnostic(chosen: dict, cap: float) -> str:
     p = g.model_params(thin_hr_old=THIN_HR_OLD_KPC[chosen["thin_hr"]], thick_hr=chosen["thick_hr"],
                        thick_hz=chosen["thick_hz"], bulge=chosen["bulge"], **dust_kwargs(chosen["dust"]))
     m = shape_metrics(p)
-    pix = _per_population(SAMPLE["total"], p) * COMPANIONS  # (pixels, 4) at unit densities
+    pix = _per_component(SAMPLE["total"], p) * COMPANIONS  # (pixels, components) at unit densities
     per_pixel_cap = cap * sky.PIXEL_DEG2
 
     def local_of(thin: float) -> np.ndarray:
         return g.local_densities(thin=thin, halo_to_thin=chosen["halo"], bulge=chosen["bulge"],
                                  bulge_scale=chosen["bulge_scale"])
 
+    def weights(thin: float) -> np.ndarray:
+        return component_weights(local_of(thin), chosen["giants"])
+
     def capped_total(thin: float) -> float:
-        return float(np.minimum(pix @ local_of(thin), per_pixel_cap).sum()) * sky.N_PIXELS / len(SAMPLE["total"])
+        return float(np.minimum(pix @ weights(thin), per_pixel_cap).sum()) * sky.N_PIXELS / len(SAMPLE["total"])
 
     lo, hi = 0.0, 1.0
     for _ in range(60):
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if capped_total(mid) < sf.EDR3_SOURCES_WITH_G else (lo, mid)
     local = local_of(lo)
-    above = float(np.clip(pix @ local_of(chosen["thin_local"]) - per_pixel_cap, 0.0, None).sum()) \
+    above = float(np.clip(pix @ weights(chosen["thin_local"]) - per_pixel_cap, 0.0, None).sum()) \
         * sky.N_PIXELS / len(SAMPLE["total"])
-    rows = evaluate(m, references(), local, "g")
+    rows = evaluate(m, references(), weights(lo), "g")
     rows.pop("total")
     return (f"cap {cap:.3g} deg^-2: {above / 1e6:.0f} M of the chosen model's sources lie above it; the total "
-            f"re-solved under the cap gives thin {local[0]:.4f} (local {local[:3].sum():.4f}) pc^-3:\n    "
+            f"re-solved under the cap gives thin {lo:.4f} (local {local[:-1].sum():.4f}) pc^-3:\n    "
             + "; ".join(f"{k} {v[0]:.4g} ({v[1]:.3f}{'' if v[2] else ' FAIL'})" for k, v in rows.items()))
 
 
@@ -270,11 +308,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dust", choices=[str(d) for d in DUSTS], action="append",
                         help="scan only these dust entries (repeatable; default all; must include the one of BEFORE)")
+    parser.add_argument("--giants", action="store_true",
+                        help=f"scan the giants' share over {GIANT_FRACTIONS[0]:g}-{GIANT_FRACTIONS[-1]:g} "
+                             "(the fourth run) instead of holding it at the frozen value; use with --dust al05")
     args = parser.parse_args()
     dusts = DUSTS if not args.dust else tuple(d if d == "al05" else float(d) for d in args.dust)
-    results = scan(dusts=dusts)
+    results = scan(dusts=dusts, giant_grid=GIANT_FRACTIONS if args.giants else (g.GIANT_FRACTION,))
     print(f"# {len(results)} combinations, {sum(r['guarded'] for r in results)} keep the guards")
-    before = pick(results, guards=False, bs_mode="g", **BEFORE)
+    before = pick(results, guards=False, bs_mode="g", **{k: v for k, v in BEFORE.items()
+                                                          if k != "giants" or args.giants})
     if before is None:
         raise SystemExit(f"--dust must include {BEFORE['dust']}: the values before the calibration use it")
     keep = GAIA_ROWS
@@ -289,7 +331,7 @@ def main() -> None:
     print("\n## The same, per dust normalisation")
     for dust in dusts:
         print(describe(pick(results, keep, bs_mode="g", dust=dust)))
-    for row in ("Sgr-I", "BS G<12", "BS G<17", "BS G<18", "BS G<19"):
+    for row in ("Sgr-I", "BS G<17", "BS G<18", "BS G<19", "Tycho-2 |b| 0", "Tycho-2 |b| 90"):
         print(f"\n## Passing {row} as well: with the guards / without them")
         print(describe(pick(results, (*keep, row), bs_mode="g")))
         print(describe(pick(results, (*keep, row), guards=False, bs_mode="g")))

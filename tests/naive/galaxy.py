@@ -9,10 +9,10 @@ import numpy as np
 from gaiasim.sim import galaxy as g
 
 
-def _thin(r: np.ndarray, z: np.ndarray) -> np.ndarray:
-    w = np.array(g.THIN_RHO0) / np.sum(g.THIN_RHO0)
-    out = np.zeros_like(r)
-    for i, (wi, eps) in enumerate(zip(w, g.THIN_EPS, strict=True)):
+def _thin_bins(r: np.ndarray, z: np.ndarray) -> list[np.ndarray]:
+    """Each thin-disc age bin's density law over its value at the Sun (Einasto; the youngest its own form)."""
+    out = []
+    for i, eps in enumerate(g.THIN_EPS):
         def law(rr, zz, eps=eps, young=(i == 0)):
             a2 = rr**2 + (zz / eps) ** 2
             if young:
@@ -20,8 +20,8 @@ def _thin(r: np.ndarray, z: np.ndarray) -> np.ndarray:
                 return np.exp(-a2 / h1**2) - np.exp(-a2 / h2**2)
             h1, h2 = g.THIN_HR_OLD_KPC
             return np.exp(-np.sqrt(0.25 + a2 / h1**2)) - np.exp(-np.sqrt(0.25 + a2 / h2**2))
-        out += wi * law(r, z) / law(np.array(g.R_SUN_KPC), np.array(g.Z_SUN_KPC))
-    return np.where(r <= g.R_DISC_MAX_KPC, out, 0.0)
+        out.append(np.where(r <= g.R_DISC_MAX_KPC, law(r, z) / law(np.array(g.R_SUN_KPC), np.array(g.Z_SUN_KPC)), 0.0))
+    return out
 
 
 def _thick(r: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -56,15 +56,17 @@ def _bulge(xc: np.ndarray, yc: np.ndarray, z: np.ndarray, name: str) -> np.ndarr
 
 
 def densities(d_kpc: np.ndarray, l_rad: float, b_rad: float, bulge: str = g.BULGE_MODEL) -> np.ndarray:
-    """(4, n) number densities (pc^-3) of thin, thick, halo, bulge (the law ``bulge``) at ``d_kpc``."""
+    """(groups, n) number densities (pc^-3) of the thin disc's age bins, thick disc, halo, bulge (the law
+    ``bulge``) at ``d_kpc``."""
     x = d_kpc * np.cos(b_rad) * np.cos(l_rad)
     y = d_kpc * np.cos(b_rad) * np.sin(l_rad)
     z = d_kpc * np.sin(b_rad) + g.Z_SUN_KPC
     xc = g.R_SUN_KPC - x
     r = np.hypot(xc, y)
     local = g.local_densities(bulge=bulge)
-    return np.stack([local[0] * _thin(r, z), local[1] * _thick(r, z), local[2] * _halo(r, z),
-                     local[3] * _bulge(xc, y, z, bulge)])
+    n = len(g.THIN_EPS)
+    return np.stack([*(local[i] * law for i, law in enumerate(_thin_bins(r, z))), local[n] * _thick(r, z),
+                     local[n + 1] * _halo(r, z), local[n + 2] * _bulge(xc, y, z, bulge)])
 
 
 def _al05_av_per_kpc(s: np.ndarray, l_rad: float, b_rad: float) -> np.ndarray:

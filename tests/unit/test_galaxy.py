@@ -104,6 +104,7 @@ def test_the_calibrated_values_lie_in_their_published_ranges():
     assert g.THICK_HZ_KPC in (0.8, 0.795, 0.9) and g.THICK_HR_KPC in (2.5, 2.919, 3.6)
     assert g.THIN_HR_OLD_KPC in ((2.53, 1.32), (2.011, 1.310)) and g.HALO_TO_THIN in (0.0051, 0.001)
     assert g.BULGE_MODEL in g.BULGE_MODELS and 0.2 <= g.BULGE_NUMBER_SCALE <= 2.0
+    assert 0.003 <= g.GIANT_FRACTION <= 0.012  # the fourth run's scan (sky_calibration.GIANT_FRACTIONS)
     assert g.CALIBRATION.startswith("docs/sky-calibration.md")
 
 
@@ -112,17 +113,18 @@ def test_the_bulge_laws_take_their_central_density_at_the_centre_and_fall_off():
     near end lies at l > 0: more bulge stars at l = +6 than at l = -6 (b = -4)."""
     for name in g.BULGE_MODELS:
         p = g.model_params(bulge=name)
-        local = np.array([0.0, 0.0, 0.0, 1.0])
-        out = np.empty(4)
-        w, eps = g._thin_weights()
-        kg.densities(g.R_SUN_KPC, 0.0, -g.Z_SUN_KPC, p, local, w, eps, out)
-        assert out[3] == pytest.approx(1.0)
+        local = np.zeros(len(g.GROUPS))
+        local[-1] = 1.0
+        out = np.empty(len(g.GROUPS))
+        eps = np.array(g.THIN_EPS)
+        kg.densities(g.R_SUN_KPC, 0.0, -g.Z_SUN_KPC, p, local, eps, out)
+        assert out[-1] == pytest.approx(1.0)
         for dx, dy, dz in ((0.5, 0, 0), (0, 0.5, 0), (0, 0, 0.5)):
-            kg.densities(g.R_SUN_KPC - dx, dy, dz - g.Z_SUN_KPC, p, local, w, eps, out)
-            assert 0.0 < out[3] < 1.0
+            kg.densities(g.R_SUN_KPC - dx, dy, dz - g.Z_SUN_KPC, p, local, eps, out)
+            assert 0.0 < out[-1] < 1.0
         pixels = sky.pixel_of_unit(np.array([g.unit_of_lb(6.0, -4.0), g.unit_of_lb(-6.0, -4.0)]))
         counts, _ = g.line_of_sight(*g.pixel_lb(pixels), p, g.local_densities(bulge=name))
-        near, far = counts[:, 6:8].sum(axis=(1, 2))
+        near, far = counts[:, -2:].sum(axis=(1, 2))
         assert near > far, name
 
 
@@ -217,7 +219,7 @@ def test_bulge_windows_reach_the_published_density_and_dwarf_high_latitudes():
 
 def test_the_local_density_is_gcns_s():
     lo, hi = LOCAL_DENSITY
-    assert 0.85 * lo < g.local_densities()[:3].sum() < 1.15 * hi
+    assert 0.85 * lo < g.local_densities()[:-1].sum() < 1.15 * hi
 
 
 def test_the_sky_holds_the_sources_of_dr3():
@@ -272,3 +274,36 @@ def test_the_thin_disc_reaches_b0v_on_mamajek_s_early_b_rows():
     lf = g.luminosity_function("thin", 0)
     assert g.MG_GRID[0] < -3.98 < g.MG_GRID[np.flatnonzero(lf > 0)[0]] < -3.9
     assert 10 ** g.LOG_MASS_GRID[-1] == pytest.approx(17.5, rel=0.02)
+
+
+def test_the_thin_disc_s_age_bins_hold_the_stars_their_ages_leave_on_the_main_sequence():
+    """Each of Robin+2003's seven age bins is a density group with its own luminosity function: the youngest holds
+    the B0V stars, the 7-10 Gyr bin nothing heavier than the lifetime law's turn-off (10 (m/Msun)^-2.5 Gyr = 7 Gyr:
+    1.153 Msun), and no giants in the youngest; each bin's share of the disc's stars is its mass density over its
+    stars' mean mass, so the heavy young bin holds fewer stars than its mass share."""
+    assert g.GROUPS[:len(g.THIN_AGE_BINS_GYR)] == tuple(f"thin{i}" for i in range(7))
+    assert [g.POPULATIONS[i] for i in g.GROUP_POPULATION] == ["thin"] * 7 + ["thick", "halo", "bulge"]
+    brightest = [g.MG_GRID[np.flatnonzero(g.luminosity_function(f"thin{i}", 0) > 0)[0]] for i in range(7)]
+    assert brightest[0] < -3.9 and np.all(np.diff(brightest) > 0)
+    turn_off = g.ms_mass(np.array([brightest[-1]]), "thin")[0]
+    assert turn_off == pytest.approx((10.0 / 7.0) ** 0.4, rel=0.03)
+    assert g.giant_fraction("thin0") == 0.0 and g.luminosity_function("thin0", 1).sum() == 0.0
+    for grp in g.GROUPS[1:]:
+        assert g.luminosity_function(grp, 0).sum() + g.luminosity_function(grp, 1).sum() == pytest.approx(1.0)
+    w = g.thin_number_weights()
+    mass_share = np.array(g.THIN_RHO0) / np.sum(g.THIN_RHO0)
+    assert w.sum() == pytest.approx(1.0) and w[0] < 0.8 * mass_share[0] and w[-1] > mass_share[-1]
+    local = g.local_densities()
+    assert local[:7].sum() == pytest.approx(g.THIN_LOCAL_PC3) and local[7] == pytest.approx(0.12 * g.THIN_LOCAL_PC3)
+
+
+def test_the_young_bins_crowd_the_plane_and_the_truth_keeps_four_population_codes():
+    """Away from the plane the youngest bin (axis ratio 0.014) thins out far faster than the oldest (0.079); a plane
+    pixel's stars come from every group, and its truth names the four populations only."""
+    counts, _ = g.line_of_sight(np.radians([90.0, 90.0]), np.radians([0.5, 60.0]))
+    per_group = counts.sum(axis=2).reshape(2, len(g.GROUPS), 2).sum(axis=2)
+    share = per_group / per_group.sum(axis=1, keepdims=True)
+    assert share[1, 0] / share[1, 6] < 0.1 * share[0, 0] / share[0, 6]
+    _, physics, _ = g.materialise(3, sky.pixel_of_unit(g.unit_of_lb(30.0, 1.0)[None]), 0.05, physics=True)
+    codes = set(physics["population"].to_numpy().tolist())
+    assert 0 in codes and codes <= {0, 1, 2, 3}
