@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import json
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -67,6 +68,19 @@ def _errors(fn: Callable) -> Callable:
                   "then run the same command again")
 
     return wrapper
+
+
+class LocalPath(click.Path):
+    """A local path argument or option: a URI (``s3://bucket/x``, ``gs://...``) is refused in one line before
+    anything is created, instead of becoming a folder named ``s3:``; object storage is pipeline.storage's
+    (docs/run-contract.md, "Object storage"), not yet wired into the commands."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and re.match(r"[A-Za-z][A-Za-z0-9+.-]+://", value):
+            name = param.opts[0] if isinstance(param, click.Option) else getattr(param, "human_readable_name", "it")
+            _fail(f"{value}: {name} takes a local path; this command does not read or write object storage yet "
+                  "(docs/run-contract.md, 'Object storage'): copy the data to a local folder")
+        return super().convert(value, param, ctx)
 
 
 @contextmanager
@@ -141,7 +155,7 @@ def main() -> None:
 @click.option("--days", type=int, help="consecutive days with the same sky")
 @click.option("--faults", help="fault plan: a TOML file, or the name of a packaged plan (corrupted_link, "
               "hk_anomalies, transients, calibration_drift, none)")
-@click.option("--out", type=click.Path(path_type=Path), help="dataset folder to create")
+@click.option("--out", type=LocalPath(path_type=Path), help="dataset folder to create")
 @click.option("--dry-run", is_flag=True, help="print the expected counts and bytes, write nothing")
 @_executor_options("time slices", auto="a process pool when every worker gets 4 slices or more, else this process")
 @_errors
@@ -185,12 +199,12 @@ def generate(spec, scale, seed, date_, days, faults, out, dry_run, workers, exec
 
 
 @main.command(name="run")
-@click.argument("dataset", type=click.Path(path_type=Path))
-@click.option("--out", required=True, type=click.Path(path_type=Path),
+@click.argument("dataset", type=LocalPath(path_type=Path))
+@click.option("--out", required=True, type=LocalPath(path_type=Path),
               help="run folder to create (or to resume: a stopped run of the same inputs carries on)")
 @_executor_options("hours", auto="with 2 cores or more, an hour per core at a time on threads of this "
                   "process, else this process", kinds=("serial", "threads", "process", "dask"))
-@click.option("--watch", "inbox", type=click.Path(path_type=Path), default=None,
+@click.option("--watch", "inbox", type=LocalPath(path_type=Path), default=None,
               help="process the TM files arriving in this folder instead of DATASET/tm (catalogue from DATASET)")
 @click.option("--poll", "poll_s", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
               help="with --watch: seconds between looks at the inbox")
@@ -263,8 +277,8 @@ def _judgeable(run_dir: Path, dataset: Path | None = None, truth: bool = False) 
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--dataset", type=click.Path(path_type=Path), help="the dataset the run read (default: run.json's)")
+@click.argument("run_dir", type=LocalPath(path_type=Path))
+@click.option("--dataset", type=LocalPath(path_type=Path), help="the dataset the run read (default: run.json's)")
 @_errors
 def conform(run_dir, dataset) -> None:
     """Check RUN_DIR against the run contract (docs/run-contract.md): layout, every Parquet file's schema and
@@ -281,11 +295,11 @@ def conform(run_dir, dataset) -> None:
 
 
 @main.command(name="alerts")
-@click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--avro", "avro_path", type=click.Path(path_type=Path),
+@click.argument("run_dir", type=LocalPath(path_type=Path))
+@click.option("--avro", "avro_path", type=LocalPath(path_type=Path),
               help="Avro container file of every alert (with --split: a folder, one <alert_id>.avro per alert)")
 @click.option("--split", is_flag=True, help="one Avro file per alert, in the folder --avro names")
-@click.option("--voevent", "voevent_dir", type=click.Path(path_type=Path),
+@click.option("--voevent", "voevent_dir", type=LocalPath(path_type=Path),
               help="folder for the VOEvent 2.0 XML of each alert (<alert_id>.xml)")
 @click.option("--role", type=click.Choice(["test", "observation", "prediction", "utility"]), default="test",
               show_default=True, help="VOEvent role (simulated data: test)")
@@ -328,11 +342,11 @@ def _results_view(results: list[checks.Result]) -> Tabular:
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--dataset", type=click.Path(path_type=Path), help="dataset with the truth (default: the run's)")
-@click.option("--junit", type=click.Path(path_type=Path), help="write JUnit XML here")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), help="write JSON results here")
-@click.option("--history", type=click.Path(path_type=Path), default=None,
+@click.argument("run_dir", type=LocalPath(path_type=Path))
+@click.option("--dataset", type=LocalPath(path_type=Path), help="dataset with the truth (default: the run's)")
+@click.option("--junit", type=LocalPath(path_type=Path), help="write JUnit XML here")
+@click.option("--json", "json_path", type=LocalPath(path_type=Path), help="write JSON results here")
+@click.option("--history", type=LocalPath(path_type=Path), default=None,
               help="results database to append to (default $GAIASIM_HISTORY or ~/.local/share/gaiasim/)")
 @click.option("--no-history", is_flag=True, help="do not append the results to the results database")
 @click.option("--determinism", is_flag=True, help="also run the pipeline again and compare every output table")
@@ -412,7 +426,7 @@ def _interactive(con, fmt: str, unrestricted: bool) -> None:
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", type=LocalPath(path_type=Path))
 @click.argument("sql", required=False)
 @_format_option("the results")
 @click.option("--unrestricted", is_flag=True,
@@ -433,11 +447,11 @@ def query(run_dir, sql, fmt, unrestricted) -> None:
 
 
 @main.command()
-@click.option("--features", "features_dir", type=click.Path(path_type=Path), default=Path("features"),
+@click.option("--features", "features_dir", type=LocalPath(path_type=Path), default=Path("features"),
               show_default=True, help="folder of the Gherkin features")
-@click.option("--cucumber", type=click.Path(path_type=Path),
+@click.option("--cucumber", type=LocalPath(path_type=Path),
               help="report with the last results: Cucumber Messages (.ndjson) or Cucumber JSON")
-@click.option("--out", type=click.Path(path_type=Path), help="write the matrix (Markdown) here")
+@click.option("--out", type=LocalPath(path_type=Path), help="write the matrix (Markdown) here")
 @_errors
 def trace(features_dir, cucumber, out) -> None:
     """Requirement traceability matrix: requirement -> scenarios (one row per outline example) -> last result."""
@@ -456,14 +470,14 @@ def trace(features_dir, cucumber, out) -> None:
 
 
 @main.command(name="report")
-@click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--html", "html_path", required=True, type=click.Path(path_type=Path), help="HTML file to write")
-@click.option("--dataset", type=click.Path(path_type=Path), help="dataset with the truth (default: the run's)")
-@click.option("--features", "features_dir", type=click.Path(path_type=Path), default=Path("features"),
+@click.argument("run_dir", type=LocalPath(path_type=Path))
+@click.option("--html", "html_path", required=True, type=LocalPath(path_type=Path), help="HTML file to write")
+@click.option("--dataset", type=LocalPath(path_type=Path), help="dataset with the truth (default: the run's)")
+@click.option("--features", "features_dir", type=LocalPath(path_type=Path), default=Path("features"),
               show_default=True, help="Gherkin features, for the traceability matrix")
-@click.option("--cucumber", type=click.Path(path_type=Path),
+@click.option("--cucumber", type=LocalPath(path_type=Path),
               help="report with the last results: Cucumber Messages (.ndjson) or Cucumber JSON")
-@click.option("--history", type=click.Path(path_type=Path), default=None,
+@click.option("--history", type=LocalPath(path_type=Path), default=None,
               help="results database with the previous days and the approvals (default $GAIASIM_HISTORY or "
                    "~/.local/share/gaiasim/)")
 @click.option("--trend-days", type=click.IntRange(1, 1000), default=day_trends.TREND_DAYS, show_default=True,
@@ -482,11 +496,11 @@ def report_cmd(run_dir, html_path, dataset, features_dir, cucumber, history, tre
 
 
 @main.command(name="history")
-@click.option("--db", "db_path", type=click.Path(path_type=Path), default=None,
+@click.option("--db", "db_path", type=LocalPath(path_type=Path), default=None,
               help="results database (default $GAIASIM_HISTORY or ~/.local/share/gaiasim/history.duckdb)")
 @click.option("--requirement", help="only this requirement, e.g. REQ-IPD-001")
 @click.option("--campaign", help="only the validations of this campaign")
-@click.option("--plot", type=click.Path(path_type=Path), help="write a trend plot (PNG) here")
+@click.option("--plot", type=LocalPath(path_type=Path), help="write a trend plot (PNG) here")
 @_format_option("the trends")
 @_errors
 def history_cmd(db_path, requirement, campaign, plot, fmt) -> None:
@@ -512,16 +526,16 @@ def history_cmd(db_path, requirement, campaign, plot, fmt) -> None:
 
 
 @main.command(name="metrics")
-@click.option("--db", "db_path", type=click.Path(path_type=Path), default=None,
+@click.option("--db", "db_path", type=LocalPath(path_type=Path), default=None,
               help="results database (default $GAIASIM_HISTORY or ~/.local/share/gaiasim/history.duckdb)")
 @click.option("--requirement", help="only this requirement, e.g. REQ-IPD-001")
 @click.option("--campaign", help="only the validations of this campaign")
 @click.option("--latest", is_flag=True,
               help="only the latest validation of each campaign, without timestamps (a node_exporter textfile "
                    "collector); default: every validation, timestamped (promtool backfill)")
-@click.option("--run", "run_dirs", multiple=True, type=click.Path(path_type=Path),
+@click.option("--run", "run_dirs", multiple=True, type=LocalPath(path_type=Path),
               help="also the stage times and memory of this validated run's run.json (repeatable)")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=LocalPath(path_type=Path), default=None,
               help="write here, atomically (a textfile collector's NAME.prom); default: standard output")
 @_errors
 def metrics(db_path, requirement, campaign, latest, run_dirs, out) -> None:
@@ -551,10 +565,10 @@ def metrics(db_path, requirement, campaign, latest, run_dirs, out) -> None:
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--dataset", type=click.Path(path_type=Path), help="dataset with the truth (default: the run's)")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), help="write the rows as JSON here")
-@click.option("--plot", "plot_path", type=click.Path(path_type=Path),
+@click.argument("run_dir", type=LocalPath(path_type=Path))
+@click.option("--dataset", type=LocalPath(path_type=Path), help="dataset with the truth (default: the run's)")
+@click.option("--json", "json_path", type=LocalPath(path_type=Path), help="write the rows as JSON here")
+@click.option("--plot", "plot_path", type=LocalPath(path_type=Path),
               help="write a PNG of the curves here (report extra)")
 @_format_option("the rows (CSV: the precision rows only, one table; JSON: every section, as --json writes)")
 @_errors
@@ -600,7 +614,7 @@ def fidelity(run_dir, dataset, json_path, plot_path, fmt) -> None:
 
 
 @main.command()
-@click.argument("folder", type=click.Path(path_type=Path))
+@click.argument("folder", type=LocalPath(path_type=Path))
 @_format_option("the files that differ")
 @_errors
 def verify(folder, fmt) -> None:
@@ -622,7 +636,7 @@ def verify(folder, fmt) -> None:
 
 
 @main.command(name="icd")
-@click.option("--xtce", "xtce_path", type=click.Path(path_type=Path, allow_dash=True),
+@click.option("--xtce", "xtce_path", type=LocalPath(path_type=Path, allow_dash=True),
               help="write the ICD as an XTCE 1.2 document to this file ('-': standard output); docs/xtce.md")
 @click.option("--flat", is_flag=True, help="with --xtce: each array element its own parameter, for decoders "
               "without XTCE arrays (space_packet_parser 6)")
@@ -650,7 +664,7 @@ def icd_cmd(xtce_path, flat, fmt) -> None:
 
 
 @main.command()
-@click.option("--out", type=click.Path(path_type=Path), help="folder for the demo (default: a temporary one)")
+@click.option("--out", type=LocalPath(path_type=Path), help="folder for the demo (default: a temporary one)")
 @_sut_options
 @_errors
 def demo(out, sut_spec, sut_timeout) -> None:
@@ -670,13 +684,13 @@ def demo(out, sut_spec, sut_timeout) -> None:
 
 
 @main.command()
-@click.argument("run_a", type=click.Path(path_type=Path))
-@click.argument("run_b", type=click.Path(path_type=Path))
-@click.option("--tolerances", type=click.Path(path_type=Path), default=None,
+@click.argument("run_a", type=LocalPath(path_type=Path))
+@click.argument("run_b", type=LocalPath(path_type=Path))
+@click.option("--tolerances", type=LocalPath(path_type=Path), default=None,
               help="tolerance TOML (default datasets/compare/tolerances.toml)")
-@click.option("--json", "json_path", type=click.Path(path_type=Path),
+@click.option("--json", "json_path", type=LocalPath(path_type=Path),
               help="write the comparison as JSON here (what 'gaiasim baseline approve' takes)")
-@click.option("--history", type=click.Path(path_type=Path), default=None,
+@click.option("--history", type=LocalPath(path_type=Path), default=None,
               help="results database with the approvals (default $GAIASIM_HISTORY or ~/.local/share/gaiasim/)")
 @click.option("--no-approvals", is_flag=True, help="fail on any difference, approved or not")
 @_format_option("the comparison (json: what --json writes)")
@@ -724,9 +738,9 @@ def baseline() -> None:
 
 
 @baseline.command("approve")
-@click.argument("diff", type=click.Path(path_type=Path))
+@click.argument("diff", type=LocalPath(path_type=Path))
 @click.option("--reason", required=True, help="why the differences are right (recorded with your name)")
-@click.option("--history", type=click.Path(path_type=Path), default=None,
+@click.option("--history", type=LocalPath(path_type=Path), default=None,
               help="results database (default $GAIASIM_HISTORY or ~/.local/share/gaiasim/history.duckdb)")
 @_errors
 def baseline_approve(diff, reason, history) -> None:
@@ -741,7 +755,7 @@ def baseline_approve(diff, reason, history) -> None:
 
 
 @baseline.command("list")
-@click.option("--history", type=click.Path(path_type=Path), default=None,
+@click.option("--history", type=LocalPath(path_type=Path), default=None,
               help="results database (default $GAIASIM_HISTORY or ~/.local/share/gaiasim/history.duckdb)")
 @_format_option("the approvals")
 @_errors
@@ -760,8 +774,8 @@ def baseline_list(history, fmt) -> None:
 
 
 @main.command()
-@click.argument("dataset", type=click.Path(path_type=Path))
-@click.option("--inbox", required=True, type=click.Path(path_type=Path), help="folder to deliver the TM files into")
+@click.argument("dataset", type=LocalPath(path_type=Path))
+@click.option("--inbox", required=True, type=LocalPath(path_type=Path), help="folder to deliver the TM files into")
 @click.option("--speed", required=True, help="times real time (a number > 0, e.g. 3600: 8 h in 8 s), or max")
 @_format_option("the delivery log")
 @_errors
@@ -777,10 +791,10 @@ def replay(dataset, inbox, speed, fmt) -> None:
 
 @main.command()
 @click.argument("spec")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="campaign folder (a rerun resumes it)")
-@click.option("--cache", type=click.Path(path_type=Path), default=None,
+@click.option("--out", required=True, type=LocalPath(path_type=Path), help="campaign folder (a rerun resumes it)")
+@click.option("--cache", type=LocalPath(path_type=Path), default=None,
               help="datasets and clean runs, reusable by other campaigns (default OUT/cache)")
-@click.option("--history", type=click.Path(path_type=Path), default=None,
+@click.option("--history", type=LocalPath(path_type=Path), default=None,
               help="results database to append to (default $GAIASIM_HISTORY or ~/.local/share/gaiasim/)")
 @click.option("--sut", "sut_spec", default=None,
               help=f"system under test, instead of the spec's [sut] (default builtin): {suts.SPEC_HELP}")
