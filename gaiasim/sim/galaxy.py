@@ -295,7 +295,7 @@ MG_GRID = np.arange(-4.5 + MG_STEP / 2, 16.0, MG_STEP)
 A0_STEP = 0.1
 A0_GRID = np.arange(0.0, 40.0 + A0_STEP / 2, A0_STEP)
 
-#: Components: (population, kind) with kind 0 main sequence, 1 giants.
+#: Populations, in the order of the truth's population codes (gaiasim.sim.source_physics).
 POPULATIONS = ("thin", "thick", "halo", "bulge")
 #: Density groups: the thin disc's age bins one by one ("thin0" the youngest), then the other populations; each
 #: has its own density law, luminosity functions and local density (:func:`local_densities`).
