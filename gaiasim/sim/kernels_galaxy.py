@@ -87,11 +87,12 @@ def densities(x, y, z, p, local, eps, out):
     xc, yc = p[P_R0] - x, y  # Galactocentric, x towards the Sun
     r = math.sqrt(xc * xc + yc * yc)
     n = eps.shape[0]
-    inside = r <= p[P_RMAX]
-    for i in range(n):
-        law = _thin_law(r, zg, eps[i], i == 0, p) / _thin_law(p[P_R0], p[P_ZSUN], eps[i], i == 0, p)
-        out[i] = local[i] * law if inside else 0.0
-    out[n] = local[n] * _thick_law(r, zg, p) / _thick_law(p[P_R0], p[P_ZSUN], p) if inside else 0.0
+    out[:n + 1] = 0.0  # the discs end at R_max
+    if r <= p[P_RMAX]:
+        for i in range(n):
+            law = _thin_law(r, zg, eps[i], i == 0, p) / _thin_law(p[P_R0], p[P_ZSUN], eps[i], i == 0, p)
+            out[i] = local[i] * law
+        out[n] = local[n] * _thick_law(r, zg, p) / _thick_law(p[P_R0], p[P_ZSUN], p)
     out[n + 1] = local[n + 1] * _halo_law(r, zg, p) / _halo_law(p[P_R0], p[P_ZSUN], p)
     out[n + 2] = local[n + 2] * _bulge_law(xc, yc, zg, p)
 

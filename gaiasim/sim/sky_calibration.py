@@ -131,18 +131,24 @@ def shape_metrics(params: np.ndarray) -> dict[str, np.ndarray]:
     return m
 
 
+#: The group (an index of galaxy.GROUPS) of each component.
+_GROUP_OF = np.array([g.GROUPS.index(group) for group, _ in g.COMPONENTS])
+
+
+@functools.cache
+def _kind_shares(giants: float) -> np.ndarray:
+    """Each component's share at ``giants`` giants per star over its share in the tables (the frozen value)."""
+    out = np.empty(len(g.COMPONENTS))
+    for c, (group, kind) in enumerate(g.COMPONENTS):
+        frozen, wanted = g.giant_fraction(group), g.giant_fraction(group, giants)
+        out[c] = (1.0 - wanted) / (1.0 - frozen) if kind == 0 else (wanted / frozen if frozen > 0 else 0.0)
+    return out
+
+
 def component_weights(local: np.ndarray, giants: float = g.GIANT_FRACTION) -> np.ndarray:
     """The weight of each component (galaxy.COMPONENTS) in the metrics: its group's local density, its kind's
     share rescaled from the frozen giants' share (the tables') to ``giants``."""
-    out = np.empty(len(g.COMPONENTS))
-    for c, (group, kind) in enumerate(g.COMPONENTS):
-        frozen = g.giant_fraction(group)
-        if kind == 0:
-            share = (1.0 - g.giant_fraction(group, giants)) / (1.0 - frozen)
-        else:
-            share = g.giant_fraction(group, giants) / frozen if frozen > 0 else 0.0
-        out[c] = local[g.GROUPS.index(group)] * share
-    return out
+    return local[_GROUP_OF] * _kind_shares(float(giants))
 
 
 def references() -> dict[str, float | np.ndarray]:
